@@ -1,0 +1,75 @@
+/* Helpers shared by the core's translation units; never exported. */
+
+#ifndef WX_INTERNAL_HPP
+#define WX_INTERNAL_HPP
+
+#include <cstring>
+#include <new>
+#include <string>
+#include <string_view>
+
+#include "wx_core.h"
+
+namespace wx {
+
+inline std::string_view
+view(wx_span_t s)
+{
+    return s.data ? std::string_view(reinterpret_cast<const char *>(s.data),
+                                     s.len)
+                  : std::string_view();
+}
+
+inline wx_span_t
+span(std::string_view s)
+{
+    return {reinterpret_cast<const unsigned char *>(s.data()), s.size()};
+}
+
+/* Copies s into the caller's memory; an empty s gives an empty span. */
+inline wx_status_t
+copy_out(const wx_allocator_t *a, std::string_view s, wx_span_t *out)
+{
+    if (s.empty()) {
+        *out = {nullptr, 0};
+        return WX_OK;
+    }
+
+    auto *p = static_cast<unsigned char *>(a->alloc(a->pool, s.size()));
+    if (p == nullptr) {
+        return WX_ERR_NOMEM;
+    }
+
+    std::memcpy(p, s.data(), s.size());
+    *out = {p, s.size()};
+    return WX_OK;
+}
+
+/* Runs f, turning any exception into a status: none crosses the C ABI. */
+template <class F>
+wx_status_t
+guarded(F &&f) noexcept
+{
+    try {
+        return f();
+    } catch (const std::bad_alloc &) {
+        return WX_ERR_NOMEM;
+    } catch (...) {
+        return WX_ERR_INTERNAL;
+    }
+}
+
+/* Writes 2n lower-case hex digits. */
+void hex_into(const unsigned char *p, size_t n, char *out);
+
+inline std::string
+hex(const unsigned char *p, size_t n)
+{
+    std::string s(n * 2, '\0');
+    hex_into(p, n, s.data());
+    return s;
+}
+
+} // namespace wx
+
+#endif

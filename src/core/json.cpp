@@ -1,0 +1,28 @@
+#include <nlohmann/json.hpp>
+
+#include "internal.hpp"
+
+extern "C" wx_status_t
+wx_json_object(const wx_json_field_t *fields, size_t n,
+    const wx_allocator_t *a, wx_span_t *out)
+{
+    return wx::guarded([&] {
+        nlohmann::ordered_json obj = nlohmann::ordered_json::object();
+
+        for (size_t i = 0; i < n; i++) {
+            const wx_json_field_t &f = fields[i];
+
+            if (f.type == WX_JSON_INTEGER) {
+                obj[f.key] = f.integer;
+            } else {
+                obj[f.key] = std::string(wx::view(f.string));
+            }
+        }
+
+        /* invalid UTF-8 from a client is replaced, never thrown on */
+        std::string text = obj.dump(-1, ' ', false,
+                                    nlohmann::json::error_handler_t::replace);
+
+        return wx::copy_out(a, text, out);
+    });
+}

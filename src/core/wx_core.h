@@ -1,0 +1,185 @@
+/*
+ * ngx_http_wechat_module core: the pure logic of the module (signatures,
+ * event XML, replies, scenes, JSON, message encryption) behind a small C ABI.
+ *
+ * Byte spans go in, status codes come out.  Whatever the core produces is
+ * written into memory obtained from the caller's allocator, so that nginx
+ * pools own it.  No C++ type and no exception crosses this header.
+ */
+
+#ifndef WX_CORE_H
+#define WX_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+
+typedef enum {
+    WX_OK = 0,
+    WX_ERR_ARGS,          /* a required argument is missing or unusable */
+    WX_ERR_NOMEM,         /* the allocator returned NULL */
+    WX_ERR_SIGNATURE,     /* a signature does not match */
+    WX_ERR_XML,           /* malformed XML, or not a WeChat push */
+    WX_ERR_XML_HOSTILE,   /* DOCTYPE, entities, non-UTF-8, NUL, too deep */
+    WX_ERR_XML_DUPLICATE, /* a known field appears twice */
+    WX_ERR_TOO_LARGE,     /* document or field over its cap */
+    WX_ERR_BASE64,        /* invalid base64 */
+    WX_ERR_CRYPTO,        /* cipher failure or bad ciphertext length */
+    WX_ERR_PADDING,       /* PKCS#7 padding out of 1..32 or inconsistent */
+    WX_ERR_LENGTH,        /* msg_len outside the decrypted buffer */
+    WX_ERR_APPID,         /* the AppID trailer is not ours */
+    WX_ERR_RANDOM,        /* RAND_bytes failed */
+    WX_ERR_INTERNAL
+} wx_status_t;
+
+
+typedef struct {
+    const unsigned char  *data;
+    size_t                len;
+} wx_span_t;
+
+
+/* Returns size bytes owned by the caller's pool, or NULL. */
+typedef void *(*wx_alloc_pt)(void *pool, size_t size);
+
+typedef struct {
+    wx_alloc_pt           alloc;
+    void                 *pool;
+} wx_allocator_t;
+
+
+const char *wx_status_text(wx_status_t status);
+
+
+/* Signatures: lower-case hex of sha1 over the fields sorted as strings. */
+
+#define WX_SIGNATURE_LEN  40
+
+wx_status_t wx_signature_compute(const wx_span_t *fields, size_t n,
+    char out[WX_SIGNATURE_LEN]);
+
+/* WX_OK when signature matches; the comparison takes constant time. */
+wx_status_t wx_signature_verify(const wx_span_t *fields, size_t n,
+    wx_span_t signature);
+
+/* Constant-time equality of two spans (lengths are not secret). */
+int wx_equal_const_time(wx_span_t a, wx_span_t b);
+
+/* Lower-case hex of sha1 / sha256 of data. */
+#define WX_SHA1_HEX_LEN    40
+#define WX_SHA256_HEX_LEN  64
+
+wx_status_t wx_sha1_hex(wx_span_t data, char out[WX_SHA1_HEX_LEN]);
+wx_status_t wx_sha256_hex(wx_span_t data, char out[WX_SHA256_HEX_LEN]);
+
+
+/* Event XML. */
+
+#define WX_XML_MAX_SIZE    65536   /* bytes of a whole push */
+#define WX_XML_MAX_DEPTH   8       /* SendPicsInfo/PicList/item nest to 5 */
+
+typedef struct {
+    wx_span_t             to_user;
+    wx_span_t             from_user;
+    wx_span_t             create_time;
+    wx_span_t             msg_type;
+    wx_span_t             event;
+    wx_span_t             event_key;
+    wx_span_t             ticket;
+    wx_span_t             msg_id;
+    wx_span_t             content;
+    wx_span_t             encrypt;
+} wx_event_t;
+
+/*
+ * Parses a push with a hardened libxml2 reader: no DTD, no entities, no
+ * network, UTF-8 only, size and depth capped, each known field at most once.
+ * Field values are copied into the allocator's memory; absent fields are
+ * empty spans.
+ */
+wx_status_t wx_event_parse(wx_span_t xml, const wx_allocator_t *a,
+    wx_event_t *ev);
+
+/* The libxml2 option mask the parser uses, for the test that pins it. */
+int wx_xml_parser_options(void);
+
+
+/* Passive text reply; "]]>" inside the text is split across CDATA. */
+wx_status_t wx_reply_text(wx_span_t to_user, wx_span_t from_user,
+    int64_t create_time, wx_span_t content, const wx_allocator_t *a,
+    wx_span_t *out);
+
+
+/* Scenes. */
+
+/*
+ * The scene a subscribe or SCAN event carries: "qrscene_X" for subscribe
+ * and "X" for SCAN both give "X".  An empty span when there is none.
+ */
+wx_span_t wx_scene_from_event(wx_span_t event, wx_span_t event_key);
+
+#define WX_SCENE_LEN  36   /* "wxs_" and 32 hex digits: 128 random bits */
+#define WX_TOKEN_LEN  32   /* 128 random bits as hex */
+
+wx_status_t wx_scene_new(char out[WX_SCENE_LEN]);
+int wx_scene_is_ours(wx_span_t scene);
+
+/* Lower-case hex of n random bytes from RAND_bytes, into 2n chars. */
+wx_status_t wx_random_hex(char *out, size_t n);
+
+
+/* JSON objects built with a JSON library, for the HTTP answers. */
+
+typedef enum {
+    WX_JSON_STRING,
+    WX_JSON_INTEGER
+} wx_json_type_t;
+
+typedef struct {
+    const char           *key;
+    wx_json_type_t        type;
+    wx_span_t             string;
+    int64_t               integer;
+} wx_json_field_t;
+
+wx_status_t wx_json_object(const wx_json_field_t *fields, size_t n,
+    const wx_allocator_t *a, wx_span_t *out);
+
+
+/* Safe mode message encryption (EncodingAESKey, AES-256-CBC). */
+
+#define WX_AES_KEY_LEN       32
+#define WX_ENCODING_KEY_LEN  43
+
+/* Decodes a 43-character EncodingAESKey into its 32-byte AES key. */
+wx_status_t wx_aes_key_decode(wx_span_t encoding_key,
+    unsigned char key[WX_AES_KEY_LEN]);
+
+/*
+ * Decrypts the base64 Encrypt field; checks the padding, msg_len and that
+ * the AppID trailer equals appid.  The message goes to out.
+ */
+wx_status_t wx_aes_decrypt(const unsigned char key[WX_AES_KEY_LEN],
+    wx_span_t encrypt, wx_span_t appid, const wx_allocator_t *a,
+    wx_span_t *out);
+
+/* Encrypts msg for appid with 16 random bytes in front; base64 to out. */
+wx_status_t wx_aes_encrypt(const unsigned char key[WX_AES_KEY_LEN],
+    wx_span_t msg, wx_span_t appid, const wx_allocator_t *a,
+    wx_span_t *out);
+
+/* The encrypted reply XML with its MsgSignature over token and the rest. */
+wx_status_t wx_encrypted_reply(wx_span_t token, wx_span_t encrypt,
+    int64_t timestamp, wx_span_t nonce, const wx_allocator_t *a,
+    wx_span_t *out);
+
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WX_CORE_H */

@@ -1,0 +1,277 @@
+#include <array>
+#include <memory>
+
+#include <libxml/parser.h>
+#include <libxml/SAX2.h>
+#include <libxml/tree.h>
+
+#include "internal.hpp"
+
+namespace {
+
+/*
+ * No XML_PARSE_NOENT, DTDLOAD, DTDATTR, DTDVALID, XINCLUDE or HUGE: entities
+ * stay unexpanded, no DTD is read and libxml2 keeps its own size limits.
+ * The declared encoding is ignored because only UTF-8 passes the pre-check.
+ */
+constexpr int parser_options = XML_PARSE_NONET | XML_PARSE_NOERROR
+                               | XML_PARSE_NOWARNING | XML_PARSE_IGNORE_ENC;
+
+struct parser_ctxt_free {
+    void operator()(xmlParserCtxt *c) const { xmlFreeParserCtxt(c); }
+};
+
+struct doc_free {
+    void operator()(xmlDoc *d) const { xmlFreeDoc(d); }
+};
+
+struct xml_char_free {
+    void operator()(xmlChar *s) const { xmlFree(s); }
+};
+
+using parser_ctxt_ptr = std::unique_ptr<xmlParserCtxt, parser_ctxt_free>;
+using doc_ptr = std::unique_ptr<xmlDoc, doc_free>;
+using xml_char_ptr = std::unique_ptr<xmlChar, xml_char_free>;
+
+struct parse_state {
+    bool  hostile = false;
+};
+
+void
+stop_hostile(void *ctx)
+{
+    auto *ctxt = static_cast<xmlParserCtxtPtr>(ctx);
+
+    static_cast<parse_state *>(ctxt->_private)->hostile = true;
+    xmlStopParser(ctxt);
+}
+
+/* Any DOCTYPE stops the parse before its internal subset is read. */
+void
+on_internal_subset(void *ctx, const xmlChar *, const xmlChar *,
+    const xmlChar *)
+{
+    stop_hostile(ctx);
+}
+
+void
+on_entity_decl(void *ctx, const xmlChar *, int, const xmlChar *,
+    const xmlChar *, xmlChar *)
+{
+    stop_hostile(ctx);
+}
+
+void
+on_reference(void *ctx, const xmlChar *)
+{
+    stop_hostile(ctx);
+}
+
+void
+on_start_element(void *ctx, const xmlChar *localname, const xmlChar *prefix,
+    const xmlChar *uri, int nb_namespaces, const xmlChar **namespaces,
+    int nb_attributes, int nb_defaulted, const xmlChar **attributes)
+{
+    auto *ctxt = static_cast<xmlParserCtxtPtr>(ctx);
+
+    /* nameNr counts the open ancestors of this element */
+    if (ctxt->nameNr >= WX_XML_MAX_DEPTH) {
+        stop_hostile(ctx);
+        return;
+    }
+
+    xmlSAX2StartElementNs(ctx, localname, prefix, uri, nb_namespaces,
+                          namespaces, nb_attributes, nb_defaulted,
+                          attributes);
+}
+
+char
+ascii_lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+bool
+equal_ignore_case(std::string_view a, std::string_view b)
+{
+    if (a.size() != b.size()) {
+        return false;
+    }
+
+    for (size_t i = 0; i < a.size(); i++) {
+        if (ascii_lower(a[i]) != ascii_lower(b[i])) {
+            return false;
+        }
+    }
+
+    return true;
+}
+
+/* UTF-8 only: no UTF-16/32 byte order mark, no other declared encoding. */
+bool
+utf8_declared(std::string_view doc)
+{
+    if (doc.size() >= 2
+        && ((doc[0] == '\xfe' && doc[1] == '\xff')
+            || (doc[0] == '\xff' && doc[1] == '\xfe')))
+    {
+        return false;
+    }
+
+    if (doc.substr(0, 3) == "\xef\xbb\xbf") {
+        doc.remove_prefix(3);
+    }
+
+    if (doc.substr(0, 5) != "<?xml") {
+        return true;
+    }
+
+    std::string_view decl = doc.substr(0, doc.find("?>"));
+    size_t at = decl.find("encoding");
+    if (at == std::string_view::npos) {
+        return true;
+    }
+
+    decl.remove_prefix(at + 8);
+    size_t open = decl.find_first_of("\"'");
+    if (open == std::string_view::npos) {
+        return false;
+    }
+
+    size_t close = decl.find(decl[open], open + 1);
+    if (close == std::string_view::npos) {
+        return false;
+    }
+
+    std::string_view name = decl.substr(open + 1, close - open - 1);
+
+    return equal_ignore_case(name, "utf-8") || equal_ignore_case(name, "utf8");
+}
+
+struct field_slot {
+    const char  *name;
+    wx_span_t    wx_event_t::*member;
+};
+
+const std::array<field_slot, 10> fields = {{
+    {"ToUserName", &wx_event_t::to_user},
+    {"FromUserName", &wx_event_t::from_user},
+    {"CreateTime", &wx_event_t::create_time},
+    {"MsgType", &wx_event_t::msg_type},
+    {"Event", &wx_event_t::event},
+    {"EventKey", &wx_event_t::event_key},
+    {"Ticket", &wx_event_t::ticket},
+    {"MsgId", &wx_event_t::msg_id},
+    {"Content", &wx_event_t::content},
+    {"Encrypt", &wx_event_t::encrypt},
+}};
+
+wx_status_t
+collect_fields(xmlNode *root, const wx_allocator_t *a, wx_event_t *ev)
+{
+    std::array<bool, fields.size()> seen{};
+
+    for (xmlNode *n = root->children; n != nullptr; n = n->next) {
+        if (n->type != XML_ELEMENT_NODE) {
+            continue;
+        }
+
+        auto name = reinterpret_cast<const char *>(n->name);
+
+        for (size_t i = 0; i < fields.size(); i++) {
+            if (std::strcmp(name, fields[i].name) != 0) {
+                continue;
+            }
+
+            if (seen[i]) {
+                return WX_ERR_XML_DUPLICATE;
+            }
+
+            seen[i] = true;
+
+            xml_char_ptr text(xmlNodeGetContent(n));
+            std::string_view value;
+            if (text) {
+                value = reinterpret_cast<const char *>(text.get());
+            }
+
+            wx_status_t rc = wx::copy_out(a, value, &(ev->*fields[i].member));
+            if (rc != WX_OK) {
+                return rc;
+            }
+
+            break;
+        }
+    }
+
+    return WX_OK;
+}
+
+wx_status_t
+parse(std::string_view doc, const wx_allocator_t *a, wx_event_t *ev)
+{
+    *ev = wx_event_t{};
+
+    if (doc.size() > WX_XML_MAX_SIZE) {
+        return WX_ERR_TOO_LARGE;
+    }
+
+    if (doc.find('\0') != std::string_view::npos || !utf8_declared(doc)) {
+        return WX_ERR_XML_HOSTILE;
+    }
+
+    xmlInitParser();
+
+    parser_ctxt_ptr ctxt(xmlNewParserCtxt());
+    if (!ctxt) {
+        return WX_ERR_NOMEM;
+    }
+
+    parse_state state;
+    ctxt->_private = &state;
+    ctxt->sax->internalSubset = on_internal_subset;
+    ctxt->sax->externalSubset = on_internal_subset;
+    ctxt->sax->entityDecl = on_entity_decl;
+    ctxt->sax->reference = on_reference;
+    ctxt->sax->startElementNs = on_start_element;
+
+    doc_ptr tree(xmlCtxtReadMemory(ctxt.get(), doc.data(),
+                                   static_cast<int>(doc.size()), nullptr,
+                                   "UTF-8", parser_options));
+
+    if (state.hostile) {
+        return WX_ERR_XML_HOSTILE;
+    }
+
+    if (!tree || !ctxt->wellFormed) {
+        return WX_ERR_XML;
+    }
+
+    xmlNode *root = xmlDocGetRootElement(tree.get());
+    if (root == nullptr
+        || std::strcmp(reinterpret_cast<const char *>(root->name), "xml")
+           != 0)
+    {
+        return WX_ERR_XML;
+    }
+
+    return collect_fields(root, a, ev);
+}
+
+} // namespace
+
+extern "C" int
+wx_xml_parser_options(void)
+{
+    return parser_options;
+}
+
+extern "C" wx_status_t
+wx_event_parse(wx_span_t xml, const wx_allocator_t *a, wx_event_t *ev)
+{
+    if (a == nullptr || ev == nullptr) {
+        return WX_ERR_ARGS;
+    }
+
+    return wx::guarded([&] { return parse(wx::view(xml), a, ev); });
+}

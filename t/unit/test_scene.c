@@ -1,0 +1,94 @@
+#include <ctype.h>
+
+#include "wx_test.h"
+
+static void
+test_subscribe_prefix_removed(void **state)
+{
+    (void) state;
+    assert_span_equal(wx_scene_from_event(S("subscribe"), S("qrscene_X")),
+                      "X");
+    /* the prefix comes off once, and only as a prefix */
+    assert_span_equal(wx_scene_from_event(S("subscribe"),
+                                          S("qrscene_qrscene_X")),
+                      "qrscene_X");
+    assert_span_equal(wx_scene_from_event(S("subscribe"), S("X_qrscene_")),
+                      "");
+}
+
+static void
+test_scan_key_is_scene(void **state)
+{
+    (void) state;
+    assert_span_equal(wx_scene_from_event(S("SCAN"), S("X")), "X");
+    assert_span_equal(wx_scene_from_event(S("SCAN"), S("qrscene_X")),
+                      "qrscene_X");
+}
+
+static void
+test_no_scene(void **state)
+{
+    (void) state;
+    /* a plain subscribe, a menu click, a message */
+    assert_span_equal(wx_scene_from_event(S("subscribe"), S("")), "");
+    assert_span_equal(wx_scene_from_event(S("CLICK"), S("qrscene_X")), "");
+    assert_span_equal(wx_scene_from_event(S(""), S("X")), "");
+    assert_span_equal(wx_scene_from_event(S("scan"), S("X")), "");
+}
+
+static void
+test_new_scene_is_ours_and_random(void **state)
+{
+    (void) state;
+    char a[WX_SCENE_LEN], b[WX_SCENE_LEN];
+    wx_span_t sa = { (unsigned char *) a, sizeof(a) };
+
+    assert_int_equal(wx_scene_new(a), WX_OK);
+    assert_int_equal(wx_scene_new(b), WX_OK);
+    assert_memory_equal(a, "wxs_", 4);
+    for (size_t i = 4; i < sizeof(a); i++) {
+        assert_true(isxdigit((unsigned char) a[i]) && !isupper(a[i]));
+    }
+    assert_memory_not_equal(a, b, sizeof(a));
+    assert_true(wx_scene_is_ours(sa));
+}
+
+static void
+test_foreign_scenes(void **state)
+{
+    (void) state;
+    assert_false(wx_scene_is_ours(S("promo2024")));
+    assert_false(wx_scene_is_ours(S("wxs_0123")));
+    assert_false(wx_scene_is_ours(S("wxs_0123456789abcdef0123456789ABCDEF")));
+    assert_false(wx_scene_is_ours(S("wxt_0123456789abcdef0123456789abcdef")));
+    assert_true(wx_scene_is_ours(S("wxs_0123456789abcdef0123456789abcdef")));
+}
+
+static void
+test_random_hex(void **state)
+{
+    (void) state;
+    char out[200];
+
+    memset(out, 'z', sizeof(out));
+    assert_int_equal(wx_random_hex(out, 80), WX_OK);
+    for (size_t i = 0; i < 160; i++) {
+        assert_true(isxdigit((unsigned char) out[i]));
+    }
+    assert_int_equal(out[160], 'z');
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_subscribe_prefix_removed),
+        cmocka_unit_test(test_scan_key_is_scene),
+        cmocka_unit_test(test_no_scene),
+        cmocka_unit_test(test_new_scene_is_ours_and_random),
+        cmocka_unit_test(test_foreign_scenes),
+        cmocka_unit_test(test_random_hex),
+    };
+
+    return cmocka_run_group_tests_name("scene", tests, NULL, NULL);
+}

@@ -1,0 +1,284 @@
+#include <stdio.h>
+
+#include <libxml/parser.h>
+
+#include "wx_test.h"
+
+/* The subscribe sample of ../shared/wechat-protocol.md, verbatim. */
+static const char subscribe_xml[] =
+    "<xml>\n"
+    "<ToUserName><![CDATA[gh_account]]></ToUserName>\n"
+    "<FromUserName><![CDATA[OPENID]]></FromUserName>\n"
+    "<CreateTime>1700000000</CreateTime>\n"
+    "<MsgType><![CDATA[event]]></MsgType>\n"
+    "<Event><![CDATA[subscribe]]></Event>\n"
+    "<EventKey><![CDATA[qrscene_SCENE]]></EventKey>\n"
+    "<Ticket><![CDATA[TICKET]]></Ticket>\n"
+    "</xml>\n";
+
+static wx_status_t
+parse(const char *xml, size_t len, wx_event_t *ev)
+{
+    wx_span_t doc = { (const unsigned char *) xml, len };
+    return wx_event_parse(doc, &test_allocator, ev);
+}
+
+static wx_status_t
+parse_str(const char *xml)
+{
+    wx_event_t ev;
+    return parse(xml, strlen(xml), &ev);
+}
+
+static void
+test_option_mask(void **state)
+{
+    (void) state;
+    int opts = wx_xml_parser_options();
+
+    assert_int_equal(opts, XML_PARSE_NONET | XML_PARSE_NOERROR
+                           | XML_PARSE_NOWARNING | XML_PARSE_IGNORE_ENC);
+    assert_int_equal(opts & (XML_PARSE_NOENT | XML_PARSE_DTDLOAD
+                             | XML_PARSE_DTDATTR | XML_PARSE_DTDVALID
+                             | XML_PARSE_XINCLUDE | XML_PARSE_HUGE), 0);
+}
+
+static void
+test_subscribe_sample(void **state)
+{
+    (void) state;
+    wx_event_t ev;
+
+    assert_int_equal(parse(subscribe_xml, strlen(subscribe_xml), &ev), WX_OK);
+    assert_span_equal(ev.to_user, "gh_account");
+    assert_span_equal(ev.from_user, "OPENID");
+    assert_span_equal(ev.create_time, "1700000000");
+    assert_span_equal(ev.msg_type, "event");
+    assert_span_equal(ev.event, "subscribe");
+    assert_span_equal(ev.event_key, "qrscene_SCENE");
+    assert_span_equal(ev.ticket, "TICKET");
+    assert_span_equal(ev.msg_id, "");
+    assert_span_equal(ev.content, "");
+}
+
+static void
+test_text_message(void **state)
+{
+    (void) state;
+    wx_event_t ev;
+    const char *xml =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+        "<xml><ToUserName><![CDATA[gh_a]]></ToUserName>"
+        "<FromUserName><![CDATA[o1]]></FromUserName>"
+        "<CreateTime>1700000001</CreateTime>"
+        "<MsgType><![CDATA[text]]></MsgType>"
+        "<Content><![CDATA[你好 <b>&amp;</b> ]]]]><![CDATA[>]]> &lt;x&gt;"
+        "</Content><MsgId>1234567890123456</MsgId>"
+        "<Unknown>ignored</Unknown></xml>";
+
+    assert_int_equal(parse(xml, strlen(xml), &ev), WX_OK);
+    assert_span_equal(ev.msg_type, "text");
+    assert_span_equal(ev.content, "你好 <b>&amp;</b> ]]> <x>");
+    assert_span_equal(ev.msg_id, "1234567890123456");
+    assert_span_equal(ev.event, "");
+}
+
+static void
+test_nested_event_allowed(void **state)
+{
+    (void) state;
+    const char *xml =
+        "<xml><MsgType>event</MsgType><Event>pic_sysphoto</Event>"
+        "<SendPicsInfo><Count>1</Count><PicList><item><PicMd5Sum>abc"
+        "</PicMd5Sum></item></PicList></SendPicsInfo></xml>";
+
+    assert_int_equal(parse_str(xml), WX_OK);
+}
+
+static void
+test_xxe_file(void **state)
+{
+    (void) state;
+    assert_int_equal(parse_str(
+        "<?xml version=\"1.0\"?><!DOCTYPE xml [<!ENTITY x SYSTEM "
+        "\"file:///etc/passwd\">]><xml><Content>&x;</Content></xml>"),
+        WX_ERR_XML_HOSTILE);
+}
+
+static void
+test_xxe_http(void **state)
+{
+    (void) state;
+    assert_int_equal(parse_str(
+        "<!DOCTYPE xml [<!ENTITY x SYSTEM \"http://127.0.0.1:1/x\">]>"
+        "<xml><Content>&x;</Content></xml>"), WX_ERR_XML_HOSTILE);
+    assert_int_equal(parse_str(
+        "<!DOCTYPE xml SYSTEM \"http://127.0.0.1:1/x.dtd\">"
+        "<xml><Content>a</Content></xml>"), WX_ERR_XML_HOSTILE);
+}
+
+static void
+test_billion_laughs(void **state)
+{
+    (void) state;
+    assert_int_equal(parse_str(
+        "<?xml version=\"1.0\"?><!DOCTYPE lolz ["
+        "<!ENTITY lol \"lol\">"
+        "<!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">"
+        "<!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">"
+        "<!ENTITY lol4 \"&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;\">"
+        "<!ENTITY lol5 \"&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;\">"
+        "]><xml><Content>&lol5;</Content></xml>"), WX_ERR_XML_HOSTILE);
+}
+
+static void
+test_doctype_without_entities(void **state)
+{
+    (void) state;
+    assert_int_equal(parse_str("<!DOCTYPE xml><xml><Event>SCAN</Event></xml>"),
+                     WX_ERR_XML_HOSTILE);
+}
+
+static void
+test_undeclared_entity(void **state)
+{
+    (void) state;
+    assert_int_not_equal(parse_str("<xml><Content>&x;</Content></xml>"),
+                         WX_OK);
+}
+
+static void
+test_deep_nesting(void **state)
+{
+    (void) state;
+    size_t depth = 10000;
+    char *xml = malloc(depth * 3 + 16);
+    char *p = xml;
+
+    assert_non_null(xml);
+    p += sprintf(p, "<xml>");
+    for (size_t i = 0; i < depth; i++) {
+        p += sprintf(p, "<a>");
+    }
+    /* only the openings: 30 kB, under the size cap, so depth must stop it */
+    sprintf(p, "</xml>");
+
+    wx_event_t ev;
+    wx_status_t rc = parse(xml, strlen(xml), &ev);
+    free(xml);
+
+    assert_int_equal(rc, WX_ERR_XML_HOSTILE);
+
+    /* the cap itself: depth 8 passes, 9 does not */
+    assert_int_equal(parse_str("<xml><a><b><c><d><e><f><g>x</g></f></e></d>"
+                               "</c></b></a></xml>"), WX_OK);
+    assert_int_equal(parse_str("<xml><a><b><c><d><e><f><g><h>x</h></g></f>"
+                               "</e></d></c></b></a></xml>"),
+                     WX_ERR_XML_HOSTILE);
+}
+
+static void
+test_megabyte_text_node(void **state)
+{
+    (void) state;
+    size_t n = 1024 * 1024;
+    char *xml = malloc(n + 64);
+
+    assert_non_null(xml);
+    strcpy(xml, "<xml><Content>");
+    memset(xml + 14, 'a', n);
+    strcpy(xml + 14 + n, "</Content></xml>");
+
+    wx_event_t ev;
+    wx_status_t rc = parse(xml, strlen(xml), &ev);
+    free(xml);
+
+    assert_int_equal(rc, WX_ERR_TOO_LARGE);
+}
+
+static void
+test_truncated(void **state)
+{
+    (void) state;
+    wx_event_t ev;
+
+    assert_int_equal(parse(subscribe_xml, strlen(subscribe_xml) / 2, &ev),
+                     WX_ERR_XML);
+    assert_int_equal(parse_str(""), WX_ERR_XML);
+    assert_int_equal(parse_str("<xml><Event>SCAN</Event>"), WX_ERR_XML);
+    assert_int_equal(parse_str("not xml at all"), WX_ERR_XML);
+}
+
+static void
+test_duplicate_event_key(void **state)
+{
+    (void) state;
+    assert_int_equal(parse_str(
+        "<xml><Event>SCAN</Event><EventKey>a</EventKey>"
+        "<EventKey>b</EventKey></xml>"), WX_ERR_XML_DUPLICATE);
+}
+
+static void
+test_other_encodings(void **state)
+{
+    (void) state;
+    static const char utf16[] =
+        "\xff\xfe<\0x\0m\0l\0>\0<\0/\0x\0m\0l\0>\0";
+    wx_event_t ev;
+
+    assert_int_equal(parse_str(
+        "<?xml version=\"1.0\" encoding=\"UTF-16\"?><xml></xml>"),
+        WX_ERR_XML_HOSTILE);
+    assert_int_equal(parse_str(
+        "<?xml version=\"1.0\" encoding=\"GBK\"?><xml><Content>\xc4\xe3"
+        "</Content></xml>"), WX_ERR_XML_HOSTILE);
+    assert_int_equal(parse(utf16, sizeof(utf16) - 1, &ev), WX_ERR_XML_HOSTILE);
+    assert_int_equal(parse_str(
+        "<?xml version='1.0' encoding='utf-8'?><xml></xml>"), WX_OK);
+    /* invalid UTF-8 under the UTF-8 declaration */
+    assert_int_equal(parse_str("<xml><Content>\xc4\xe3</Content></xml>"),
+                     WX_ERR_XML);
+}
+
+static void
+test_nul_byte(void **state)
+{
+    (void) state;
+    static const char xml[] = "<xml><Content>a\0b</Content></xml>";
+    wx_event_t ev;
+
+    assert_int_equal(parse(xml, sizeof(xml) - 1, &ev), WX_ERR_XML_HOSTILE);
+}
+
+static void
+test_wrong_root(void **state)
+{
+    (void) state;
+    assert_int_equal(parse_str("<root><Event>SCAN</Event></root>"),
+                     WX_ERR_XML);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_option_mask, reset_arena),
+        cmocka_unit_test_setup(test_subscribe_sample, reset_arena),
+        cmocka_unit_test_setup(test_text_message, reset_arena),
+        cmocka_unit_test_setup(test_nested_event_allowed, reset_arena),
+        cmocka_unit_test_setup(test_xxe_file, reset_arena),
+        cmocka_unit_test_setup(test_xxe_http, reset_arena),
+        cmocka_unit_test_setup(test_billion_laughs, reset_arena),
+        cmocka_unit_test_setup(test_doctype_without_entities, reset_arena),
+        cmocka_unit_test_setup(test_undeclared_entity, reset_arena),
+        cmocka_unit_test_setup(test_deep_nesting, reset_arena),
+        cmocka_unit_test_setup(test_megabyte_text_node, reset_arena),
+        cmocka_unit_test_setup(test_truncated, reset_arena),
+        cmocka_unit_test_setup(test_duplicate_event_key, reset_arena),
+        cmocka_unit_test_setup(test_other_encodings, reset_arena),
+        cmocka_unit_test_setup(test_nul_byte, reset_arena),
+        cmocka_unit_test_setup(test_wrong_root, reset_arena),
+    };
+
+    return cmocka_run_group_tests_name("xml", tests, NULL, NULL);
+}
