@@ -1,0 +1,72 @@
+# ngx_http_wechat_module: build, test and run against Debian's nginx.
+#
+#   make deps     install the Debian packages the project needs
+#   make build    build/ngx_http_wechat_module.so for Debian's nginx
+#   make test     deps, build, unit tests (CTest) and integration tests (t/)
+#   make run      start the demo on 127.0.0.1:$(PORT)
+
+SHELL       := /bin/bash
+PORT        ?= 8080
+BUILD       := $(CURDIR)/build
+NGINX_SRC   := /usr/share/nginx/src
+NGINX_BUILD := $(BUILD)/nginx
+MODULE      := $(BUILD)/ngx_http_wechat_module.so
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+PACKAGES := nginx nginx-dev redis-server cmake g++ make pkg-config \
+            libhiredis-dev libxml2-dev libssl-dev libcmocka-dev \
+            nlohmann-json3-dev libpcre2-dev zlib1g-dev perl \
+            libdigest-sha-perl openssl
+
+SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
+                      src/core/*.h) config CMakeLists.txt
+
+.PHONY: all deps build core unit integration test run clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	        | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:" $$missing; \
+	    $(SUDO) apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q \
+	        $$missing; \
+	fi
+
+core:
+	cmake -S . -B $(BUILD)/core -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD)/core -j2
+
+$(NGINX_BUILD)/Makefile: config
+	rm -rf $(NGINX_BUILD)
+	cp -r $(NGINX_SRC) $(NGINX_BUILD)
+	cd $(NGINX_BUILD) && source ./conf_flags && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" \
+	        --add-dynamic-module=$(CURDIR) >$(BUILD)/configure.log 2>&1 \
+	    || { tail -20 $(BUILD)/configure.log; exit 1; }
+
+$(MODULE): core $(NGINX_BUILD)/Makefile $(SOURCES)
+	$(MAKE) -C $(NGINX_BUILD) -f objs/Makefile modules
+	cp $(NGINX_BUILD)/objs/ngx_http_wechat_module.so $@
+
+build: core $(MODULE)
+
+unit: core
+	cd $(BUILD)/core && ctest --output-on-failure
+
+integration: build
+	prove -r t/
+
+test: deps
+	$(MAKE) build
+	$(MAKE) unit
+	$(MAKE) integration
+
+run: deps build
+	perl t/run.pl --port $(PORT)
+
+clean:
+	rm -rf $(BUILD)

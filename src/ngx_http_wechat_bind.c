@@ -1,0 +1,804 @@
+
+/*
+ * ngx_http_wechat_module: the bind flow in Redis.  Scenes are issued for a
+ * trusted user, resolved atomically when WeChat pushes the scan, polled by
+ * the browser, and bindings can be read and removed by the site.
+ */
+
+
+#include "ngx_http_wechat_module.h"
+
+
+#define NGX_HTTP_WECHAT_TOKEN_BYTES  (WX_TOKEN_LEN / 2)
+
+
+static ngx_int_t ngx_http_wechat_qrcode_handler(ngx_http_request_t *r);
+static void ngx_http_wechat_qrcode_done(ngx_http_request_t *r,
+    redisReply *reply);
+static ngx_int_t ngx_http_wechat_poll_handler(ngx_http_request_t *r);
+static void ngx_http_wechat_poll_done(ngx_http_request_t *r,
+    redisReply *reply);
+static ngx_int_t ngx_http_wechat_binding_handler(ngx_http_request_t *r);
+static void ngx_http_wechat_binding_done(ngx_http_request_t *r,
+    redisReply *reply);
+static void ngx_http_wechat_unbind_done(ngx_http_request_t *r,
+    redisReply *reply);
+static void ngx_http_wechat_resolve_done(ngx_http_request_t *r,
+    redisReply *reply);
+static void ngx_http_wechat_unresolved(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+static void ngx_http_wechat_pass_done(ngx_http_request_t *r,
+    redisReply *reply);
+static void ngx_http_wechat_pass_after(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, ngx_int_t rc);
+static ngx_int_t ngx_http_wechat_wait(ngx_http_request_t *r, ngx_int_t rc);
+static ngx_int_t ngx_http_wechat_dedup_id(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, ngx_str_t *id);
+static ngx_int_t ngx_http_wechat_copy_reply(ngx_http_request_t *r,
+    redisReply *reply, ngx_str_t *s);
+static ngx_str_t ngx_http_wechat_now(ngx_http_request_t *r);
+
+
+static ngx_str_t  ngx_http_wechat_outcomes[] = {
+    ngx_string("bound"),
+    ngx_string("conflict"),
+    ngx_string("expired")
+};
+
+
+static ngx_str_t  ngx_http_wechat_dedup_ttl =
+    ngx_string(NGX_HTTP_WECHAT_DEDUP_TTL);
+static ngx_str_t  ngx_http_wechat_stream_maxlen =
+    ngx_string(NGX_HTTP_WECHAT_STREAM_MAXLEN);
+
+
+#define ngx_http_wechat_json_str(k, v)                                       \
+    { k, WX_JSON_STRING, { (const unsigned char *) (v)->data, (v)->len }, 0 }
+
+
+char *
+ngx_http_wechat_qrcode(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "bind") != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid QR code kind \"%V\", it must be "
+                           "\"bind\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_wechat_endpoint(cf, conf, NGX_HTTP_WECHAT_QRCODE,
+                                    ngx_http_wechat_qrcode_handler);
+}
+
+
+char *
+ngx_http_wechat_poll(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    return ngx_http_wechat_endpoint(cf, conf, NGX_HTTP_WECHAT_POLL,
+                                    ngx_http_wechat_poll_handler);
+}
+
+
+char *
+ngx_http_wechat_binding(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    return ngx_http_wechat_endpoint(cf, conf, NGX_HTTP_WECHAT_BINDING,
+                                    ngx_http_wechat_binding_handler);
+}
+
+
+/* Waits for the command just sent, or answers when Redis is away. */
+
+static ngx_int_t
+ngx_http_wechat_wait(ngx_http_request_t *r, ngx_int_t rc)
+{
+    if (rc == NGX_OK) {
+        r->main->count++;
+        return NGX_DONE;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_wechat_send_unavailable(r);
+    }
+
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_wechat_qrcode_handler(ngx_http_request_t *r)
+{
+    u_char                      *p;
+    ngx_int_t                    rc;
+    ngx_str_t                    user, argv[6];
+    wx_span_t                    token;
+    ngx_http_wechat_ctx_t       *ctx;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_POST))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    if (ngx_http_complex_value(r, wlcf->user, &user) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (user.len == 0) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "wechat qrcode: no user");
+        return NGX_HTTP_UNAUTHORIZED;
+    }
+
+    ctx = ngx_http_wechat_create_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the poll token is returned once and kept only as its hash */
+
+    ctx->scene.data = ngx_pnalloc(r->pool, WX_SCENE_LEN + WX_TOKEN_LEN
+                                           + WX_SHA256_HEX_LEN);
+    if (ctx->scene.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->scene.len = WX_SCENE_LEN;
+    ctx->nonce.data = ctx->scene.data + WX_SCENE_LEN;
+    ctx->nonce.len = WX_TOKEN_LEN;
+    p = ctx->nonce.data + WX_TOKEN_LEN;
+
+    token.data = ctx->nonce.data;
+    token.len = WX_TOKEN_LEN;
+
+    if (wx_scene_new((char *) ctx->scene.data) != WX_OK
+        || wx_random_hex((char *) ctx->nonce.data,
+                         NGX_HTTP_WECHAT_TOKEN_BYTES) != WX_OK
+        || wx_sha256_hex(token, (char *) p) != WX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wechat qrcode: no random scene");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_str_set(&argv[0], "1");
+    argv[1] = ngx_http_wechat_key(r, wlcf, "scene:", &ctx->scene);
+    ngx_str_set(&argv[2], "bind");
+    argv[3] = user;
+    argv[4].data = p;
+    argv[4].len = WX_SHA256_HEX_LEN;
+    argv[5].data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+
+    if (argv[1].data == NULL || argv[5].data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    argv[5].len = ngx_sprintf(argv[5].data, "%T", wlcf->qrcode_expire)
+                  - argv[5].data;
+
+    rc = ngx_http_wechat_redis_command(r, ngx_http_wechat_qrcode_done,
+                                       NGX_HTTP_WECHAT_SCRIPT_ISSUE, 6, argv);
+
+    return ngx_http_wechat_wait(r, rc);
+}
+
+
+static void
+ngx_http_wechat_qrcode_done(ngx_http_request_t *r, redisReply *reply)
+{
+    ngx_http_wechat_ctx_t       *ctx;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    if (reply == NULL) {
+        ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
+        return;
+    }
+
+    ctx = ngx_http_wechat_get_ctx(r);
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    wx_json_field_t  answer[] = {
+        ngx_http_wechat_json_str("scene", &ctx->scene),
+        ngx_http_wechat_json_str("token", &ctx->nonce),
+        { "expire_seconds", WX_JSON_INTEGER, { NULL, 0 },
+          wlcf->qrcode_expire }
+    };
+
+    ngx_http_finalize_request(r,
+        ngx_http_wechat_send_json(r, NGX_HTTP_OK, answer, 3));
+}
+
+
+static ngx_int_t
+ngx_http_wechat_poll_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                    rc;
+    ngx_str_t                    argv[5];
+    ngx_http_wechat_ctx_t       *ctx;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    static wx_json_field_t  expired[] = {
+        { "status", WX_JSON_STRING,
+          { (const unsigned char *) "expired", 7 }, 0 }
+    };
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ctx = ngx_http_wechat_create_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_wechat_arg(r, "scene", &ctx->scene) != NGX_OK
+        || ngx_http_wechat_arg(r, "token", &ctx->nonce) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "wechat poll: no \"scene\" or \"token\"");
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (!wx_scene_is_ours(ngx_http_wechat_span(&ctx->scene))) {
+        return ngx_http_wechat_send_json(r, NGX_HTTP_OK, expired, 1);
+    }
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    ngx_str_set(&argv[0], "HMGET");
+    argv[1] = ngx_http_wechat_key(r, wlcf, "scene:", &ctx->scene);
+    ngx_str_set(&argv[2], "status");
+    ngx_str_set(&argv[3], "openid");
+    ngx_str_set(&argv[4], "token");
+
+    if (argv[1].data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_wechat_redis_command(r, ngx_http_wechat_poll_done,
+                                       NGX_HTTP_WECHAT_NO_SCRIPT, 5, argv);
+
+    return ngx_http_wechat_wait(r, rc);
+}
+
+
+static void
+ngx_http_wechat_poll_done(ngx_http_request_t *r, redisReply *reply)
+{
+    size_t                  n;
+    ngx_str_t               status, openid;
+    wx_span_t               token, stored;
+    redisReply            **e;
+    ngx_http_wechat_ctx_t  *ctx;
+    char                    hash[WX_SHA256_HEX_LEN];
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 3)
+    {
+        ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
+        return;
+    }
+
+    ctx = ngx_http_wechat_get_ctx(r);
+    e = reply->element;
+
+    ngx_str_set(&status, "expired");
+    ngx_str_null(&openid);
+    n = 1;
+
+    token = ngx_http_wechat_span(&ctx->nonce);
+
+    /* an unknown scene and a wrong token look the same: expired */
+
+    if (e[0]->type == REDIS_REPLY_STRING && e[2]->type == REDIS_REPLY_STRING
+        && wx_sha256_hex(token, hash) == WX_OK)
+    {
+        stored.data = (const unsigned char *) e[2]->str;
+        stored.len = e[2]->len;
+        token.data = (const unsigned char *) hash;
+        token.len = sizeof(hash);
+
+        if (wx_equal_const_time(token, stored)
+            && ngx_http_wechat_copy_reply(r, e[0], &status) == NGX_OK)
+        {
+            if (e[1]->type == REDIS_REPLY_STRING
+                && ngx_strcmp(status.data, "bound") == 0
+                && ngx_http_wechat_copy_reply(r, e[1], &openid) == NGX_OK)
+            {
+                n = 2;
+            }
+        }
+    }
+
+    wx_json_field_t  answer[] = {
+        ngx_http_wechat_json_str("status", &status),
+        ngx_http_wechat_json_str("openid", &openid)
+    };
+
+    ngx_http_finalize_request(r,
+        ngx_http_wechat_send_json(r, NGX_HTTP_OK, answer, n));
+}
+
+
+static ngx_int_t
+ngx_http_wechat_binding_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                    rc;
+    ngx_str_t                    argv[7];
+    ngx_http_wechat_ctx_t       *ctx;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_DELETE))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    ctx = ngx_http_wechat_create_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* ctx->user or ctx->scene (as the openid) names what was asked */
+
+    if (ngx_http_wechat_arg(r, "user", &ctx->user) == NGX_OK
+        && ctx->user.len)
+    {
+        argv[1] = ngx_http_wechat_key(r, wlcf, "user:", &ctx->user);
+
+    } else if (r->method == NGX_HTTP_GET
+               && ngx_http_wechat_arg(r, "openid", &ctx->scene) == NGX_OK
+               && ctx->scene.len)
+    {
+        argv[1] = ngx_http_wechat_key(r, wlcf, "openid:", &ctx->scene);
+
+    } else {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "wechat binding: no \"user\" or \"openid\"");
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (r->method == NGX_HTTP_GET) {
+        ngx_str_set(&argv[0], "GET");
+
+        rc = ngx_http_wechat_redis_command(r, ngx_http_wechat_binding_done,
+                                           NGX_HTTP_WECHAT_NO_SCRIPT, 2,
+                                           argv);
+        return ngx_http_wechat_wait(r, rc);
+    }
+
+    ngx_str_set(&argv[0], "1");
+    argv[1] = ngx_http_wechat_key(r, wlcf, "resolutions", NULL);
+    argv[2] = wlcf->key_prefix;
+    ngx_str_set(&argv[3], "user");
+    argv[4] = ctx->user;
+    ngx_str_set(&argv[5], "site");
+    argv[6] = ngx_http_wechat_now(r);
+
+    if (argv[1].data == NULL || argv[6].data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_wechat_redis_command(r, ngx_http_wechat_unbind_done,
+                                       NGX_HTTP_WECHAT_SCRIPT_UNBIND, 8,
+                                       argv);
+    return ngx_http_wechat_wait(r, rc);
+}
+
+
+static void
+ngx_http_wechat_binding_done(ngx_http_request_t *r, redisReply *reply)
+{
+    ngx_str_t               found;
+    ngx_http_wechat_ctx_t  *ctx;
+
+    static wx_json_field_t  not_found[] = {
+        { "error", WX_JSON_STRING,
+          { (const unsigned char *) "not found", 9 }, 0 }
+    };
+
+    if (reply == NULL) {
+        ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_STRING) {
+        ngx_http_finalize_request(r,
+            ngx_http_wechat_send_json(r, NGX_HTTP_NOT_FOUND, not_found, 1));
+        return;
+    }
+
+    ctx = ngx_http_wechat_get_ctx(r);
+
+    if (ngx_http_wechat_copy_reply(r, reply, &found) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ctx->user.len) {
+        ctx->scene = found;
+
+    } else {
+        ctx->user = found;
+    }
+
+    wx_json_field_t  answer[] = {
+        ngx_http_wechat_json_str("user", &ctx->user),
+        ngx_http_wechat_json_str("openid", &ctx->scene)
+    };
+
+    ngx_http_finalize_request(r,
+        ngx_http_wechat_send_json(r, NGX_HTTP_OK, answer, 2));
+}
+
+
+static void
+ngx_http_wechat_unbind_done(ngx_http_request_t *r, redisReply *reply)
+{
+    ngx_str_t               status;
+    ngx_http_wechat_ctx_t  *ctx;
+
+    if (reply == NULL) {
+        ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
+        return;
+    }
+
+    ctx = ngx_http_wechat_get_ctx(r);
+
+    /* idempotent: a user with no binding is already unbound */
+
+    ngx_str_set(&status, "unbound");
+
+    wx_json_field_t  answer[] = {
+        ngx_http_wechat_json_str("user", &ctx->user),
+        ngx_http_wechat_json_str("status", &status)
+    };
+
+    ngx_http_finalize_request(r,
+        ngx_http_wechat_send_json(r, NGX_HTTP_OK, answer, 2));
+}
+
+
+/* Resolves a scan of one of our scenes in one script, one round trip. */
+
+void
+ngx_http_wechat_resolve(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
+{
+    ngx_int_t                    rc;
+    ngx_str_t                    argv[10], id, openid;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    if (ngx_http_wechat_dedup_id(r, ctx, &id) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    openid.data = (u_char *) ctx->ev.from_user.data;
+    openid.len = ctx->ev.from_user.len;
+
+    ngx_str_set(&argv[0], "3");
+    argv[1] = ngx_http_wechat_key(r, wlcf, "scene:", &ctx->scene);
+    argv[2] = ngx_http_wechat_key(r, wlcf, "dedup:", &id);
+    argv[3] = ngx_http_wechat_key(r, wlcf, "resolutions", NULL);
+    argv[4] = wlcf->key_prefix;
+    argv[5] = openid;
+    argv[6] = ngx_http_wechat_now(r);
+    argv[7] = ngx_http_wechat_dedup_ttl;
+    argv[8] = ctx->scene;
+    argv[9] = ngx_http_wechat_stream_maxlen;
+
+    if (argv[1].data == NULL || argv[2].data == NULL || argv[3].data == NULL
+        || argv[6].data == NULL)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    rc = ngx_http_wechat_redis_command(r, ngx_http_wechat_resolve_done,
+                                       NGX_HTTP_WECHAT_SCRIPT_RESOLVE, 10,
+                                       argv);
+    if (rc == NGX_ERROR) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_http_wechat_unresolved(r, ctx);
+    }
+}
+
+
+static void
+ngx_http_wechat_resolve_done(ngx_http_request_t *r, redisReply *reply)
+{
+    time_t                       now;
+    ngx_uint_t                   i;
+    wx_span_t                    xml;
+    wx_status_t                  status;
+    redisReply                 **e;
+    wx_allocator_t               a;
+    ngx_http_wechat_ctx_t       *ctx;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    ctx = ngx_http_wechat_get_ctx(r);
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 2
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[1]->type != REDIS_REPLY_STRING)
+    {
+        ngx_http_wechat_unresolved(r, ctx);
+        return;
+    }
+
+    e = reply->element;
+
+    for (i = 0; i < NGX_HTTP_WECHAT_OUTCOMES; i++) {
+        if (e[0]->len == ngx_http_wechat_outcomes[i].len
+            && ngx_strncmp(e[0]->str, ngx_http_wechat_outcomes[i].data,
+                           e[0]->len) == 0)
+        {
+            break;
+        }
+    }
+
+    now = ngx_atotm((u_char *) e[1]->str, e[1]->len);
+
+    if (i == NGX_HTTP_WECHAT_OUTCOMES || now == NGX_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wechat callback: unexpected resolution \"%*s\"",
+                      e[0]->len, e[0]->str);
+        ngx_http_wechat_unresolved(r, ctx);
+        return;
+    }
+
+    ctx->resolution = ngx_http_wechat_outcomes[i];
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "wechat callback: scene \"%V\" %V",
+                   &ctx->scene, &ctx->resolution);
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    /* the reply time is the first answer's, so a retry gets its bytes */
+
+    status = wx_reply_text(ctx->ev.from_user, ctx->ev.to_user, now,
+                           ngx_http_wechat_span(&wlcf->reply[i]), &a, &xml);
+    if (status != WX_OK) {
+        ngx_http_finalize_request(r,
+            ngx_http_wechat_status(r, status, "reply"));
+        return;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_wechat_send_reply(r, ctx, xml));
+}
+
+
+/* No scan is lost: without Redis the push goes to the business app. */
+
+static void
+ngx_http_wechat_unresolved(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
+{
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    ngx_str_set(&ctx->resolution, "unavailable");
+
+    if (wlcf->pass.len == 0) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wechat callback: redis unavailable, scan not "
+                      "resolved: appid \"%V\" openid \"%*s\" event \"%*s\" "
+                      "scene \"%V\" time \"%*s\"",
+                      &wlcf->appid,
+                      ctx->ev.from_user.len, ctx->ev.from_user.data,
+                      ctx->ev.event.len, ctx->ev.event.data, &ctx->scene,
+                      ctx->ev.create_time.len, ctx->ev.create_time.data);
+    }
+
+    ngx_http_wechat_pass(r, ctx);
+}
+
+
+void
+ngx_http_wechat_unbind_openid(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx)
+{
+    ngx_str_t                    argv[7];
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    ngx_str_set(&argv[0], "1");
+    argv[1] = ngx_http_wechat_key(r, wlcf, "resolutions", NULL);
+    argv[2] = wlcf->key_prefix;
+    ngx_str_set(&argv[3], "openid");
+    argv[4].data = (u_char *) ctx->ev.from_user.data;
+    argv[4].len = ctx->ev.from_user.len;
+    ngx_str_set(&argv[5], "unsubscribe");
+    argv[6] = ngx_http_wechat_now(r);
+
+    if (argv[1].data == NULL || argv[6].data == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_wechat_pass_after(r, ctx,
+        ngx_http_wechat_redis_command(r, ngx_http_wechat_pass_done,
+                                      NGX_HTTP_WECHAT_SCRIPT_UNBIND, 7,
+                                      argv));
+}
+
+
+/* Sets $wechat_user, the site user bound to the openid, for the upstream. */
+
+void
+ngx_http_wechat_lookup_user(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx)
+{
+    ngx_str_t                    argv[2], openid;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    openid.data = (u_char *) ctx->ev.from_user.data;
+    openid.len = ctx->ev.from_user.len;
+
+    ngx_str_set(&argv[0], "GET");
+    argv[1] = ngx_http_wechat_key(r, wlcf, "openid:", &openid);
+
+    if (argv[1].data == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_wechat_pass_after(r, ctx,
+        ngx_http_wechat_redis_command(r, ngx_http_wechat_pass_done,
+                                      NGX_HTTP_WECHAT_NO_SCRIPT, 2, argv));
+}
+
+
+static void
+ngx_http_wechat_pass_after(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
+    ngx_int_t rc)
+{
+    if (rc == NGX_ERROR) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_http_wechat_pass(r, ctx);
+    }
+}
+
+
+static void
+ngx_http_wechat_pass_done(ngx_http_request_t *r, redisReply *reply)
+{
+    ngx_http_wechat_ctx_t  *ctx;
+
+    ctx = ngx_http_wechat_get_ctx(r);
+
+    if (reply && reply->type == REDIS_REPLY_STRING) {
+        (void) ngx_http_wechat_copy_reply(r, reply, &ctx->user);
+    }
+
+    ngx_http_wechat_pass(r, ctx);
+}
+
+
+/*
+ * Retries carry the same MsgId, or the same sender, time, event and key;
+ * the fields are length-delimited before hashing so none can bleed into
+ * the next.
+ */
+
+static ngx_int_t
+ngx_http_wechat_dedup_id(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
+    ngx_str_t *id)
+{
+    u_char      *p;
+    size_t       len;
+    wx_span_t    all;
+    ngx_uint_t   i;
+    wx_span_t    parts[5];
+
+    parts[0] = ctx->ev.to_user;
+    parts[1] = ctx->ev.from_user;
+    parts[2] = ctx->ev.create_time;
+    parts[3] = ctx->ev.event;
+    parts[4] = ctx->ev.event_key;
+
+    if (ctx->ev.msg_id.len) {
+        parts[1] = ctx->ev.msg_id;
+        parts[2].len = parts[3].len = parts[4].len = 0;
+    }
+
+    len = 0;
+    for (i = 0; i < 5; i++) {
+        len += NGX_SIZE_T_LEN + 1 + parts[i].len;
+    }
+
+    p = ngx_pnalloc(r->pool, len + WX_SHA1_HEX_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    all.data = p;
+    for (i = 0; i < 5; i++) {
+        p = ngx_sprintf(p, "%uz:", parts[i].len);
+        p = ngx_cpymem(p, parts[i].data, parts[i].len);
+    }
+
+    all.len = p - all.data;
+
+    if (wx_sha1_hex(all, (char *) p) != WX_OK) {
+        return NGX_ERROR;
+    }
+
+    id->data = p;
+    id->len = WX_SHA1_HEX_LEN;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_wechat_copy_reply(ngx_http_request_t *r, redisReply *reply,
+    ngx_str_t *s)
+{
+    /* hiredis frees the reply after the callback; the request keeps a copy */
+
+    s->data = ngx_pnalloc(r->pool, reply->len + 1);
+    if (s->data == NULL) {
+        s->len = 0;
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(s->data, reply->str, reply->len);
+    s->data[reply->len] = '\0';
+    s->len = reply->len;
+
+    return NGX_OK;
+}
+
+
+static ngx_str_t
+ngx_http_wechat_now(ngx_http_request_t *r)
+{
+    ngx_str_t  now;
+
+    now.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (now.data == NULL) {
+        now.len = 0;
+        return now;
+    }
+
+    now.len = ngx_sprintf(now.data, "%T", ngx_time()) - now.data;
+
+    return now;
+}

@@ -1,0 +1,428 @@
+
+/*
+ * ngx_http_wechat_module: the callback URL WeChat calls.  GET verifies the
+ * server URL; POST carries a signed push, which is parsed, resolved here
+ * when it is one of our scenes, and otherwise passed to the business app.
+ */
+
+
+#include "ngx_http_wechat_module.h"
+
+
+static ngx_int_t ngx_http_wechat_callback_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_wechat_verify_url(ngx_http_request_t *r,
+    ngx_http_wechat_loc_conf_t *wlcf);
+static ngx_int_t ngx_http_wechat_check_query(ngx_http_request_t *r,
+    ngx_http_wechat_loc_conf_t *wlcf, ngx_http_wechat_ctx_t *ctx,
+    ngx_uint_t check_time);
+static void ngx_http_wechat_callback_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_wechat_process(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+static ngx_int_t ngx_http_wechat_read_body(ngx_http_request_t *r,
+    ngx_str_t *body);
+static ngx_int_t ngx_http_wechat_dispatch(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+
+
+static ngx_str_t  ngx_http_wechat_success = ngx_string("success");
+
+
+char *
+ngx_http_wechat_callback(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    return ngx_http_wechat_endpoint(cf, conf, NGX_HTTP_WECHAT_CALLBACK,
+                                    ngx_http_wechat_callback_handler);
+}
+
+
+static ngx_int_t
+ngx_http_wechat_callback_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                    rc;
+    ngx_http_wechat_ctx_t       *ctx;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    if (r->method == NGX_HTTP_GET) {
+        return ngx_http_wechat_verify_url(r, wlcf);
+    }
+
+    if (r->method != NGX_HTTP_POST) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "wechat callback: method \"%V\" not allowed",
+                      &r->method_name);
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    ctx = ngx_http_wechat_create_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* a forged query is refused before its body is read */
+
+    rc = ngx_http_wechat_check_query(r, wlcf, ctx, 1);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_wechat_callback_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_wechat_verify_url(ngx_http_request_t *r,
+    ngx_http_wechat_loc_conf_t *wlcf)
+{
+    ngx_int_t   rc;
+    ngx_str_t   echostr;
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rc = ngx_http_wechat_check_query(r, wlcf, NULL, 0);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rc = ngx_http_wechat_arg(r, "echostr", &echostr);
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "wechat callback: verification without \"echostr\"");
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "wechat callback: server url verified");
+
+    return ngx_http_wechat_send(r, NGX_HTTP_OK, "text/plain", echostr.data,
+                                echostr.len);
+}
+
+
+static ngx_int_t
+ngx_http_wechat_check_query(ngx_http_request_t *r,
+    ngx_http_wechat_loc_conf_t *wlcf, ngx_http_wechat_ctx_t *ctx,
+    ngx_uint_t check_time)
+{
+    time_t      ts;
+    ngx_str_t   args[3];
+    wx_span_t   fields[3];
+    ngx_uint_t  i;
+
+    static const char  *names[] = { "signature", "timestamp", "nonce" };
+
+    for (i = 0; i < 3; i++) {
+        switch (ngx_http_wechat_arg(r, names[i], &args[i])) {
+
+        case NGX_ERROR:
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+        case NGX_DECLINED:
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "wechat callback: no \"%s\" in the query",
+                          names[i]);
+            return NGX_HTTP_FORBIDDEN;
+        }
+    }
+
+    fields[0] = ngx_http_wechat_span(&wlcf->token);
+    fields[1] = ngx_http_wechat_span(&args[1]);
+    fields[2] = ngx_http_wechat_span(&args[2]);
+
+    if (wx_signature_verify(fields, 3, ngx_http_wechat_span(&args[0]))
+        != WX_OK)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "wechat callback: signature mismatch");
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    if (check_time) {
+        ts = ngx_atotm(args[1].data, args[1].len);
+
+        /* the plaintext signature does not cover the body: bound replays */
+
+        if (ts == NGX_ERROR
+            || ngx_abs(ngx_time() - ts) > wlcf->timestamp_skew)
+        {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "wechat callback: stale timestamp \"%V\"",
+                          &args[1]);
+            return NGX_HTTP_FORBIDDEN;
+        }
+    }
+
+    if (ctx) {
+        ctx->timestamp = args[1];
+        ctx->nonce = args[2];
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_wechat_callback_body(ngx_http_request_t *r)
+{
+    ngx_int_t               rc;
+    ngx_http_wechat_ctx_t  *ctx;
+
+    ctx = ngx_http_wechat_get_ctx(r);
+
+    rc = ngx_http_wechat_process(r, ctx);
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_wechat_process(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
+{
+    ngx_int_t       rc;
+    ngx_str_t       body;
+    wx_status_t     status;
+    wx_allocator_t  a;
+
+    rc = ngx_http_wechat_read_body(r, &body);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    status = wx_event_parse(ngx_http_wechat_span(&body), &a, &ctx->ev);
+    if (status != WX_OK) {
+        return ngx_http_wechat_status(r, status, "push");
+    }
+
+    rc = ngx_http_wechat_decrypt(r, ctx);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ctx->parsed = 1;
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "wechat callback: %*s from %*s",
+                   ctx->ev.msg_type.len, ctx->ev.msg_type.data,
+                   ctx->ev.from_user.len, ctx->ev.from_user.data);
+
+    return ngx_http_wechat_dispatch(r, ctx);
+}
+
+
+/* Maps a core status to the answer, with one line naming the reason. */
+
+ngx_int_t
+ngx_http_wechat_status(ngx_http_request_t *r, wx_status_t status,
+    const char *what)
+{
+    ngx_int_t  rc;
+
+    switch (status) {
+
+    case WX_ERR_TOO_LARGE:
+        rc = NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+        break;
+
+    case WX_ERR_NOMEM:
+    case WX_ERR_RANDOM:
+    case WX_ERR_INTERNAL:
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wechat callback: %s: %s", what,
+                      wx_status_text(status));
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    case WX_ERR_SIGNATURE:
+        rc = NGX_HTTP_FORBIDDEN;
+        break;
+
+    default:
+        rc = NGX_HTTP_BAD_REQUEST;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "wechat callback: %s rejected: %s", what,
+                  wx_status_text(status));
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_wechat_read_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char       *p;
+    off_t         len;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    len = 0;
+
+    if (r->request_body) {
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            len += ngx_buf_size(cl->buf);
+        }
+    }
+
+    if (len == 0) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "wechat callback: empty push body");
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (len > WX_XML_MAX_SIZE) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "wechat callback: push of %O bytes is over %d",
+                      len, WX_XML_MAX_SIZE);
+        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+
+    cl = r->request_body->bufs;
+    b = cl->buf;
+
+    if (cl->next == NULL && !b->in_file) {
+        body->data = b->pos;
+        body->len = len;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    body->data = p;
+    body->len = len;
+
+    for ( /* void */ ; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (!b->in_file) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                          b->file_pos);
+        if (n != b->file_last - b->file_pos) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p += n;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_wechat_dispatch(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
+{
+    wx_span_t                     scene;
+    ngx_http_wechat_loc_conf_t   *wlcf;
+    ngx_http_wechat_main_conf_t  *wmcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+    wmcf = ngx_http_get_module_main_conf(r, ngx_http_wechat_module);
+
+    scene = wx_scene_from_event(ctx->ev.event, ctx->ev.event_key);
+    ctx->scene.data = (u_char *) scene.data;
+    ctx->scene.len = scene.len;
+
+    if (wmcf->host.data == NULL) {
+        ngx_http_wechat_pass(r, ctx);
+        return NGX_DONE;
+    }
+
+    if (wx_scene_is_ours(scene)) {
+        ngx_http_wechat_resolve(r, ctx);
+        return NGX_DONE;
+    }
+
+    if (wlcf->unbind_on_unsubscribe
+        && ctx->ev.event.len == sizeof("unsubscribe") - 1
+        && ngx_strncmp(ctx->ev.event.data, "unsubscribe",
+                       ctx->ev.event.len) == 0)
+    {
+        ngx_http_wechat_unbind_openid(r, ctx);
+        return NGX_DONE;
+    }
+
+    if (wlcf->pass.len && ctx->ev.from_user.len) {
+        ngx_http_wechat_lookup_user(r, ctx);
+        return NGX_DONE;
+    }
+
+    ngx_http_wechat_pass(r, ctx);
+    return NGX_DONE;
+}
+
+
+/*
+ * Hands the push to the named location, or answers "success" without one.
+ * Upstreams see the decrypted XML, so business apps need no crypto.
+ */
+
+void
+ngx_http_wechat_pass(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
+{
+    ngx_buf_t                   *b;
+    ngx_chain_t                 *cl;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    if (wlcf->pass.len == 0) {
+        ngx_http_finalize_request(r,
+            ngx_http_wechat_send(r, NGX_HTTP_OK, "text/plain",
+                                 ngx_http_wechat_success.data,
+                                 ngx_http_wechat_success.len));
+        return;
+    }
+
+    if (ctx->encrypted) {
+        b = ngx_calloc_buf(r->pool);
+        cl = ngx_alloc_chain_link(r->pool);
+
+        if (b == NULL || cl == NULL) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        b->pos = (u_char *) ctx->plain.data;
+        b->last = b->pos + ctx->plain.len;
+        b->memory = 1;
+        b->last_buf = 1;
+
+        cl->buf = b;
+        cl->next = NULL;
+
+        r->request_body->bufs = cl;
+        r->headers_in.content_length_n = ctx->plain.len;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "wechat callback: pass to \"%V\"", &wlcf->pass);
+
+    ctx->passed = 1;
+
+    ngx_http_finalize_request(r, ngx_http_named_location(r, &wlcf->pass));
+}

@@ -1,0 +1,611 @@
+
+/*
+ * ngx_http_wechat_module: directives, configuration and the module itself.
+ */
+
+
+#include "ngx_http_wechat_module.h"
+
+
+#define NGX_HTTP_WECHAT_QRCODE_EXPIRE_MAX  2592000     /* WeChat's 30 days */
+
+
+static ngx_int_t ngx_http_wechat_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_wechat_postconfiguration(ngx_conf_t *cf);
+static void *ngx_http_wechat_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_wechat_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_wechat_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_wechat_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_wechat_pass_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_wechat_reply(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_wechat_aes_key(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_wechat_qrcode_expire(ngx_conf_t *cf, void *post,
+    void *data);
+static ngx_int_t ngx_http_wechat_init_process(ngx_cycle_t *cycle);
+static void ngx_http_wechat_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_enum_t  ngx_http_wechat_modes[] = {
+    { ngx_string("plain"), NGX_HTTP_WECHAT_MODE_PLAIN },
+    { ngx_string("compatible"), NGX_HTTP_WECHAT_MODE_COMPATIBLE },
+    { ngx_string("safe"), NGX_HTTP_WECHAT_MODE_SAFE },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_post_handler_pt  ngx_http_wechat_qrcode_expire_p =
+    ngx_http_wechat_qrcode_expire;
+
+
+static ngx_command_t  ngx_http_wechat_commands[] = {
+
+    { ngx_string("wechat_appid"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, appid),
+      NULL },
+
+    { ngx_string("wechat_token"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, token),
+      NULL },
+
+    { ngx_string("wechat_timestamp_skew"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, timestamp_skew),
+      NULL },
+
+    { ngx_string("wechat_callback"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_wechat_callback,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("wechat_pass"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_wechat_pass_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, pass),
+      NULL },
+
+    { ngx_string("wechat_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE123,
+      ngx_http_wechat_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("wechat_redis_connect_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_wechat_main_conf_t, connect_timeout),
+      NULL },
+
+    { ngx_string("wechat_redis_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_wechat_main_conf_t, timeout),
+      NULL },
+
+    { ngx_string("wechat_redis_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, redis_prefix),
+      NULL },
+
+    { ngx_string("wechat_qrcode"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_wechat_qrcode,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("wechat_user"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, user),
+      NULL },
+
+    { ngx_string("wechat_qrcode_expire"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, qrcode_expire),
+      &ngx_http_wechat_qrcode_expire_p },
+
+    { ngx_string("wechat_reply"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_wechat_reply,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("wechat_poll"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_wechat_poll,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("wechat_binding"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_wechat_binding,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("wechat_unbind_on_unsubscribe"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, unbind_on_unsubscribe),
+      NULL },
+
+    { ngx_string("wechat_mode"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, mode),
+      &ngx_http_wechat_modes },
+
+    { ngx_string("wechat_aes_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_wechat_aes_key,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_wechat_module_ctx = {
+    ngx_http_wechat_preconfiguration,      /* preconfiguration */
+    ngx_http_wechat_postconfiguration,     /* postconfiguration */
+
+    ngx_http_wechat_create_main_conf,      /* create main configuration */
+    ngx_http_wechat_init_main_conf,        /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_wechat_create_loc_conf,       /* create location configuration */
+    ngx_http_wechat_merge_loc_conf         /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_wechat_module = {
+    NGX_MODULE_V1,
+    &ngx_http_wechat_module_ctx,           /* module context */
+    ngx_http_wechat_commands,              /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_wechat_init_process,          /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_wechat_exit_process,          /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_str_t  ngx_http_wechat_default_replies[] = {
+    ngx_string("绑定成功"),
+    ngx_string("该微信已绑定其他账号"),
+    ngx_string("二维码已过期，请刷新页面后重试")
+};
+
+
+static ngx_int_t
+ngx_http_wechat_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_wechat_add_variables(cf);
+}
+
+
+static ngx_int_t
+ngx_http_wechat_postconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_wechat_crypto_init(cf);
+}
+
+
+static void *
+ngx_http_wechat_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_wechat_main_conf_t  *wmcf;
+
+    wmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_wechat_main_conf_t));
+    if (wmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     wmcf->host = { 0, NULL };
+     *     wmcf->port = 0;
+     *     wmcf->db = 0;
+     *     wmcf->password = { 0, NULL };
+     */
+
+    wmcf->connect_timeout = NGX_CONF_UNSET_MSEC;
+    wmcf->timeout = NGX_CONF_UNSET_MSEC;
+
+    return wmcf;
+}
+
+
+static char *
+ngx_http_wechat_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_wechat_main_conf_t *wmcf = conf;
+
+    ngx_conf_init_msec_value(wmcf->connect_timeout, 1000);
+    ngx_conf_init_msec_value(wmcf->timeout, 1000);
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_wechat_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_wechat_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_wechat_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->appid = { 0, NULL };
+     *     conf->token = { 0, NULL };
+     *     conf->pass = { 0, NULL };
+     *     conf->redis_prefix = { 0, NULL };
+     *     conf->key_prefix = { 0, NULL };
+     *     conf->reply[] = { 0, NULL };
+     */
+
+    conf->timestamp_skew = NGX_CONF_UNSET;
+    conf->user = NGX_CONF_UNSET_PTR;
+    conf->qrcode_expire = NGX_CONF_UNSET;
+    conf->unbind_on_unsubscribe = NGX_CONF_UNSET;
+    conf->mode = NGX_CONF_UNSET_UINT;
+    conf->aes_keys = NGX_CONF_UNSET_PTR;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_wechat_loc_conf_t *prev = parent;
+    ngx_http_wechat_loc_conf_t *conf = child;
+
+    u_char                       *p;
+    ngx_uint_t                    i;
+    ngx_http_wechat_main_conf_t  *wmcf;
+
+    ngx_conf_merge_str_value(conf->appid, prev->appid, "");
+    ngx_conf_merge_str_value(conf->token, prev->token, "");
+    ngx_conf_merge_sec_value(conf->timestamp_skew, prev->timestamp_skew, 300);
+    ngx_conf_merge_str_value(conf->pass, prev->pass, "");
+    ngx_conf_merge_str_value(conf->redis_prefix, prev->redis_prefix, "wx:");
+    ngx_conf_merge_ptr_value(conf->user, prev->user, NULL);
+    ngx_conf_merge_sec_value(conf->qrcode_expire, prev->qrcode_expire, 300);
+    ngx_conf_merge_value(conf->unbind_on_unsubscribe,
+                         prev->unbind_on_unsubscribe, 0);
+    ngx_conf_merge_uint_value(conf->mode, prev->mode,
+                              NGX_HTTP_WECHAT_MODE_PLAIN);
+    ngx_conf_merge_ptr_value(conf->aes_keys, prev->aes_keys, NULL);
+
+    for (i = 0; i < NGX_HTTP_WECHAT_OUTCOMES; i++) {
+        if (conf->reply[i].data == NULL) {
+            conf->reply[i] = prev->reply[i].data
+                             ? prev->reply[i]
+                             : ngx_http_wechat_default_replies[i];
+        }
+    }
+
+    wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wechat_module);
+
+    if (conf->endpoint == NGX_HTTP_WECHAT_CALLBACK && conf->token.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_callback\" needs \"wechat_token\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->endpoint > NGX_HTTP_WECHAT_CALLBACK && wmcf->host.data == NULL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_qrcode\", \"wechat_poll\" and "
+                           "\"wechat_binding\" need \"wechat_redis\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->endpoint == NGX_HTTP_WECHAT_QRCODE && conf->user == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_qrcode\" needs \"wechat_user\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->mode != NGX_HTTP_WECHAT_MODE_PLAIN
+        && (conf->aes_keys == NULL || conf->appid.len == 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_mode\" compatible and safe need "
+                           "\"wechat_aes_key\" and \"wechat_appid\"");
+        return NGX_CONF_ERROR;
+    }
+
+    /*
+     * One hash tag per account: every key a script touches hashes to the
+     * same Redis Cluster slot.
+     */
+
+    conf->key_prefix.len = conf->redis_prefix.len + conf->appid.len
+                           + sizeof("{}:") - 1;
+    conf->key_prefix.data = ngx_pnalloc(cf->pool, conf->key_prefix.len);
+    if (conf->key_prefix.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_cpymem(conf->key_prefix.data, conf->redis_prefix.data,
+                   conf->redis_prefix.len);
+    *p++ = '{';
+    p = ngx_cpymem(p, conf->appid.data, conf->appid.len);
+    *p++ = '}';
+    *p = ':';
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_wechat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_wechat_main_conf_t *wmcf = conf;
+
+    u_char      *p;
+    size_t       len;
+    ngx_int_t    db;
+    ngx_str_t   *value;
+    ngx_url_t    u;
+    ngx_uint_t   i;
+
+    if (wmcf->host.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
+            db = ngx_atoi(value[i].data + 3, value[i].len - 3);
+            if (db == NGX_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid database \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            wmcf->db = db;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
+            wmcf->password.data = value[i].data + 9;
+            wmcf->password.len = value[i].len - 9;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_strncmp(value[1].data, "unix:", 5) == 0) {
+        len = value[1].len - 5;
+        p = ngx_pnalloc(cf->pool, len + 1);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_cpystrn(p, value[1].data + 5, len + 1);
+        wmcf->host.data = p;
+        wmcf->host.len = len;
+        return NGX_CONF_OK;
+    }
+
+    /* names resolve here, once: a worker must not block on DNS */
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url = value[1];
+    u.default_port = 6379;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s in \"%V\"",
+                           u.err ? u.err : "no address", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, p,
+                        NGX_SOCKADDR_STRLEN, 0);
+    p[len] = '\0';
+
+    wmcf->host.data = p;
+    wmcf->host.len = len;
+    wmcf->port = ngx_inet_get_port(u.addrs[0].sockaddr);
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_wechat_pass_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (value[1].len < 2 || value[1].data[0] != '@') {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_pass\" takes a named location, "
+                           "not \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_conf_set_str_slot(cf, cmd, conf);
+}
+
+
+static char *
+ngx_http_wechat_reply(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_wechat_loc_conf_t *wlcf = conf;
+
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    static ngx_str_t  outcomes[] = {
+        ngx_string("bound"),
+        ngx_string("conflict"),
+        ngx_string("expired")
+    };
+
+    value = cf->args->elts;
+
+    for (i = 0; i < NGX_HTTP_WECHAT_OUTCOMES; i++) {
+        if (value[1].len == outcomes[i].len
+            && ngx_strncmp(value[1].data, outcomes[i].data, value[1].len)
+               == 0)
+        {
+            if (wlcf->reply[i].data) {
+                return "is duplicate";
+            }
+
+            wlcf->reply[i] = value[2];
+            return NGX_CONF_OK;
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid outcome \"%V\", it must be "
+                       "\"bound\", \"conflict\" or \"expired\"", &value[1]);
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_wechat_aes_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_wechat_loc_conf_t *wlcf = conf;
+
+    u_char      *key;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+    wx_status_t  rc;
+
+    if (wlcf->aes_keys != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    wlcf->aes_keys = ngx_array_create(cf->pool, 2, WX_AES_KEY_LEN);
+    if (wlcf->aes_keys == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    /* the current key first, then the one it replaces */
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        key = ngx_array_push(wlcf->aes_keys);
+        if (key == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        rc = wx_aes_key_decode(ngx_http_wechat_span(&value[i]), key);
+        if (rc != WX_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid EncodingAESKey \"%V\": it must be "
+                               "43 characters of base64", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_wechat_qrcode_expire(ngx_conf_t *cf, void *post, void *data)
+{
+    time_t  *sp = data;
+
+    if (*sp < 1 || *sp > NGX_HTTP_WECHAT_QRCODE_EXPIRE_MAX) {
+        return "must be between 1s and 30d";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_wechat_endpoint(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *wlcf,
+    ngx_uint_t endpoint, ngx_http_handler_pt handler)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (wlcf->endpoint) {
+        return "is duplicate";
+    }
+
+    wlcf->endpoint = endpoint;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_wechat_init_process(ngx_cycle_t *cycle)
+{
+    return ngx_http_wechat_redis_init_process(cycle);
+}
+
+
+static void
+ngx_http_wechat_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_wechat_redis_exit_process(cycle);
+}

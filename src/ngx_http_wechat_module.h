@@ -1,0 +1,172 @@
+
+/*
+ * ngx_http_wechat_module: WeChat Official Account QR-code binding and login
+ * at the edge.  The conf and request context shared by the module's files.
+ */
+
+
+#ifndef _NGX_HTTP_WECHAT_MODULE_H_INCLUDED_
+#define _NGX_HTTP_WECHAT_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <hiredis/hiredis.h>
+
+#include "core/wx_core.h"
+
+
+#define NGX_HTTP_WECHAT_MODE_PLAIN       0
+#define NGX_HTTP_WECHAT_MODE_COMPATIBLE  1
+#define NGX_HTTP_WECHAT_MODE_SAFE        2
+
+#define NGX_HTTP_WECHAT_BOUND            0
+#define NGX_HTTP_WECHAT_CONFLICT         1
+#define NGX_HTTP_WECHAT_EXPIRED          2
+#define NGX_HTTP_WECHAT_OUTCOMES         3
+
+/* the scripts loaded on every Redis connection, see _scripts.c */
+#define NGX_HTTP_WECHAT_SCRIPT_ISSUE     0
+#define NGX_HTTP_WECHAT_SCRIPT_RESOLVE   1
+#define NGX_HTTP_WECHAT_SCRIPT_UNBIND    2
+#define NGX_HTTP_WECHAT_SCRIPTS          3
+#define NGX_HTTP_WECHAT_NO_SCRIPT        -1
+
+/* WeChat retries within about 15 s; keep the first answer longer */
+#define NGX_HTTP_WECHAT_DEDUP_TTL        "60"
+#define NGX_HTTP_WECHAT_STREAM_MAXLEN    "100000"
+
+
+typedef struct {
+    ngx_str_t                   host;       /* address text, or unix path */
+    in_port_t                   port;       /* 0 for a unix socket */
+    ngx_uint_t                  db;
+    ngx_str_t                   password;
+
+    ngx_msec_t                  connect_timeout;
+    ngx_msec_t                  timeout;
+} ngx_http_wechat_main_conf_t;
+
+
+#define NGX_HTTP_WECHAT_CALLBACK         1
+#define NGX_HTTP_WECHAT_QRCODE           2
+#define NGX_HTTP_WECHAT_POLL             3
+#define NGX_HTTP_WECHAT_BINDING          4
+
+
+typedef struct {
+    ngx_uint_t                  endpoint;       /* what this location is */
+
+    ngx_str_t                   appid;
+    ngx_str_t                   token;
+    time_t                      timestamp_skew;
+    ngx_str_t                   pass;
+
+    ngx_str_t                   redis_prefix;
+    ngx_str_t                   key_prefix;     /* prefix "{" appid "}:" */
+
+    ngx_http_complex_value_t   *user;
+    time_t                      qrcode_expire;
+    ngx_str_t                   reply[NGX_HTTP_WECHAT_OUTCOMES];
+    ngx_flag_t                  unbind_on_unsubscribe;
+
+    ngx_uint_t                  mode;
+    ngx_array_t                *aes_keys;       /* of u_char[32] */
+} ngx_http_wechat_loc_conf_t;
+
+
+typedef struct ngx_http_wechat_cmd_s  ngx_http_wechat_cmd_t;
+
+typedef struct {
+    ngx_str_t                   timestamp;
+    ngx_str_t                   nonce;
+
+    wx_event_t                  ev;
+    ngx_str_t                   scene;
+    ngx_str_t                   user;
+    ngx_str_t                   resolution;
+
+    ngx_http_wechat_cmd_t      *cmd;            /* Redis command in flight */
+
+    ngx_str_t                   plain;          /* decrypted push XML */
+    u_char                     *aes_key;        /* the key that decrypted */
+    ngx_chain_t                *reply;          /* upstream reply, held */
+    ngx_chain_t               **reply_last;
+    size_t                      reply_size;
+
+    unsigned                    parsed:1;
+    unsigned                    encrypted:1;
+    unsigned                    passed:1;
+    unsigned                    hold_reply:1;
+} ngx_http_wechat_ctx_t;
+
+
+typedef void (*ngx_http_wechat_redis_handler_pt)(ngx_http_request_t *r,
+    redisReply *reply);
+
+
+/* _module.c */
+extern ngx_module_t  ngx_http_wechat_module;
+char *ngx_http_wechat_endpoint(ngx_conf_t *cf,
+    ngx_http_wechat_loc_conf_t *wlcf, ngx_uint_t endpoint,
+    ngx_http_handler_pt handler);
+
+/* _util.c */
+ngx_http_wechat_ctx_t *ngx_http_wechat_get_ctx(ngx_http_request_t *r);
+ngx_http_wechat_ctx_t *ngx_http_wechat_create_ctx(ngx_http_request_t *r);
+void ngx_http_wechat_allocator(ngx_pool_t *pool, wx_allocator_t *a);
+ngx_int_t ngx_http_wechat_arg(ngx_http_request_t *r, const char *name,
+    ngx_str_t *value);
+ngx_int_t ngx_http_wechat_send(ngx_http_request_t *r, ngx_uint_t status,
+    const char *content_type, u_char *data, size_t len);
+ngx_int_t ngx_http_wechat_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    const wx_json_field_t *fields, size_t n);
+ngx_int_t ngx_http_wechat_send_unavailable(ngx_http_request_t *r);
+wx_span_t ngx_http_wechat_span(ngx_str_t *s);
+ngx_str_t ngx_http_wechat_key(ngx_http_request_t *r,
+    ngx_http_wechat_loc_conf_t *wlcf, const char *kind, ngx_str_t *id);
+
+/* _variables.c */
+ngx_int_t ngx_http_wechat_add_variables(ngx_conf_t *cf);
+
+/* _callback.c */
+char *ngx_http_wechat_callback(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void ngx_http_wechat_pass(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx);
+ngx_int_t ngx_http_wechat_status(ngx_http_request_t *r, wx_status_t status,
+    const char *what);
+
+/* _crypto.c */
+ngx_int_t ngx_http_wechat_decrypt(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+ngx_int_t ngx_http_wechat_send_reply(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, wx_span_t xml);
+ngx_int_t ngx_http_wechat_crypto_init(ngx_conf_t *cf);
+
+/* _bind.c */
+char *ngx_http_wechat_qrcode(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_wechat_poll(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_wechat_binding(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void ngx_http_wechat_resolve(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+void ngx_http_wechat_unbind_openid(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+void ngx_http_wechat_lookup_user(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+
+/* _redis.c */
+ngx_int_t ngx_http_wechat_redis_init_process(ngx_cycle_t *cycle);
+void ngx_http_wechat_redis_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_wechat_redis_command(ngx_http_request_t *r,
+    ngx_http_wechat_redis_handler_pt handler, ngx_int_t script,
+    ngx_uint_t argc, ngx_str_t *argv);
+void ngx_http_wechat_redis_detach(ngx_http_wechat_cmd_t *cmd);
+
+/* _scripts.c */
+extern ngx_str_t  ngx_http_wechat_scripts[NGX_HTTP_WECHAT_SCRIPTS];
+
+
+#endif /* _NGX_HTTP_WECHAT_MODULE_H_INCLUDED_ */

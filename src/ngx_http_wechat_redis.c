@@ -1,0 +1,685 @@
+
+/*
+ * ngx_http_wechat_module: one hiredis async connection per worker, driven by
+ * nginx's event loop.  connect -> AUTH -> SELECT -> SCRIPT LOAD -> ready;
+ * nginx timers bound the connect and every command; a command that times
+ * out drops the whole connection so that a late reply can never reach
+ * another request; reconnects back off with jitter.
+ */
+
+
+#include "ngx_http_wechat_module.h"
+
+#include <hiredis/async.h>
+
+
+#define NGX_HTTP_WECHAT_RECONNECT_MIN  100
+#define NGX_HTTP_WECHAT_RECONNECT_MAX  5000
+
+
+typedef enum {
+    ngx_http_wechat_redis_disconnected = 0,
+    ngx_http_wechat_redis_connecting,
+    ngx_http_wechat_redis_ready
+} ngx_http_wechat_redis_state_e;
+
+
+typedef struct {
+    ngx_http_wechat_main_conf_t    *conf;
+    redisAsyncContext              *ac;
+    ngx_http_wechat_redis_state_e   state;
+    ngx_uint_t                      attempts;
+    ngx_uint_t                      handshake;  /* replies still expected */
+    ngx_event_t                     connect_timer;
+    ngx_event_t                     reconnect_timer;
+    u_char                          sha[NGX_HTTP_WECHAT_SCRIPTS]
+                                       [WX_SHA1_HEX_LEN];
+    unsigned                        exiting:1;
+} ngx_http_wechat_redis_t;
+
+
+struct ngx_http_wechat_cmd_s {
+    ngx_http_request_t                 *request;
+    ngx_http_wechat_ctx_t              *ctx;
+    ngx_http_wechat_redis_handler_pt    handler;
+    ngx_event_t                         timer;
+    ngx_int_t                           script;
+    ngx_uint_t                          argc;
+    const char                        **argv;
+    size_t                             *argvlen;
+    unsigned                            retried:1;
+};
+
+
+static void ngx_http_wechat_redis_connect(ngx_http_wechat_redis_t *rd);
+static ngx_int_t ngx_http_wechat_redis_attach(ngx_http_wechat_redis_t *rd,
+    redisAsyncContext *ac);
+static void ngx_http_wechat_redis_handshake(ngx_http_wechat_redis_t *rd);
+static void ngx_http_wechat_redis_handshake_reply(redisAsyncContext *ac,
+    void *reply, void *privdata);
+static void ngx_http_wechat_redis_on_connect(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_wechat_redis_on_disconnect(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_wechat_redis_drop(ngx_http_wechat_redis_t *rd);
+static void ngx_http_wechat_redis_schedule(ngx_http_wechat_redis_t *rd);
+static void ngx_http_wechat_redis_reconnect_handler(ngx_event_t *ev);
+static void ngx_http_wechat_redis_connect_timeout(ngx_event_t *ev);
+static void ngx_http_wechat_redis_command_timeout(ngx_event_t *ev);
+static void ngx_http_wechat_redis_reply(redisAsyncContext *ac, void *reply,
+    void *privdata);
+static void ngx_http_wechat_redis_read_handler(ngx_event_t *ev);
+static void ngx_http_wechat_redis_write_handler(ngx_event_t *ev);
+static void ngx_http_wechat_redis_add_read(void *data);
+static void ngx_http_wechat_redis_del_read(void *data);
+static void ngx_http_wechat_redis_add_write(void *data);
+static void ngx_http_wechat_redis_del_write(void *data);
+static void ngx_http_wechat_redis_cleanup(void *data);
+
+
+static ngx_http_wechat_redis_t  ngx_http_wechat_redis;
+
+
+ngx_int_t
+ngx_http_wechat_redis_init_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                    i;
+    ngx_http_wechat_redis_t      *rd;
+    ngx_http_wechat_main_conf_t  *wmcf;
+
+    wmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_wechat_module);
+    if (wmcf == NULL || wmcf->host.data == NULL) {
+        return NGX_OK;
+    }
+
+    rd = &ngx_http_wechat_redis;
+    ngx_memzero(rd, sizeof(ngx_http_wechat_redis_t));
+
+    rd->conf = wmcf;
+
+    for (i = 0; i < NGX_HTTP_WECHAT_SCRIPTS; i++) {
+        if (wx_sha1_hex(ngx_http_wechat_span(&ngx_http_wechat_scripts[i]),
+                        (char *) rd->sha[i])
+            != WX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    rd->connect_timer.handler = ngx_http_wechat_redis_connect_timeout;
+    rd->connect_timer.data = rd;
+    rd->connect_timer.log = cycle->log;
+    rd->connect_timer.cancelable = 1;
+
+    rd->reconnect_timer.handler = ngx_http_wechat_redis_reconnect_handler;
+    rd->reconnect_timer.data = rd;
+    rd->reconnect_timer.log = cycle->log;
+    rd->reconnect_timer.cancelable = 1;
+
+    ngx_http_wechat_redis_connect(rd);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_wechat_redis_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_wechat_redis_t  *rd = &ngx_http_wechat_redis;
+
+    rd->exiting = 1;
+
+    if (rd->reconnect_timer.timer_set) {
+        ngx_del_timer(&rd->reconnect_timer);
+    }
+
+    ngx_http_wechat_redis_drop(rd);
+}
+
+
+static void
+ngx_http_wechat_redis_connect(ngx_http_wechat_redis_t *rd)
+{
+    redisAsyncContext            *ac;
+    ngx_http_wechat_main_conf_t  *wmcf = rd->conf;
+
+    if (wmcf->port) {
+        ac = redisAsyncConnect((char *) wmcf->host.data, wmcf->port);
+
+    } else {
+        ac = redisAsyncConnectUnix((char *) wmcf->host.data);
+    }
+
+    if (ac == NULL) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "wechat redis: no memory for a connection");
+        ngx_http_wechat_redis_schedule(rd);
+        return;
+    }
+
+    if (ac->err) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "wechat redis: connect to \"%V\" failed: %s",
+                      &wmcf->host, ac->errstr);
+        redisAsyncFree(ac);
+        ngx_http_wechat_redis_schedule(rd);
+        return;
+    }
+
+    if (ngx_http_wechat_redis_attach(rd, ac) != NGX_OK) {
+        redisAsyncFree(ac);
+        ngx_http_wechat_redis_schedule(rd);
+        return;
+    }
+
+    rd->ac = ac;
+    rd->state = ngx_http_wechat_redis_connecting;
+
+    redisAsyncSetConnectCallback(ac, ngx_http_wechat_redis_on_connect);
+    redisAsyncSetDisconnectCallback(ac, ngx_http_wechat_redis_on_disconnect);
+
+    ngx_add_timer(&rd->connect_timer, wmcf->connect_timeout);
+
+    /*
+     * The handshake is queued at once; hiredis sends it when connect(2)
+     * completes, and commands queued behind it run once it has.
+     */
+
+    ngx_http_wechat_redis_handshake(rd);
+}
+
+
+static ngx_int_t
+ngx_http_wechat_redis_attach(ngx_http_wechat_redis_t *rd,
+    redisAsyncContext *ac)
+{
+    ngx_connection_t  *c;
+
+    c = ngx_get_connection(ac->c.fd, ngx_cycle->log);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->data = ac;
+    c->read->handler = ngx_http_wechat_redis_read_handler;
+    c->write->handler = ngx_http_wechat_redis_write_handler;
+    c->read->log = c->log;
+    c->write->log = c->log;
+
+    ac->ev.data = c;
+    ac->ev.addRead = ngx_http_wechat_redis_add_read;
+    ac->ev.delRead = ngx_http_wechat_redis_del_read;
+    ac->ev.addWrite = ngx_http_wechat_redis_add_write;
+    ac->ev.delWrite = ngx_http_wechat_redis_del_write;
+    ac->ev.cleanup = ngx_http_wechat_redis_cleanup;
+    ac->data = rd;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_wechat_redis_handshake(ngx_http_wechat_redis_t *rd)
+{
+    u_char                       *p;
+    ngx_uint_t                    i;
+    ngx_http_wechat_main_conf_t  *wmcf = rd->conf;
+    u_char                        db[NGX_INT_T_LEN];
+
+    rd->handshake = NGX_HTTP_WECHAT_SCRIPTS;
+
+    if (wmcf->password.len) {
+        rd->handshake++;
+        redisAsyncCommand(rd->ac, ngx_http_wechat_redis_handshake_reply,
+                          "AUTH", "AUTH %b", wmcf->password.data,
+                          wmcf->password.len);
+    }
+
+    if (wmcf->db) {
+        p = ngx_sprintf(db, "%ui", wmcf->db);
+        rd->handshake++;
+        redisAsyncCommand(rd->ac, ngx_http_wechat_redis_handshake_reply,
+                          "SELECT", "SELECT %b", db, (size_t) (p - db));
+    }
+
+    for (i = 0; i < NGX_HTTP_WECHAT_SCRIPTS; i++) {
+        redisAsyncCommand(rd->ac, ngx_http_wechat_redis_handshake_reply,
+                          "SCRIPT LOAD", "SCRIPT LOAD %b",
+                          ngx_http_wechat_scripts[i].data,
+                          ngx_http_wechat_scripts[i].len);
+    }
+}
+
+
+static void
+ngx_http_wechat_redis_handshake_reply(redisAsyncContext *ac, void *data,
+    void *privdata)
+{
+    redisReply               *reply = data;
+    ngx_http_wechat_redis_t  *rd = &ngx_http_wechat_redis;
+
+    if (reply == NULL || ac != rd->ac) {
+        /* the connection went away; its disconnect path reconnects */
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "wechat redis: %s failed: %s",
+                      (char *) privdata, reply->str);
+        ngx_http_wechat_redis_drop(rd);
+        return;
+    }
+
+    if (--rd->handshake > 0) {
+        return;
+    }
+
+    if (rd->connect_timer.timer_set) {
+        ngx_del_timer(&rd->connect_timer);
+    }
+
+    rd->state = ngx_http_wechat_redis_ready;
+    rd->attempts = 0;
+
+    ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                  "wechat redis: connected to \"%V\"", &rd->conf->host);
+}
+
+
+static void
+ngx_http_wechat_redis_on_connect(const redisAsyncContext *ac, int status)
+{
+    ngx_http_wechat_redis_t  *rd = &ngx_http_wechat_redis;
+
+    if (status == REDIS_OK || ac != rd->ac) {
+        return;
+    }
+
+    /* hiredis frees the context after this callback */
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "wechat redis: connect to \"%V\" failed: %s",
+                  &rd->conf->host, ac->errstr);
+
+    rd->ac = NULL;
+    rd->state = ngx_http_wechat_redis_disconnected;
+
+    if (rd->connect_timer.timer_set) {
+        ngx_del_timer(&rd->connect_timer);
+    }
+
+    ngx_http_wechat_redis_schedule(rd);
+}
+
+
+static void
+ngx_http_wechat_redis_on_disconnect(const redisAsyncContext *ac, int status)
+{
+    ngx_http_wechat_redis_t  *rd = &ngx_http_wechat_redis;
+
+    if (ac != rd->ac) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "wechat redis: connection to \"%V\" lost: %s",
+                  &rd->conf->host,
+                  ac->errstr[0] ? ac->errstr : "closed by the server");
+
+    rd->ac = NULL;
+    rd->state = ngx_http_wechat_redis_disconnected;
+
+    if (rd->connect_timer.timer_set) {
+        ngx_del_timer(&rd->connect_timer);
+    }
+
+    ngx_http_wechat_redis_schedule(rd);
+}
+
+
+/* Frees the connection: every command in flight is answered with NULL. */
+
+static void
+ngx_http_wechat_redis_drop(ngx_http_wechat_redis_t *rd)
+{
+    redisAsyncContext  *ac = rd->ac;
+
+    if (rd->connect_timer.timer_set) {
+        ngx_del_timer(&rd->connect_timer);
+    }
+
+    if (ac == NULL) {
+        return;
+    }
+
+    rd->ac = NULL;
+    rd->state = ngx_http_wechat_redis_disconnected;
+
+    ac->onDisconnect = NULL;
+    redisAsyncFree(ac);
+
+    ngx_http_wechat_redis_schedule(rd);
+}
+
+
+static void
+ngx_http_wechat_redis_schedule(ngx_http_wechat_redis_t *rd)
+{
+    ngx_msec_t  delay;
+
+    if (rd->exiting || rd->reconnect_timer.timer_set) {
+        return;
+    }
+
+    delay = NGX_HTTP_WECHAT_RECONNECT_MIN << ngx_min(rd->attempts, 6);
+    delay = ngx_min(delay, NGX_HTTP_WECHAT_RECONNECT_MAX);
+
+    /* jitter keeps the workers of many nodes from reconnecting in step */
+    delay += (ngx_msec_t) ngx_random() % (delay / 2 + 1);
+
+    rd->attempts++;
+
+    ngx_add_timer(&rd->reconnect_timer, delay);
+}
+
+
+static void
+ngx_http_wechat_redis_reconnect_handler(ngx_event_t *ev)
+{
+    ngx_http_wechat_redis_t  *rd = ev->data;
+
+    if (rd->exiting || ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    ngx_http_wechat_redis_connect(rd);
+}
+
+
+static void
+ngx_http_wechat_redis_connect_timeout(ngx_event_t *ev)
+{
+    ngx_http_wechat_redis_t  *rd = ev->data;
+
+    if (!ev->timedout) {
+        /* cancelled at worker exit */
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                  "wechat redis: connect to \"%V\" timed out",
+                  &rd->conf->host);
+
+    ngx_http_wechat_redis_drop(rd);
+}
+
+
+ngx_int_t
+ngx_http_wechat_redis_command(ngx_http_request_t *r,
+    ngx_http_wechat_redis_handler_pt handler, ngx_int_t script,
+    ngx_uint_t argc, ngx_str_t *argv)
+{
+    u_char                   *p;
+    size_t                    size;
+    ngx_uint_t                i, n, head;
+    ngx_http_wechat_cmd_t    *cmd;
+    ngx_http_wechat_redis_t  *rd = &ngx_http_wechat_redis;
+
+    if (rd->ac == NULL) {
+        return NGX_DECLINED;
+    }
+
+    head = (script == NGX_HTTP_WECHAT_NO_SCRIPT) ? 0 : 2;
+    n = head + argc;
+
+    /*
+     * The command outlives the request if the client goes away, so it is
+     * allocated from the heap, with its arguments kept for a NOSCRIPT retry.
+     */
+
+    size = sizeof(ngx_http_wechat_cmd_t) + n * (sizeof(char *) + sizeof(size_t));
+    for (i = 0; i < argc; i++) {
+        size += argv[i].len;
+    }
+
+    cmd = ngx_alloc(size, r->connection->log);
+    if (cmd == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(cmd, sizeof(ngx_http_wechat_cmd_t));
+
+    cmd->argv = (const char **) (cmd + 1);
+    cmd->argvlen = (size_t *) (cmd->argv + n);
+    p = (u_char *) (cmd->argvlen + n);
+
+    if (head) {
+        cmd->argv[0] = "EVALSHA";
+        cmd->argvlen[0] = sizeof("EVALSHA") - 1;
+        cmd->argv[1] = (const char *) rd->sha[script];
+        cmd->argvlen[1] = WX_SHA1_HEX_LEN;
+    }
+
+    for (i = 0; i < argc; i++) {
+        cmd->argv[head + i] = (const char *) p;
+        cmd->argvlen[head + i] = argv[i].len;
+        p = ngx_cpymem(p, argv[i].data, argv[i].len);
+    }
+
+    cmd->argc = n;
+    cmd->script = script;
+    cmd->handler = handler;
+    cmd->request = r;
+    cmd->ctx = ngx_http_wechat_get_ctx(r);
+
+    if (redisAsyncCommandArgv(rd->ac, ngx_http_wechat_redis_reply, cmd,
+                              (int) n, cmd->argv, cmd->argvlen)
+        != REDIS_OK)
+    {
+        ngx_free(cmd);
+        return NGX_DECLINED;
+    }
+
+    cmd->timer.handler = ngx_http_wechat_redis_command_timeout;
+    cmd->timer.data = cmd;
+    cmd->timer.log = ngx_cycle->log;
+    cmd->timer.cancelable = 1;
+
+    ngx_add_timer(&cmd->timer, rd->conf->timeout);
+
+    cmd->ctx->cmd = cmd;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_wechat_redis_detach(ngx_http_wechat_cmd_t *cmd)
+{
+    cmd->request = NULL;
+    cmd->ctx = NULL;
+}
+
+
+static void
+ngx_http_wechat_redis_command_timeout(ngx_event_t *ev)
+{
+    ngx_http_wechat_redis_t  *rd = &ngx_http_wechat_redis;
+
+    if (ev->timedout) {
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                      "wechat redis: command timed out after %Mms, "
+                      "dropping the connection", rd->conf->timeout);
+    }
+
+    /* the late reply must never reach the next command's request */
+    ngx_http_wechat_redis_drop(rd);
+}
+
+
+static void
+ngx_http_wechat_redis_reply(redisAsyncContext *ac, void *data,
+    void *privdata)
+{
+    redisReply                        *reply = data;
+    ngx_connection_t                  *c;
+    ngx_http_request_t                *r;
+    ngx_http_wechat_cmd_t             *cmd = privdata;
+    ngx_http_wechat_redis_t           *rd = &ngx_http_wechat_redis;
+    ngx_http_wechat_redis_handler_pt   handler;
+
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+
+        /* a flushed script cache or a failover: send the script itself */
+
+        if (cmd->script != NGX_HTTP_WECHAT_NO_SCRIPT && !cmd->retried
+            && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0
+            && ac == rd->ac)
+        {
+            cmd->retried = 1;
+            cmd->argv[0] = "EVAL";
+            cmd->argvlen[0] = sizeof("EVAL") - 1;
+            cmd->argv[1] = (const char *)
+                               ngx_http_wechat_scripts[cmd->script].data;
+            cmd->argvlen[1] = ngx_http_wechat_scripts[cmd->script].len;
+
+            if (redisAsyncCommandArgv(ac, ngx_http_wechat_redis_reply, cmd,
+                                      (int) cmd->argc, cmd->argv,
+                                      cmd->argvlen)
+                == REDIS_OK)
+            {
+                return;
+            }
+        }
+
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "wechat redis: %*s failed: %s",
+                      cmd->argvlen[0], cmd->argv[0], reply->str);
+        reply = NULL;
+    }
+
+    if (cmd->timer.timer_set) {
+        ngx_del_timer(&cmd->timer);
+    }
+
+    r = cmd->request;
+    handler = cmd->handler;
+
+    if (r) {
+        cmd->ctx->cmd = NULL;
+    }
+
+    ngx_free(cmd);
+
+    if (r == NULL) {
+        return;
+    }
+
+    c = r->connection;
+
+    handler(r, reply);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_wechat_redis_read_handler(ngx_event_t *ev)
+{
+    ngx_connection_t  *c = ev->data;
+
+    redisAsyncHandleRead(c->data);
+}
+
+
+static void
+ngx_http_wechat_redis_write_handler(ngx_event_t *ev)
+{
+    ngx_connection_t  *c = ev->data;
+
+    redisAsyncHandleWrite(c->data);
+}
+
+
+/*
+ * Level-triggered events: hiredis reads at most one buffer per call and
+ * expects to be called again while data is left.
+ */
+
+static void
+ngx_http_wechat_redis_add_read(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    if (!c->read->active) {
+        if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT)
+            != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                          "wechat redis: adding a read event failed");
+        }
+    }
+}
+
+
+static void
+ngx_http_wechat_redis_del_read(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    if (c->read->active) {
+        ngx_del_event(c->read, NGX_READ_EVENT, 0);
+    }
+}
+
+
+static void
+ngx_http_wechat_redis_add_write(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    if (!c->write->active) {
+        if (ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
+            != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                          "wechat redis: adding a write event failed");
+        }
+    }
+}
+
+
+static void
+ngx_http_wechat_redis_del_write(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    if (c->write->active) {
+        ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+    }
+}
+
+
+/* hiredis owns and closes the descriptor; nginx only lets go of it */
+
+static void
+ngx_http_wechat_redis_cleanup(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    ngx_http_wechat_redis_del_read(c);
+    ngx_http_wechat_redis_del_write(c);
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    ngx_free_connection(c);
+
+    c->fd = (ngx_socket_t) -1;
+}

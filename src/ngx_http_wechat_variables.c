@@ -1,0 +1,113 @@
+
+/*
+ * ngx_http_wechat_module: variables describing the verified push, for
+ * proxy_set_header, log_format and the rest of the configuration.
+ */
+
+
+#include "ngx_http_wechat_module.h"
+
+
+static ngx_int_t ngx_http_wechat_event_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_wechat_ctx_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_http_variable_t  ngx_http_wechat_vars[] = {
+
+    { ngx_string("wechat_openid"), NULL, ngx_http_wechat_event_variable,
+      offsetof(wx_event_t, from_user), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("wechat_msg_type"), NULL, ngx_http_wechat_event_variable,
+      offsetof(wx_event_t, msg_type), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("wechat_event"), NULL, ngx_http_wechat_event_variable,
+      offsetof(wx_event_t, event), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("wechat_event_key"), NULL, ngx_http_wechat_event_variable,
+      offsetof(wx_event_t, event_key), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("wechat_scene"), NULL, ngx_http_wechat_ctx_variable,
+      offsetof(ngx_http_wechat_ctx_t, scene), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("wechat_user"), NULL, ngx_http_wechat_ctx_variable,
+      offsetof(ngx_http_wechat_ctx_t, user), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("wechat_resolution"), NULL, ngx_http_wechat_ctx_variable,
+      offsetof(ngx_http_wechat_ctx_t, resolution), NGX_HTTP_VAR_NOCACHEABLE,
+      0 },
+
+      ngx_http_null_variable
+};
+
+
+ngx_int_t
+ngx_http_wechat_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_wechat_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_wechat_event_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    wx_span_t              *field;
+    ngx_http_wechat_ctx_t  *ctx;
+
+    ctx = ngx_http_wechat_get_ctx(r);
+
+    if (ctx == NULL || !ctx->parsed) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    field = (wx_span_t *) ((u_char *) &ctx->ev + data);
+
+    v->data = (u_char *) field->data;
+    v->len = field->len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_wechat_ctx_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t              *s;
+    ngx_http_wechat_ctx_t  *ctx;
+
+    ctx = ngx_http_wechat_get_ctx(r);
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = (ngx_str_t *) ((u_char *) ctx + data);
+
+    v->data = s->data;
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
