@@ -108,8 +108,9 @@ ngx_http_wechat_span(ngx_str_t *s)
 ngx_int_t
 ngx_http_wechat_arg(ngx_http_request_t *r, const char *name, ngx_str_t *value)
 {
-    u_char     *dst, *src;
-    ngx_str_t   raw;
+    u_char      *dst, *src;
+    size_t       i;
+    ngx_str_t    raw;
 
     if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &raw) != NGX_OK) {
         value->len = 0;
@@ -122,8 +123,14 @@ ngx_http_wechat_arg(ngx_http_request_t *r, const char *name, ngx_str_t *value)
         return NGX_ERROR;
     }
 
+    /* query strings are form-encoded: '+' is a space, "%2B" a plus */
+
+    for (i = 0; i < raw.len; i++) {
+        dst[i] = (raw.data[i] == '+') ? ' ' : raw.data[i];
+    }
+
     value->data = dst;
-    src = raw.data;
+    src = dst;
 
     ngx_unescape_uri(&dst, &src, raw.len, NGX_UNESCAPE_URI);
 

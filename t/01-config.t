@@ -1,0 +1,92 @@
+# Every file in conf-examples/ passes `nginx -t` with the built module, and
+# bad directives are refused at configuration time with a clear message.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use File::Temp qw(tempdir);
+use Test::More;
+use WxTest;
+
+sub nginx_t {
+    my ($text) = @_;
+    my $dir = tempdir(CLEANUP => 1);
+    mkdir "$dir/logs";
+    $text =~ s{load_module\s+\S+;}{load_module $MODULE;};
+    open my $fh, '>', "$dir/nginx.conf" or die;
+    print $fh $text;
+    close $fh;
+    my $out = `/usr/sbin/nginx -t -p $dir/ -c $dir/nginx.conf -e $dir/logs/error.log 2>&1`;
+    return ($? == 0, $out);
+}
+
+my @examples = glob("$ROOT/conf-examples/*.conf");
+ok(@examples, 'conf-examples/ has configs');
+
+for my $file (@examples) {
+    open my $fh, '<', $file or die;
+    my $text = do { local $/; <$fh> };
+    my ($ok, $out) = nginx_t($text);
+    ok($ok, "nginx -t accepts " . (split m{/}, $file)[-1]) or diag($out);
+}
+
+my $head = "load_module x;\nevents {}\nhttp {\n";
+
+my @bad = (
+    [ 'callback without token',
+      'server { location /w { wechat_callback; } }',
+      qr/"wechat_callback" needs "wechat_token"/ ],
+    [ 'pass to a non-named location',
+      'server { location /w { wechat_token t; wechat_callback; '
+      . 'wechat_pass /app; } }',
+      qr/"wechat_pass" takes a named location, not "\/app"/ ],
+    [ 'short EncodingAESKey',
+      'wechat_aes_key abc;',
+      qr/invalid EncodingAESKey "abc"/ ],
+    [ 'safe mode without a key',
+      'server { location /w { wechat_token t; wechat_appid a; '
+      . 'wechat_mode safe; wechat_callback; } }',
+      qr/need "wechat_aes_key"/ ],
+    [ 'unknown mode',
+      'wechat_mode secret;',
+      qr/invalid value "secret"/ ],
+    [ 'qrcode without redis',
+      'server { location /q { wechat_user $remote_user; '
+      . 'wechat_qrcode bind; } }',
+      qr/need "wechat_redis"/ ],
+    [ 'qrcode without user',
+      'wechat_redis 127.0.0.1:6379; server { location /q { '
+      . 'wechat_qrcode bind; } }',
+      qr/"wechat_qrcode" needs "wechat_user"/ ],
+    [ 'unknown qrcode kind',
+      'server { location /q { wechat_qrcode login; } }',
+      qr/invalid QR code kind "login"/ ],
+    [ 'qrcode expire over 30 days',
+      'wechat_qrcode_expire 31d;',
+      qr/must be between 1s and 30d/ ],
+    [ 'unknown reply outcome',
+      'wechat_reply done "ok";',
+      qr/invalid outcome "done"/ ],
+    [ 'redis parameter',
+      'wechat_redis 127.0.0.1:6379 timeout=1;',
+      qr/invalid parameter "timeout=1"/ ],
+    [ 'duplicate redis',
+      'wechat_redis 127.0.0.1:6379; wechat_redis 127.0.0.1:6380;',
+      qr/is duplicate/ ],
+);
+
+for my $b (@bad) {
+    my ($name, $body, $re) = @$b;
+    my ($ok, $out) = nginx_t("$head$body\n}\n");
+    ok(!$ok, "refused: $name");
+    like($out, $re, "message: $name");
+}
+
+my ($ok, $out) = nginx_t($head . 'wechat_aes_key '
+    . 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG '
+    . 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefg;'
+    . "wechat_redis unix:/tmp/r.sock db=2 password=secret;\n}\n");
+ok($ok, 'two AES keys, unix socket redis') or diag($out);
+
+done_testing;

@@ -1,0 +1,430 @@
+package WxTest;
+
+# Test harness: starts Debian's nginx with the freshly built module and a
+# real redis-server on free loopback ports, a stand-in business upstream,
+# and signs pushes itself (Digest::SHA), independently of the module's core.
+#
+# A case is a request and its expectations: status, body, and error-log
+# lines.  Every case also fails when the error log shows [alert], [emerg],
+# [crit], a sanitizer report, or an [error] the case did not expect.
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use Digest::SHA qw(sha1_hex);
+use File::Basename qw(dirname);
+use File::Path qw(make_path);
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Socket::INET;
+use POSIX qw(:sys_wait_h);
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+use Exporter 'import';
+our @EXPORT = qw(start_nginx start_redis start_upstream redis_cmd
+                 http_req sign signed_query send_push run_case event_xml
+                 stop_redis restart_redis
+                 text_xml wait_until free_port $ROOT $MODULE);
+
+our $ROOT = abs_path(dirname(__FILE__) . '/../..');
+our $MODULE = $ENV{WECHAT_MODULE} // "$ROOT/build/ngx_http_wechat_module.so";
+our $NGINX = $ENV{NGINX_BINARY} // '/usr/sbin/nginx';
+
+my @children;     # pids to stop at exit
+my @nginxes;
+
+END {
+    my $rc = $?;
+    $_->stop for @nginxes;
+    for my $pid (@children) {
+        kill 'CONT', $pid;
+        kill 'TERM', $pid;
+        waitpid $pid, 0;
+    }
+    $? = $rc;
+}
+
+sub free_port {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                  Proto => 'tcp', Listen => 1, ReuseAddr => 1)
+        or die "no free port: $!";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
+}
+
+sub wait_until {
+    my ($what, $cond, $seconds) = @_;
+    my $deadline = time + ($seconds // 10);
+    while (time < $deadline) {
+        return 1 if $cond->();
+        sleep 0.05;
+    }
+    die "timed out waiting for $what\n";
+}
+
+sub port_open {
+    my ($port) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                  Proto => 'tcp', Timeout => 1);
+    return 0 unless $s;
+    close $s;
+    return 1;
+}
+
+# --- signatures, computed here and not by the module -----------------------
+
+sub sign {
+    return sha1_hex(join '', sort @_);
+}
+
+sub signed_query {
+    my ($token, %opt) = @_;
+    my $ts = $opt{timestamp} // time;
+    $ts = int $ts;
+    my $nonce = $opt{nonce} // int(rand(1e9));
+    my %q = (timestamp => $ts, nonce => $nonce,
+             signature => sign($token, $ts, $nonce));
+    $q{openid} = $opt{openid} if defined $opt{openid};
+    return \%q;
+}
+
+# --- push bodies ----------------------------------------------------------
+
+sub event_xml {
+    my (%f) = @_;
+    my $xml = "<xml>"
+        . "<ToUserName><![CDATA[" . ($f{to} // 'gh_account') . "]]></ToUserName>"
+        . "<FromUserName><![CDATA[" . ($f{from} // 'OPENID') . "]]></FromUserName>"
+        . "<CreateTime>" . ($f{time} // time) . "</CreateTime>"
+        . "<MsgType><![CDATA[event]]></MsgType>"
+        . "<Event><![CDATA[" . ($f{event} // 'SCAN') . "]]></Event>";
+    $xml .= "<EventKey><![CDATA[$f{key}]]></EventKey>" if defined $f{key};
+    $xml .= "<Ticket><![CDATA[TICKET]]></Ticket>" if $f{ticket};
+    return $xml . "</xml>";
+}
+
+sub text_xml {
+    my (%f) = @_;
+    return "<xml>"
+        . "<ToUserName><![CDATA[" . ($f{to} // 'gh_account') . "]]></ToUserName>"
+        . "<FromUserName><![CDATA[" . ($f{from} // 'OPENID') . "]]></FromUserName>"
+        . "<CreateTime>" . ($f{time} // time) . "</CreateTime>"
+        . "<MsgType><![CDATA[text]]></MsgType>"
+        . "<Content><![CDATA[" . ($f{content} // 'hello') . "]]></Content>"
+        . "<MsgId>" . ($f{msgid} // '1234567890123456') . "</MsgId>"
+        . "</xml>";
+}
+
+# --- HTTP -----------------------------------------------------------------
+
+sub http_req {
+    my ($method, $url, %opt) = @_;
+    my $http = HTTP::Tiny->new(timeout => $opt{timeout} // 10,
+                               keep_alive => 0);
+    if ($opt{query}) {
+        my $q = $http->www_form_urlencode($opt{query});
+        $url .= ($url =~ /\?/ ? '&' : '?') . $q;
+    }
+    my %args;
+    $args{headers} = $opt{headers} if $opt{headers};
+    $args{content} = $opt{body} if defined $opt{body};
+    my $t0 = time;
+    my $res = $http->request($method, $url, \%args);
+    $res->{elapsed} = time - $t0;
+    return $res;
+}
+
+# POST a push to an nginx location, signed with token.
+sub send_push {
+    my ($ng, $path, $token, $body, %opt) = @_;
+    my $q = $opt{query} // signed_query($token, %opt);
+    return http_req('POST', $ng->url($path), query => $q, body => $body,
+                    headers => { 'Content-Type' => 'text/xml' },
+                    timeout => $opt{timeout});
+}
+
+# --- nginx ----------------------------------------------------------------
+
+package WxTest::Nginx;
+
+use Test::More;
+use Time::HiRes qw(sleep);
+
+sub new {
+    my ($class, %opt) = @_;
+    my $dir = File::Temp::tempdir('wechat-nginx-XXXXXX', TMPDIR => 1,
+                                  CLEANUP => !$ENV{WX_KEEP});
+    File::Path::make_path("$dir/logs", "$dir/tmp");
+    # workers run as an unprivileged user when the tests run as root
+    chmod 0755, $dir;
+    chmod 0777, "$dir/tmp";
+    my $self = bless { dir => $dir, port => $opt{port} // WxTest::free_port(),
+                       log_offset => 0, %opt }, $class;
+    $self->write_conf($opt{http});
+    return $self;
+}
+
+sub conf_text {
+    my ($self, $http) = @_;
+    my $dir = $self->{dir};
+    my $port = $self->{port};
+    $http =~ s/\bPORT\b/$port/g;
+    my $workers = $self->{workers} // 1;
+    my $level = $self->{log_level} // 'info';
+    return <<"EOF";
+load_module $WxTest::MODULE;
+worker_processes $workers;
+error_log $dir/logs/error.log $level;
+pid $dir/logs/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+$http
+}
+EOF
+}
+
+sub write_conf {
+    my ($self, $http) = @_;
+    open my $fh, '>', "$self->{dir}/nginx.conf" or die $!;
+    print $fh $self->conf_text($http);
+    close $fh;
+}
+
+sub nginx_cmd {
+    my ($self, @args) = @_;
+    return ($WxTest::NGINX, '-p', "$self->{dir}/", '-c', "$self->{dir}/nginx.conf",
+            '-e', "$self->{dir}/logs/error.log", @args);
+}
+
+sub start {
+    my ($self) = @_;
+    my @cmd = $self->nginx_cmd;
+    system(@cmd) == 0 or die "nginx failed to start:\n" . $self->log_text;
+    push @nginxes, $self;
+    WxTest::wait_until("nginx on port $self->{port}",
+                       sub { WxTest::port_open($self->{port}) });
+    return $self;
+}
+
+sub pid {
+    my ($self) = @_;
+    open my $fh, '<', "$self->{dir}/logs/nginx.pid" or return;
+    my $pid = <$fh>;
+    chomp $pid;
+    return $pid;
+}
+
+sub reload {
+    my ($self) = @_;
+    system($self->nginx_cmd('-s', 'reload')) == 0 or die "reload failed";
+}
+
+sub stop {
+    my ($self) = @_;
+    my $pid = $self->pid or return;
+    kill 'QUIT', $pid;
+    my $deadline = Time::HiRes::time() + 10;
+    while (kill(0, $pid) && Time::HiRes::time() < $deadline) {
+        sleep 0.05;
+    }
+    kill 'KILL', $pid if kill 0, $pid;
+    unlink "$self->{dir}/logs/nginx.pid";
+    @nginxes = grep { $_ != $self } @nginxes;
+}
+
+sub url {
+    my ($self, $path) = @_;
+    return "http://127.0.0.1:$self->{port}$path";
+}
+
+sub log_text {
+    my ($self) = @_;
+    open my $fh, '<', "$self->{dir}/logs/error.log" or return '';
+    local $/;
+    return <$fh> // '';
+}
+
+# Error-log lines written since the last call.
+sub new_log {
+    my ($self) = @_;
+    my $text = $self->log_text;
+    my $new = substr($text, $self->{log_offset});
+    $self->{log_offset} = length $text;
+    return $new;
+}
+
+# Fails on lines nobody expected: alert/emerg/crit, sanitizer reports, and
+# [error] unless errors_ok; checks that each expected pattern is present.
+sub check_log {
+    my ($self, $name, %opt) = @_;
+    my $log = $self->new_log;
+    for my $re (@{ $opt{log} // [] }) {
+        like($log, $re, "$name: error log has $re");
+    }
+    my @bad = grep { /\[(alert|emerg|crit)\]|AddressSanitizer|runtime error:/ }
+              split /\n/, $log;
+    push @bad, grep { /\[error\]/ } split /\n/, $log unless $opt{errors_ok};
+    @bad = grep { my $l = $_; !grep { $l =~ $_ } @{ $opt{allow} // [] } } @bad;
+    ok(!@bad, "$name: error log clean") or diag(join "\n", @bad);
+}
+
+package WxTest;
+
+sub start_nginx {
+    my (%opt) = @_;
+    my $ng = WxTest::Nginx->new(%opt);
+    return $ng->start;
+}
+
+# --- a test case ----------------------------------------------------------
+
+sub run_case {
+    my ($ng, $c) = @_;
+    my $name = $c->{name};
+    my $res;
+    if ($c->{push}) {
+        $res = send_push($ng, $c->{path}, $c->{token}, $c->{body}, %{ $c->{push} });
+    } else {
+        $res = http_req($c->{method} // 'GET', $ng->url($c->{path}),
+                        query => $c->{query}, body => $c->{body},
+                        headers => $c->{headers});
+    }
+    is($res->{status}, $c->{status}, "$name: status $c->{status}")
+        or diag($res->{content});
+    is($res->{content}, $c->{body_is}, "$name: body") if exists $c->{body_is};
+    like($res->{content}, $c->{body_like}, "$name: body matches")
+        if $c->{body_like};
+    $ng->check_log($name, log => $c->{log}, errors_ok => $c->{errors_ok},
+                   allow => $c->{allow});
+    return $res;
+}
+
+# --- redis ----------------------------------------------------------------
+
+sub start_redis {
+    my (%opt) = @_;
+    my $port = $opt{port} // free_port();
+    my $dir = tempdir('wechat-redis-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my @args = ('redis-server', '--port', $port, '--bind', '127.0.0.1',
+                '--save', '', '--appendonly', 'no', '--dir', $dir,
+                '--daemonize', 'no', '--loglevel', 'warning',
+                @{ $opt{args} // [] });
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>', "$dir/redis.log";
+        open STDERR, '>&', \*STDOUT;
+        exec @args or exit 127;
+    }
+    push @children, $pid;
+    wait_until("redis on port $port", sub { port_open($port) });
+    return { port => $port, pid => $pid, dir => $dir, opt => \%opt };
+}
+
+sub stop_redis {
+    my ($redis) = @_;
+    kill 'CONT', $redis->{pid};
+    kill 'TERM', $redis->{pid};
+    waitpid $redis->{pid}, 0;
+    @children = grep { $_ != $redis->{pid} } @children;
+}
+
+sub restart_redis {
+    my ($redis) = @_;
+    my $new = start_redis(port => $redis->{port}, %{ $redis->{opt} });
+    %$redis = %$new;
+    return $redis;
+}
+
+# A small RESP client, so tests inspect Redis without the module.
+sub redis_cmd {
+    my ($redis, @args) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $redis->{port}, Proto => 'tcp',
+                                  Timeout => 5) or die "redis: $!";
+    my $req = '*' . @args . "\r\n";
+    $req .= '$' . length($_) . "\r\n$_\r\n" for @args;
+    print $s $req;
+    my $reply = read_resp($s);
+    close $s;
+    return $reply;
+}
+
+sub read_resp {
+    my ($s) = @_;
+    my $line = <$s>;
+    die "redis: connection closed\n" unless defined $line;
+    $line =~ s/\r\n$//;
+    my ($t, $v) = (substr($line, 0, 1), substr($line, 1));
+    return $v if $t eq '+' || $t eq ':';
+    die "redis error: $v\n" if $t eq '-';
+    if ($t eq '$') {
+        return undef if $v < 0;
+        my $buf = '';
+        read($s, $buf, $v + 2);
+        return substr($buf, 0, $v);
+    }
+    if ($t eq '*') {
+        return undef if $v < 0;
+        return [ map { read_resp($s) } 1 .. $v ];
+    }
+    die "redis: bad reply $line\n";
+}
+
+# --- the stand-in business upstream ---------------------------------------
+
+# Records every request it receives as a file in its directory and answers
+# with $opt{reply} (text/xml).  Returns { port, dir, requests => sub }.
+sub start_upstream {
+    my (%opt) = @_;
+    my $port = free_port();
+    my $dir = tempdir('wechat-upstream-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                       LocalPort => $port, Proto => 'tcp',
+                                       Listen => 64, ReuseAddr => 1)
+        or die "upstream: $!";
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        my $n = 0;
+        while (my $c = $listen->accept) {
+            my ($head, $body) = ('', '');
+            while (my $l = <$c>) {
+                $head .= $l;
+                last if $l eq "\r\n";
+            }
+            my ($len) = $head =~ /^Content-Length:\s*(\d+)/mi;
+            read($c, $body, $len) if $len;
+            $n++;
+            open my $fh, '>', "$dir/$n.tmp";
+            print $fh $head, $body;
+            close $fh;
+            rename "$dir/$n.tmp", sprintf("%s/%06d.req", $dir, $n);
+            my $reply = $opt{reply} // 'upstream-reply';
+            print $c "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n"
+                   . "Content-Length: " . length($reply)
+                   . "\r\nConnection: close\r\n\r\n$reply";
+            close $c;
+        }
+        exit 0;
+    }
+    close $listen;
+    push @children, $pid;
+    return {
+        port => $port, dir => $dir, pid => $pid,
+        requests => sub {
+            opendir(my $d, $dir) or die;
+            my @f = sort grep { /\.req$/ } readdir $d;
+            return map { local $/; open(my $fh, '<', "$dir/$_") or die; scalar <$fh> } @f;
+        },
+    };
+}
+
+1;
