@@ -339,7 +339,7 @@ static ngx_int_t
 ngx_http_wechat_binding_handler(ngx_http_request_t *r)
 {
     ngx_int_t                    rc;
-    ngx_str_t                    argv[7];
+    ngx_str_t                    argv[8];
     ngx_http_wechat_ctx_t       *ctx;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
@@ -394,6 +394,7 @@ ngx_http_wechat_binding_handler(ngx_http_request_t *r)
     argv[4] = ctx->user;
     ngx_str_set(&argv[5], "site");
     argv[6] = ngx_http_wechat_now(r);
+    argv[7] = ngx_http_wechat_stream_maxlen;
 
     if (argv[1].data == NULL || argv[6].data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -627,7 +628,7 @@ void
 ngx_http_wechat_unbind_openid(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx)
 {
-    ngx_str_t                    argv[7];
+    ngx_str_t                    argv[8];
     ngx_http_wechat_loc_conf_t  *wlcf;
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
@@ -640,6 +641,7 @@ ngx_http_wechat_unbind_openid(ngx_http_request_t *r,
     argv[4].len = ctx->ev.from_user.len;
     ngx_str_set(&argv[5], "unsubscribe");
     argv[6] = ngx_http_wechat_now(r);
+    argv[7] = ngx_http_wechat_stream_maxlen;
 
     if (argv[1].data == NULL || argv[6].data == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -648,7 +650,7 @@ ngx_http_wechat_unbind_openid(ngx_http_request_t *r,
 
     ngx_http_wechat_pass_after(r, ctx,
         ngx_http_wechat_redis_command(r, ngx_http_wechat_pass_done,
-                                      NGX_HTTP_WECHAT_SCRIPT_UNBIND, 7,
+                                      NGX_HTTP_WECHAT_SCRIPT_UNBIND, 8,
                                       argv));
 }
 
