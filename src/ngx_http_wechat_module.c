@@ -240,6 +240,7 @@ ngx_http_wechat_create_main_conf(ngx_conf_t *cf)
     /*
      * set by ngx_pcalloc():
      *
+     *     wmcf->name = { 0, NULL };
      *     wmcf->host = { 0, NULL };
      *     wmcf->port = 0;
      *     wmcf->db = 0;
@@ -399,6 +400,8 @@ ngx_http_wechat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     value = cf->args->elts;
+
+    wmcf->name = value[1];
 
     for (i = 2; i < cf->args->nelts; i++) {
 

@@ -40,6 +40,7 @@
 
 
 typedef struct {
+    ngx_str_t                   name;       /* as configured, for logs */
     ngx_str_t                   host;       /* address text, or unix path */
     in_port_t                   port;       /* 0 for a unix socket */
     ngx_uint_t                  db;

@@ -160,7 +160,7 @@ ngx_http_wechat_redis_connect(ngx_http_wechat_redis_t *rd)
     if (ac->err) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "wechat redis: connect to \"%V\" failed: %s",
-                      &wmcf->host, ac->errstr);
+                      &wmcf->name, ac->errstr);
         redisAsyncFree(ac);
         ngx_http_wechat_redis_schedule(rd);
         return;
@@ -283,7 +283,7 @@ ngx_http_wechat_redis_handshake_reply(redisAsyncContext *ac, void *data,
     rd->attempts = 0;
 
     ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
-                  "wechat redis: connected to \"%V\"", &rd->conf->host);
+                  "wechat redis: connected to \"%V\"", &rd->conf->name);
 }
 
 
@@ -300,7 +300,7 @@ ngx_http_wechat_redis_on_connect(const redisAsyncContext *ac, int status)
 
     ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                   "wechat redis: connect to \"%V\" failed: %s",
-                  &rd->conf->host, ac->errstr);
+                  &rd->conf->name, ac->errstr);
 
     rd->ac = NULL;
     rd->state = ngx_http_wechat_redis_disconnected;
@@ -324,7 +324,7 @@ ngx_http_wechat_redis_on_disconnect(const redisAsyncContext *ac, int status)
 
     ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                   "wechat redis: connection to \"%V\" lost: %s",
-                  &rd->conf->host,
+                  &rd->conf->name,
                   ac->errstr[0] ? ac->errstr : "closed by the server");
 
     rd->ac = NULL;
@@ -409,7 +409,7 @@ ngx_http_wechat_redis_connect_timeout(ngx_event_t *ev)
 
     ngx_log_error(NGX_LOG_ERR, ev->log, 0,
                   "wechat redis: connect to \"%V\" timed out",
-                  &rd->conf->host);
+                  &rd->conf->name);
 
     ngx_http_wechat_redis_drop(rd);
 }

@@ -98,7 +98,7 @@ sub event_xml {
     my $xml = "<xml>"
         . "<ToUserName><![CDATA[" . ($f{to} // 'gh_account') . "]]></ToUserName>"
         . "<FromUserName><![CDATA[" . ($f{from} // 'OPENID') . "]]></FromUserName>"
-        . "<CreateTime>" . ($f{time} // time) . "</CreateTime>"
+        . "<CreateTime>" . ($f{time} // int time) . "</CreateTime>"
         . "<MsgType><![CDATA[event]]></MsgType>"
         . "<Event><![CDATA[" . ($f{event} // 'SCAN') . "]]></Event>";
     $xml .= "<EventKey><![CDATA[$f{key}]]></EventKey>" if defined $f{key};
@@ -111,7 +111,7 @@ sub text_xml {
     return "<xml>"
         . "<ToUserName><![CDATA[" . ($f{to} // 'gh_account') . "]]></ToUserName>"
         . "<FromUserName><![CDATA[" . ($f{from} // 'OPENID') . "]]></FromUserName>"
-        . "<CreateTime>" . ($f{time} // time) . "</CreateTime>"
+        . "<CreateTime>" . ($f{time} // int time) . "</CreateTime>"
         . "<MsgType><![CDATA[text]]></MsgType>"
         . "<Content><![CDATA[" . ($f{content} // 'hello') . "]]></Content>"
         . "<MsgId>" . ($f{msgid} // '1234567890123456') . "</MsgId>"
