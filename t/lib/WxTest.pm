@@ -37,7 +37,7 @@ my @nginxes;
 
 END {
     my $rc = $?;
-    $_->stop for @nginxes;
+    $_->stop for my @running = @nginxes;
     for my $pid (@children) {
         kill 'CONT', $pid;
         kill 'TERM', $pid;
@@ -231,12 +231,15 @@ sub reload {
 sub stop {
     my ($self) = @_;
     my $pid = $self->pid or return;
-    kill 'QUIT', $pid;
-    my $deadline = Time::HiRes::time() + 10;
-    while (kill(0, $pid) && Time::HiRes::time() < $deadline) {
-        sleep 0.05;
+    for my $signal ('QUIT', 'TERM', 'KILL') {
+        kill $signal, $pid;
+        my $deadline = Time::HiRes::time() + 5;
+        while (kill(0, $pid) && Time::HiRes::time() < $deadline) {
+            sleep 0.05;
+        }
+        last unless kill 0, $pid;
+        Test::More::diag("nginx $pid did not stop on SIG$signal");
     }
-    kill 'KILL', $pid if kill 0, $pid;
     unlink "$self->{dir}/logs/nginx.pid";
     @nginxes = grep { $_ != $self } @nginxes;
 }
