@@ -70,6 +70,9 @@ static void ngx_http_wechat_redis_reply(redisAsyncContext *ac, void *reply,
     void *privdata);
 static void ngx_http_wechat_redis_read_handler(ngx_event_t *ev);
 static void ngx_http_wechat_redis_write_handler(ngx_event_t *ev);
+static void ngx_http_wechat_redis_add_event(ngx_connection_t *c,
+    ngx_event_t *ev, ngx_int_t event);
+static void ngx_http_wechat_redis_del_event(ngx_event_t *ev, ngx_int_t event);
 static void ngx_http_wechat_redis_add_read(void *data);
 static void ngx_http_wechat_redis_del_read(void *data);
 static void ngx_http_wechat_redis_add_write(void *data);
@@ -608,18 +611,31 @@ ngx_http_wechat_redis_write_handler(ngx_event_t *ev)
  */
 
 static void
+ngx_http_wechat_redis_add_event(ngx_connection_t *c, ngx_event_t *ev,
+    ngx_int_t event)
+{
+    if (!ev->active && ngx_add_event(ev, event, NGX_LEVEL_EVENT) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "wechat redis: adding an event failed");
+    }
+}
+
+
+static void
+ngx_http_wechat_redis_del_event(ngx_event_t *ev, ngx_int_t event)
+{
+    if (ev->active) {
+        ngx_del_event(ev, event, 0);
+    }
+}
+
+
+static void
 ngx_http_wechat_redis_add_read(void *data)
 {
     ngx_connection_t  *c = data;
 
-    if (!c->read->active) {
-        if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT)
-            != NGX_OK)
-        {
-            ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                          "wechat redis: adding a read event failed");
-        }
-    }
+    ngx_http_wechat_redis_add_event(c, c->read, NGX_READ_EVENT);
 }
 
 
@@ -628,9 +644,7 @@ ngx_http_wechat_redis_del_read(void *data)
 {
     ngx_connection_t  *c = data;
 
-    if (c->read->active) {
-        ngx_del_event(c->read, NGX_READ_EVENT, 0);
-    }
+    ngx_http_wechat_redis_del_event(c->read, NGX_READ_EVENT);
 }
 
 
@@ -639,14 +653,7 @@ ngx_http_wechat_redis_add_write(void *data)
 {
     ngx_connection_t  *c = data;
 
-    if (!c->write->active) {
-        if (ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
-            != NGX_OK)
-        {
-            ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                          "wechat redis: adding a write event failed");
-        }
-    }
+    ngx_http_wechat_redis_add_event(c, c->write, NGX_WRITE_EVENT);
 }
 
 
@@ -655,9 +662,7 @@ ngx_http_wechat_redis_del_write(void *data)
 {
     ngx_connection_t  *c = data;
 
-    if (c->write->active) {
-        ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
-    }
+    ngx_http_wechat_redis_del_event(c->write, NGX_WRITE_EVENT);
 }
 
 

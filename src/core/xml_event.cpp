@@ -10,9 +10,10 @@
 namespace {
 
 /*
- * No XML_PARSE_NOENT, DTDLOAD, DTDATTR, DTDVALID, XINCLUDE or HUGE: entities
- * stay unexpanded, no DTD is read and libxml2 keeps its own size limits.
- * The declared encoding is ignored because only UTF-8 passes the pre-check.
+ * Entities are never substituted, no DTD is loaded or validated, nothing is
+ * included and libxml2 keeps its own size limits: none of the options that
+ * would allow those is set.  The declared encoding is ignored because only
+ * UTF-8 passes the pre-check.
  */
 constexpr int parser_options = XML_PARSE_NONET | XML_PARSE_NOERROR
                                | XML_PARSE_NOWARNING | XML_PARSE_IGNORE_ENC;
