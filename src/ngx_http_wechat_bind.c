@@ -154,15 +154,15 @@ ngx_http_wechat_qrcode_handler(ngx_http_request_t *r)
     }
 
     ctx->scene.len = WX_SCENE_LEN;
-    ctx->nonce.data = ctx->scene.data + WX_SCENE_LEN;
-    ctx->nonce.len = WX_TOKEN_LEN;
-    p = ctx->nonce.data + WX_TOKEN_LEN;
+    ctx->poll_token.data = ctx->scene.data + WX_SCENE_LEN;
+    ctx->poll_token.len = WX_TOKEN_LEN;
+    p = ctx->poll_token.data + WX_TOKEN_LEN;
 
-    token.data = ctx->nonce.data;
+    token.data = ctx->poll_token.data;
     token.len = WX_TOKEN_LEN;
 
     if (wx_scene_new((char *) ctx->scene.data) != WX_OK
-        || wx_random_hex((char *) ctx->nonce.data,
+        || wx_random_hex((char *) ctx->poll_token.data,
                          NGX_HTTP_WECHAT_TOKEN_BYTES) != WX_OK
         || wx_sha256_hex(token, (char *) p) != WX_OK)
     {
@@ -209,7 +209,7 @@ ngx_http_wechat_qrcode_done(ngx_http_request_t *r, redisReply *reply)
 
     wx_json_field_t  answer[] = {
         ngx_http_wechat_json_str("scene", &ctx->scene),
-        ngx_http_wechat_json_str("token", &ctx->nonce),
+        ngx_http_wechat_json_str("token", &ctx->poll_token),
         { "expire_seconds", WX_JSON_INTEGER, { NULL, 0 },
           wlcf->qrcode_expire }
     };
@@ -247,7 +247,7 @@ ngx_http_wechat_poll_handler(ngx_http_request_t *r)
     }
 
     if (ngx_http_wechat_arg(r, "scene", &ctx->scene) != NGX_OK
-        || ngx_http_wechat_arg(r, "token", &ctx->nonce) != NGX_OK)
+        || ngx_http_wechat_arg(r, "token", &ctx->poll_token) != NGX_OK)
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "wechat poll: no \"scene\" or \"token\"");
@@ -301,7 +301,7 @@ ngx_http_wechat_poll_done(ngx_http_request_t *r, redisReply *reply)
     ngx_str_null(&openid);
     n = 1;
 
-    token = ngx_http_wechat_span(&ctx->nonce);
+    token = ngx_http_wechat_span(&ctx->poll_token);
 
     /* an unknown scene and a wrong token look the same: expired */
 
@@ -359,18 +359,16 @@ ngx_http_wechat_binding_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* ctx->user or ctx->scene (as the openid) names what was asked */
-
     if (ngx_http_wechat_arg(r, "user", &ctx->user) == NGX_OK
         && ctx->user.len)
     {
         argv[1] = ngx_http_wechat_key(r, wlcf, "user:", &ctx->user);
 
     } else if (r->method == NGX_HTTP_GET
-               && ngx_http_wechat_arg(r, "openid", &ctx->scene) == NGX_OK
-               && ctx->scene.len)
+               && ngx_http_wechat_arg(r, "openid", &ctx->openid) == NGX_OK
+               && ctx->openid.len)
     {
-        argv[1] = ngx_http_wechat_key(r, wlcf, "openid:", &ctx->scene);
+        argv[1] = ngx_http_wechat_key(r, wlcf, "openid:", &ctx->openid);
 
     } else {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -437,7 +435,7 @@ ngx_http_wechat_binding_done(ngx_http_request_t *r, redisReply *reply)
     }
 
     if (ctx->user.len) {
-        ctx->scene = found;
+        ctx->openid = found;
 
     } else {
         ctx->user = found;
@@ -445,7 +443,7 @@ ngx_http_wechat_binding_done(ngx_http_request_t *r, redisReply *reply)
 
     wx_json_field_t  answer[] = {
         ngx_http_wechat_json_str("user", &ctx->user),
-        ngx_http_wechat_json_str("openid", &ctx->scene)
+        ngx_http_wechat_json_str("openid", &ctx->openid)
     };
 
     ngx_http_finalize_request(r,

@@ -366,7 +366,7 @@ ngx_http_wechat_dispatch(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
         return NGX_DONE;
     }
 
-    if (wlcf->pass.len && ctx->ev.from_user.len) {
+    if (wlcf->pass.len && wmcf->lookup_user && ctx->ev.from_user.len) {
         ngx_http_wechat_lookup_user(r, ctx);
         return NGX_DONE;
     }

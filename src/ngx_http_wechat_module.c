@@ -223,6 +223,28 @@ ngx_http_wechat_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_wechat_postconfiguration(ngx_conf_t *cf)
 {
+    ngx_uint_t                    i;
+    ngx_http_variable_t          *v;
+    ngx_http_core_main_conf_t    *cmcf;
+    ngx_http_wechat_main_conf_t  *wmcf;
+
+    static ngx_str_t  user = ngx_string("wechat_user");
+
+    /* the user behind an openid costs a Redis round trip: only if used */
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wechat_module);
+
+    v = cmcf->variables.elts;
+
+    for (i = 0; i < cmcf->variables.nelts; i++) {
+        if (v[i].name.len == user.len
+            && ngx_strncmp(v[i].name.data, user.data, user.len) == 0)
+        {
+            wmcf->lookup_user = 1;
+        }
+    }
+
     return ngx_http_wechat_crypto_init(cf);
 }
 
@@ -245,6 +267,7 @@ ngx_http_wechat_create_main_conf(ngx_conf_t *cf)
      *     wmcf->port = 0;
      *     wmcf->db = 0;
      *     wmcf->password = { 0, NULL };
+     *     wmcf->lookup_user = 0;
      */
 
     wmcf->connect_timeout = NGX_CONF_UNSET_MSEC;

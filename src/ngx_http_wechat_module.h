@@ -48,6 +48,8 @@ typedef struct {
 
     ngx_msec_t                  connect_timeout;
     ngx_msec_t                  timeout;
+
+    ngx_flag_t                  lookup_user;    /* $wechat_user is used */
 } ngx_http_wechat_main_conf_t;
 
 
@@ -87,6 +89,8 @@ typedef struct {
     wx_event_t                  ev;
     ngx_str_t                   scene;
     ngx_str_t                   user;
+    ngx_str_t                   openid;         /* asked for by wechat_binding */
+    ngx_str_t                   poll_token;
     ngx_str_t                   resolution;
 
     ngx_http_wechat_cmd_t      *cmd;            /* Redis command in flight */
