@@ -21,7 +21,7 @@ PACKAGES := nginx nginx-dev redis-server cmake g++ make pkg-config \
 SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
                       src/core/*.h) config CMakeLists.txt
 
-.PHONY: all deps build core unit integration test run clean
+.PHONY: all deps build core unit integration test test-static run clean
 
 all: build
 
@@ -64,6 +64,17 @@ test: deps
 	$(MAKE) build
 	$(MAKE) unit
 	$(MAKE) integration
+
+# A static build (--add-module) from upstream nginx sources in NGINX_SOURCE,
+# and the integration suite against it.
+test-static: core
+	@test -x "$(NGINX_SOURCE)/configure" || \
+	    { echo "set NGINX_SOURCE to an upstream nginx source tree"; exit 1; }
+	cd $(NGINX_SOURCE) && ./configure --with-compat \
+	    --add-module=$(CURDIR) >$(BUILD)/static-configure.log && \
+	    $(MAKE) -j2 >$(BUILD)/static-make.log
+	NGINX_BINARY=$(NGINX_SOURCE)/objs/nginx WECHAT_MODULE= \
+	    prove $(filter-out t/01-config.t,$(wildcard t/*.t))
 
 run: deps build
 	perl t/run.pl --port $(PORT)

@@ -29,6 +29,7 @@ our @EXPORT = qw(start_nginx start_redis start_upstream redis_cmd
                  text_xml wait_until free_port $ROOT $MODULE);
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
+# WECHAT_MODULE= (empty) with NGINX_BINARY runs the suite on a static build.
 our $MODULE = $ENV{WECHAT_MODULE} // "$ROOT/build/ngx_http_wechat_module.so";
 our $NGINX = $ENV{NGINX_BINARY} // '/usr/sbin/nginx';
 
@@ -174,8 +175,9 @@ sub conf_text {
     $http =~ s/\bPORT\b/$port/g;
     my $workers = $self->{workers} // 1;
     my $level = $self->{log_level} // 'info';
+    my $load = $WxTest::MODULE ? "load_module $WxTest::MODULE;" : '';
     return <<"EOF";
-load_module $WxTest::MODULE;
+$load
 worker_processes $workers;
 error_log $dir/logs/error.log $level;
 pid $dir/logs/nginx.pid;
