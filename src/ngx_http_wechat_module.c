@@ -8,6 +8,7 @@
 
 
 #define NGX_HTTP_WECHAT_QRCODE_EXPIRE_MAX  2592000     /* WeChat's 30 days */
+#define NGX_HTTP_WECHAT_REDIS_TIMEOUT_MAX  4000
 
 
 static ngx_int_t ngx_http_wechat_preconfiguration(ngx_conf_t *cf);
@@ -284,6 +285,15 @@ ngx_http_wechat_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_msec_value(wmcf->connect_timeout, 1000);
     ngx_conf_init_msec_value(wmcf->timeout, 1000);
+
+    /* a push waits for one command at most, and WeChat waits 5 s */
+
+    if (wmcf->timeout > NGX_HTTP_WECHAT_REDIS_TIMEOUT_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_redis_timeout\" must not exceed 4s: "
+                           "WeChat waits 5s for the answer to a push");
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }

@@ -196,6 +196,14 @@ is(reply_content($res->{content}), '二维码已过期，请刷新页面后重�
    'used scene scanned by another openid: expired');
 is(redis_cmd($redis, 'GET', "${P}user:bob"), 'oBob', 'used scene: bob kept');
 
+# --- a flushed script cache: EVALSHA falls back to EVAL ----------------------
+
+redis_cmd($redis, 'SCRIPT', 'FLUSH');
+my $qn = qrcode('nina');
+$res = scan($qn->{scene}, 'oNina');
+is(reply_content($res->{content}), '绑定成功', 'resolved after SCRIPT FLUSH');
+$ng->check_log('NOSCRIPT fallback');
+
 # --- configured reply text, CDATA-safe --------------------------------------
 
 my $qf = qrcode('frank');
