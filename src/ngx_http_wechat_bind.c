@@ -34,8 +34,6 @@ static void ngx_http_wechat_pass_after(ngx_http_request_t *r,
 static ngx_int_t ngx_http_wechat_wait(ngx_http_request_t *r, ngx_int_t rc);
 static ngx_int_t ngx_http_wechat_dedup_id(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, ngx_str_t *id);
-static ngx_int_t ngx_http_wechat_copy_reply(ngx_http_request_t *r,
-    redisReply *reply, ngx_str_t *s);
 static ngx_str_t ngx_http_wechat_now(ngx_http_request_t *r);
 
 
@@ -280,58 +278,25 @@ ngx_http_wechat_poll_handler(ngx_http_request_t *r)
 static void
 ngx_http_wechat_poll_done(ngx_http_request_t *r, redisReply *reply)
 {
-    size_t                  n;
-    ngx_str_t               status, openid;
-    wx_span_t               token, stored;
-    redisReply            **e;
+    wx_span_t               status, json;
+    wx_allocator_t          a;
     ngx_http_wechat_ctx_t  *ctx;
-    char                    hash[WX_SHA256_HEX_LEN];
 
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 3)
+    ctx = ngx_http_wechat_get_ctx(r);
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    if (reply == NULL
+        || wx_redis_poll_answer(reply,
+                                ngx_http_wechat_span(&ctx->poll_token),
+                                &a, &status, &json)
+           != WX_OK)
     {
         ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
         return;
     }
 
-    ctx = ngx_http_wechat_get_ctx(r);
-    e = reply->element;
-
-    ngx_str_set(&status, "expired");
-    ngx_str_null(&openid);
-    n = 1;
-
-    token = ngx_http_wechat_span(&ctx->poll_token);
-
-    /* an unknown scene and a wrong token look the same: expired */
-
-    if (e[0]->type == REDIS_REPLY_STRING && e[2]->type == REDIS_REPLY_STRING
-        && wx_sha256_hex(token, hash) == WX_OK)
-    {
-        stored.data = (const unsigned char *) e[2]->str;
-        stored.len = e[2]->len;
-        token.data = (const unsigned char *) hash;
-        token.len = sizeof(hash);
-
-        if (wx_equal_const_time(token, stored)
-            && ngx_http_wechat_copy_reply(r, e[0], &status) == NGX_OK)
-        {
-            if (e[1]->type == REDIS_REPLY_STRING
-                && ngx_strcmp(status.data, "bound") == 0
-                && ngx_http_wechat_copy_reply(r, e[1], &openid) == NGX_OK)
-            {
-                n = 2;
-            }
-        }
-    }
-
-    wx_json_field_t  answer[] = {
-        ngx_http_wechat_json_str("status", &status),
-        ngx_http_wechat_json_str("openid", &openid)
-    };
-
     ngx_http_finalize_request(r,
-        ngx_http_wechat_send_json(r, NGX_HTTP_OK, answer, n));
+        ngx_http_wechat_send_answer(r, NGX_HTTP_OK, json));
 }
 
 
@@ -408,7 +373,9 @@ ngx_http_wechat_binding_handler(ngx_http_request_t *r)
 static void
 ngx_http_wechat_binding_done(ngx_http_request_t *r, redisReply *reply)
 {
-    ngx_str_t               found;
+    wx_span_t               found;
+    wx_status_t             status;
+    wx_allocator_t          a;
     ngx_http_wechat_ctx_t  *ctx;
 
     static wx_json_field_t  not_found[] = {
@@ -421,24 +388,29 @@ ngx_http_wechat_binding_done(ngx_http_request_t *r, redisReply *reply)
         return;
     }
 
-    if (reply->type != REDIS_REPLY_STRING) {
+    ctx = ngx_http_wechat_get_ctx(r);
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    status = wx_redis_string(reply, &a, &found);
+
+    if (status == WX_ERR_NOT_FOUND) {
         ngx_http_finalize_request(r,
             ngx_http_wechat_send_json(r, NGX_HTTP_NOT_FOUND, not_found, 1));
         return;
     }
 
-    ctx = ngx_http_wechat_get_ctx(r);
-
-    if (ngx_http_wechat_copy_reply(r, reply, &found) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    if (status != WX_OK) {
+        ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
         return;
     }
 
     if (ctx->user.len) {
-        ctx->openid = found;
+        ctx->openid.data = (u_char *) found.data;
+        ctx->openid.len = found.len;
 
     } else {
-        ctx->user = found;
+        ctx->user.data = (u_char *) found.data;
+        ctx->user.len = found.len;
     }
 
     wx_json_field_t  answer[] = {
@@ -532,60 +504,43 @@ ngx_http_wechat_resolve(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 static void
 ngx_http_wechat_resolve_done(ngx_http_request_t *r, redisReply *reply)
 {
-    time_t                       now;
-    ngx_uint_t                   i;
     wx_span_t                    xml;
     wx_status_t                  status;
-    redisReply                 **e;
     wx_allocator_t               a;
+    wx_resolution_t              res;
     ngx_http_wechat_ctx_t       *ctx;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
     ctx = ngx_http_wechat_get_ctx(r);
 
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != 2
-        || reply->element[0]->type != REDIS_REPLY_STRING
-        || reply->element[1]->type != REDIS_REPLY_STRING)
-    {
+    if (reply == NULL) {
         ngx_http_wechat_unresolved(r, ctx);
         return;
     }
 
-    e = reply->element;
-
-    for (i = 0; i < NGX_HTTP_WECHAT_OUTCOMES; i++) {
-        if (e[0]->len == ngx_http_wechat_outcomes[i].len
-            && ngx_strncmp(e[0]->str, ngx_http_wechat_outcomes[i].data,
-                           e[0]->len) == 0)
-        {
-            break;
-        }
-    }
-
-    now = ngx_atotm((u_char *) e[1]->str, e[1]->len);
-
-    if (i == NGX_HTTP_WECHAT_OUTCOMES || now == NGX_ERROR) {
+    status = wx_redis_resolution(reply, &res);
+    if (status != WX_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "wechat callback: unexpected resolution \"%*s\"",
-                      e[0]->len, e[0]->str);
+                      "wechat callback: resolution of scene \"%V\": %s",
+                      &ctx->scene, wx_status_text(status));
         ngx_http_wechat_unresolved(r, ctx);
         return;
     }
 
-    ctx->resolution = ngx_http_wechat_outcomes[i];
+    ctx->resolution = ngx_http_wechat_outcomes[res.outcome];
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "wechat callback: scene \"%V\" %V",
-                   &ctx->scene, &ctx->resolution);
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "wechat callback: scene \"%V\" %V%s", &ctx->scene,
+                   &ctx->resolution, res.duplicate ? " (retry)" : "");
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
     ngx_http_wechat_allocator(r->pool, &a);
 
     /* the reply time is the first answer's, so a retry gets its bytes */
 
-    status = wx_reply_text(ctx->ev.from_user, ctx->ev.to_user, now,
-                           ngx_http_wechat_span(&wlcf->reply[i]), &a, &xml);
+    status = wx_reply_text(ctx->ev.from_user, ctx->ev.to_user, res.time,
+                           ngx_http_wechat_span(&wlcf->reply[res.outcome]),
+                           &a, &xml);
     if (status != WX_OK) {
         ngx_http_finalize_request(r,
             ngx_http_wechat_status(r, status, "reply"));
@@ -699,12 +654,17 @@ ngx_http_wechat_pass_after(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
 static void
 ngx_http_wechat_pass_done(ngx_http_request_t *r, redisReply *reply)
 {
+    wx_span_t               user;
+    wx_allocator_t          a;
     ngx_http_wechat_ctx_t  *ctx;
 
     ctx = ngx_http_wechat_get_ctx(r);
 
-    if (reply && reply->type == REDIS_REPLY_STRING) {
-        (void) ngx_http_wechat_copy_reply(r, reply, &ctx->user);
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    if (reply && wx_redis_string(reply, &a, &user) == WX_OK) {
+        ctx->user.data = (u_char *) user.data;
+        ctx->user.len = user.len;
     }
 
     ngx_http_wechat_pass(r, ctx);
@@ -762,26 +722,6 @@ ngx_http_wechat_dedup_id(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
 
     id->data = p;
     id->len = WX_SHA1_HEX_LEN;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_wechat_copy_reply(ngx_http_request_t *r, redisReply *reply,
-    ngx_str_t *s)
-{
-    /* hiredis frees the reply after the callback; the request keeps a copy */
-
-    s->data = ngx_pnalloc(r->pool, reply->len + 1);
-    if (s->data == NULL) {
-        s->len = 0;
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(s->data, reply->str, reply->len);
-    s->data[reply->len] = '\0';
-    s->len = reply->len;
 
     return NGX_OK;
 }

@@ -128,6 +128,8 @@ ngx_int_t ngx_http_wechat_send(ngx_http_request_t *r, ngx_uint_t status,
     const char *content_type, u_char *data, size_t len);
 ngx_int_t ngx_http_wechat_send_json(ngx_http_request_t *r, ngx_uint_t status,
     const wx_json_field_t *fields, size_t n);
+ngx_int_t ngx_http_wechat_send_answer(ngx_http_request_t *r,
+    ngx_uint_t status, wx_span_t json);
 ngx_int_t ngx_http_wechat_send_unavailable(ngx_http_request_t *r);
 wx_span_t ngx_http_wechat_span(ngx_str_t *s);
 ngx_str_t ngx_http_wechat_key(ngx_http_request_t *r,

@@ -24,14 +24,16 @@ ngx_str_t  ngx_http_wechat_scripts[NGX_HTTP_WECHAT_SCRIPTS] = {
     /*
      * RESOLVE: KEYS[1] scene, KEYS[2] de-dup record, KEYS[3] stream;
      * ARGV prefix, openid, now, de-dup ttl, scene, stream maxlen.
-     * Returns { outcome, reply time }; a retry gets the first answer.
+     * Returns { outcome, reply time, "new" }; a retry gets the first
+     * answer, marked "dup".
      */
 
     ngx_string(
     "local seen = redis.call('GET', KEYS[2])\n"
     "if seen then\n"
     "  local sp = string.find(seen, ' ', 1, true)\n"
-    "  return { string.sub(seen, 1, sp - 1), string.sub(seen, sp + 1) }\n"
+    "  return { string.sub(seen, 1, sp - 1), string.sub(seen, sp + 1),"
+    " 'dup' }\n"
     "end\n"
     "local p, openid, now = ARGV[1], ARGV[2], ARGV[3]\n"
     "local outcome = 'expired'\n"
@@ -62,7 +64,7 @@ ngx_str_t  ngx_http_wechat_scripts[NGX_HTTP_WECHAT_SCRIPTS] = {
     "  outcome = s[1]\n"
     "end\n"
     "redis.call('SET', KEYS[2], outcome .. ' ' .. now, 'EX', ARGV[4])\n"
-    "return { outcome, now }\n"),
+    "return { outcome, now, 'new' }\n"),
 
     /*
      * UNBIND: KEYS[1] stream; ARGV prefix, side ("user" or "openid"), id,

@@ -108,35 +108,22 @@ ngx_http_wechat_span(ngx_str_t *s)
 ngx_int_t
 ngx_http_wechat_arg(ngx_http_request_t *r, const char *name, ngx_str_t *value)
 {
-    u_char      *dst, *src;
-    size_t       i;
-    ngx_str_t    raw;
+    wx_span_t       v;
+    wx_status_t     status;
+    wx_allocator_t  a;
 
-    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &raw) != NGX_OK) {
-        value->len = 0;
-        value->data = NULL;
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    status = wx_query_arg(ngx_http_wechat_span(&r->args), name, &a, &v);
+
+    value->data = (u_char *) v.data;
+    value->len = v.len;
+
+    if (status == WX_ERR_NOT_FOUND) {
         return NGX_DECLINED;
     }
 
-    dst = ngx_pnalloc(r->pool, raw.len);
-    if (dst == NULL) {
-        return NGX_ERROR;
-    }
-
-    /* query strings are form-encoded: '+' is a space, "%2B" a plus */
-
-    for (i = 0; i < raw.len; i++) {
-        dst[i] = (raw.data[i] == '+') ? ' ' : raw.data[i];
-    }
-
-    value->data = dst;
-    src = dst;
-
-    ngx_unescape_uri(&dst, &src, raw.len, NGX_UNESCAPE_URI);
-
-    value->len = dst - value->data;
-
-    return NGX_OK;
+    return (status == WX_OK) ? NGX_OK : NGX_ERROR;
 }
 
 
@@ -214,15 +201,24 @@ ngx_int_t
 ngx_http_wechat_send_json(ngx_http_request_t *r, ngx_uint_t status,
     const wx_json_field_t *fields, size_t n)
 {
-    wx_span_t         json;
-    wx_allocator_t    a;
-    ngx_table_elt_t  *h;
+    wx_span_t       json;
+    wx_allocator_t  a;
 
     ngx_http_wechat_allocator(r->pool, &a);
 
     if (wx_json_object(fields, n, &a, &json) != WX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    return ngx_http_wechat_send_answer(r, status, json);
+}
+
+
+ngx_int_t
+ngx_http_wechat_send_answer(ngx_http_request_t *r, ngx_uint_t status,
+    wx_span_t json)
+{
+    ngx_table_elt_t  *h;
 
     /* answers about scenes and bindings are per user and change */
 

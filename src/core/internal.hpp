@@ -45,6 +45,21 @@ copy_out(const wx_allocator_t *a, std::string_view s, wx_span_t *out)
     return WX_OK;
 }
 
+/* Copies s, NUL-terminated, even when empty: an empty value is a value. */
+inline wx_status_t
+copy_value(const wx_allocator_t *a, std::string_view s, wx_span_t *out)
+{
+    auto *p = static_cast<unsigned char *>(a->alloc(a->pool, s.size() + 1));
+    if (p == nullptr) {
+        return WX_ERR_NOMEM;
+    }
+
+    std::memcpy(p, s.data(), s.size());
+    p[s.size()] = '\0';
+    *out = {p, s.size()};
+    return WX_OK;
+}
+
 /* Runs f, turning any exception into a status: none crosses the C ABI. */
 template <class F>
 wx_status_t

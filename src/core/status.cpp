@@ -19,6 +19,8 @@ wx_status_text(wx_status_t status)
     case WX_ERR_LENGTH:        return "bad message length";
     case WX_ERR_APPID:         return "AppID mismatch";
     case WX_ERR_RANDOM:        return "RAND_bytes failed";
+    case WX_ERR_NOT_FOUND:     return "not found";
+    case WX_ERR_REPLY:         return "unexpected Redis reply";
     case WX_ERR_INTERNAL:      break;
     }
 

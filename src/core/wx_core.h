@@ -33,6 +33,8 @@ typedef enum {
     WX_ERR_LENGTH,        /* msg_len outside the decrypted buffer */
     WX_ERR_APPID,         /* the AppID trailer is not ours */
     WX_ERR_RANDOM,        /* RAND_bytes failed */
+    WX_ERR_NOT_FOUND,     /* no such query argument, or a nil reply */
+    WX_ERR_REPLY,         /* a Redis reply of an unexpected shape */
     WX_ERR_INTERNAL
 } wx_status_t;
 
@@ -147,6 +149,49 @@ typedef struct {
 } wx_json_field_t;
 
 wx_status_t wx_json_object(const wx_json_field_t *fields, size_t n,
+    const wx_allocator_t *a, wx_span_t *out);
+
+
+/*
+ * The form-decoded value of the first argument called name in a query
+ * string ("a=1&b=2"): '+' is a space, %XX a byte.  WX_ERR_NOT_FOUND when
+ * there is none.
+ */
+wx_status_t wx_query_arg(wx_span_t query, const char *name,
+    const wx_allocator_t *a, wx_span_t *out);
+
+
+/* Redis replies of the module's commands and scripts (hiredis replies). */
+
+struct redisReply;
+
+typedef enum {
+    WX_OUTCOME_BOUND = 0,
+    WX_OUTCOME_CONFLICT,
+    WX_OUTCOME_EXPIRED
+} wx_outcome_t;
+
+typedef struct {
+    wx_outcome_t          outcome;
+    int64_t               time;        /* the first answer's reply time */
+    int                   duplicate;   /* a retry of a push seen before */
+} wx_resolution_t;
+
+/* The RESOLVE script's { outcome, time, "new" | "dup" }. */
+wx_status_t wx_redis_resolution(const struct redisReply *reply,
+    wx_resolution_t *out);
+
+/*
+ * The poll answer for HMGET scene status openid token: the JSON the page
+ * gets.  An unknown scene and a wrong token both give {"status":"expired"};
+ * the token is compared with the stored hash in constant time.
+ */
+wx_status_t wx_redis_poll_answer(const struct redisReply *reply,
+    wx_span_t token, const wx_allocator_t *a, wx_span_t *status,
+    wx_span_t *json);
+
+/* A string reply copied out; WX_ERR_NOT_FOUND for nil. */
+wx_status_t wx_redis_string(const struct redisReply *reply,
     const wx_allocator_t *a, wx_span_t *out);
 
 

@@ -1,0 +1,160 @@
+#include <array>
+
+#include <hiredis/hiredis.h>
+
+#include "internal.hpp"
+
+namespace {
+
+constexpr std::array<std::string_view, 3> outcomes = {
+    "bound", "conflict", "expired"
+};
+
+bool
+is_string(const redisReply *r)
+{
+    return r != nullptr && r->type == REDIS_REPLY_STRING;
+}
+
+std::string_view
+text(const redisReply *r)
+{
+    return std::string_view(r->str, r->len);
+}
+
+bool
+parse_time(std::string_view s, int64_t *out)
+{
+    int64_t v = 0;
+
+    if (s.empty() || s.size() > 18) {
+        return false;
+    }
+
+    for (char c : s) {
+        if (c < '0' || c > '9') {
+            return false;
+        }
+
+        v = v * 10 + (c - '0');
+    }
+
+    *out = v;
+    return true;
+}
+
+} // namespace
+
+extern "C" wx_status_t
+wx_redis_resolution(const struct redisReply *reply, wx_resolution_t *out)
+{
+    if (reply == nullptr || out == nullptr) {
+        return WX_ERR_ARGS;
+    }
+
+    return wx::guarded([&] {
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+            return WX_ERR_REPLY;
+        }
+
+        const redisReply *const *e = reply->element;
+
+        if (!is_string(e[0]) || !is_string(e[1]) || !is_string(e[2])) {
+            return WX_ERR_REPLY;
+        }
+
+        size_t i = 0;
+        while (i < outcomes.size() && outcomes[i] != text(e[0])) {
+            i++;
+        }
+
+        if (i == outcomes.size() || !parse_time(text(e[1]), &out->time)) {
+            return WX_ERR_REPLY;
+        }
+
+        out->outcome = static_cast<wx_outcome_t>(i);
+        out->duplicate = text(e[2]) == "dup";
+
+        return WX_OK;
+    });
+}
+
+extern "C" wx_status_t
+wx_redis_poll_answer(const struct redisReply *reply, wx_span_t token,
+    const wx_allocator_t *a, wx_span_t *status, wx_span_t *json)
+{
+    if (reply == nullptr || a == nullptr || status == nullptr
+        || json == nullptr)
+    {
+        return WX_ERR_ARGS;
+    }
+
+    return wx::guarded([&] {
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+            return WX_ERR_REPLY;
+        }
+
+        const redisReply *const *e = reply->element;
+        std::string_view state = "expired";
+        std::string_view openid;
+        char hash[WX_SHA256_HEX_LEN];
+
+        if (is_string(e[0]) && is_string(e[2])
+            && wx_sha256_hex(token, hash) == WX_OK)
+        {
+            wx_span_t ours = {reinterpret_cast<unsigned char *>(hash),
+                              sizeof(hash)};
+
+            if (wx_equal_const_time(ours, wx::span(text(e[2])))) {
+                state = text(e[0]);
+            }
+        }
+
+        if (state != "pending" && state != "bound" && state != "conflict") {
+            state = "expired";
+        }
+
+        wx_json_field_t fields[2] = {
+            {"status", WX_JSON_STRING, wx::span(state), 0},
+            {"openid", WX_JSON_STRING, {nullptr, 0}, 0}
+        };
+        size_t n = 1;
+
+        if (state == "bound" && is_string(e[1])) {
+            fields[1].string = wx::span(text(e[1]));
+            n = 2;
+        }
+
+        /* the status names are static, the reply is freed after this */
+        for (auto o : {std::string_view("pending"), outcomes[0], outcomes[1],
+                       outcomes[2]})
+        {
+            if (o == state) {
+                *status = wx::span(o);
+            }
+        }
+
+        return wx_json_object(fields, n, a, json);
+    });
+}
+
+extern "C" wx_status_t
+wx_redis_string(const struct redisReply *reply, const wx_allocator_t *a,
+    wx_span_t *out)
+{
+    if (reply == nullptr || a == nullptr || out == nullptr) {
+        return WX_ERR_ARGS;
+    }
+
+    return wx::guarded([&] {
+        if (reply->type == REDIS_REPLY_NIL) {
+            return WX_ERR_NOT_FOUND;
+        }
+
+        if (reply->type != REDIS_REPLY_STRING) {
+            return WX_ERR_REPLY;
+        }
+
+        return wx::copy_value(a, text(reply), out);
+    });
+}

@@ -1,0 +1,166 @@
+#include <hiredis/hiredis.h>
+
+#include "wx_test.h"
+
+/* Replies are made from RESP bytes by hiredis's reader, as on the wire. */
+
+static redisReply *
+reply_of(const char *resp)
+{
+    redisReader  *reader = redisReaderCreate();
+    void         *reply = NULL;
+
+    assert_non_null(reader);
+    assert_int_equal(redisReaderFeed(reader, resp, strlen(resp)), REDIS_OK);
+    assert_int_equal(redisReaderGetReply(reader, &reply), REDIS_OK);
+    assert_non_null(reply);
+    redisReaderFree(reader);
+
+    return reply;
+}
+
+static wx_status_t
+resolution(const char *resp, wx_resolution_t *res)
+{
+    redisReply *r = reply_of(resp);
+    wx_status_t rc = wx_redis_resolution(r, res);
+    freeReplyObject(r);
+    return rc;
+}
+
+static void
+test_resolution(void **state)
+{
+    (void) state;
+    wx_resolution_t res;
+
+    assert_int_equal(resolution("*3\r\n$5\r\nbound\r\n$10\r\n1700000001\r\n"
+                                "$3\r\nnew\r\n", &res), WX_OK);
+    assert_int_equal(res.outcome, WX_OUTCOME_BOUND);
+    assert_int_equal(res.time, 1700000001);
+    assert_false(res.duplicate);
+
+    assert_int_equal(resolution("*3\r\n$8\r\nconflict\r\n$1\r\n5\r\n"
+                                "$3\r\ndup\r\n", &res), WX_OK);
+    assert_int_equal(res.outcome, WX_OUTCOME_CONFLICT);
+    assert_true(res.duplicate);
+
+    assert_int_equal(resolution("*3\r\n$7\r\nexpired\r\n$1\r\n5\r\n"
+                                "$3\r\nnew\r\n", &res), WX_OK);
+    assert_int_equal(res.outcome, WX_OUTCOME_EXPIRED);
+}
+
+static void
+test_resolution_malformed(void **state)
+{
+    (void) state;
+    wx_resolution_t res;
+
+    assert_int_equal(resolution("*2\r\n$5\r\nbound\r\n$1\r\n5\r\n", &res),
+                     WX_ERR_REPLY);
+    assert_int_equal(resolution("*3\r\n$5\r\nBOUND\r\n$1\r\n5\r\n$3\r\nnew\r\n",
+                                &res), WX_ERR_REPLY);
+    assert_int_equal(resolution("*3\r\n$5\r\nbound\r\n$2\r\n5x\r\n"
+                                "$3\r\nnew\r\n", &res), WX_ERR_REPLY);
+    assert_int_equal(resolution("*3\r\n$5\r\nbound\r\n:5\r\n$3\r\nnew\r\n",
+                                &res), WX_ERR_REPLY);
+    assert_int_equal(resolution("*3\r\n$5\r\nbound\r\n$-1\r\n$3\r\nnew\r\n",
+                                &res), WX_ERR_REPLY);
+    assert_int_equal(resolution("-ERR oops\r\n", &res), WX_ERR_REPLY);
+    assert_int_equal(resolution(":1\r\n", &res), WX_ERR_REPLY);
+}
+
+/* sha256("t0ken") as the stored hash, from Python's hashlib */
+#define TOKEN_HASH \
+    "b46c09677343261f0b439a472422225e3a230c9c094d6ab16762e2036b597053"
+
+static void
+poll_case(const char *resp, const char *token, const char *json,
+    const char *status)
+{
+    redisReply *r = reply_of(resp);
+    wx_span_t out, st;
+
+    assert_int_equal(wx_redis_poll_answer(r, S(token), &test_allocator, &st,
+                                          &out), WX_OK);
+    freeReplyObject(r);
+    assert_span_equal(out, json);
+    assert_span_equal(st, status);
+}
+
+static void
+test_poll(void **state)
+{
+    (void) state;
+    char resp[512];
+
+    snprintf(resp, sizeof(resp), "*3\r\n$7\r\npending\r\n$-1\r\n$64\r\n%s\r\n",
+             TOKEN_HASH);
+    poll_case(resp, "t0ken", "{\"status\":\"pending\"}", "pending");
+    poll_case(resp, "t0keN", "{\"status\":\"expired\"}", "expired");
+    poll_case(resp, "", "{\"status\":\"expired\"}", "expired");
+
+    snprintf(resp, sizeof(resp), "*3\r\n$5\r\nbound\r\n$3\r\noAB\r\n$64\r\n"
+             "%s\r\n", TOKEN_HASH);
+    poll_case(resp, "t0ken", "{\"status\":\"bound\",\"openid\":\"oAB\"}",
+              "bound");
+
+    snprintf(resp, sizeof(resp), "*3\r\n$8\r\nconflict\r\n$3\r\noAB\r\n$64\r\n"
+             "%s\r\n", TOKEN_HASH);
+    poll_case(resp, "t0ken", "{\"status\":\"conflict\"}", "conflict");
+
+    /* unknown scene, and a status the module never writes */
+    poll_case("*3\r\n$-1\r\n$-1\r\n$-1\r\n", "t0ken",
+              "{\"status\":\"expired\"}", "expired");
+    snprintf(resp, sizeof(resp), "*3\r\n$4\r\nodd!\r\n$-1\r\n$64\r\n%s\r\n",
+             TOKEN_HASH);
+    poll_case(resp, "t0ken", "{\"status\":\"expired\"}", "expired");
+}
+
+static void
+test_poll_malformed(void **state)
+{
+    (void) state;
+    redisReply *r = reply_of("*2\r\n$7\r\npending\r\n$-1\r\n");
+    wx_span_t out, st;
+
+    assert_int_equal(wx_redis_poll_answer(r, S("t"), &test_allocator, &st,
+                                          &out), WX_ERR_REPLY);
+    freeReplyObject(r);
+}
+
+static void
+test_string(void **state)
+{
+    (void) state;
+    redisReply *r;
+    wx_span_t out;
+
+    r = reply_of("$5\r\nalice\r\n");
+    assert_int_equal(wx_redis_string(r, &test_allocator, &out), WX_OK);
+    freeReplyObject(r);
+    assert_span_equal(out, "alice");
+
+    r = reply_of("$-1\r\n");
+    assert_int_equal(wx_redis_string(r, &test_allocator, &out),
+                     WX_ERR_NOT_FOUND);
+    freeReplyObject(r);
+
+    r = reply_of(":3\r\n");
+    assert_int_equal(wx_redis_string(r, &test_allocator, &out), WX_ERR_REPLY);
+    freeReplyObject(r);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_resolution, reset_arena),
+        cmocka_unit_test_setup(test_resolution_malformed, reset_arena),
+        cmocka_unit_test_setup(test_poll, reset_arena),
+        cmocka_unit_test_setup(test_poll_malformed, reset_arena),
+        cmocka_unit_test_setup(test_string, reset_arena),
+    };
+
+    return cmocka_run_group_tests_name("redis_reply", tests, NULL, NULL);
+}
