@@ -16,12 +16,16 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PACKAGES := nginx nginx-dev redis-server cmake g++ make pkg-config \
             libhiredis-dev libxml2-dev libssl-dev libcmocka-dev \
             nlohmann-json3-dev libpcre2-dev zlib1g-dev perl \
-            libdigest-sha-perl openssl
+            libdigest-sha-perl openssl clang libclang-rt-14-dev valgrind
+
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := event decrypt query redis_reply
 
 SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
                       src/core/*.h) config CMakeLists.txt
 
-.PHONY: all deps build core unit integration test test-static run clean
+.PHONY: all deps build core unit integration test test-static fuzz run \
+        clean
 
 all: build
 
@@ -63,7 +67,27 @@ integration: build
 test: deps
 	$(MAKE) build
 	$(MAKE) unit
+	$(MAKE) fuzz FUZZ_SECONDS=10
 	$(MAKE) integration
+
+# libFuzzer targets with ASan and UBSan, seeded with real pushes from
+# t/fuzz/corpus/ (copied: the run's findings stay in build/fuzz/).
+fuzz:
+	cmake -S . -B $(BUILD)/fuzz -DCMAKE_C_COMPILER=clang \
+	    -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DWX_FUZZ=ON -DWX_BUILD_TESTS=OFF >/dev/null
+	cmake --build $(BUILD)/fuzz -j2
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(BUILD)/fuzz/corpus/$$t $(BUILD)/fuzz/findings; \
+	    cp -n t/fuzz/corpus/$$t/* $(BUILD)/fuzz/corpus/$$t/; \
+	    echo "fuzz_$$t: $(FUZZ_SECONDS)s"; \
+	    $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	        -artifact_prefix=$(BUILD)/fuzz/findings/$$t- \
+	        -print_final_stats=1 $(BUILD)/fuzz/corpus/$$t \
+	        >$(BUILD)/fuzz/$$t.log 2>&1 \
+	        || { tail -40 $(BUILD)/fuzz/$$t.log; exit 1; }; \
+	    grep -E 'stat::number_of_executed_units' $(BUILD)/fuzz/$$t.log; \
+	done
 
 # A static build (--add-module) from upstream nginx sources in NGINX_SOURCE,
 # and the integration suite against it.

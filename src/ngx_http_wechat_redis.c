@@ -169,6 +169,8 @@ ngx_http_wechat_redis_connect(ngx_http_wechat_redis_t *rd)
         return;
     }
 
+    wx_redis_limit_reader(ac->c.reader);
+
     if (ngx_http_wechat_redis_attach(rd, ac) != NGX_OK) {
         redisAsyncFree(ac);
         ngx_http_wechat_redis_schedule(rd);

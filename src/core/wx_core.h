@@ -190,6 +190,17 @@ wx_status_t wx_redis_poll_answer(const struct redisReply *reply,
     wx_span_t token, const wx_allocator_t *a, wx_span_t *status,
     wx_span_t *json);
 
+/*
+ * hiredis 0.14 allocates an array of whatever size a reply announces;
+ * this makes the reader refuse arrays larger than any the module expects
+ * (an error the connection is dropped for), instead of allocating gigabytes.
+ */
+struct redisReader;
+
+#define WX_REDIS_MAX_ELEMENTS  64
+
+void wx_redis_limit_reader(struct redisReader *reader);
+
 /* A string reply copied out; WX_ERR_NOT_FOUND for nil. */
 wx_status_t wx_redis_string(const struct redisReply *reply,
     const wx_allocator_t *a, wx_span_t *out);

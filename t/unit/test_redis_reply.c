@@ -151,6 +151,27 @@ test_string(void **state)
     freeReplyObject(r);
 }
 
+static void
+test_reader_limit(void **state)
+{
+    (void) state;
+    static const char huge[] = "*300000001\r\n$5\r\nbound\r\n";
+    redisReader *reader = redisReaderCreate();
+    void *reply = NULL;
+
+    wx_redis_limit_reader(reader);
+    wx_redis_limit_reader(reader);
+    assert_int_equal(redisReaderFeed(reader, huge, sizeof(huge) - 1),
+                     REDIS_OK);
+    assert_int_equal(redisReaderGetReply(reader, &reply), REDIS_ERR);
+    assert_null(reply);
+    redisReaderFree(reader);
+
+    /* replies of the module's size still read */
+    reply = reply_of("*3\r\n$-1\r\n$-1\r\n$-1\r\n");
+    freeReplyObject(reply);
+}
+
 int
 main(void)
 {
@@ -160,6 +181,7 @@ main(void)
         cmocka_unit_test_setup(test_poll, reset_arena),
         cmocka_unit_test_setup(test_poll_malformed, reset_arena),
         cmocka_unit_test_setup(test_string, reset_arena),
+        cmocka_unit_test(test_reader_limit),
     };
 
     return cmocka_run_group_tests_name("redis_reply", tests, NULL, NULL);

@@ -1,0 +1,55 @@
+// libFuzzer target: Redis replies as they come off the wire (hiredis's
+// reader), through the core's reading of each command's reply.
+
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+#include <hiredis/hiredis.h>
+
+#include "fuzz_alloc.h"
+
+namespace {
+
+struct reader_free {
+    void operator()(redisReader *r) const { redisReaderFree(r); }
+};
+
+struct reply_free {
+    void operator()(redisReply *r) const { freeReplyObject(r); }
+};
+
+} // namespace
+
+extern "C" int
+LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
+{
+    std::unique_ptr<redisReader, reader_free> reader(redisReaderCreate());
+    wx_redis_limit_reader(reader.get());
+    fuzz_arena arena;
+    const wx_allocator_t *a = arena.get();
+
+    redisReaderFeed(reader.get(), reinterpret_cast<const char *>(data), size);
+
+    for (;;) {
+        void *raw = nullptr;
+
+        if (redisReaderGetReply(reader.get(), &raw) != REDIS_OK
+            || raw == nullptr)
+        {
+            break;
+        }
+
+        std::unique_ptr<redisReply, reply_free> reply(
+            static_cast<redisReply *>(raw));
+        wx_resolution_t res;
+        wx_span_t status, json, s;
+        static const unsigned char token[] = "t0ken";
+
+        wx_redis_resolution(reply.get(), &res);
+        wx_redis_poll_answer(reply.get(), {token, 5}, a, &status, &json);
+        wx_redis_string(reply.get(), a, &s);
+    }
+
+    return 0;
+}
