@@ -44,6 +44,14 @@ static ngx_str_t  ngx_http_wechat_outcomes[] = {
 };
 
 
+static ngx_str_t  ngx_http_wechat_poll_statuses[] = {
+    ngx_string("pending"),
+    ngx_string("bound"),
+    ngx_string("conflict"),
+    ngx_string("expired")
+};
+
+
 static ngx_str_t  ngx_http_wechat_dedup_ttl =
     ngx_string(NGX_HTTP_WECHAT_DEDUP_TTL);
 static ngx_str_t  ngx_http_wechat_stream_maxlen =
@@ -253,6 +261,7 @@ ngx_http_wechat_poll_handler(ngx_http_request_t *r)
     }
 
     if (!wx_scene_is_ours(ngx_http_wechat_span(&ctx->scene))) {
+        ngx_http_wechat_count(polls[NGX_HTTP_WECHAT_POLL_EXPIRED]);
         return ngx_http_wechat_send_json(r, NGX_HTTP_OK, expired, 1);
     }
 
@@ -271,6 +280,14 @@ ngx_http_wechat_poll_handler(ngx_http_request_t *r)
     rc = ngx_http_wechat_redis_command(r, ngx_http_wechat_poll_done,
                                        NGX_HTTP_WECHAT_NO_SCRIPT, 5, argv);
 
+    if (rc == NGX_OK) {
+        ctx->waiting = 1;
+        ngx_http_wechat_count(polls_waiting);
+
+    } else if (rc == NGX_DECLINED) {
+        ngx_http_wechat_count(polls[NGX_HTTP_WECHAT_POLL_UNAVAILABLE]);
+    }
+
     return ngx_http_wechat_wait(r, rc);
 }
 
@@ -278,6 +295,7 @@ ngx_http_wechat_poll_handler(ngx_http_request_t *r)
 static void
 ngx_http_wechat_poll_done(ngx_http_request_t *r, redisReply *reply)
 {
+    ngx_uint_t              i;
     wx_span_t               status, json;
     wx_allocator_t          a;
     ngx_http_wechat_ctx_t  *ctx;
@@ -285,14 +303,27 @@ ngx_http_wechat_poll_done(ngx_http_request_t *r, redisReply *reply)
     ctx = ngx_http_wechat_get_ctx(r);
     ngx_http_wechat_allocator(r->pool, &a);
 
+    ctx->waiting = 0;
+    ngx_http_wechat_add(polls_waiting, -1);
+
     if (reply == NULL
         || wx_redis_poll_answer(reply,
                                 ngx_http_wechat_span(&ctx->poll_token),
                                 &a, &status, &json)
            != WX_OK)
     {
+        ngx_http_wechat_count(polls[NGX_HTTP_WECHAT_POLL_UNAVAILABLE]);
         ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
         return;
+    }
+
+    for (i = 0; i < NGX_HTTP_WECHAT_POLL_UNAVAILABLE; i++) {
+        if (status.len == ngx_http_wechat_poll_statuses[i].len
+            && ngx_strncmp(status.data, ngx_http_wechat_poll_statuses[i].data,
+                           status.len) == 0)
+        {
+            ngx_http_wechat_count(polls[i]);
+        }
     }
 
     ngx_http_finalize_request(r,
@@ -529,6 +560,12 @@ ngx_http_wechat_resolve_done(ngx_http_request_t *r, redisReply *reply)
 
     ctx->resolution = ngx_http_wechat_outcomes[res.outcome];
 
+    ngx_http_wechat_count(pushes[res.outcome]);
+
+    if (res.duplicate) {
+        ngx_http_wechat_count(dedup_hits);
+    }
+
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "wechat callback: scene \"%V\" %V%s", &ctx->scene,
                    &ctx->resolution, res.duplicate ? " (retry)" : "");
@@ -543,7 +580,7 @@ ngx_http_wechat_resolve_done(ngx_http_request_t *r, redisReply *reply)
                            &a, &xml);
     if (status != WX_OK) {
         ngx_http_finalize_request(r,
-            ngx_http_wechat_status(r, status, "reply"));
+            ngx_http_wechat_reject(r, status, "reply"));
         return;
     }
 
@@ -561,6 +598,7 @@ ngx_http_wechat_unresolved(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
     ngx_str_set(&ctx->resolution, "unavailable");
+    ngx_http_wechat_count(pushes[NGX_HTTP_WECHAT_PUSH_UNAVAILABLE]);
 
     if (wlcf->pass.len == 0) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,

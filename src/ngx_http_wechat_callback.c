@@ -52,6 +52,7 @@ ngx_http_wechat_callback_handler(ngx_http_request_t *r)
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "wechat callback: method \"%V\" not allowed",
                       &r->method_name);
+        ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_METHOD]);
         return NGX_HTTP_NOT_ALLOWED;
     }
 
@@ -135,6 +136,7 @@ ngx_http_wechat_check_query(ngx_http_request_t *r,
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                           "wechat callback: no \"%s\" in the query",
                           names[i]);
+            ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_MISSING]);
             return NGX_HTTP_FORBIDDEN;
         }
     }
@@ -148,6 +150,7 @@ ngx_http_wechat_check_query(ngx_http_request_t *r,
     {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "wechat callback: signature mismatch");
+        ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_SIGNATURE]);
         return NGX_HTTP_FORBIDDEN;
     }
 
@@ -162,6 +165,7 @@ ngx_http_wechat_check_query(ngx_http_request_t *r,
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                           "wechat callback: stale timestamp \"%V\"",
                           &args[1]);
+            ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_TIMESTAMP]);
             return NGX_HTTP_FORBIDDEN;
         }
     }
@@ -208,7 +212,7 @@ ngx_http_wechat_process(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 
     status = wx_event_parse(ngx_http_wechat_span(&body), &a, &ctx->ev);
     if (status != WX_OK) {
-        return ngx_http_wechat_status(r, status, "push");
+        return ngx_http_wechat_reject(r, status, "push");
     }
 
     rc = ngx_http_wechat_decrypt(r, ctx);
@@ -230,15 +234,26 @@ ngx_http_wechat_process(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 /* Maps a core status to the answer, with one line naming the reason. */
 
 ngx_int_t
-ngx_http_wechat_status(ngx_http_request_t *r, wx_status_t status,
+ngx_http_wechat_reject(ngx_http_request_t *r, wx_status_t status,
     const char *what)
 {
-    ngx_int_t  rc;
+    ngx_int_t   rc;
+    ngx_uint_t  reason;
+
+    reason = NGX_HTTP_WECHAT_REJECT_DECRYPT;
 
     switch (status) {
 
     case WX_ERR_TOO_LARGE:
         rc = NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+        reason = NGX_HTTP_WECHAT_REJECT_TOO_LARGE;
+        break;
+
+    case WX_ERR_XML:
+    case WX_ERR_XML_HOSTILE:
+    case WX_ERR_XML_DUPLICATE:
+        rc = NGX_HTTP_BAD_REQUEST;
+        reason = NGX_HTTP_WECHAT_REJECT_XML;
         break;
 
     case WX_ERR_NOMEM:
@@ -249,13 +264,11 @@ ngx_http_wechat_status(ngx_http_request_t *r, wx_status_t status,
                       wx_status_text(status));
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
 
-    case WX_ERR_SIGNATURE:
-        rc = NGX_HTTP_FORBIDDEN;
-        break;
-
     default:
         rc = NGX_HTTP_BAD_REQUEST;
     }
+
+    ngx_http_wechat_count(rejected[reason]);
 
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                   "wechat callback: %s rejected: %s", what,
@@ -285,6 +298,7 @@ ngx_http_wechat_read_body(ngx_http_request_t *r, ngx_str_t *body)
     if (len == 0) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "wechat callback: empty push body");
+        ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_XML]);
         return NGX_HTTP_BAD_REQUEST;
     }
 
@@ -292,6 +306,7 @@ ngx_http_wechat_read_body(ngx_http_request_t *r, ngx_str_t *body)
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "wechat callback: push of %O bytes is over %d",
                       len, WX_XML_MAX_SIZE);
+        ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_TOO_LARGE]);
         return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
     }
 
@@ -389,6 +404,14 @@ ngx_http_wechat_pass(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     ngx_http_wechat_loc_conf_t  *wlcf;
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    /* an unresolved scan was counted as unavailable already */
+
+    if (ctx->resolution.len == 0) {
+        ngx_http_wechat_count(pushes[wlcf->pass.len
+                                     ? NGX_HTTP_WECHAT_PUSH_PASSED
+                                     : NGX_HTTP_WECHAT_PUSH_ANSWERED]);
+    }
 
     if (wlcf->pass.len == 0) {
         ngx_http_finalize_request(r,

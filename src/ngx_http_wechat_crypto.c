@@ -59,6 +59,7 @@ ngx_http_wechat_decrypt(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                           "wechat callback: plaintext push refused in "
                           "safe mode");
+            ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_PLAINTEXT]);
             return NGX_HTTP_FORBIDDEN;
         }
 
@@ -78,6 +79,7 @@ ngx_http_wechat_decrypt(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "wechat callback: encrypted push without "
                       "\"msg_signature\"");
+        ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_MISSING]);
         return NGX_HTTP_FORBIDDEN;
     }
 
@@ -91,6 +93,8 @@ ngx_http_wechat_decrypt(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "wechat callback: msg_signature mismatch");
+        ngx_http_wechat_count(
+            rejected[NGX_HTTP_WECHAT_REJECT_MSG_SIGNATURE]);
         return NGX_HTTP_FORBIDDEN;
     }
 
@@ -116,7 +120,7 @@ ngx_http_wechat_decrypt(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     }
 
     if (ctx->aes_key == NULL) {
-        return ngx_http_wechat_status(r, first, "encrypted push");
+        return ngx_http_wechat_reject(r, first, "encrypted push");
     }
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -124,7 +128,7 @@ ngx_http_wechat_decrypt(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 
     status = wx_event_parse(plain, &a, &ctx->ev);
     if (status != WX_OK) {
-        return ngx_http_wechat_status(r, status, "decrypted push");
+        return ngx_http_wechat_reject(r, status, "decrypted push");
     }
 
     ctx->plain.data = (u_char *) plain.data;
@@ -189,7 +193,7 @@ ngx_http_wechat_encrypt(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     }
 
     if (status != WX_OK) {
-        return ngx_http_wechat_status(r, status, "reply encryption");
+        return ngx_http_wechat_reject(r, status, "reply encryption");
     }
 
     return NGX_OK;

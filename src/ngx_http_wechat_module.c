@@ -165,6 +165,13 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       offsetof(ngx_http_wechat_loc_conf_t, mode),
       &ngx_http_wechat_modes },
 
+    { ngx_string("wechat_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_wechat_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("wechat_aes_key"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       ngx_http_wechat_aes_key,
@@ -246,6 +253,10 @@ ngx_http_wechat_postconfiguration(ngx_conf_t *cf)
         }
     }
 
+    if (wmcf->endpoints && ngx_http_wechat_status_zone(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_wechat_crypto_init(cf);
 }
 
@@ -269,6 +280,7 @@ ngx_http_wechat_create_main_conf(ngx_conf_t *cf)
      *     wmcf->db = 0;
      *     wmcf->password = { 0, NULL };
      *     wmcf->lookup_user = 0;
+     *     wmcf->endpoints = 0;
      */
 
     wmcf->connect_timeout = NGX_CONF_UNSET_MSEC;
@@ -370,7 +382,9 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    if (conf->endpoint > NGX_HTTP_WECHAT_CALLBACK && wmcf->host.data == NULL)
+    if (conf->endpoint > NGX_HTTP_WECHAT_CALLBACK
+        && conf->endpoint < NGX_HTTP_WECHAT_STATUS
+        && wmcf->host.data == NULL)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"wechat_qrcode\", \"wechat_poll\" and "
@@ -618,13 +632,17 @@ char *
 ngx_http_wechat_endpoint(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *wlcf,
     ngx_uint_t endpoint, ngx_http_handler_pt handler)
 {
-    ngx_http_core_loc_conf_t  *clcf;
+    ngx_http_core_loc_conf_t     *clcf;
+    ngx_http_wechat_main_conf_t  *wmcf;
 
     if (wlcf->endpoint) {
         return "is duplicate";
     }
 
     wlcf->endpoint = endpoint;
+
+    wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wechat_module);
+    wmcf->endpoints = 1;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = handler;

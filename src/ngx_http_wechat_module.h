@@ -34,6 +34,32 @@
 #define NGX_HTTP_WECHAT_SCRIPTS          3
 #define NGX_HTTP_WECHAT_NO_SCRIPT        -1
 
+/* metrics: pushes by outcome (the first three are the scan outcomes) */
+#define NGX_HTTP_WECHAT_PUSH_UNAVAILABLE 3
+#define NGX_HTTP_WECHAT_PUSH_PASSED      4
+#define NGX_HTTP_WECHAT_PUSH_ANSWERED    5
+#define NGX_HTTP_WECHAT_PUSH_OUTCOMES    6
+
+/* metrics: why pushes were refused */
+#define NGX_HTTP_WECHAT_REJECT_MISSING        0
+#define NGX_HTTP_WECHAT_REJECT_SIGNATURE      1
+#define NGX_HTTP_WECHAT_REJECT_TIMESTAMP      2
+#define NGX_HTTP_WECHAT_REJECT_MSG_SIGNATURE  3
+#define NGX_HTTP_WECHAT_REJECT_PLAINTEXT      4
+#define NGX_HTTP_WECHAT_REJECT_XML            5
+#define NGX_HTTP_WECHAT_REJECT_DECRYPT        6
+#define NGX_HTTP_WECHAT_REJECT_TOO_LARGE      7
+#define NGX_HTTP_WECHAT_REJECT_METHOD         8
+#define NGX_HTTP_WECHAT_REJECT_REASONS        9
+
+/* metrics: poll answers (pending, bound, conflict, expired, unavailable) */
+#define NGX_HTTP_WECHAT_POLL_EXPIRED     3
+#define NGX_HTTP_WECHAT_POLL_UNAVAILABLE 4
+#define NGX_HTTP_WECHAT_POLL_STATUSES    5
+
+#define NGX_HTTP_WECHAT_BUCKETS          12
+#define NGX_HTTP_WECHAT_MAX_WORKERS      64
+
 /* WeChat retries within about 15 s; keep the first answer longer */
 #define NGX_HTTP_WECHAT_DEDUP_TTL        "60"
 #define NGX_HTTP_WECHAT_STREAM_MAXLEN    "100000"
@@ -50,13 +76,43 @@ typedef struct {
     ngx_msec_t                  timeout;
 
     ngx_flag_t                  lookup_user;    /* $wechat_user is used */
+    ngx_flag_t                  endpoints;      /* any location uses us */
 } ngx_http_wechat_main_conf_t;
+
+
+/* Counters in shared memory, see _status.c. */
+
+typedef struct {
+    ngx_atomic_t                pushes[NGX_HTTP_WECHAT_PUSH_OUTCOMES];
+    ngx_atomic_t                rejected[NGX_HTTP_WECHAT_REJECT_REASONS];
+    ngx_atomic_t                dedup_hits;
+    ngx_atomic_t                polls[NGX_HTTP_WECHAT_POLL_STATUSES];
+    ngx_atomic_t                polls_waiting;
+    ngx_atomic_t                redis_connected[NGX_HTTP_WECHAT_MAX_WORKERS];
+    ngx_atomic_t                redis_reconnects;
+    ngx_atomic_t                redis_timeouts;
+    ngx_atomic_t                redis_latency[NGX_HTTP_WECHAT_BUCKETS];
+    ngx_atomic_t                redis_latency_usec;
+} ngx_http_wechat_metrics_t;
+
+extern ngx_http_wechat_metrics_t  *ngx_http_wechat_metrics;
+
+#define ngx_http_wechat_add(field, n)                                         \
+    do {                                                                      \
+        if (ngx_http_wechat_metrics) {                                        \
+            (void) ngx_atomic_fetch_add(&ngx_http_wechat_metrics->field,      \
+                                        (ngx_atomic_int_t) (n));              \
+        }                                                                     \
+    } while (0)
+
+#define ngx_http_wechat_count(field)  ngx_http_wechat_add(field, 1)
 
 
 #define NGX_HTTP_WECHAT_CALLBACK         1
 #define NGX_HTTP_WECHAT_QRCODE           2
 #define NGX_HTTP_WECHAT_POLL             3
 #define NGX_HTTP_WECHAT_BINDING          4
+#define NGX_HTTP_WECHAT_STATUS           5
 
 
 typedef struct {
@@ -105,6 +161,7 @@ typedef struct {
     unsigned                    encrypted:1;
     unsigned                    passed:1;
     unsigned                    hold_reply:1;
+    unsigned                    waiting:1;      /* counted in polls_waiting */
 } ngx_http_wechat_ctx_t;
 
 
@@ -142,7 +199,7 @@ ngx_int_t ngx_http_wechat_add_variables(ngx_conf_t *cf);
 char *ngx_http_wechat_callback(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 void ngx_http_wechat_pass(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx);
-ngx_int_t ngx_http_wechat_status(ngx_http_request_t *r, wx_status_t status,
+ngx_int_t ngx_http_wechat_reject(ngx_http_request_t *r, wx_status_t status,
     const char *what);
 
 /* _crypto.c */
@@ -171,6 +228,11 @@ ngx_int_t ngx_http_wechat_redis_command(ngx_http_request_t *r,
     ngx_http_wechat_redis_handler_pt handler, ngx_int_t script,
     ngx_uint_t argc, ngx_str_t *argv);
 void ngx_http_wechat_redis_detach(ngx_http_wechat_cmd_t *cmd);
+
+/* _status.c */
+ngx_int_t ngx_http_wechat_status_zone(ngx_conf_t *cf);
+char *ngx_http_wechat_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+void ngx_http_wechat_observe_redis(ngx_msec_int_t usec);
 
 /* _scripts.c */
 extern ngx_str_t  ngx_http_wechat_scripts[NGX_HTTP_WECHAT_SCRIPTS];

@@ -44,6 +44,7 @@ struct ngx_http_wechat_cmd_s {
     ngx_http_wechat_redis_handler_pt    handler;
     ngx_event_t                         timer;
     ngx_int_t                           script;
+    ngx_msec_int_t                      sent;       /* usec, monotonic */
     ngx_uint_t                          argc;
     const char                        **argv;
     size_t                             *argvlen;
@@ -78,6 +79,8 @@ static void ngx_http_wechat_redis_del_read(void *data);
 static void ngx_http_wechat_redis_add_write(void *data);
 static void ngx_http_wechat_redis_del_write(void *data);
 static void ngx_http_wechat_redis_cleanup(void *data);
+static void ngx_http_wechat_redis_set_connected(ngx_uint_t connected);
+static ngx_msec_int_t ngx_http_wechat_redis_usec(void);
 
 
 static ngx_http_wechat_redis_t  ngx_http_wechat_redis;
@@ -287,6 +290,8 @@ ngx_http_wechat_redis_handshake_reply(redisAsyncContext *ac, void *data,
     rd->state = ngx_http_wechat_redis_ready;
     rd->attempts = 0;
 
+    ngx_http_wechat_redis_set_connected(1);
+
     ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
                   "wechat redis: connected to \"%V\"", &rd->conf->name);
 }
@@ -309,6 +314,7 @@ ngx_http_wechat_redis_on_connect(const redisAsyncContext *ac, int status)
 
     rd->ac = NULL;
     rd->state = ngx_http_wechat_redis_disconnected;
+    ngx_http_wechat_redis_set_connected(0);
 
     if (rd->connect_timer.timer_set) {
         ngx_del_timer(&rd->connect_timer);
@@ -334,6 +340,7 @@ ngx_http_wechat_redis_on_disconnect(const redisAsyncContext *ac, int status)
 
     rd->ac = NULL;
     rd->state = ngx_http_wechat_redis_disconnected;
+    ngx_http_wechat_redis_set_connected(0);
 
     if (rd->connect_timer.timer_set) {
         ngx_del_timer(&rd->connect_timer);
@@ -360,6 +367,7 @@ ngx_http_wechat_redis_drop(ngx_http_wechat_redis_t *rd)
 
     rd->ac = NULL;
     rd->state = ngx_http_wechat_redis_disconnected;
+    ngx_http_wechat_redis_set_connected(0);
 
     ac->onDisconnect = NULL;
     redisAsyncFree(ac);
@@ -397,6 +405,8 @@ ngx_http_wechat_redis_reconnect_handler(ngx_event_t *ev)
     if (rd->exiting || ngx_exiting || ngx_terminate || ngx_quit) {
         return;
     }
+
+    ngx_http_wechat_count(redis_reconnects);
 
     ngx_http_wechat_redis_connect(rd);
 }
@@ -493,6 +503,8 @@ ngx_http_wechat_redis_command(ngx_http_request_t *r,
 
     ngx_add_timer(&cmd->timer, rd->conf->timeout);
 
+    cmd->sent = ngx_http_wechat_redis_usec();
+
     cmd->ctx->cmd = cmd;
 
     return NGX_OK;
@@ -516,6 +528,7 @@ ngx_http_wechat_redis_command_timeout(ngx_event_t *ev)
         ngx_log_error(NGX_LOG_ERR, ev->log, 0,
                       "wechat redis: command timed out after %Mms, "
                       "dropping the connection", rd->conf->timeout);
+        ngx_http_wechat_count(redis_timeouts);
     }
 
     /* the late reply must never reach the next command's request */
@@ -566,6 +579,11 @@ ngx_http_wechat_redis_reply(redisAsyncContext *ac, void *data,
 
     if (cmd->timer.timer_set) {
         ngx_del_timer(&cmd->timer);
+    }
+
+    if (reply) {
+        ngx_http_wechat_observe_redis(ngx_http_wechat_redis_usec()
+                                      - cmd->sent);
     }
 
     r = cmd->request;
@@ -689,4 +707,28 @@ ngx_http_wechat_redis_cleanup(void *data)
     ngx_free_connection(c);
 
     c->fd = (ngx_socket_t) -1;
+}
+
+
+/* The state of this worker's connection, for wechat_status. */
+
+static void
+ngx_http_wechat_redis_set_connected(ngx_uint_t connected)
+{
+    if (ngx_http_wechat_metrics && ngx_worker < NGX_HTTP_WECHAT_MAX_WORKERS) {
+        ngx_http_wechat_metrics->redis_connected[ngx_worker] = connected;
+    }
+}
+
+
+/* nginx caches time per event loop turn; a round trip needs a real clock */
+
+static ngx_msec_int_t
+ngx_http_wechat_redis_usec(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (ngx_msec_int_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }

@@ -75,6 +75,10 @@ ngx_http_wechat_cleanup_ctx(void *data)
         ngx_http_wechat_redis_detach(ctx->cmd);
         ctx->cmd = NULL;
     }
+
+    if (ctx->waiting) {
+        ngx_http_wechat_add(polls_waiting, -1);
+    }
 }
 
 
