@@ -25,7 +25,7 @@ SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
                       src/core/*.h) config CMakeLists.txt
 
 .PHONY: all deps build core unit integration test test-static fuzz run \
-        clean
+        test-valgrind clean
 
 all: build
 
@@ -63,6 +63,11 @@ unit: core
 
 integration: build
 	prove -r t/
+
+# The integration suite with nginx as one process under memcheck; a memcheck
+# error or a definite leak fails the test file.
+test-valgrind: deps build
+	WX_VALGRIND=1 prove -r t/
 
 test: deps
 	$(MAKE) build

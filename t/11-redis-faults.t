@@ -60,6 +60,7 @@ sub scan_push {
                      event_xml(from => 'oFault', event => 'SCAN', key => $scene));
 }
 
+wait_until('the Redis connection', sub { qrcode()->{status} == 200 }, 20);
 my $res = qrcode();
 is($res->{status}, 200, 'redis up: qrcode');
 my $q = $json->decode($res->{content});

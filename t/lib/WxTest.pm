@@ -44,6 +44,7 @@ END {
         kill 'TERM', $pid;
         waitpid $pid, 0;
     }
+    $rc ||= 1 if $WxTest::Nginx::valgrind_failed;
     $? = $rc;
 }
 
@@ -207,13 +208,32 @@ sub nginx_cmd {
             '-e', "$self->{dir}/logs/error.log", @args);
 }
 
+# WX_VALGRIND=1: nginx runs as one process under memcheck, and the test
+# file fails if memcheck reports an error or a definite leak.
+our $VALGRIND = $ENV{WX_VALGRIND};
+
 sub start {
     my ($self) = @_;
-    my @cmd = $self->nginx_cmd;
-    system(@cmd) == 0 or die "nginx failed to start:\n" . $self->log_text;
+    if ($VALGRIND) {
+        my $pid = fork // die "fork: $!";
+        if ($pid == 0) {
+            exec 'valgrind', '--tool=memcheck', '--leak-check=full',
+                 '--show-leak-kinds=definite', '--errors-for-leak-kinds=definite',
+                 '--num-callers=30',
+                 "--suppressions=$WxTest::ROOT/t/valgrind.supp",
+                 "--log-file=$self->{dir}/logs/valgrind.%p.log",
+                 $self->nginx_cmd('-g', 'daemon off; master_process off;');
+            exit 127;
+        }
+        $self->{child} = $pid;
+    } else {
+        my @cmd = $self->nginx_cmd;
+        system(@cmd) == 0 or die "nginx failed to start:\n" . $self->log_text;
+    }
     push @nginxes, $self;
     WxTest::wait_until("nginx on port $self->{port}",
-                       sub { WxTest::port_open($self->{port}) });
+                       sub { WxTest::port_open($self->{port}) },
+                       $VALGRIND ? 60 : 10);
     return $self;
 }
 
@@ -232,18 +252,43 @@ sub reload {
 
 sub stop {
     my ($self) = @_;
+    our $VALGRIND;
     my $pid = $self->pid or return;
+    # under valgrind nginx is our child: reap it, or it lingers as a zombie
+    my $running = $self->{child}
+        ? sub { waitpid($self->{child}, POSIX::WNOHANG()) == 0 }
+        : sub { kill 0, $pid };
     for my $signal ('QUIT', 'TERM', 'KILL') {
         kill $signal, $pid;
-        my $deadline = Time::HiRes::time() + 5;
-        while (kill(0, $pid) && Time::HiRes::time() < $deadline) {
+        my $deadline = Time::HiRes::time() + ($VALGRIND ? 30 : 5);
+        while ($running->() && Time::HiRes::time() < $deadline) {
             sleep 0.05;
         }
-        last unless kill 0, $pid;
+        last unless $running->();
         Test::More::diag("nginx $pid did not stop on SIG$signal");
     }
     unlink "$self->{dir}/logs/nginx.pid";
     @nginxes = grep { $_ != $self } @nginxes;
+    if ($self->{child}) {
+        delete $self->{child};
+        $self->check_valgrind;
+    }
+}
+
+# Reports memcheck's findings; they fail the test file at its end.
+our $valgrind_failed = 0;
+
+sub check_valgrind {
+    my ($self) = @_;
+    for my $file (glob "$self->{dir}/logs/valgrind.*.log") {
+        open my $fh, '<', $file or next;
+        my $text = do { local $/; <$fh> };
+        my ($errors) = $text =~ /ERROR SUMMARY: (\d+) errors/;
+        if (!defined $errors || $errors > 0) {
+            $valgrind_failed = 1;
+            Test::More::diag("valgrind: $file\n$text");
+        }
+    }
 }
 
 sub url {
