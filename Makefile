@@ -25,7 +25,7 @@ SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
                       src/core/*.h) config CMakeLists.txt
 
 .PHONY: all deps build core unit integration test test-static fuzz run \
-        test-valgrind clean
+        test-valgrind test-reliability clean
 
 all: build
 
@@ -63,6 +63,12 @@ unit: core
 
 integration: build
 	prove -r t/
+
+# Faults under load at full length: 20 s phases, 50 reloads, then the
+# fault and valgrind-free suites that touch Redis failures.
+test-reliability: deps build
+	WX_LOAD_SECONDS=20 WX_RELOADS=50 prove -v t/40-reliability.t
+	prove t/11-redis-faults.t t/30-status.t
 
 # The integration suite with nginx as one process under memcheck; a memcheck
 # error or a definite leak fails the test file.

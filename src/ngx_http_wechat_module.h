@@ -89,6 +89,7 @@ typedef struct {
     ngx_atomic_t                polls[NGX_HTTP_WECHAT_POLL_STATUSES];
     ngx_atomic_t                polls_waiting;
     ngx_atomic_t                redis_connected[NGX_HTTP_WECHAT_MAX_WORKERS];
+                                                /* pids, by worker number */
     ngx_atomic_t                redis_reconnects;
     ngx_atomic_t                redis_timeouts;
     ngx_atomic_t                redis_latency[NGX_HTTP_WECHAT_BUCKETS];

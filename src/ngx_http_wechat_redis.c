@@ -496,10 +496,14 @@ ngx_http_wechat_redis_command(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
+    /*
+     * Not cancelable: a worker shutting down for a reload waits for the
+     * requests whose commands are in flight, at most this long.
+     */
+
     cmd->timer.handler = ngx_http_wechat_redis_command_timeout;
     cmd->timer.data = cmd;
     cmd->timer.log = ngx_cycle->log;
-    cmd->timer.cancelable = 1;
 
     ngx_add_timer(&cmd->timer, rd->conf->timeout);
 
@@ -710,13 +714,31 @@ ngx_http_wechat_redis_cleanup(void *data)
 }
 
 
-/* The state of this worker's connection, for wechat_status. */
+/*
+ * The state of this worker's connection, for wechat_status: the slot of
+ * this worker's number holds its pid while connected.  A worker of the
+ * previous generation, exiting after a reload, clears the slot only if it
+ * is still its own.
+ */
 
 static void
 ngx_http_wechat_redis_set_connected(ngx_uint_t connected)
 {
-    if (ngx_http_wechat_metrics && ngx_worker < NGX_HTTP_WECHAT_MAX_WORKERS) {
-        ngx_http_wechat_metrics->redis_connected[ngx_worker] = connected;
+    ngx_atomic_t  *slot;
+
+    if (ngx_http_wechat_metrics == NULL
+        || ngx_worker >= NGX_HTTP_WECHAT_MAX_WORKERS)
+    {
+        return;
+    }
+
+    slot = &ngx_http_wechat_metrics->redis_connected[ngx_worker];
+
+    if (connected) {
+        *slot = ngx_pid;
+
+    } else {
+        (void) ngx_atomic_cmp_set(slot, ngx_pid, 0);
     }
 }
 

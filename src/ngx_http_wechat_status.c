@@ -185,7 +185,7 @@ ngx_http_wechat_status_handler(ngx_http_request_t *r)
 
     connected = 0;
     for (i = 0; i < NGX_HTTP_WECHAT_MAX_WORKERS; i++) {
-        connected += m->redis_connected[i];
+        connected += (m->redis_connected[i] != 0);
     }
 
     p = ngx_http_wechat_status_family(p, "wechat_redis_connected_workers",

@@ -1,0 +1,257 @@
+# Faults under load: Redis killed and restarted, hung, out of memory, a
+# read-only replica; 50 reloads; a worker killed.  Whatever the fault, every
+# push is answered within 5 s, every verified event is resolved or reaches
+# the business upstream (its receipts are counted), and no worker crashes.
+#
+# WX_LOAD_SECONDS and WX_RELOADS size the run: make test uses a short one,
+# make test-reliability the full one.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use JSON::PP;
+use POSIX ();
+use Test::More;
+use Time::HiRes qw(time sleep);
+use WxTest;
+
+plan skip_all => 'needs nginx with a master process'
+    if $WxTest::Nginx::VALGRIND;
+
+my $seconds = $ENV{WX_LOAD_SECONDS} // 3;
+my $reloads = $ENV{WX_RELOADS} // 10;
+my $token = 'reliableTok';
+my $redis = start_redis();
+my $app = start_upstream(reply => 'app-answer');
+
+my $http = <<"EOF";
+    wechat_redis 127.0.0.1:REDIS;
+    wechat_redis_timeout 500ms;
+    wechat_redis_connect_timeout 500ms;
+
+    server {
+        listen 127.0.0.1:PORT;
+        wechat_appid wxreliable;
+        wechat_token $token;
+
+        location = /wx { wechat_callback; wechat_pass \@app; }
+        location = /qrcode { wechat_user \$arg_user; wechat_qrcode bind; }
+        location = /poll { wechat_poll; }
+        location = /status { wechat_status; }
+        location \@app {
+            proxy_pass http://127.0.0.1:$app->{port};
+            proxy_set_header X-WeChat-Resolution \$wechat_resolution;
+        }
+    }
+EOF
+
+(my $conf = $http) =~ s/REDIS/$redis->{port}/;
+my $ng = start_nginx(workers => 2, http => $conf);
+my $json = JSON::PP->new;
+
+wait_until('the Redis connection',
+           sub { http_req('GET', $ng->url('/qrcode?user=w'))->{status} == 200 },
+           20);
+
+# One client: a mix of bind flows, menu clicks and polls, each request
+# recorded as "kind status elapsed answer" in $file.
+sub client {
+    my ($ng, $file, $until, $id) = @_;
+    open my $out, '>', $file or die;
+    my $n = 0;
+    while (time < $until) {
+        $n++;
+        my $user = "u$id-$n";
+        my $q = http_req('GET', $ng->url("/qrcode?user=$user"), timeout => 6);
+        my $scene = $q->{status} == 200
+                  ? $json->decode($q->{content})->{scene}
+                  : 'wxs_' . ('f' x 32);
+        my %req = (
+            scan => event_xml(from => "o$id-$n", event => 'SCAN',
+                              key => $scene),
+            click => event_xml(from => "o$id-$n", event => 'CLICK',
+                               key => 'MENU'),
+        );
+        for my $kind (qw(scan click)) {
+            my $res = send_push($ng, '/wx', $token, $req{$kind}, timeout => 6);
+            my $answer = $res->{content} eq 'app-answer' ? 'passed'
+                       : $res->{content} =~ /<MsgType><!\[CDATA\[text\]\]>/
+                         ? 'resolved' : 'other';
+            printf $out "%s %d %.3f %s\n", $kind, $res->{status},
+                   $res->{elapsed}, $answer;
+        }
+        my $p = http_req('GET', $ng->url('/poll'),
+                         query => { scene => $scene, token => 'x' x 32 },
+                         timeout => 6);
+        printf $out "poll %d %.3f -\n", $p->{status}, $p->{elapsed};
+    }
+    close $out;
+}
+
+# Runs $clients clients for $secs seconds while $fault runs; returns the
+# records.
+sub under_load {
+    my ($ng, $secs, $fault, $clients) = @_;
+    $clients //= 4;
+    my $dir = File::Temp::tempdir(CLEANUP => 1);
+    my $until = time + $secs;
+    my @pids;
+    for my $i (1 .. $clients) {
+        my $pid = fork // die;
+        if ($pid == 0) {
+            client($ng, "$dir/$i", $until, $i);
+            POSIX::_exit(0);
+        }
+        push @pids, $pid;
+    }
+    $fault->() if $fault;
+    waitpid $_, 0 for @pids;
+    my @records;
+    for my $i (1 .. $clients) {
+        open my $fh, '<', "$dir/$i" or next;
+        push @records, map { chomp; [ split / / ] } <$fh>;
+    }
+    return @records;
+}
+
+# The invariants every phase must keep.
+sub check_phase {
+    my ($name, $before, @records) = @_;
+    my @pushes = grep { $_->[0] ne 'poll' } @records;
+    ok(@pushes > 0, "$name: pushes sent (" . scalar(@pushes) . ")");
+    my @bad = grep { $_->[1] != 200 } @pushes;
+    ok(!@bad, "$name: every push answered 200")
+        or diag(join "\n", map { "@$_" } @bad[0 .. ($#bad > 9 ? 9 : $#bad)]);
+    my @slow = grep { $_->[2] >= 5 } @pushes;
+    ok(!@slow, "$name: every push answered within 5 s");
+    my @lost = grep { $_->[3] eq 'other' } @pushes;
+    ok(!@lost, "$name: every push resolved or passed");
+    my $passed = grep { $_->[3] eq 'passed' } @pushes;
+    wait_until('upstream receipts', sub {
+        scalar($app->{requests}->()) - $before >= $passed }, 10);
+    is(scalar($app->{requests}->()) - $before, $passed,
+       "$name: the upstream received every passed push ($passed)");
+    my @polls = grep { $_->[0] eq 'poll' } @records;
+    my ($max) = sort { $b <=> $a } map { $_->[2] } @pushes;
+    my $resolved = grep { $_->[3] eq 'resolved' } @pushes;
+    my $unavailable = grep { $_->[1] == 503 } @polls;
+    diag(sprintf "%-16s pushes %6d  resolved %6d  passed %6d  slowest %.2fs"
+                 . "  polls %6d (503: %d)", $name, scalar @pushes, $resolved,
+                 $passed, $max // 0, scalar @polls, $unavailable);
+    ok(!grep({ $_->[1] != 200 && $_->[1] != 503 } @polls),
+       "$name: polls answered 200 or 503");
+    ok(!grep({ $_->[2] >= 5 } @polls), "$name: polls answered within 5 s");
+}
+
+sub no_crash {
+    my ($name) = @_;
+    unlike($ng->log_text, qr/exited on signal|\[alert\]|\[emerg\]|\[crit\]/,
+           "$name: no worker crashed, no alert");
+}
+
+sub receipts { scalar $app->{requests}->() }
+
+# --- Redis killed and restarted under load --------------------------------------
+
+my $before = receipts();
+my @r = under_load($ng, $seconds + 2, sub {
+    sleep 1;
+    WxTest::stop_redis($redis);
+    sleep 1;
+    WxTest::restart_redis($redis);
+});
+check_phase('redis restarted', $before, @r);
+ok((grep { $_->[3] eq 'passed' && $_->[0] eq 'scan' } @r),
+   'redis restarted: some scans went upstream');
+wait_until('reconnect', sub {
+    http_req('GET', $ng->url('/qrcode?user=x'))->{status} == 200 }, 20);
+no_crash('redis restarted');
+
+# --- Redis hung, then resumed --------------------------------------------------------
+
+$before = receipts();
+@r = under_load($ng, $seconds + 2, sub {
+    sleep 1;
+    kill 'STOP', $redis->{pid};
+    sleep 1.5;
+    kill 'CONT', $redis->{pid};
+});
+check_phase('redis hung', $before, @r);
+wait_until('recovery', sub {
+    http_req('GET', $ng->url('/qrcode?user=x'))->{status} == 200 }, 20);
+no_crash('redis hung');
+
+# --- Redis out of memory ------------------------------------------------------------
+
+redis_cmd($redis, 'CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+redis_cmd($redis, 'CONFIG', 'SET', 'maxmemory', '1');
+$before = receipts();
+@r = under_load($ng, $seconds);
+check_phase('redis OOM', $before, @r);
+ok(!grep({ $_->[3] eq 'resolved' } @r), 'redis OOM: nothing resolved');
+like($ng->log_text, qr/\[error\].*OOM command not allowed/,
+     'redis OOM: the error is logged');
+redis_cmd($redis, 'CONFIG', 'SET', 'maxmemory', '0');
+my $q = $json->decode(http_req('GET', $ng->url('/qrcode?user=after'))->{content});
+like(send_push($ng, '/wx', $token, event_xml(event => 'SCAN',
+                                             key => $q->{scene}))->{content},
+     qr/绑定成功/, 'redis OOM: resolves again once memory is back');
+
+# --- a read-only replica ------------------------------------------------------------
+
+my $replica = start_redis(args => [ '--replicaof', '127.0.0.1', $redis->{port} ]);
+($conf = $http) =~ s/REDIS/$replica->{port}/;
+my $ro = start_nginx(workers => 1, http => $conf);
+my $scene = 'wxs_' . ('a' x 32);
+$before = receipts();
+my $res;
+wait_until('the replica answers', sub {
+    $res = send_push($ro, '/wx', $token,
+                     event_xml(event => 'SCAN', key => $scene));
+    $res->{content} eq 'app-answer' }, 20);
+is($res->{content}, 'app-answer', 'replica: the scan goes upstream');
+my @req = $app->{requests}->();
+like($req[-1], qr/^X-WeChat-Resolution: unavailable\r$/m,
+     'replica: marked unavailable');
+like($ro->log_text, qr/\[error\].*READONLY/, 'replica: READONLY logged');
+$ro->stop;
+
+# --- 50 reloads under load ----------------------------------------------------------
+
+$before = receipts();
+@r = under_load($ng, $seconds + 3, sub {
+    for (1 .. $reloads) {
+        $ng->reload;
+        sleep(($seconds + 1) / $reloads);
+    }
+});
+check_phase("$reloads reloads", $before, @r);
+ok(!grep({ $_->[1] != 200 } @r), "$reloads reloads: no failed request");
+
+my $master = $ng->pid;
+wait_until('old workers gone', sub {
+    my @w = split ' ', `pgrep -P $master`;
+    @w == 2 }, 60);
+pass('only the current 2 workers remain');
+no_crash('reloads');
+
+# --- a worker killed -----------------------------------------------------------------
+
+my @workers = split ' ', `pgrep -P $master`;
+kill 'KILL', $workers[0];
+wait_until('a new worker', sub {
+    my @w = split ' ', `pgrep -P $master`;
+    @w == 2 && !grep { $_ == $workers[0] } @w }, 20);
+pass('the master started a new worker');
+wait_until('both workers connected', sub {
+    http_req('GET', $ng->url('/status'))->{content}
+        =~ /^wechat_redis_connected_workers 2$/m }, 20);
+pass('the new worker connected to Redis');
+like($ng->log_text, qr/worker process \d+ exited on signal 9/,
+     'the killed worker is logged');
+$before = receipts();
+@r = under_load($ng, 1);
+check_phase('after the kill', $before, @r);
+
+done_testing;
