@@ -25,7 +25,7 @@ SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
                       src/core/*.h) config CMakeLists.txt
 
 .PHONY: all deps build core unit integration test test-static fuzz run \
-        test-valgrind test-reliability clean
+        test-valgrind test-reliability bench clean
 
 all: build
 
@@ -110,6 +110,14 @@ test-static: core
 	    $(MAKE) -j2 >$(BUILD)/static-make.log
 	NGINX_BINARY=$(NGINX_SOURCE)/objs/nginx WECHAT_MODULE= \
 	    prove $(filter-out t/01-config.t,$(wildcard t/*.t))
+
+# The module against nginx's own limit and an app-server peer; writes
+# bench/results.md.
+bench: deps build
+	@command -v wrk >/dev/null || $(SUDO) apt-get install -y -q wrk
+	@command -v node >/dev/null || $(SUDO) apt-get install -y -q nodejs npm
+	cd bench/peers/node-webot && npm ci --no-audit --no-fund
+	perl bench/run.pl
 
 run: deps build
 	perl t/run.pl --port $(PORT)
