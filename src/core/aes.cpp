@@ -84,6 +84,15 @@ base64_encode(const std::vector<unsigned char> &in)
     return out;
 }
 
+/* fetched once: OpenSSL 3 would look the cipher up on every init */
+const EVP_CIPHER *
+aes_256_cbc()
+{
+    static const EVP_CIPHER *cipher = EVP_CIPHER_fetch(nullptr, "AES-256-CBC",
+                                                       nullptr);
+    return cipher;
+}
+
 bool
 aes_cbc(bool encrypt, const unsigned char *key,
     const std::vector<unsigned char> &in, std::vector<unsigned char> &out)
@@ -94,8 +103,8 @@ aes_cbc(bool encrypt, const unsigned char *key,
     out.resize(in.size() + 16);
 
     /* the IV is the first 16 bytes of the key, as WeChat specifies */
-    if (!ctx
-        || EVP_CipherInit_ex(ctx.get(), EVP_aes_256_cbc(), nullptr, key, key,
+    if (!ctx || aes_256_cbc() == nullptr
+        || EVP_CipherInit_ex(ctx.get(), aes_256_cbc(), nullptr, key, key,
                              encrypt ? 1 : 0) != 1
         || EVP_CIPHER_CTX_set_padding(ctx.get(), 0) != 1
         || EVP_CipherUpdate(ctx.get(), out.data(), &len, in.data(),

@@ -86,6 +86,52 @@ on_start_element(void *ctx, const xmlChar *localname, const xmlChar *prefix,
                           attributes);
 }
 
+/*
+ * One parser context per thread, reused: creating one (and its dictionary)
+ * was the largest part of a parse.  It is made anew after a failed parse,
+ * and after a while, so that the dictionary of names cannot grow forever.
+ */
+constexpr unsigned ctxt_max_uses = 1000;
+
+struct reusable_ctxt {
+    parser_ctxt_ptr  ctxt;
+    unsigned         uses = 0;
+};
+
+thread_local reusable_ctxt  reusable;
+
+xmlParserCtxtPtr
+acquire_ctxt()
+{
+    if (reusable.ctxt && ++reusable.uses < ctxt_max_uses) {
+        return reusable.ctxt.get();
+    }
+
+    xmlInitParser();
+
+    reusable.ctxt.reset(xmlNewParserCtxt());
+    reusable.uses = 0;
+
+    xmlParserCtxtPtr ctxt = reusable.ctxt.get();
+    if (ctxt == nullptr) {
+        return nullptr;
+    }
+
+    ctxt->sax->internalSubset = on_internal_subset;
+    ctxt->sax->externalSubset = on_internal_subset;
+    ctxt->sax->entityDecl = on_entity_decl;
+    ctxt->sax->reference = on_reference;
+    ctxt->sax->startElementNs = on_start_element;
+
+    return ctxt;
+}
+
+void
+release_ctxt()
+{
+    reusable.ctxt.reset();
+}
+
 char
 ascii_lower(char c)
 {
@@ -221,30 +267,31 @@ parse(std::string_view doc, const wx_allocator_t *a, wx_event_t *ev)
         return WX_ERR_XML_HOSTILE;
     }
 
-    xmlInitParser();
-
-    parser_ctxt_ptr ctxt(xmlNewParserCtxt());
-    if (!ctxt) {
+    xmlParserCtxtPtr ctxt = acquire_ctxt();
+    if (ctxt == nullptr) {
         return WX_ERR_NOMEM;
     }
 
     parse_state state;
     ctxt->_private = &state;
-    ctxt->sax->internalSubset = on_internal_subset;
-    ctxt->sax->externalSubset = on_internal_subset;
-    ctxt->sax->entityDecl = on_entity_decl;
-    ctxt->sax->reference = on_reference;
-    ctxt->sax->startElementNs = on_start_element;
 
-    doc_ptr tree(xmlCtxtReadMemory(ctxt.get(), doc.data(),
+    /* no encoding argument: with IGNORE_ENC the input is read as UTF-8 */
+    doc_ptr tree(xmlCtxtReadMemory(ctxt, doc.data(),
                                    static_cast<int>(doc.size()), nullptr,
-                                   "UTF-8", parser_options));
+                                   nullptr, parser_options));
+    ctxt->_private = nullptr;
+
+    bool well_formed = tree && ctxt->wellFormed;
+
+    if (state.hostile || !well_formed) {
+        release_ctxt();
+    }
 
     if (state.hostile) {
         return WX_ERR_XML_HOSTILE;
     }
 
-    if (!tree || !ctxt->wellFormed) {
+    if (!well_formed) {
         return WX_ERR_XML;
     }
 
