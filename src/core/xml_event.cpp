@@ -1,8 +1,8 @@
 #include <array>
+#include <string>
 #include <memory>
 
 #include <libxml/parser.h>
-#include <libxml/SAX2.h>
 #include <libxml/tree.h>
 
 #include "internal.hpp"
@@ -26,25 +26,53 @@ struct doc_free {
     void operator()(xmlDoc *d) const { xmlFreeDoc(d); }
 };
 
-struct xml_char_free {
-    void operator()(xmlChar *s) const { xmlFree(s); }
-};
-
 using parser_ctxt_ptr = std::unique_ptr<xmlParserCtxt, parser_ctxt_free>;
 using doc_ptr = std::unique_ptr<xmlDoc, doc_free>;
-using xml_char_ptr = std::unique_ptr<xmlChar, xml_char_free>;
 
-struct parse_state {
-    bool  hostile = false;
+struct field_slot {
+    const char  *name;
+    wx_span_t    wx_event_t::*member;
 };
+
+const std::array<field_slot, 10> fields = {{
+    {"ToUserName", &wx_event_t::to_user},
+    {"FromUserName", &wx_event_t::from_user},
+    {"CreateTime", &wx_event_t::create_time},
+    {"MsgType", &wx_event_t::msg_type},
+    {"Event", &wx_event_t::event},
+    {"EventKey", &wx_event_t::event_key},
+    {"Ticket", &wx_event_t::ticket},
+    {"MsgId", &wx_event_t::msg_id},
+    {"Content", &wx_event_t::content},
+    {"Encrypt", &wx_event_t::encrypt},
+}};
+
+/*
+ * The parse is streamed: the handlers below collect the known fields of
+ * the root's children as they go by, and no tree is built.
+ */
+struct parse_state {
+    std::array<std::string, fields.size()>  values;
+    std::array<bool, fields.size()>         seen{};
+    int                                     field = -1;  /* being read */
+    int                                     field_depth = 0;
+    bool                                    hostile = false;
+    bool                                    duplicate = false;
+    bool                                    root_is_xml = false;
+};
+
+parse_state *
+state_of(void *ctx)
+{
+    return static_cast<parse_state *>(
+               static_cast<xmlParserCtxtPtr>(ctx)->_private);
+}
 
 void
 stop_hostile(void *ctx)
 {
-    auto *ctxt = static_cast<xmlParserCtxtPtr>(ctx);
-
-    static_cast<parse_state *>(ctxt->_private)->hostile = true;
-    xmlStopParser(ctxt);
+    state_of(ctx)->hostile = true;
+    xmlStopParser(static_cast<xmlParserCtxtPtr>(ctx));
 }
 
 /* Any DOCTYPE stops the parse before its internal subset is read. */
@@ -69,21 +97,68 @@ on_reference(void *ctx, const xmlChar *)
 }
 
 void
-on_start_element(void *ctx, const xmlChar *localname, const xmlChar *prefix,
-    const xmlChar *uri, int nb_namespaces, const xmlChar **namespaces,
-    int nb_attributes, int nb_defaulted, const xmlChar **attributes)
+on_start_element(void *ctx, const xmlChar *localname, const xmlChar *,
+    const xmlChar *, int, const xmlChar **, int, int, const xmlChar **)
 {
     auto *ctxt = static_cast<xmlParserCtxtPtr>(ctx);
+    parse_state *st = state_of(ctx);
+    int depth = ctxt->nameNr;       /* the open ancestors of this element */
+    auto name = reinterpret_cast<const char *>(localname);
 
-    /* nameNr counts the open ancestors of this element */
-    if (ctxt->nameNr >= WX_XML_MAX_DEPTH) {
+    if (depth >= WX_XML_MAX_DEPTH) {
         stop_hostile(ctx);
         return;
     }
 
-    xmlSAX2StartElementNs(ctx, localname, prefix, uri, nb_namespaces,
-                          namespaces, nb_attributes, nb_defaulted,
-                          attributes);
+    if (depth == 0) {
+        st->root_is_xml = std::strcmp(name, "xml") == 0;
+        return;
+    }
+
+    if (depth != 1) {
+        return;
+    }
+
+    for (size_t i = 0; i < fields.size(); i++) {
+        if (std::strcmp(name, fields[i].name) != 0) {
+            continue;
+        }
+
+        if (st->seen[i]) {
+            st->duplicate = true;
+            xmlStopParser(ctxt);
+            return;
+        }
+
+        st->seen[i] = true;
+        st->field = static_cast<int>(i);
+        st->field_depth = depth;
+        return;
+    }
+}
+
+void
+on_end_element(void *ctx, const xmlChar *, const xmlChar *, const xmlChar *)
+{
+    auto *ctxt = static_cast<xmlParserCtxtPtr>(ctx);
+    parse_state *st = state_of(ctx);
+
+    /* nameNr still counts the element that ends */
+    if (st->field >= 0 && ctxt->nameNr - 1 == st->field_depth) {
+        st->field = -1;
+    }
+}
+
+/* Text and CDATA of a field and of anything nested in it, in order. */
+void
+on_text(void *ctx, const xmlChar *text, int len)
+{
+    parse_state *st = state_of(ctx);
+
+    if (st->field >= 0) {
+        st->values[static_cast<size_t>(st->field)].append(
+            reinterpret_cast<const char *>(text), static_cast<size_t>(len));
+    }
 }
 
 /*
@@ -117,11 +192,17 @@ acquire_ctxt()
         return nullptr;
     }
 
-    ctxt->sax->internalSubset = on_internal_subset;
-    ctxt->sax->externalSubset = on_internal_subset;
-    ctxt->sax->entityDecl = on_entity_decl;
-    ctxt->sax->reference = on_reference;
-    ctxt->sax->startElementNs = on_start_element;
+    xmlSAXHandler *sax = ctxt->sax;
+
+    sax->internalSubset = on_internal_subset;
+    sax->externalSubset = on_internal_subset;
+    sax->entityDecl = on_entity_decl;
+    sax->reference = on_reference;
+    sax->startElementNs = on_start_element;
+    sax->endElementNs = on_end_element;
+    sax->characters = on_text;
+    sax->ignorableWhitespace = on_text;
+    sax->cdataBlock = on_text;
 
     return ctxt;
 }
@@ -195,65 +276,6 @@ utf8_declared(std::string_view doc)
     return equal_ignore_case(name, "utf-8") || equal_ignore_case(name, "utf8");
 }
 
-struct field_slot {
-    const char  *name;
-    wx_span_t    wx_event_t::*member;
-};
-
-const std::array<field_slot, 10> fields = {{
-    {"ToUserName", &wx_event_t::to_user},
-    {"FromUserName", &wx_event_t::from_user},
-    {"CreateTime", &wx_event_t::create_time},
-    {"MsgType", &wx_event_t::msg_type},
-    {"Event", &wx_event_t::event},
-    {"EventKey", &wx_event_t::event_key},
-    {"Ticket", &wx_event_t::ticket},
-    {"MsgId", &wx_event_t::msg_id},
-    {"Content", &wx_event_t::content},
-    {"Encrypt", &wx_event_t::encrypt},
-}};
-
-wx_status_t
-collect_fields(xmlNode *root, const wx_allocator_t *a, wx_event_t *ev)
-{
-    std::array<bool, fields.size()> seen{};
-
-    for (xmlNode *n = root->children; n != nullptr; n = n->next) {
-        if (n->type != XML_ELEMENT_NODE) {
-            continue;
-        }
-
-        auto name = reinterpret_cast<const char *>(n->name);
-
-        for (size_t i = 0; i < fields.size(); i++) {
-            if (std::strcmp(name, fields[i].name) != 0) {
-                continue;
-            }
-
-            if (seen[i]) {
-                return WX_ERR_XML_DUPLICATE;
-            }
-
-            seen[i] = true;
-
-            xml_char_ptr text(xmlNodeGetContent(n));
-            std::string_view value;
-            if (text) {
-                value = reinterpret_cast<const char *>(text.get());
-            }
-
-            wx_status_t rc = wx::copy_out(a, value, &(ev->*fields[i].member));
-            if (rc != WX_OK) {
-                return rc;
-            }
-
-            break;
-        }
-    }
-
-    return WX_OK;
-}
-
 wx_status_t
 parse(std::string_view doc, const wx_allocator_t *a, wx_event_t *ev)
 {
@@ -281,7 +303,7 @@ parse(std::string_view doc, const wx_allocator_t *a, wx_event_t *ev)
                                    nullptr, parser_options));
     ctxt->_private = nullptr;
 
-    bool well_formed = tree && ctxt->wellFormed;
+    bool well_formed = ctxt->wellFormed && !state.duplicate;
 
     if (state.hostile || !well_formed) {
         release_ctxt();
@@ -291,19 +313,23 @@ parse(std::string_view doc, const wx_allocator_t *a, wx_event_t *ev)
         return WX_ERR_XML_HOSTILE;
     }
 
-    if (!well_formed) {
+    if (state.duplicate) {
+        return WX_ERR_XML_DUPLICATE;
+    }
+
+    if (!well_formed || !state.root_is_xml) {
         return WX_ERR_XML;
     }
 
-    xmlNode *root = xmlDocGetRootElement(tree.get());
-    if (root == nullptr
-        || std::strcmp(reinterpret_cast<const char *>(root->name), "xml")
-           != 0)
-    {
-        return WX_ERR_XML;
+    for (size_t i = 0; i < fields.size(); i++) {
+        wx_status_t rc = wx::copy_out(a, state.values[i],
+                                      &(ev->*fields[i].member));
+        if (rc != WX_OK) {
+            return rc;
+        }
     }
 
-    return collect_fields(root, a, ev);
+    return WX_OK;
 }
 
 } // namespace
