@@ -28,7 +28,8 @@ end
 LUA
 
 sub profile {
-    my ($path, $body_of) = @_;
+    my ($path, $body_of, $method) = @_;
+    $method //= 'POST';
     my $ng = WxTest::Nginx->new(log_level => 'warn', http => <<"EOF");
     wechat_redis 127.0.0.1:$redis->{port};
     server {
@@ -36,6 +37,7 @@ sub profile {
         wechat_appid $appid;
         wechat_token $token;
         location = /wx { wechat_callback; }
+        location = /poll { wechat_poll; }
         location = /limit { return 200 "success"; }
     }
 EOF
@@ -54,8 +56,9 @@ EOF
           . "&timestamp=$ts&nonce=n";
     my $http = HTTP::Tiny->new(keep_alive => 1, timeout => 30);
     for my $i (0 .. $n - 1) {
-        my $res = $http->post($ng->url("$path?$q"),
-                              { content => $body_of->($i) });
+        my $res = $method eq 'GET'
+            ? $http->get($ng->url($path))
+            : $http->post($ng->url("$path?$q"), { content => $body_of->($i) });
         die "request failed: $res->{status}" unless $res->{status} == 200;
     }
 
@@ -82,7 +85,10 @@ my $push = profile('/wx', \&scan_body);
 print "profile: $n requests to return 200 under callgrind\n";
 my $limit = profile('/limit', \&scan_body);
 
-my ($tp, $tl) = (total($push), total($limit));
+print "profile: $n polls under callgrind\n";
+my $poll = profile('/poll?scene=wxs_' . ('0' x 32) . '&token=x', undef, 'GET');
+
+my ($tp, $tl, $tpoll) = (total($push), total($limit), total($poll));
 my $top = `callgrind_annotate --inclusive=no $push 2>/dev/null`;
 my @lines = grep { /^\s*[\d,]+\s+\(\s*[\d.]+%\)/ } split /\n/, $top;
 splice @lines, 25 if @lines > 25;
@@ -100,8 +106,11 @@ my $md = "# Profile of the callback path\n\n"
     . "| run | instructions | per request |\n| --- | ---: | ---: |\n"
     . sprintf("| SCAN push, resolved | %d | %d |\n", $tp, $tp / $n)
     . sprintf("| return 200 | %d | %d |\n", $tl, $tl / $n)
-    . sprintf("| the module's own work | %d | %d |\n\n", $tp - $tl,
+    . sprintf("| the module's own work | %d | %d |\n", $tp - $tl,
               ($tp - $tl) / $n)
+    . sprintf("| poll (GET, one HMGET) | %d | %d |\n", $tpoll, $tpoll / $n)
+    . sprintf("| the module's own work in a poll | %d | %d |\n\n",
+              $tpoll - $tl, ($tpoll - $tl) / $n)
     . "## Top functions, self cost\n\n```\n" . join("\n", @lines)
     . "\n```\n\n## The module's functions and what they call, inclusive\n\n```\n"
     . join("\n", @ours) . "\n```\n";

@@ -16,7 +16,7 @@ use File::Temp qw(tempdir);
 use POSIX qw(strftime);
 use WxTest;
 
-my $seconds = $ENV{BENCH_SECONDS} // 10;
+my $seconds = $ENV{BENCH_SECONDS} // 5;
 my $conns = $ENV{BENCH_CONNS} // 16;
 my $token = 'benchToken';
 my $appid = 'wxbench';
@@ -86,6 +86,10 @@ if ($peer == 0) {
 }
 wait_until('the peer', sub { WxTest::port_open($peer_port) }, 30);
 
+# the processes whose CPU is measured: nginx's worker, Redis, the peer
+my $worker = (split ' ', `pgrep -P ${\ $ng->pid}`)[0];
+my %pids = (nginx => $worker, redis => $redis->{pid}, peer => $peer);
+
 my $ts = time;
 my $query = "signature=" . sha1_hex(join '', sort $token, $ts, 'n1')
           . "&timestamp=$ts&nonce=n1";
@@ -93,7 +97,7 @@ my $query = "signature=" . sha1_hex(join '', sort $token, $ts, 'n1')
 print "bench: encrypting safe-mode pushes with wechat-crypto\n";
 for my $who (qw(nginx peer)) {
     system("node $bench/peers/node-webot/gen-safe.js $token $aes $appid "
-           . $range{"${who}_safe"} * $per_range . " 100000 "
+           . $range{"${who}_safe"} * $per_range . " 120000 "
            . "> $tmp/safe-$who.txt") == 0 or die "gen-safe failed";
 }
 
@@ -118,7 +122,7 @@ my @cases = (
       limit => [ $ng->url('/limit'), 'fixed', $query, $scan_like ],
       peer => [ "$peer_url/wx", 'scan', $query,
                 $range{peer_scan} * $per_range ],
-      target_limit => 0.40, target_peer => 10 },
+      target_limit => 0.40, target_peer => 10, resolves => 1 },
     { name => 'short poll',
       module => [ $ng->url("/poll?$poll_q") ],
       limit => [ $ng->url("/limit?$poll_q") ],
@@ -128,7 +132,7 @@ my @cases = (
       module => [ $ng->url('/safe'), 'lines', "$tmp/safe-nginx.txt" ],
       limit => [ $ng->url('/limit'), 'fixed', $query, $safe_like ],
       peer => [ "$peer_url/safe", 'lines', "$tmp/safe-peer.txt" ],
-      target_limit => 0.30 },
+      target_limit => 0.30, resolves => 1 },
     { name => 'menu click passed to the upstream',
       module => [ $ng->url('/pass'), 'fixed', $query, $click ],
       limit => [ $ng->url('/limit'), 'fixed', $query, $click ],
@@ -143,10 +147,13 @@ wrk([ "$peer_url/wx", 'scan', $query, $range{warm} * $per_range + 75_000 ],
 for my $c (@cases) {
     for my $who (qw(limit module peer)) {
         my $before = resolved_keys();
+        my %cpu = map { $_ => cpu_seconds($pids{$_}) } keys %pids;
         print "bench: $c->{name}: $who\n";
-        $c->{$who . '_result'} = wrk($c->{$who}, $seconds);
-        $c->{$who . '_result'}{resolutions} =
-            int((resolved_keys() - $before) / 3);
+        my $r = $c->{$who . '_result'} = wrk($c->{$who}, $seconds);
+        $r->{resolutions} = int((resolved_keys() - $before) / 2)
+            if $c->{resolves};
+        $r->{cpu}{$_} = (cpu_seconds($pids{$_}) - $cpu{$_}) / $seconds
+            for keys %pids;
     }
 }
 
@@ -175,10 +182,20 @@ LUA
     }
 }
 
-# Each resolved scan adds three keys (user, openid, de-dup record), in the
-# module's schema and in the peer's alike.
+# Each resolved scan adds two keys without a lifetime (user and openid), in
+# the module's schema and in the peer's alike; de-dup records expire.
 sub resolved_keys {
-    return redis_cmd($redis, 'DBSIZE');
+    my ($keys, $expires) = redis_cmd($redis, 'INFO', 'keyspace')
+                           =~ /keys=(\d+),expires=(\d+)/;
+    return ($keys // 0) - ($expires // 0);
+}
+
+# CPU seconds (user + system) a process has used so far.
+sub cpu_seconds {
+    my ($pid) = @_;
+    open my $fh, '<', "/proc/$pid/stat" or return 0;
+    my @f = split ' ', (<$fh> =~ s/^.*\) //r);
+    return ($f[11] + $f[12]) / 100;
 }
 
 sub wrk {
@@ -235,16 +252,43 @@ sub write_results {
         . "* **peer**: the same job in an app server: node-webot's `wechat` "
         . "middleware, express and the node `redis` client, with one Lua "
         . "script per scan as the module has (bench/peers/node-webot).\n\n"
-        . "| case | who | req/s | p50 ms | p99 ms | non-2xx | scans resolved |\n"
-        . "| --- | --- | ---: | ---: | ---: | ---: | ---: |\n";
+        . "CPU columns are the share of one core each process used during "
+        . "the measurement (wrk itself used the rest).\n\n"
+        . "| case | who | req/s | p50 ms | p99 ms | non-2xx | scans resolved "
+        . "| CPU nginx worker | CPU Redis | CPU node |\n"
+        . "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
 
     for my $c (@cases) {
         for my $who (qw(limit module peer)) {
             my $r = $c->{$who . '_result'};
-            $md .= sprintf "| %s | %s | %.0f | %.2f | %.2f | %s | %s |\n",
+            $md .= sprintf "| %s | %s | %.0f | %.2f | %.2f | %s | %s "
+                           . "| %.0f%% | %.0f%% | %.0f%% |\n",
                 $c->{name}, $who, $r->{rps}, $r->{p50} // 0, $r->{p99} // 0,
-                $r->{errors}, $r->{resolutions} || '';
+                $r->{errors}, $r->{resolutions} // '',
+                map { 100 * ($r->{cpu}{$_} // 0) } qw(nginx redis peer);
         }
+    }
+
+    $md .= "\n## CPU per request\n\n"
+        . "Microseconds of CPU per request: in the process that answers "
+        . "(nginx's worker, or node for the peer) and in Redis. The edge "
+        . "process's cost is what this module moves out of the app server; "
+        . "Redis's is the same work for both.\n\n"
+        . "| case | limit: nginx | module: nginx | module: Redis | peer: node "
+        . "| peer: Redis | node / nginx |\n"
+        . "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+    for my $c (@cases) {
+        my %us;
+        for my $who (qw(limit module peer)) {
+            my $r = $c->{$who . '_result'};
+            for my $p (qw(nginx redis peer)) {
+                $us{$who}{$p} = 1e6 * ($r->{cpu}{$p} // 0) / $r->{rps};
+            }
+        }
+        $md .= sprintf "| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f× |\n",
+            $c->{name}, $us{limit}{nginx}, $us{module}{nginx},
+            $us{module}{redis}, $us{peer}{peer}, $us{peer}{redis},
+            $us{module}{nginx} ? $us{peer}{peer} / $us{module}{nginx} : 0;
     }
 
     $md .= "\n## Ratios and targets\n\n"
