@@ -25,7 +25,7 @@ SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
                       src/core/*.h) config CMakeLists.txt
 
 .PHONY: all deps build core unit integration test test-static fuzz run \
-        test-valgrind test-reliability bench clean
+        test-valgrind test-reliability bench profile clean
 
 all: build
 
@@ -118,6 +118,11 @@ bench: deps build
 	@command -v node >/dev/null || $(SUDO) apt-get install -y -q nodejs npm
 	cd bench/peers/node-webot && npm ci --no-audit --no-fund
 	perl bench/run.pl
+
+# Instruction counts of the callback path under callgrind; writes
+# bench/profile.md.
+profile: deps build
+	perl bench/profile.pl
 
 run: deps build
 	perl t/run.pl --port $(PORT)
