@@ -399,6 +399,7 @@ ngx_http_wechat_dispatch(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 void
 ngx_http_wechat_pass(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 {
+    u_char                      *len;
     ngx_buf_t                   *b;
     ngx_chain_t                 *cl;
     ngx_http_wechat_loc_conf_t  *wlcf;
@@ -440,6 +441,20 @@ ngx_http_wechat_pass(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 
         r->request_body->bufs = cl;
         r->headers_in.content_length_n = ctx->plain.len;
+
+        /* $content_length, as fastcgi and uwsgi pass it, reads the header */
+
+        if (r->headers_in.content_length) {
+            len = ngx_pnalloc(r->pool, NGX_SIZE_T_LEN);
+            if (len == NULL) {
+                ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+                return;
+            }
+
+            r->headers_in.content_length->value.data = len;
+            r->headers_in.content_length->value.len =
+                ngx_sprintf(len, "%uz", ctx->plain.len) - len;
+        }
     }
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,

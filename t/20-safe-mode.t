@@ -59,6 +59,7 @@ my $ng = start_nginx(http => <<"EOF");
         location \@app {
             proxy_pass http://127.0.0.1:$app->{port};
             proxy_set_header X-WeChat-OpenID \$wechat_openid;
+            proxy_set_header X-Body-Length \$content_length;
         }
 
         location \@quiet {
@@ -128,6 +129,8 @@ like($req[-1], qr/\r\n\r\n\Q$text\E$/, 'upstream received the decrypted XML');
 like($req[-1], qr/^Content-Length: ${\ length $text}\r$/m,
      'with its own Content-Length');
 like($req[-1], qr/^X-WeChat-OpenID: oSam\r$/m, 'and the openid header');
+like($req[-1], qr/^X-Body-Length: ${\ length $text}\r$/m,
+     '$content_length is the decrypted length');
 $msg = open_reply('upstream reply', $res->{content});
 is($msg, '<xml><Content><![CDATA[app says hi]]></Content></xml>',
    'the upstream reply, encrypted by the module');
