@@ -64,9 +64,12 @@ unit: core
 integration: build
 	prove -r t/
 
-# Faults under load at full length: 20 s phases, 50 reloads, then the
-# fault and valgrind-free suites that touch Redis failures.
+# The reliability suite at full length: the fuzzers a minute each, the
+# integration suite under valgrind, and faults under load with 20 s phases
+# and 50 reloads.
 test-reliability: deps build
+	$(MAKE) fuzz FUZZ_SECONDS=60
+	$(MAKE) test-valgrind
 	WX_LOAD_SECONDS=20 WX_RELOADS=50 prove -v t/40-reliability.t
 	prove t/11-redis-faults.t t/30-status.t
 
