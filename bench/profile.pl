@@ -52,10 +52,11 @@ EOF
                60);
 
     my $ts = time;
-    my $q = "signature=" . sha1_hex(join '', sort $token, $ts, 'n')
-          . "&timestamp=$ts&nonce=n";
     my $http = HTTP::Tiny->new(keep_alive => 1, timeout => 30);
     for my $i (0 .. $n - 1) {
+        # a query of its own: a signed query is good for one body only
+        my $q = "signature=" . sha1_hex(join '', sort $token, $ts, "n$i")
+              . "&timestamp=$ts&nonce=n$i";
         my $res = $method eq 'GET'
             ? $http->get($ng->url($path))
             : $http->post($ng->url("$path?$q"), { content => $body_of->($i) });

@@ -94,11 +94,23 @@ my $ts = time;
 my $query = "signature=" . sha1_hex(join '', sort $token, $ts, 'n1')
           . "&timestamp=$ts&nonce=n1";
 
-print "bench: encrypting safe-mode pushes with wechat-crypto\n";
-for my $who (qw(nginx peer)) {
-    system("node $bench/peers/node-webot/gen-safe.js $token $aes $appid "
-           . $range{"${who}_safe"} * $per_range . " 120000 "
-           . "> $tmp/safe-$who.txt") == 0 or die "gen-safe failed";
+# Signed pushes, each with its own query (a signed query that came back
+# with another body would be refused as a replay) and a fresh scene.
+print "bench: signing and encrypting pushes\n";
+my %lines = (nginx_scan => 120_000, peer_scan => 40_000,
+             nginx_safe => 120_000, peer_safe => 40_000);
+for my $set (sort keys %lines) {
+    my $mode = $set =~ /safe/ ? 'safe' : 'plain';
+    pushes($mode, $range{$set} * $per_range, $lines{$set}, "$tmp/$set.txt");
+}
+pushes('plain', $range{warm} * $per_range, 50_000, "$tmp/warm-nginx.txt");
+pushes('plain', $range{warm} * $per_range + 75_000, 15_000,
+       "$tmp/warm-peer.txt");
+
+sub pushes {
+    my ($mode, $first, $n, $file) = @_;
+    system("node $bench/peers/node-webot/gen-pushes.js $mode $token $aes "
+           . "$appid $first $n > $file") == 0 or die "gen-pushes failed";
 }
 
 my $click = event_xml(to => 'gh_bench', from => 'oClick', event => 'CLICK',
@@ -106,7 +118,7 @@ my $click = event_xml(to => 'gh_bench', from => 'oClick', event => 'CLICK',
 my $scan_like = event_xml(to => 'gh_bench', from => 'o123456',
                           event => 'SCAN', key => $poll_scene);
 my $safe_like = do {
-    open my $fh, '<', "$tmp/safe-nginx.txt" or die;
+    open my $fh, '<', "$tmp/nginx_safe.txt" or die;
     my $l = <$fh>;
     chomp $l;
     (split /\t/, $l)[1];
@@ -117,11 +129,9 @@ my $poll_q = "scene=$poll_scene&token=$poll_token";
 
 my @cases = (
     { name => 'SCAN push resolved in Redis, with its reply',
-      module => [ $ng->url('/wx'), 'scan', $query,
-                  $range{nginx_scan} * $per_range ],
+      module => [ $ng->url('/wx'), 'lines', "$tmp/nginx_scan.txt" ],
       limit => [ $ng->url('/limit'), 'fixed', $query, $scan_like ],
-      peer => [ "$peer_url/wx", 'scan', $query,
-                $range{peer_scan} * $per_range ],
+      peer => [ "$peer_url/wx", 'lines', "$tmp/peer_scan.txt" ],
       target_limit => 0.40, target_peer => 10, resolves => 1 },
     { name => 'short poll',
       module => [ $ng->url("/poll?$poll_q") ],
@@ -129,9 +139,9 @@ my @cases = (
       peer => [ "$peer_url/poll?$poll_q" ],
       target_limit => 0.50 },
     { name => 'safe-mode SCAN push, resolved, reply encrypted',
-      module => [ $ng->url('/safe'), 'lines', "$tmp/safe-nginx.txt" ],
+      module => [ $ng->url('/safe'), 'lines', "$tmp/nginx_safe.txt" ],
       limit => [ $ng->url('/limit'), 'fixed', $query, $safe_like ],
-      peer => [ "$peer_url/safe", 'lines', "$tmp/safe-peer.txt" ],
+      peer => [ "$peer_url/safe", 'lines', "$tmp/peer_safe.txt" ],
       target_limit => 0.30, resolves => 1 },
     { name => 'menu click passed to the upstream',
       module => [ $ng->url('/pass'), 'fixed', $query, $click ],
@@ -140,9 +150,8 @@ my @cases = (
 );
 
 # warm both servers up once
-wrk([ $ng->url('/wx'), 'scan', $query, $range{warm} * $per_range ], 2);
-wrk([ "$peer_url/wx", 'scan', $query, $range{warm} * $per_range + 75_000 ],
-    2);
+wrk([ $ng->url('/wx'), 'lines', "$tmp/warm-nginx.txt" ], 2);
+wrk([ "$peer_url/wx", 'lines', "$tmp/warm-peer.txt" ], 2);
 
 for my $c (@cases) {
     for my $who (qw(limit module peer)) {

@@ -487,39 +487,59 @@ void
 ngx_http_wechat_resolve(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 {
     ngx_int_t                    rc;
-    ngx_str_t                    argv[10], id, openid;
+    ngx_str_t                    argv[13], id, openid, digest, ttl;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
-    if (ngx_http_wechat_dedup_id(r, ctx, &id) != NGX_OK) {
+    /*
+     * In plaintext mode the query's signature does not cover the body: a
+     * captured query must not carry another scan, so each is kept, with
+     * the digest of its body, for as long as its timestamp is accepted.
+     */
+
+    digest.data = ngx_pnalloc(r->pool, WX_SHA1_HEX_LEN + NGX_TIME_T_LEN);
+
+    if (digest.data == NULL
+        || ngx_http_wechat_dedup_id(r, ctx, &id) != NGX_OK
+        || wx_sha1_hex(ngx_http_wechat_span(&ctx->body),
+                       (char *) digest.data) != WX_OK)
+    {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
+    digest.len = WX_SHA1_HEX_LEN;
+    ttl.data = digest.data + WX_SHA1_HEX_LEN;
+    ttl.len = ngx_sprintf(ttl.data, "%T", 2 * wlcf->timestamp_skew + 1)
+              - ttl.data;
+
     openid.data = (u_char *) ctx->ev.from_user.data;
     openid.len = ctx->ev.from_user.len;
 
-    ngx_str_set(&argv[0], "3");
+    ngx_str_set(&argv[0], "4");
     argv[1] = ngx_http_wechat_key(r, wlcf, "scene:", &ctx->scene);
     argv[2] = ngx_http_wechat_key(r, wlcf, "dedup:", &id);
     argv[3] = ngx_http_wechat_key(r, wlcf, "resolutions", NULL);
-    argv[4] = wlcf->key_prefix;
-    argv[5] = openid;
-    argv[6] = ngx_http_wechat_now(r);
-    argv[7] = ngx_http_wechat_dedup_ttl;
-    argv[8] = ctx->scene;
-    argv[9] = ngx_http_wechat_stream_maxlen;
+    argv[4] = ngx_http_wechat_key(r, wlcf, "query:", &ctx->signature);
+    argv[5] = wlcf->key_prefix;
+    argv[6] = openid;
+    argv[7] = ngx_http_wechat_now(r);
+    argv[8] = ngx_http_wechat_dedup_ttl;
+    argv[9] = ctx->scene;
+    argv[10] = ngx_http_wechat_stream_maxlen;
+    argv[11] = digest;
+    argv[12] = ttl;
 
     if (argv[1].data == NULL || argv[2].data == NULL || argv[3].data == NULL
-        || argv[6].data == NULL)
+        || argv[4].data == NULL || argv[7].data == NULL)
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
     rc = ngx_http_wechat_redis_command(r, ngx_http_wechat_resolve_done,
-                                       NGX_HTTP_WECHAT_SCRIPT_RESOLVE, 10,
+                                       NGX_HTTP_WECHAT_SCRIPT_RESOLVE, 13,
                                        argv);
     if (rc == NGX_ERROR) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -555,6 +575,16 @@ ngx_http_wechat_resolve_done(ngx_http_request_t *r, redisReply *reply)
                       "wechat callback: resolution of scene \"%V\": %s",
                       &ctx->scene, wx_status_text(status));
         ngx_http_wechat_unresolved(r, ctx);
+        return;
+    }
+
+    if (res.replay) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "wechat callback: replayed query with another body, "
+                      "scene \"%V\" openid \"%*s\"", &ctx->scene,
+                      ctx->ev.from_user.len, ctx->ev.from_user.data);
+        ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_REPLAY]);
+        ngx_http_finalize_request(r, NGX_HTTP_FORBIDDEN);
         return;
     }
 

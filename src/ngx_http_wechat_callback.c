@@ -171,6 +171,7 @@ ngx_http_wechat_check_query(ngx_http_request_t *r,
     }
 
     if (ctx) {
+        ctx->signature = args[0];
         ctx->timestamp = args[1];
         ctx->nonce = args[2];
     }
@@ -207,6 +208,8 @@ ngx_http_wechat_process(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     if (rc != NGX_OK) {
         return rc;
     }
+
+    ctx->body = body;
 
     ngx_http_wechat_allocator(r->pool, &a);
 

@@ -50,7 +50,8 @@
 #define NGX_HTTP_WECHAT_REJECT_DECRYPT        6
 #define NGX_HTTP_WECHAT_REJECT_TOO_LARGE      7
 #define NGX_HTTP_WECHAT_REJECT_METHOD         8
-#define NGX_HTTP_WECHAT_REJECT_REASONS        9
+#define NGX_HTTP_WECHAT_REJECT_REPLAY         9
+#define NGX_HTTP_WECHAT_REJECT_REASONS        10
 
 /* metrics: poll answers (pending, bound, conflict, expired, unavailable) */
 #define NGX_HTTP_WECHAT_POLL_EXPIRED     3
@@ -140,8 +141,10 @@ typedef struct {
 typedef struct ngx_http_wechat_cmd_s  ngx_http_wechat_cmd_t;
 
 typedef struct {
+    ngx_str_t                   signature;
     ngx_str_t                   timestamp;
     ngx_str_t                   nonce;
+    ngx_str_t                   body;           /* the push as received */
 
     wx_event_t                  ev;
     ngx_str_t                   scene;

@@ -22,13 +22,19 @@ ngx_str_t  ngx_http_wechat_scripts[NGX_HTTP_WECHAT_SCRIPTS] = {
     "return 1\n"),
 
     /*
-     * RESOLVE: KEYS[1] scene, KEYS[2] de-dup record, KEYS[3] stream;
-     * ARGV prefix, openid, now, de-dup ttl, scene, stream maxlen.
+     * RESOLVE: KEYS[1] scene, KEYS[2] de-dup record, KEYS[3] stream,
+     * KEYS[4] the signed query's single-use record; ARGV prefix, openid,
+     * now, de-dup ttl, scene, stream maxlen, body digest, query record ttl.
      * Returns { outcome, reply time, "new" }; a retry gets the first
-     * answer, marked "dup".
+     * answer, marked "dup"; a captured query with another body { "replay" }.
      */
 
     ngx_string(
+    "local used = redis.call('GET', KEYS[4])\n"
+    "if used and used ~= ARGV[7] then return { 'replay' } end\n"
+    "if not used then\n"
+    "  redis.call('SET', KEYS[4], ARGV[7], 'EX', ARGV[8])\n"
+    "end\n"
     "local seen = redis.call('GET', KEYS[2])\n"
     "if seen then\n"
     "  local sp = string.find(seen, ' ', 1, true)\n"

@@ -29,7 +29,7 @@ static const char *const  ngx_http_wechat_push_names[] = {
 
 static const char *const  ngx_http_wechat_reject_names[] = {
     "missing", "signature", "timestamp", "msg_signature", "plaintext",
-    "xml", "decrypt", "too_large", "method"
+    "xml", "decrypt", "too_large", "method", "replay"
 };
 
 static const char *const  ngx_http_wechat_poll_names[] = {

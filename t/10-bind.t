@@ -196,6 +196,25 @@ is(reply_content($res->{content}), '二维码已过期，请刷新页面后重�
    'used scene scanned by another openid: expired');
 is(redis_cmd($redis, 'GET', "${P}user:bob"), 'oBob', 'used scene: bob kept');
 
+# --- a captured query cannot carry another scan ------------------------------
+
+my $qv = qrcode('victor');
+my $qm = qrcode('mallory');
+my $captured = signed_query($token);
+my $honest = event_xml(from => 'oMallory', event => 'SCAN', key => $qm->{scene});
+$res = send_push($ng, '/wx', $token, $honest, query => $captured);
+is(reply_content($res->{content}), '绑定成功', 'the honest push binds');
+my $forged = event_xml(from => 'oMallory', event => 'SCAN', key => $qv->{scene});
+run_case($ng, { name => 'the same query with another body', path => '/wx',
+                token => $token, body => $forged,
+                push => { query => $captured }, status => 403,
+                log => [qr/\[warn\].*replayed query with another body/] });
+is(poll($qv->{scene}, $qv->{token}), '{"status":"pending"}',
+   "the victim's scene is untouched");
+$res = send_push($ng, '/wx', $token, $honest, query => $captured);
+is(reply_content($res->{content}), '绑定成功',
+   'the same query with the same body is a retry, answered again');
+
 # --- a flushed script cache: EVALSHA falls back to EVAL ----------------------
 
 redis_cmd($redis, 'SCRIPT', 'FLUSH');

@@ -66,6 +66,16 @@ wx_redis_resolution(const struct redisReply *reply, wx_resolution_t *out)
     }
 
     return wx::guarded([&] {
+        *out = wx_resolution_t{};
+
+        if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1
+            && is_string(reply->element[0])
+            && text(reply->element[0]) == "replay")
+        {
+            out->replay = 1;
+            return WX_OK;
+        }
+
         if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
             return WX_ERR_REPLY;
         }

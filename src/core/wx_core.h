@@ -175,9 +175,10 @@ typedef struct {
     wx_outcome_t          outcome;
     int64_t               time;        /* the first answer's reply time */
     int                   duplicate;   /* a retry of a push seen before */
+    int                   replay;      /* its signed query, another body */
 } wx_resolution_t;
 
-/* The RESOLVE script's { outcome, time, "new" | "dup" }. */
+/* The RESOLVE script's { outcome, time, "new" | "dup" }, or { "replay" }. */
 wx_status_t wx_redis_resolution(const struct redisReply *reply,
     wx_resolution_t *out);
 

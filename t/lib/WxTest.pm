@@ -86,7 +86,8 @@ sub signed_query {
     my ($token, %opt) = @_;
     my $ts = $opt{timestamp} // time;
     $ts = int $ts;
-    my $nonce = $opt{nonce} // int(rand(1e9));
+    # unique per process too: forked clients share rand()'s seed
+    my $nonce = $opt{nonce} // $$ . ++$WxTest::nonces . int(rand(1e6));
     my %q = (timestamp => $ts, nonce => $nonce,
              signature => sign($token, $ts, $nonce));
     $q{openid} = $opt{openid} if defined $opt{openid};

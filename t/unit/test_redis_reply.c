@@ -48,6 +48,12 @@ test_resolution(void **state)
     assert_int_equal(resolution("*3\r\n$7\r\nexpired\r\n$1\r\n5\r\n"
                                 "$3\r\nnew\r\n", &res), WX_OK);
     assert_int_equal(res.outcome, WX_OUTCOME_EXPIRED);
+    assert_false(res.replay);
+
+    assert_int_equal(resolution("*1\r\n$6\r\nreplay\r\n", &res), WX_OK);
+    assert_true(res.replay);
+    assert_int_equal(resolution("*1\r\n$5\r\nbound\r\n", &res),
+                     WX_ERR_REPLY);
 }
 
 static void
