@@ -37,18 +37,12 @@ static ngx_int_t ngx_http_wechat_dedup_id(ngx_http_request_t *r,
 static ngx_str_t ngx_http_wechat_now(ngx_http_request_t *r);
 
 
-static ngx_str_t  ngx_http_wechat_outcomes[] = {
+/* a scene's statuses: the scan outcomes (wx_outcome_t order), then pending */
+static ngx_str_t  ngx_http_wechat_statuses[] = {
     ngx_string("bound"),
     ngx_string("conflict"),
-    ngx_string("expired")
-};
-
-
-static ngx_str_t  ngx_http_wechat_poll_statuses[] = {
-    ngx_string("pending"),
-    ngx_string("bound"),
-    ngx_string("conflict"),
-    ngx_string("expired")
+    ngx_string("expired"),
+    ngx_string("pending")
 };
 
 
@@ -318,8 +312,8 @@ ngx_http_wechat_poll_done(ngx_http_request_t *r, redisReply *reply)
     }
 
     for (i = 0; i < NGX_HTTP_WECHAT_POLL_UNAVAILABLE; i++) {
-        if (status.len == ngx_http_wechat_poll_statuses[i].len
-            && ngx_strncmp(status.data, ngx_http_wechat_poll_statuses[i].data,
+        if (status.len == ngx_http_wechat_statuses[i].len
+            && ngx_strncmp(status.data, ngx_http_wechat_statuses[i].data,
                            status.len) == 0)
         {
             ngx_http_wechat_count(polls[i]);
@@ -588,7 +582,7 @@ ngx_http_wechat_resolve_done(ngx_http_request_t *r, redisReply *reply)
         return;
     }
 
-    ctx->resolution = ngx_http_wechat_outcomes[res.outcome];
+    ctx->resolution = ngx_http_wechat_statuses[res.outcome];
 
     ngx_http_wechat_count(pushes[res.outcome]);
 

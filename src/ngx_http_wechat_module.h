@@ -53,8 +53,8 @@
 #define NGX_HTTP_WECHAT_REJECT_REPLAY         9
 #define NGX_HTTP_WECHAT_REJECT_REASONS        10
 
-/* metrics: poll answers (pending, bound, conflict, expired, unavailable) */
-#define NGX_HTTP_WECHAT_POLL_EXPIRED     3
+/* metrics: poll answers (bound, conflict, expired, pending, unavailable) */
+#define NGX_HTTP_WECHAT_POLL_EXPIRED     2
 #define NGX_HTTP_WECHAT_POLL_UNAVAILABLE 4
 #define NGX_HTTP_WECHAT_POLL_STATUSES    5
 

@@ -33,7 +33,7 @@ static const char *const  ngx_http_wechat_reject_names[] = {
 };
 
 static const char *const  ngx_http_wechat_poll_names[] = {
-    "pending", "bound", "conflict", "expired", "unavailable"
+    "bound", "conflict", "expired", "pending", "unavailable"
 };
 
 /* upper bounds in microseconds, and as Prometheus writes them */
