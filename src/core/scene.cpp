@@ -16,10 +16,14 @@ is_lower_hex(char c)
 } // namespace
 
 extern "C" wx_span_t
-wx_scene_from_event(wx_span_t event, wx_span_t event_key)
+wx_scene_from_event(const wx_event_t *event)
 {
-    std::string_view ev = wx::view(event);
-    std::string_view key = wx::view(event_key);
+    if (event == nullptr || wx::view(event->msg_type) != "event") {
+        return {nullptr, 0};
+    }
+
+    std::string_view ev = wx::view(event->event);
+    std::string_view key = wx::view(event->event_key);
 
     if (ev == "subscribe") {
         if (key.substr(0, subscribe_prefix.size()) != subscribe_prefix) {

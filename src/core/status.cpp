@@ -12,6 +12,7 @@ wx_status_text(wx_status_t status)
     case WX_ERR_XML_HOSTILE:   return "hostile XML (DOCTYPE, entity, "
                                       "encoding, NUL or depth)";
     case WX_ERR_XML_DUPLICATE: return "duplicate XML field";
+    case WX_ERR_XML_FIELD:     return "field not allowed";
     case WX_ERR_TOO_LARGE:     return "too large";
     case WX_ERR_BASE64:        return "invalid base64";
     case WX_ERR_CRYPTO:        return "bad ciphertext";

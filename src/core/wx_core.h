@@ -26,6 +26,8 @@ typedef enum {
     WX_ERR_XML,           /* malformed XML, or not a WeChat push */
     WX_ERR_XML_HOSTILE,   /* DOCTYPE, entities, non-UTF-8, NUL, too deep */
     WX_ERR_XML_DUPLICATE, /* a known field appears twice */
+    WX_ERR_XML_FIELD,     /* a field breaks its rule, or a required one
+                             is missing: wx_event_t.refused names it */
     WX_ERR_TOO_LARGE,     /* document or field over its cap */
     WX_ERR_BASE64,        /* invalid base64 */
     WX_ERR_CRYPTO,        /* cipher failure or bad ciphertext length */
@@ -95,16 +97,28 @@ typedef struct {
     wx_span_t             msg_id;
     wx_span_t             content;
     wx_span_t             encrypt;
+
+    const char           *refused;     /* the field WX_ERR_XML_FIELD names */
 } wx_event_t;
 
 /*
  * Parses a push with a hardened libxml2 reader: no DTD, no entities, no
  * network, UTF-8 only, size and depth capped, each known field at most once.
- * Field values are copied into the allocator's memory; absent fields are
- * empty spans.
+ * Each field follows its rule: the ones that become variables, keys and
+ * log lines (ToUserName, FromUserName, MsgType, Event, EventKey, Ticket,
+ * Encrypt) hold no control character; CreateTime and MsgId are digits;
+ * lengths are capped.  Field values are copied into the allocator's
+ * memory; absent fields are empty spans.
  */
 wx_status_t wx_event_parse(wx_span_t xml, const wx_allocator_t *a,
     wx_event_t *ev);
+
+/*
+ * A message to act on (the plaintext push, or the decrypted one) names
+ * its account and sender in WeChat's shape (URL-safe letters, at most 64)
+ * and has a MsgType; an encrypted envelope need not.
+ */
+wx_status_t wx_event_check_message(wx_event_t *ev);
 
 /* The libxml2 option mask the parser uses, for the test that pins it. */
 int wx_xml_parser_options(void);
@@ -120,9 +134,10 @@ wx_status_t wx_reply_text(wx_span_t to_user, wx_span_t from_user,
 
 /*
  * The scene a subscribe or SCAN event carries: "qrscene_X" for subscribe
- * and "X" for SCAN both give "X".  An empty span when there is none.
+ * and "X" for SCAN both give "X".  Only MsgType "event" carries one; an
+ * empty span when there is none.
  */
-wx_span_t wx_scene_from_event(wx_span_t event, wx_span_t event_key);
+wx_span_t wx_scene_from_event(const wx_event_t *ev);
 
 #define WX_SCENE_LEN  36   /* "wxs_" and 32 hex digits: 128 random bits */
 #define WX_TOKEN_LEN  32   /* 128 random bits as hex */

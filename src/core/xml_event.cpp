@@ -29,23 +29,90 @@ struct doc_free {
 using parser_ctxt_ptr = std::unique_ptr<xmlParserCtxt, parser_ctxt_free>;
 using doc_ptr = std::unique_ptr<xmlDoc, doc_free>;
 
-struct field_slot {
-    const char  *name;
-    wx_span_t    wx_event_t::*member;
+/*
+ * What a field may hold.  Identifiers become nginx variables, headers to
+ * the upstream, Redis keys and log lines, so they carry no control
+ * character at all; free text may hold tabs and line breaks.
+ */
+enum class field_kind {
+    identifier,     /* printable: no C0 control and no DEL */
+    digits,         /* ASCII digits only */
+    text            /* anything but C0 controls other than TAB, LF, CR */
 };
 
-const std::array<field_slot, 10> fields = {{
-    {"ToUserName", &wx_event_t::to_user},
-    {"FromUserName", &wx_event_t::from_user},
-    {"CreateTime", &wx_event_t::create_time},
-    {"MsgType", &wx_event_t::msg_type},
-    {"Event", &wx_event_t::event},
-    {"EventKey", &wx_event_t::event_key},
-    {"Ticket", &wx_event_t::ticket},
-    {"MsgId", &wx_event_t::msg_id},
-    {"Content", &wx_event_t::content},
-    {"Encrypt", &wx_event_t::encrypt},
+struct field_rule {
+    const char  *name;
+    wx_span_t    wx_event_t::*member;
+    field_kind   kind;
+    size_t       max_len;
+};
+
+/* Lengths leave room over what WeChat sends: a VIEW menu's key is a URL. */
+const std::array<field_rule, 10> fields = {{
+    {"ToUserName", &wx_event_t::to_user, field_kind::identifier, 64},
+    {"FromUserName", &wx_event_t::from_user, field_kind::identifier, 64},
+    {"CreateTime", &wx_event_t::create_time, field_kind::digits, 20},
+    {"MsgType", &wx_event_t::msg_type, field_kind::identifier, 32},
+    {"Event", &wx_event_t::event, field_kind::identifier, 64},
+    {"EventKey", &wx_event_t::event_key, field_kind::identifier, 2048},
+    {"Ticket", &wx_event_t::ticket, field_kind::identifier, 256},
+    {"MsgId", &wx_event_t::msg_id, field_kind::digits, 32},
+    {"Content", &wx_event_t::content, field_kind::text, WX_XML_MAX_SIZE},
+    {"Encrypt", &wx_event_t::encrypt, field_kind::identifier,
+     WX_XML_MAX_SIZE},
 }};
+
+bool
+allowed(field_kind kind, unsigned char c)
+{
+    switch (kind) {
+    case field_kind::digits:
+        return c >= '0' && c <= '9';
+    case field_kind::text:
+        return c >= 0x20 || c == '\t' || c == '\n' || c == '\r';
+    case field_kind::identifier:
+        break;
+    }
+
+    return c >= 0x20 && c != 0x7f;
+}
+
+bool
+follows_rule(const field_rule &rule, std::string_view value)
+{
+    if (value.size() > rule.max_len) {
+        return false;
+    }
+
+    for (char c : value) {
+        if (!allowed(rule.kind, static_cast<unsigned char>(c))) {
+            return false;
+        }
+    }
+
+    return true;
+}
+
+/* Account ids (gh_...) and openids: URL-safe base64 letters, and '_'. */
+bool
+is_account_name(wx_span_t s)
+{
+    if (s.len == 0 || s.len > 64) {
+        return false;
+    }
+
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = s.data[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+        {
+            return false;
+        }
+    }
+
+    return true;
+}
 
 /*
  * The parse is streamed: the handlers below collect the known fields of
@@ -322,6 +389,13 @@ parse(std::string_view doc, const wx_allocator_t *a, wx_event_t *ev)
     }
 
     for (size_t i = 0; i < fields.size(); i++) {
+        if (!follows_rule(fields[i], state.values[i])) {
+            ev->refused = fields[i].name;
+            return WX_ERR_XML_FIELD;
+        }
+    }
+
+    for (size_t i = 0; i < fields.size(); i++) {
         wx_status_t rc = wx::copy_out(a, state.values[i],
                                       &(ev->*fields[i].member));
         if (rc != WX_OK) {
@@ -338,6 +412,28 @@ extern "C" int
 wx_xml_parser_options(void)
 {
     return parser_options;
+}
+
+extern "C" wx_status_t
+wx_event_check_message(wx_event_t *ev)
+{
+    if (ev == nullptr) {
+        return WX_ERR_ARGS;
+    }
+
+    ev->refused = nullptr;
+
+    if (!is_account_name(ev->to_user)) {
+        ev->refused = "ToUserName";
+
+    } else if (!is_account_name(ev->from_user)) {
+        ev->refused = "FromUserName";
+
+    } else if (ev->msg_type.len == 0) {
+        ev->refused = "MsgType";
+    }
+
+    return ev->refused ? WX_ERR_XML_FIELD : WX_OK;
 }
 
 extern "C" wx_status_t

@@ -15,7 +15,8 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     wx_span_t reply;
 
     if (wx_event_parse({data, size}, a, &ev) == WX_OK) {
-        wx_scene_is_ours(wx_scene_from_event(ev.event, ev.event_key));
+        wx_event_check_message(&ev);
+        wx_scene_is_ours(wx_scene_from_event(&ev));
         wx_reply_text(ev.from_user, ev.to_user, 1700000000, ev.content, a,
                       &reply);
     }

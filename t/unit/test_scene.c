@@ -2,17 +2,32 @@
 
 #include "wx_test.h"
 
+
+/* The scene of an event push of the given Event and EventKey. */
+static wx_span_t
+scene_of(const char *msg_type, const char *event, const char *key)
+{
+    wx_event_t  ev = { 0 };
+
+    ev.msg_type = S(msg_type);
+    ev.event = S(event);
+    ev.event_key = S(key);
+
+    return wx_scene_from_event(&ev);
+}
+
+#define scene(event, key)  scene_of("event", event, key)
+
 static void
 test_subscribe_prefix_removed(void **state)
 {
     (void) state;
-    assert_span_equal(wx_scene_from_event(S("subscribe"), S("qrscene_X")),
+    assert_span_equal(scene("subscribe", "qrscene_X"),
                       "X");
     /* the prefix comes off once, and only as a prefix */
-    assert_span_equal(wx_scene_from_event(S("subscribe"),
-                                          S("qrscene_qrscene_X")),
+    assert_span_equal(scene("subscribe", "qrscene_qrscene_X"),
                       "qrscene_X");
-    assert_span_equal(wx_scene_from_event(S("subscribe"), S("X_qrscene_")),
+    assert_span_equal(scene("subscribe", "X_qrscene_"),
                       "");
 }
 
@@ -20,8 +35,8 @@ static void
 test_scan_key_is_scene(void **state)
 {
     (void) state;
-    assert_span_equal(wx_scene_from_event(S("SCAN"), S("X")), "X");
-    assert_span_equal(wx_scene_from_event(S("SCAN"), S("qrscene_X")),
+    assert_span_equal(scene("SCAN", "X"), "X");
+    assert_span_equal(scene("SCAN", "qrscene_X"),
                       "qrscene_X");
 }
 
@@ -30,10 +45,22 @@ test_no_scene(void **state)
 {
     (void) state;
     /* a plain subscribe, a menu click, a message */
-    assert_span_equal(wx_scene_from_event(S("subscribe"), S("")), "");
-    assert_span_equal(wx_scene_from_event(S("CLICK"), S("qrscene_X")), "");
-    assert_span_equal(wx_scene_from_event(S(""), S("X")), "");
-    assert_span_equal(wx_scene_from_event(S("scan"), S("X")), "");
+    assert_span_equal(scene("subscribe", ""), "");
+    assert_span_equal(scene("CLICK", "qrscene_X"), "");
+    assert_span_equal(scene("", "X"), "");
+    assert_span_equal(scene("scan", "X"), "");
+}
+
+
+/* A text message that carries Event and EventKey is no scan. */
+static void
+test_scene_needs_event_message(void **state)
+{
+    (void) state;
+    assert_span_equal(scene_of("text", "SCAN", "X"), "");
+    assert_span_equal(scene_of("", "subscribe", "qrscene_X"), "");
+    assert_span_equal(scene_of("device_event", "SCAN", "X"), "");
+    assert_span_equal(scene_of("event", "SCAN", "X"), "X");
 }
 
 static void
@@ -85,6 +112,7 @@ main(void)
         cmocka_unit_test(test_subscribe_prefix_removed),
         cmocka_unit_test(test_scan_key_is_scene),
         cmocka_unit_test(test_no_scene),
+        cmocka_unit_test(test_scene_needs_event_message),
         cmocka_unit_test(test_new_scene_is_ours_and_random),
         cmocka_unit_test(test_foreign_scenes),
         cmocka_unit_test(test_random_hex),

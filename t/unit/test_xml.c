@@ -258,6 +258,176 @@ test_wrong_root(void **state)
                      WX_ERR_XML);
 }
 
+/* Each field that becomes a variable, a header or a key refuses controls. */
+static void
+test_control_characters_refused(void **state)
+{
+    (void) state;
+    wx_event_t   ev;
+    char         xml[256];
+    size_t       i, j;
+
+    static const char *const  names[] = {
+        "ToUserName", "FromUserName", "MsgType", "Event", "EventKey",
+        "Ticket", "Encrypt"
+    };
+    static const char *const  payloads[] = {
+        "o1&#13;&#10;X-WeChat-User: admin",     /* references: CR LF */
+        "<![CDATA[o1\r\nX-WeChat-User: admin]]>",  /* raw, in CDATA */
+        "o1&#10;",
+        "a&#9;b",
+        "a&#127;b",
+        "a&#0;b",
+        "a&#27;[31mb"
+    };
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        for (j = 0; j < sizeof(payloads) / sizeof(payloads[0]); j++) {
+            snprintf(xml, sizeof(xml), "<xml><%s>%s</%s></xml>", names[i],
+                     payloads[j], names[i]);
+
+            wx_status_t rc = parse(xml, strlen(xml), &ev);
+
+            /* XML 1.0 has no reference to NUL or ESC: not well-formed */
+            if (strstr(payloads[j], "&#0;") || strstr(payloads[j], "&#27;")) {
+                assert_int_equal(rc, WX_ERR_XML);
+                continue;
+            }
+
+            assert_int_equal(rc, WX_ERR_XML_FIELD);
+            assert_string_equal(ev.refused, names[i]);
+        }
+    }
+}
+
+/* Free text keeps its line breaks and tabs, but no other control. */
+static void
+test_text_may_hold_newlines(void **state)
+{
+    (void) state;
+    wx_event_t ev;
+    const char *xml = "<xml><Content>line 1&#13;&#10;line\t2\n"
+                      "</Content></xml>";
+
+    assert_int_equal(parse(xml, strlen(xml), &ev), WX_OK);
+    assert_span_equal(ev.content, "line 1\r\nline\t2\n");
+
+    xml = "<xml><Content><![CDATA[bell\a]]></Content></xml>";
+    assert_int_equal(parse(xml, strlen(xml), &ev), WX_ERR_XML);
+    xml = "<xml><Content>del&#127;</Content></xml>";
+    assert_int_equal(parse(xml, strlen(xml), &ev), WX_OK);
+}
+
+static void
+test_digit_fields(void **state)
+{
+    (void) state;
+    wx_event_t ev;
+
+    assert_int_equal(parse_str("<xml><CreateTime>17000x</CreateTime></xml>"),
+                     WX_ERR_XML_FIELD);
+    assert_int_equal(parse_str("<xml><CreateTime> 1</CreateTime></xml>"),
+                     WX_ERR_XML_FIELD);
+
+    const char *xml = "<xml><MsgId>12-3</MsgId></xml>";
+    assert_int_equal(parse(xml, strlen(xml), &ev), WX_ERR_XML_FIELD);
+    assert_string_equal(ev.refused, "MsgId");
+}
+
+static void
+test_field_lengths(void **state)
+{
+    (void) state;
+    wx_event_t ev;
+    char xml[4096], value[2050];
+
+    memset(value, 'a', 64);
+    value[64] = '\0';
+    snprintf(xml, sizeof(xml), "<xml><FromUserName>%s</FromUserName></xml>",
+             value);
+    assert_int_equal(parse(xml, strlen(xml), &ev), WX_OK);
+
+    strcat(value, "a");
+    snprintf(xml, sizeof(xml), "<xml><FromUserName>%s</FromUserName></xml>",
+             value);
+    assert_int_equal(parse(xml, strlen(xml), &ev), WX_ERR_XML_FIELD);
+    assert_string_equal(ev.refused, "FromUserName");
+
+    /* a VIEW menu's key is a URL, and may be long */
+    memset(value, 'u', 2049);
+    value[2049] = '\0';
+    snprintf(xml, sizeof(xml), "<xml><EventKey>%s</EventKey></xml>", value);
+    assert_int_equal(parse(xml, strlen(xml), &ev), WX_ERR_XML_FIELD);
+
+    value[2048] = '\0';
+    snprintf(xml, sizeof(xml), "<xml><EventKey>%s</EventKey></xml>", value);
+    assert_int_equal(parse(xml, strlen(xml), &ev), WX_OK);
+}
+
+static void
+check_message(const char *xml, wx_status_t expected, const char *refused)
+{
+    wx_event_t ev;
+
+    assert_int_equal(parse(xml, strlen(xml), &ev), WX_OK);
+    assert_int_equal(wx_event_check_message(&ev), expected);
+
+    if (refused) {
+        assert_string_equal(ev.refused, refused);
+    }
+}
+
+static void
+test_message_requires_fields(void **state)
+{
+    (void) state;
+
+    check_message(subscribe_xml, WX_OK, NULL);
+
+    /* a scan with no sender would bind the empty openid */
+    check_message("<xml><ToUserName>gh_a</ToUserName>"
+                  "<MsgType>event</MsgType><Event>SCAN</Event>"
+                  "<EventKey>S</EventKey></xml>",
+                  WX_ERR_XML_FIELD, "FromUserName");
+    check_message("<xml><ToUserName>gh_a</ToUserName>"
+                  "<FromUserName></FromUserName><MsgType>event</MsgType>"
+                  "</xml>", WX_ERR_XML_FIELD, "FromUserName");
+    check_message("<xml><FromUserName>o1</FromUserName>"
+                  "<MsgType>event</MsgType></xml>",
+                  WX_ERR_XML_FIELD, "ToUserName");
+    check_message("<xml><ToUserName>gh_a</ToUserName>"
+                  "<FromUserName>o1</FromUserName></xml>",
+                  WX_ERR_XML_FIELD, "MsgType");
+
+    /* the shape of an openid: URL-safe base64 letters */
+    check_message("<xml><ToUserName>gh_a</ToUserName>"
+                  "<FromUserName>o1 admin</FromUserName>"
+                  "<MsgType>event</MsgType></xml>",
+                  WX_ERR_XML_FIELD, "FromUserName");
+    check_message("<xml><ToUserName>gh_a</ToUserName>"
+                  "<FromUserName>o1:x</FromUserName>"
+                  "<MsgType>event</MsgType></xml>",
+                  WX_ERR_XML_FIELD, "FromUserName");
+    check_message("<xml><ToUserName>gh_a</ToUserName>"
+                  "<FromUserName>oDF3iY9P32sK_4Hvlc-R0QnqzwD8</FromUserName>"
+                  "<MsgType>device_event</MsgType><Event>bind</Event>"
+                  "</xml>", WX_OK, NULL);
+}
+
+/* An encrypted envelope carries only the account and Encrypt. */
+static void
+test_envelope_parses(void **state)
+{
+    (void) state;
+    wx_event_t ev;
+    const char *xml = "<xml><ToUserName><![CDATA[gh_a]]></ToUserName>"
+                      "<Encrypt><![CDATA[aGVsbG8=]]></Encrypt></xml>";
+
+    assert_int_equal(parse(xml, strlen(xml), &ev), WX_OK);
+    assert_span_equal(ev.encrypt, "aGVsbG8=");
+    assert_int_equal(wx_event_check_message(&ev), WX_ERR_XML_FIELD);
+}
+
 int
 main(void)
 {
@@ -278,6 +448,12 @@ main(void)
         cmocka_unit_test_setup(test_other_encodings, reset_arena),
         cmocka_unit_test_setup(test_nul_byte, reset_arena),
         cmocka_unit_test_setup(test_wrong_root, reset_arena),
+        cmocka_unit_test_setup(test_control_characters_refused, reset_arena),
+        cmocka_unit_test_setup(test_text_may_hold_newlines, reset_arena),
+        cmocka_unit_test_setup(test_digit_fields, reset_arena),
+        cmocka_unit_test_setup(test_field_lengths, reset_arena),
+        cmocka_unit_test_setup(test_message_requires_fields, reset_arena),
+        cmocka_unit_test_setup(test_envelope_parses, reset_arena),
     };
 
     return cmocka_run_group_tests_name("xml", tests, NULL, NULL);
