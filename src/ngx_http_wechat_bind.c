@@ -14,23 +14,23 @@
 
 static ngx_int_t ngx_http_wechat_qrcode_handler(ngx_http_request_t *r);
 static void ngx_http_wechat_qrcode_done(ngx_http_request_t *r,
-    redisReply *reply);
+    redisReply *reply, ngx_uint_t result);
 static ngx_int_t ngx_http_wechat_poll_handler(ngx_http_request_t *r);
 static void ngx_http_wechat_poll_done(ngx_http_request_t *r,
-    redisReply *reply);
+    redisReply *reply, ngx_uint_t result);
 static ngx_int_t ngx_http_wechat_binding_handler(ngx_http_request_t *r);
 static void ngx_http_wechat_binding_done(ngx_http_request_t *r,
-    redisReply *reply);
+    redisReply *reply, ngx_uint_t result);
 static void ngx_http_wechat_unbind_done(ngx_http_request_t *r,
-    redisReply *reply);
+    redisReply *reply, ngx_uint_t result);
 static void ngx_http_wechat_resolve_done(ngx_http_request_t *r,
-    redisReply *reply);
+    redisReply *reply, ngx_uint_t result);
 static void ngx_http_wechat_unresolved(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, ngx_uint_t result);
+static void ngx_http_wechat_claim_done(ngx_http_request_t *r,
+    redisReply *reply, ngx_uint_t result);
+static void ngx_http_wechat_claimed(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
-static void ngx_http_wechat_pass_done(ngx_http_request_t *r,
-    redisReply *reply);
-static void ngx_http_wechat_pass_after(ngx_http_request_t *r,
-    ngx_http_wechat_ctx_t *ctx, ngx_int_t rc);
 static ngx_int_t ngx_http_wechat_wait(ngx_http_request_t *r, ngx_int_t rc);
 static ngx_int_t ngx_http_wechat_dedup_id(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, ngx_str_t *id);
@@ -194,7 +194,8 @@ ngx_http_wechat_qrcode_handler(ngx_http_request_t *r)
 
 
 static void
-ngx_http_wechat_qrcode_done(ngx_http_request_t *r, redisReply *reply)
+ngx_http_wechat_qrcode_done(ngx_http_request_t *r, redisReply *reply,
+    ngx_uint_t result)
 {
     ngx_http_wechat_ctx_t       *ctx;
     ngx_http_wechat_loc_conf_t  *wlcf;
@@ -287,7 +288,8 @@ ngx_http_wechat_poll_handler(ngx_http_request_t *r)
 
 
 static void
-ngx_http_wechat_poll_done(ngx_http_request_t *r, redisReply *reply)
+ngx_http_wechat_poll_done(ngx_http_request_t *r, redisReply *reply,
+    ngx_uint_t result)
 {
     ngx_uint_t              i;
     wx_span_t               status, json;
@@ -396,7 +398,8 @@ ngx_http_wechat_binding_handler(ngx_http_request_t *r)
 
 
 static void
-ngx_http_wechat_binding_done(ngx_http_request_t *r, redisReply *reply)
+ngx_http_wechat_binding_done(ngx_http_request_t *r, redisReply *reply,
+    ngx_uint_t result)
 {
     wx_span_t               found;
     wx_status_t             status;
@@ -449,7 +452,8 @@ ngx_http_wechat_binding_done(ngx_http_request_t *r, redisReply *reply)
 
 
 static void
-ngx_http_wechat_unbind_done(ngx_http_request_t *r, redisReply *reply)
+ngx_http_wechat_unbind_done(ngx_http_request_t *r, redisReply *reply,
+    ngx_uint_t result)
 {
     ngx_str_t               status;
     ngx_http_wechat_ctx_t  *ctx;
@@ -487,24 +491,20 @@ ngx_http_wechat_resolve(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
     /*
-     * In plaintext mode the query's signature does not cover the body: a
-     * captured query must not carry another scan, so each is kept, with
-     * the digest of its body, for as long as its timestamp is accepted.
+     * A captured query must not carry another scan: each is kept, with the
+     * digest of what it signed, for as long as its timestamp is accepted.
      */
 
-    digest.data = ngx_pnalloc(r->pool, WX_SHA1_HEX_LEN + NGX_TIME_T_LEN);
+    ttl.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
 
-    if (digest.data == NULL
-        || ngx_http_wechat_dedup_id(r, ctx, &id) != NGX_OK
-        || wx_sha1_hex(ngx_http_wechat_span(&ctx->body),
-                       (char *) digest.data) != WX_OK)
+    if (ttl.data == NULL || ngx_http_wechat_dedup_id(r, ctx, &id) != NGX_OK)
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
+    digest.data = ctx->digest;
     digest.len = WX_SHA1_HEX_LEN;
-    ttl.data = digest.data + WX_SHA1_HEX_LEN;
     ttl.len = ngx_sprintf(ttl.data, "%T", 2 * wlcf->timestamp_skew + 1)
               - ttl.data;
 
@@ -541,13 +541,14 @@ ngx_http_wechat_resolve(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     }
 
     if (rc == NGX_DECLINED) {
-        ngx_http_wechat_unresolved(r, ctx);
+        ngx_http_wechat_unresolved(r, ctx, NGX_HTTP_WECHAT_REDIS_REFUSED);
     }
 }
 
 
 static void
-ngx_http_wechat_resolve_done(ngx_http_request_t *r, redisReply *reply)
+ngx_http_wechat_resolve_done(ngx_http_request_t *r, redisReply *reply,
+    ngx_uint_t result)
 {
     wx_span_t                    xml;
     wx_status_t                  status;
@@ -559,7 +560,7 @@ ngx_http_wechat_resolve_done(ngx_http_request_t *r, redisReply *reply)
     ctx = ngx_http_wechat_get_ctx(r);
 
     if (reply == NULL) {
-        ngx_http_wechat_unresolved(r, ctx);
+        ngx_http_wechat_unresolved(r, ctx, result);
         return;
     }
 
@@ -568,13 +569,13 @@ ngx_http_wechat_resolve_done(ngx_http_request_t *r, redisReply *reply)
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "wechat callback: resolution of scene \"%V\": %s",
                       &ctx->scene, wx_status_text(status));
-        ngx_http_wechat_unresolved(r, ctx);
+        ngx_http_wechat_unresolved(r, ctx, NGX_HTTP_WECHAT_REDIS_LOST);
         return;
     }
 
     if (res.replay) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "wechat callback: replayed query with another body, "
+                      "wechat callback: replayed query with other content, "
                       "scene \"%V\" openid \"%*s\"", &ctx->scene,
                       ctx->ev.from_user.len, ctx->ev.from_user.data);
         ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_REPLAY]);
@@ -612,24 +613,38 @@ ngx_http_wechat_resolve_done(ngx_http_request_t *r, redisReply *reply)
 }
 
 
-/* No scan is lost: without Redis the push goes to the business app. */
+/*
+ * No scan is lost: without Redis the push goes to the business app, told
+ * whether Redis never ran the resolution ("unavailable") or may have run
+ * it ("unknown": the resolution stream then says what happened).
+ */
 
 static void
-ngx_http_wechat_unresolved(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
+ngx_http_wechat_unresolved(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
+    ngx_uint_t result)
 {
+    ngx_uint_t                   outcome;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
-    ngx_str_set(&ctx->resolution, "unavailable");
-    ngx_http_wechat_count(pushes[NGX_HTTP_WECHAT_PUSH_UNAVAILABLE]);
+    if (result == NGX_HTTP_WECHAT_REDIS_LOST) {
+        ngx_str_set(&ctx->resolution, "unknown");
+        outcome = NGX_HTTP_WECHAT_PUSH_UNKNOWN;
+
+    } else {
+        ngx_str_set(&ctx->resolution, "unavailable");
+        outcome = NGX_HTTP_WECHAT_PUSH_UNAVAILABLE;
+    }
+
+    ngx_http_wechat_count(pushes[outcome]);
 
     if (wlcf->pass.len == 0) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "wechat callback: redis unavailable, scan not "
-                      "resolved: appid \"%V\" openid \"%*s\" event \"%*s\" "
+                      "wechat callback: scan not resolved, redis %V: "
+                      "appid \"%V\" openid \"%*s\" event \"%*s\" "
                       "scene \"%V\" time \"%*s\"",
-                      &wlcf->appid,
+                      &ctx->resolution, &wlcf->appid,
                       ctx->ev.from_user.len, ctx->ev.from_user.data,
                       ctx->ev.event.len, ctx->ev.event.data, &ctx->scene,
                       ctx->ev.create_time.len, ctx->ev.create_time.data);
@@ -639,84 +654,75 @@ ngx_http_wechat_unresolved(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 }
 
 
-void
-ngx_http_wechat_unbind_openid(ngx_http_request_t *r,
-    ngx_http_wechat_ctx_t *ctx)
+/*
+ * Claims a verified query that carries no scan in Redis, where every node
+ * sees it, with what the push asks of the sender's binding: the site user
+ * for $wechat_user, or unbinding on unsubscribe.
+ */
+
+ngx_int_t
+ngx_http_wechat_claim(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 {
-    ngx_str_t                    argv[8];
-    ngx_http_wechat_loc_conf_t  *wlcf;
+    ngx_str_t                     argv[10], openid, ttl;
+    ngx_http_wechat_loc_conf_t   *wlcf;
+    ngx_http_wechat_main_conf_t  *wmcf;
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
-
-    ngx_str_set(&argv[0], "1");
-    argv[1] = ngx_http_wechat_key(r, wlcf, "resolutions", NULL);
-    argv[2] = wlcf->key_prefix;
-    ngx_str_set(&argv[3], "openid");
-    argv[4].data = (u_char *) ctx->ev.from_user.data;
-    argv[4].len = ctx->ev.from_user.len;
-    ngx_str_set(&argv[5], "unsubscribe");
-    argv[6] = ngx_http_wechat_now(r);
-    argv[7] = ngx_http_wechat_stream_maxlen;
-
-    if (argv[1].data == NULL || argv[6].data == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    ngx_http_wechat_pass_after(r, ctx,
-        ngx_http_wechat_redis_command(r, ngx_http_wechat_pass_done,
-                                      NGX_HTTP_WECHAT_SCRIPT_UNBIND, 8,
-                                      argv));
-}
-
-
-/* Sets $wechat_user, the site user bound to the openid, for the upstream. */
-
-void
-ngx_http_wechat_lookup_user(ngx_http_request_t *r,
-    ngx_http_wechat_ctx_t *ctx)
-{
-    ngx_str_t                    argv[2], openid;
-    ngx_http_wechat_loc_conf_t  *wlcf;
-
-    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+    wmcf = ngx_http_get_module_main_conf(r, ngx_http_wechat_module);
 
     openid.data = (u_char *) ctx->ev.from_user.data;
     openid.len = ctx->ev.from_user.len;
 
-    ngx_str_set(&argv[0], "GET");
-    argv[1] = ngx_http_wechat_key(r, wlcf, "openid:", &openid);
-
-    if (argv[1].data == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+    ttl.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (ttl.data == NULL) {
+        return NGX_ERROR;
     }
 
-    ngx_http_wechat_pass_after(r, ctx,
-        ngx_http_wechat_redis_command(r, ngx_http_wechat_pass_done,
-                                      NGX_HTTP_WECHAT_NO_SCRIPT, 2, argv));
+    ttl.len = ngx_sprintf(ttl.data, "%T", 2 * wlcf->timestamp_skew + 1)
+              - ttl.data;
+
+    ngx_str_set(&argv[0], "2");
+    argv[1] = ngx_http_wechat_key(r, wlcf, "query:", &ctx->signature);
+    argv[2] = ngx_http_wechat_key(r, wlcf, "resolutions", NULL);
+    argv[3].data = ctx->digest;
+    argv[3].len = WX_SHA1_HEX_LEN;
+    argv[4] = ttl;
+    ngx_str_set(&argv[5], "");
+    argv[6] = wlcf->key_prefix;
+    argv[7] = openid;
+    argv[8] = ngx_http_wechat_now(r);
+    argv[9] = ngx_http_wechat_stream_maxlen;
+
+    if (argv[1].data == NULL || argv[2].data == NULL || argv[8].data == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    if (openid.len == 0) {
+        /* a URL verification: no sender */
+
+    } else if (wlcf->unbind_on_unsubscribe
+               && ctx->ev.event.len == sizeof("unsubscribe") - 1
+               && ngx_strncmp(ctx->ev.event.data, "unsubscribe",
+                              ctx->ev.event.len) == 0)
+    {
+        ngx_str_set(&argv[5], "unbind");
+
+    } else if (wlcf->pass.len && wmcf->lookup_user) {
+        ngx_str_set(&argv[5], "user");
+    }
+
+    return ngx_http_wechat_redis_command(r, ngx_http_wechat_claim_done,
+                                         NGX_HTTP_WECHAT_SCRIPT_CLAIM, 10,
+                                         argv);
 }
 
 
 static void
-ngx_http_wechat_pass_after(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
-    ngx_int_t rc)
+ngx_http_wechat_claim_done(ngx_http_request_t *r, redisReply *reply,
+    ngx_uint_t result)
 {
-    if (rc == NGX_ERROR) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    if (rc == NGX_DECLINED) {
-        ngx_http_wechat_pass(r, ctx);
-    }
-}
-
-
-static void
-ngx_http_wechat_pass_done(ngx_http_request_t *r, redisReply *reply)
-{
-    wx_span_t               user;
+    wx_claim_t              claim;
     wx_allocator_t          a;
     ngx_http_wechat_ctx_t  *ctx;
 
@@ -724,9 +730,36 @@ ngx_http_wechat_pass_done(ngx_http_request_t *r, redisReply *reply)
 
     ngx_http_wechat_allocator(r->pool, &a);
 
-    if (reply && wx_redis_string(reply, &a, &user) == WX_OK) {
-        ctx->user.data = (u_char *) user.data;
-        ctx->user.len = user.len;
+    /* the node-local record has claimed it already: Redis is the fleet's */
+
+    if (reply == NULL || wx_redis_claim(reply, &a, &claim) != WX_OK) {
+        ngx_http_wechat_claimed(r, ctx);
+        return;
+    }
+
+    if (claim.replay) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "wechat callback: replayed query with other content");
+        ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_REPLAY]);
+        ngx_http_finalize_request(r, NGX_HTTP_FORBIDDEN);
+        return;
+    }
+
+    ctx->user.data = (u_char *) claim.user.data;
+    ctx->user.len = claim.user.len;
+
+    ngx_http_wechat_claimed(r, ctx);
+}
+
+
+static void
+ngx_http_wechat_claimed(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
+{
+    if (ctx->echostr.data) {
+        ngx_http_finalize_request(r, ngx_http_wechat_send(r, NGX_HTTP_OK,
+                                     "text/plain", ctx->echostr.data,
+                                     ctx->echostr.len));
+        return;
     }
 
     ngx_http_wechat_pass(r, ctx);

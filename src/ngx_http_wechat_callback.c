@@ -11,10 +11,11 @@
 
 static ngx_int_t ngx_http_wechat_callback_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_wechat_verify_url(ngx_http_request_t *r,
-    ngx_http_wechat_loc_conf_t *wlcf);
+    ngx_http_wechat_ctx_t *ctx);
 static ngx_int_t ngx_http_wechat_check_query(ngx_http_request_t *r,
-    ngx_http_wechat_loc_conf_t *wlcf, ngx_http_wechat_ctx_t *ctx,
-    ngx_uint_t check_time);
+    ngx_http_wechat_loc_conf_t *wlcf, ngx_http_wechat_ctx_t *ctx);
+static ngx_int_t ngx_http_wechat_claim_here(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, wx_span_t content);
 static void ngx_http_wechat_callback_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_wechat_process(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
@@ -44,11 +45,7 @@ ngx_http_wechat_callback_handler(ngx_http_request_t *r)
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
-    if (r->method == NGX_HTTP_GET) {
-        return ngx_http_wechat_verify_url(r, wlcf);
-    }
-
-    if (r->method != NGX_HTTP_POST) {
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_POST))) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "wechat callback: method \"%V\" not allowed",
                       &r->method_name);
@@ -61,11 +58,22 @@ ngx_http_wechat_callback_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    if (r->method == NGX_HTTP_GET) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
     /* a forged query is refused before its body is read */
 
-    rc = ngx_http_wechat_check_query(r, wlcf, ctx, 1);
+    rc = ngx_http_wechat_check_query(r, wlcf, ctx);
     if (rc != NGX_OK) {
         return rc;
+    }
+
+    if (r->method == NGX_HTTP_GET) {
+        return ngx_http_wechat_verify_url(r, ctx);
     }
 
     rc = ngx_http_read_client_request_body(r, ngx_http_wechat_callback_body);
@@ -78,24 +86,15 @@ ngx_http_wechat_callback_handler(ngx_http_request_t *r)
 }
 
 
+/* The server URL check: echostr back, once per signed query. */
+
 static ngx_int_t
-ngx_http_wechat_verify_url(ngx_http_request_t *r,
-    ngx_http_wechat_loc_conf_t *wlcf)
+ngx_http_wechat_verify_url(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 {
-    ngx_int_t   rc;
-    ngx_str_t   echostr;
+    ngx_int_t                     rc;
+    ngx_http_wechat_main_conf_t  *wmcf;
 
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    rc = ngx_http_wechat_check_query(r, wlcf, NULL, 0);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    rc = ngx_http_wechat_arg(r, "echostr", &echostr);
+    rc = ngx_http_wechat_arg(r, "echostr", &ctx->echostr);
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -106,21 +105,47 @@ ngx_http_wechat_verify_url(ngx_http_request_t *r,
         return NGX_HTTP_FORBIDDEN;
     }
 
+    rc = ngx_http_wechat_claim_here(r, ctx,
+                                    ngx_http_wechat_span(&ctx->echostr));
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "wechat callback: server url verified");
 
-    return ngx_http_wechat_send(r, NGX_HTTP_OK, "text/plain", echostr.data,
-                                echostr.len);
+    wmcf = ngx_http_get_module_main_conf(r, ngx_http_wechat_module);
+
+    if (wmcf->host.data) {
+        rc = ngx_http_wechat_claim(r, ctx);
+
+        if (rc == NGX_OK) {
+            r->main->count++;
+            return NGX_DONE;
+        }
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    return ngx_http_wechat_send(r, NGX_HTTP_OK, "text/plain",
+                                ctx->echostr.data, ctx->echostr.len);
 }
 
 
+/*
+ * The query's signature covers the token, timestamp and nonce only, so a
+ * query is good for one use within the timestamp window, GET and POST
+ * alike.
+ */
+
 static ngx_int_t
 ngx_http_wechat_check_query(ngx_http_request_t *r,
-    ngx_http_wechat_loc_conf_t *wlcf, ngx_http_wechat_ctx_t *ctx,
-    ngx_uint_t check_time)
+    ngx_http_wechat_loc_conf_t *wlcf, ngx_http_wechat_ctx_t *ctx)
 {
     time_t      ts;
-    ngx_str_t   args[3];
+    ngx_str_t   args[3], escaped;
     wx_span_t   fields[3];
     ngx_uint_t  i;
 
@@ -154,26 +179,55 @@ ngx_http_wechat_check_query(ngx_http_request_t *r,
         return NGX_HTTP_FORBIDDEN;
     }
 
-    if (check_time) {
-        ts = ngx_atotm(args[1].data, args[1].len);
+    ts = ngx_atotm(args[1].data, args[1].len);
 
-        /* the plaintext signature does not cover the body: bound replays */
-
-        if (ts == NGX_ERROR
-            || ngx_abs(ngx_time() - ts) > wlcf->timestamp_skew)
-        {
-            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                          "wechat callback: stale timestamp \"%V\"",
-                          &args[1]);
-            ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_TIMESTAMP]);
-            return NGX_HTTP_FORBIDDEN;
-        }
+    if (ts == NGX_ERROR || ngx_abs(ngx_time() - ts) > wlcf->timestamp_skew) {
+        escaped = ngx_http_wechat_log_escape(r->pool, &args[1]);
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "wechat callback: stale timestamp \"%V\"", &escaped);
+        ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_TIMESTAMP]);
+        return NGX_HTTP_FORBIDDEN;
     }
 
-    if (ctx) {
-        ctx->signature = args[0];
-        ctx->timestamp = args[1];
-        ctx->nonce = args[2];
+    ctx->signature = args[0];
+    ctx->timestamp = args[1];
+    ctx->nonce = args[2];
+
+    return NGX_OK;
+}
+
+
+/*
+ * Claims the query on this node for the content it signs: the body in
+ * plaintext mode, Encrypt in safe mode (msg_signature covers it, and not
+ * the rest of the envelope), echostr for the URL check.
+ */
+
+static ngx_int_t
+ngx_http_wechat_claim_here(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
+    wx_span_t content)
+{
+    ngx_int_t                    rc;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    if (wx_sha1_hex(content, (char *) ctx->digest) != WX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_wechat_queries_claim(r, &ctx->signature, ctx->digest,
+                                       2 * wlcf->timestamp_skew + 1);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "wechat callback: replayed query with other content");
+        ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_REPLAY]);
+        return NGX_HTTP_FORBIDDEN;
     }
 
     return NGX_OK;
@@ -199,10 +253,12 @@ ngx_http_wechat_callback_body(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_wechat_process(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 {
-    ngx_int_t       rc;
-    ngx_str_t       body;
-    wx_status_t     status;
-    wx_allocator_t  a;
+    ngx_int_t                    rc;
+    ngx_str_t                    body;
+    wx_span_t                    signed_content;
+    wx_status_t                  status;
+    wx_allocator_t               a;
+    ngx_http_wechat_loc_conf_t  *wlcf;
 
     rc = ngx_http_wechat_read_body(r, &body);
     if (rc != NGX_OK) {
@@ -218,7 +274,23 @@ ngx_http_wechat_process(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
         return ngx_http_wechat_reject(r, status, "push");
     }
 
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    signed_content = (ctx->ev.encrypt.len
+                      && wlcf->mode != NGX_HTTP_WECHAT_MODE_PLAIN)
+                     ? ctx->ev.encrypt : ngx_http_wechat_span(&body);
+
     rc = ngx_http_wechat_decrypt(r, ctx);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    status = wx_event_check_message(&ctx->ev);
+    if (status != WX_OK) {
+        return ngx_http_wechat_reject(r, status, "push");
+    }
+
+    rc = ngx_http_wechat_claim_here(r, ctx, signed_content);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -240,8 +312,9 @@ ngx_int_t
 ngx_http_wechat_reject(ngx_http_request_t *r, wx_status_t status,
     const char *what)
 {
-    ngx_int_t   rc;
-    ngx_uint_t  reason;
+    ngx_int_t               rc;
+    ngx_uint_t              reason;
+    ngx_http_wechat_ctx_t  *ctx;
 
     reason = NGX_HTTP_WECHAT_REJECT_DECRYPT;
 
@@ -258,6 +331,14 @@ ngx_http_wechat_reject(ngx_http_request_t *r, wx_status_t status,
         rc = NGX_HTTP_BAD_REQUEST;
         reason = NGX_HTTP_WECHAT_REJECT_XML;
         break;
+
+    case WX_ERR_XML_FIELD:
+        ctx = ngx_http_wechat_get_ctx(r);
+        ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_FIELD]);
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "wechat callback: %s rejected: field \"%s\" is "
+                      "missing or not allowed", what, ctx->ev.refused);
+        return NGX_HTTP_BAD_REQUEST;
 
     case WX_ERR_NOMEM:
     case WX_ERR_RANDOM:
@@ -354,14 +435,13 @@ ngx_http_wechat_read_body(ngx_http_request_t *r, ngx_str_t *body)
 static ngx_int_t
 ngx_http_wechat_dispatch(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 {
+    ngx_int_t                     rc;
     wx_span_t                     scene;
-    ngx_http_wechat_loc_conf_t   *wlcf;
     ngx_http_wechat_main_conf_t  *wmcf;
 
-    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
     wmcf = ngx_http_get_module_main_conf(r, ngx_http_wechat_module);
 
-    scene = wx_scene_from_event(ctx->ev.event, ctx->ev.event_key);
+    scene = wx_scene_from_event(&ctx->ev);
     ctx->scene.data = (u_char *) scene.data;
     ctx->scene.len = scene.len;
 
@@ -375,21 +455,16 @@ ngx_http_wechat_dispatch(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
         return NGX_DONE;
     }
 
-    if (wlcf->unbind_on_unsubscribe
-        && ctx->ev.event.len == sizeof("unsubscribe") - 1
-        && ngx_strncmp(ctx->ev.event.data, "unsubscribe",
-                       ctx->ev.event.len) == 0)
-    {
-        ngx_http_wechat_unbind_openid(r, ctx);
-        return NGX_DONE;
+    rc = ngx_http_wechat_claim(r, ctx);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (wlcf->pass.len && wmcf->lookup_user && ctx->ev.from_user.len) {
-        ngx_http_wechat_lookup_user(r, ctx);
-        return NGX_DONE;
+    if (rc == NGX_DECLINED) {
+        ngx_http_wechat_pass(r, ctx);
     }
 
-    ngx_http_wechat_pass(r, ctx);
     return NGX_DONE;
 }
 

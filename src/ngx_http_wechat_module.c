@@ -102,6 +102,13 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       offsetof(ngx_http_wechat_main_conf_t, timeout),
       NULL },
 
+    { ngx_string("wechat_replay_cache_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_wechat_main_conf_t, replay_cache_size),
+      NULL },
+
     { ngx_string("wechat_redis_prefix"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -253,7 +260,11 @@ ngx_http_wechat_postconfiguration(ngx_conf_t *cf)
         }
     }
 
-    if (wmcf->endpoints && ngx_http_wechat_status_zone(cf) != NGX_OK) {
+    if (wmcf->endpoints
+        && (ngx_http_wechat_status_zone(cf) != NGX_OK
+            || ngx_http_wechat_queries_zone(cf, wmcf->replay_cache_size)
+               != NGX_OK))
+    {
         return NGX_ERROR;
     }
 
@@ -285,6 +296,7 @@ ngx_http_wechat_create_main_conf(ngx_conf_t *cf)
 
     wmcf->connect_timeout = NGX_CONF_UNSET_MSEC;
     wmcf->timeout = NGX_CONF_UNSET_MSEC;
+    wmcf->replay_cache_size = NGX_CONF_UNSET_SIZE;
 
     return wmcf;
 }
@@ -297,6 +309,14 @@ ngx_http_wechat_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_msec_value(wmcf->connect_timeout, 1000);
     ngx_conf_init_msec_value(wmcf->timeout, 1000);
+    ngx_conf_init_size_value(wmcf->replay_cache_size, 4 * 1024 * 1024);
+
+    if (wmcf->replay_cache_size < 8 * ngx_pagesize) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_replay_cache_size\" must be at least "
+                           "%uzk", 8 * ngx_pagesize / 1024);
+        return NGX_CONF_ERROR;
+    }
 
     /* a push waits for one command at most, and WeChat waits 5 s */
 

@@ -31,14 +31,16 @@
 #define NGX_HTTP_WECHAT_SCRIPT_ISSUE     0
 #define NGX_HTTP_WECHAT_SCRIPT_RESOLVE   1
 #define NGX_HTTP_WECHAT_SCRIPT_UNBIND    2
-#define NGX_HTTP_WECHAT_SCRIPTS          3
+#define NGX_HTTP_WECHAT_SCRIPT_CLAIM     3
+#define NGX_HTTP_WECHAT_SCRIPTS          4
 #define NGX_HTTP_WECHAT_NO_SCRIPT        -1
 
 /* metrics: pushes by outcome (the first three are the scan outcomes) */
 #define NGX_HTTP_WECHAT_PUSH_UNAVAILABLE 3
-#define NGX_HTTP_WECHAT_PUSH_PASSED      4
-#define NGX_HTTP_WECHAT_PUSH_ANSWERED    5
-#define NGX_HTTP_WECHAT_PUSH_OUTCOMES    6
+#define NGX_HTTP_WECHAT_PUSH_UNKNOWN     4
+#define NGX_HTTP_WECHAT_PUSH_PASSED      5
+#define NGX_HTTP_WECHAT_PUSH_ANSWERED    6
+#define NGX_HTTP_WECHAT_PUSH_OUTCOMES    7
 
 /* metrics: why pushes were refused */
 #define NGX_HTTP_WECHAT_REJECT_MISSING        0
@@ -51,7 +53,8 @@
 #define NGX_HTTP_WECHAT_REJECT_TOO_LARGE      7
 #define NGX_HTTP_WECHAT_REJECT_METHOD         8
 #define NGX_HTTP_WECHAT_REJECT_REPLAY         9
-#define NGX_HTTP_WECHAT_REJECT_REASONS        10
+#define NGX_HTTP_WECHAT_REJECT_FIELD          10
+#define NGX_HTTP_WECHAT_REJECT_REASONS        11
 
 /* metrics: poll answers (bound, conflict, expired, pending, unavailable) */
 #define NGX_HTTP_WECHAT_POLL_EXPIRED     2
@@ -75,6 +78,8 @@ typedef struct {
 
     ngx_msec_t                  connect_timeout;
     ngx_msec_t                  timeout;
+
+    size_t                      replay_cache_size;
 
     ngx_flag_t                  lookup_user;    /* $wechat_user is used */
     ngx_flag_t                  endpoints;      /* any location uses us */
@@ -145,6 +150,9 @@ typedef struct {
     ngx_str_t                   timestamp;
     ngx_str_t                   nonce;
     ngx_str_t                   body;           /* the push as received */
+    ngx_str_t                   echostr;        /* of a URL verification */
+    u_char                      digest[WX_SHA1_HEX_LEN];
+                                                /* of what the query signed */
 
     wx_event_t                  ev;
     ngx_str_t                   scene;
@@ -169,8 +177,15 @@ typedef struct {
 } ngx_http_wechat_ctx_t;
 
 
+/* how a Redis command ended, for its handler */
+#define NGX_HTTP_WECHAT_REDIS_OK         0
+#define NGX_HTTP_WECHAT_REDIS_REFUSED    1  /* an error reply: it did not run */
+#define NGX_HTTP_WECHAT_REDIS_LOST       2  /* sent, and no reply: it may have
+                                               run */
+
+/* reply is NULL unless result is NGX_HTTP_WECHAT_REDIS_OK */
 typedef void (*ngx_http_wechat_redis_handler_pt)(ngx_http_request_t *r,
-    redisReply *reply);
+    redisReply *reply, ngx_uint_t result);
 
 
 /* _module.c */
@@ -196,6 +211,13 @@ wx_span_t ngx_http_wechat_span(ngx_str_t *s);
 ngx_str_t ngx_http_wechat_key(ngx_http_request_t *r,
     ngx_http_wechat_loc_conf_t *wlcf, const char *kind, ngx_str_t *id);
 
+ngx_str_t ngx_http_wechat_log_escape(ngx_pool_t *pool, ngx_str_t *s);
+
+/* _queries.c */
+ngx_int_t ngx_http_wechat_queries_zone(ngx_conf_t *cf, size_t size);
+ngx_int_t ngx_http_wechat_queries_claim(ngx_http_request_t *r,
+    ngx_str_t *signature, u_char *digest, time_t ttl);
+
 /* _variables.c */
 ngx_int_t ngx_http_wechat_add_variables(ngx_conf_t *cf);
 
@@ -220,9 +242,7 @@ char *ngx_http_wechat_binding(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 void ngx_http_wechat_resolve(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
-void ngx_http_wechat_unbind_openid(ngx_http_request_t *r,
-    ngx_http_wechat_ctx_t *ctx);
-void ngx_http_wechat_lookup_user(ngx_http_request_t *r,
+ngx_int_t ngx_http_wechat_claim(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 
 /* _redis.c */

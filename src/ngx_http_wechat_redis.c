@@ -30,6 +30,9 @@ typedef struct {
     ngx_http_wechat_redis_state_e   state;
     ngx_uint_t                      attempts;
     ngx_uint_t                      handshake;  /* replies still expected */
+    ngx_uint_t                      connected;  /* connect(2) completed, on
+                                                   this or the connection
+                                                   being torn down */
     ngx_event_t                     connect_timer;
     ngx_event_t                     reconnect_timer;
     u_char                          sha[NGX_HTTP_WECHAT_SCRIPTS]
@@ -188,6 +191,7 @@ ngx_http_wechat_redis_connect(ngx_http_wechat_redis_t *rd)
 
     rd->ac = ac;
     rd->state = ngx_http_wechat_redis_connecting;
+    rd->connected = 0;
 
     redisAsyncSetConnectCallback(ac, ngx_http_wechat_redis_on_connect);
     redisAsyncSetDisconnectCallback(ac, ngx_http_wechat_redis_on_disconnect);
@@ -308,7 +312,12 @@ ngx_http_wechat_redis_on_connect(const redisAsyncContext *ac, int status)
 {
     ngx_http_wechat_redis_t  *rd = &ngx_http_wechat_redis;
 
-    if (status == REDIS_OK || ac != rd->ac) {
+    if (ac != rd->ac) {
+        return;
+    }
+
+    if (status == REDIS_OK) {
+        rd->connected = 1;
         return;
     }
 
@@ -626,11 +635,21 @@ ngx_http_wechat_redis_reply(redisAsyncContext *ac, void *data,
     void *privdata)
 {
     redisReply                        *reply = data;
+    ngx_uint_t                         result;
     ngx_connection_t                  *c;
     ngx_http_request_t                *r;
     ngx_http_wechat_cmd_t             *cmd = privdata;
     ngx_http_wechat_redis_t           *rd = &ngx_http_wechat_redis;
     ngx_http_wechat_redis_handler_pt   handler;
+
+    /*
+     * No reply on a connection that never connected: the command never
+     * reached Redis.  On one that did, it may have run.
+     */
+
+    result = reply ? NGX_HTTP_WECHAT_REDIS_OK
+             : rd->connected ? NGX_HTTP_WECHAT_REDIS_LOST
+             : NGX_HTTP_WECHAT_REDIS_REFUSED;
 
     if (reply && reply->type == REDIS_REPLY_ERROR) {
 
@@ -647,6 +666,7 @@ ngx_http_wechat_redis_reply(redisAsyncContext *ac, void *data,
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "wechat redis: %V failed: %s", &cmd->name, reply->str);
         reply = NULL;
+        result = NGX_HTTP_WECHAT_REDIS_REFUSED;
     }
 
     if (cmd->timer.timer_set) {
@@ -673,7 +693,7 @@ ngx_http_wechat_redis_reply(redisAsyncContext *ac, void *data,
 
     c = r->connection;
 
-    handler(r, reply);
+    handler(r, reply, result);
 
     ngx_http_run_posted_requests(c);
 }

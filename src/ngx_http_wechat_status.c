@@ -24,12 +24,13 @@ ngx_http_wechat_metrics_t  *ngx_http_wechat_metrics;
 
 
 static const char *const  ngx_http_wechat_push_names[] = {
-    "bound", "conflict", "expired", "unavailable", "passed", "answered"
+    "bound", "conflict", "expired", "unavailable", "unknown", "passed",
+    "answered"
 };
 
 static const char *const  ngx_http_wechat_reject_names[] = {
     "missing", "signature", "timestamp", "msg_signature", "plaintext",
-    "xml", "decrypt", "too_large", "method", "replay"
+    "xml", "decrypt", "too_large", "method", "replay", "field"
 };
 
 static const char *const  ngx_http_wechat_poll_names[] = {

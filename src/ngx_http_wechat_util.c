@@ -251,3 +251,45 @@ ngx_http_wechat_send_unavailable(ngx_http_request_t *r)
     return ngx_http_wechat_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                      unavailable, 1);
 }
+
+
+/*
+ * Untrusted text for a log line: bytes outside printable ASCII, quotes and
+ * backslashes become \xXX, so that nothing can forge a line or a field.
+ */
+
+ngx_str_t
+ngx_http_wechat_log_escape(ngx_pool_t *pool, ngx_str_t *s)
+{
+    u_char      c, *p;
+    size_t      i;
+    ngx_str_t   out;
+
+    static u_char  hex[] = "0123456789abcdef";
+
+    out.data = ngx_pnalloc(pool, s->len * 4);
+    if (out.data == NULL) {
+        out.len = 0;
+        return out;
+    }
+
+    p = out.data;
+
+    for (i = 0; i < s->len; i++) {
+        c = s->data[i];
+
+        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+            *p++ = '\\';
+            *p++ = 'x';
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 0xf];
+
+        } else {
+            *p++ = c;
+        }
+    }
+
+    out.len = p - out.data;
+
+    return out;
+}

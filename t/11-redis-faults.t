@@ -88,7 +88,7 @@ like($req[-1], qr/^X-WeChat-Resolution: unavailable\r$/m,
 $res = scan_push('/wx-nopass', $q->{scene});
 is($res->{content}, 'success', 'no wechat_pass: success');
 $ng->check_log('redis down', errors_ok => 1,
-               log => [qr/\[error\].*scan not resolved: appid "wxfaults" openid "oFault" event "SCAN" scene "$q->{scene}"/]);
+               log => [qr/\[error\].*scan not resolved, redis unavailable: appid "wxfaults" openid "oFault" event "SCAN" scene "$q->{scene}"/]);
 
 # --- and back, with no nginx restart -----------------------------------------
 
@@ -121,6 +121,18 @@ cmp_ok($res->{elapsed}, '<', 4.5, 'redis hung: push answered within 4.5 s');
 kill 'CONT', $redis->{pid};
 wait_until('recovery after SIGCONT', sub { qrcode()->{status} == 200 }, 20);
 pass('answers again after SIGCONT');
+
+# Redis stops with the connection ready: the script is sent, and may yet
+# run when Redis wakes, so the app must not take the scan as unbound.
+$q = $json->decode(qrcode()->{content});
+kill 'STOP', $redis->{pid};
+$res = scan_push('/wx', $q->{scene});
+is($res->{content}, 'app-answer', 'redis stopped mid-command: push passed');
+@req = $app->{requests}->();
+like($req[-1], qr/^X-WeChat-Resolution: unknown\r$/m,
+     '$wechat_resolution is unknown when the command timed out');
+kill 'CONT', $redis->{pid};
+wait_until('recovery after SIGCONT', sub { qrcode()->{status} == 200 }, 20);
 $ng->check_log('redis hung', errors_ok => 1,
                log => [qr/command timed out after 500ms/]);
 

@@ -103,6 +103,50 @@ wx_redis_resolution(const struct redisReply *reply, wx_resolution_t *out)
 }
 
 extern "C" wx_status_t
+wx_redis_claim(const struct redisReply *reply, const wx_allocator_t *a,
+    wx_claim_t *out)
+{
+    if (reply == nullptr || a == nullptr || out == nullptr) {
+        return WX_ERR_ARGS;
+    }
+
+    return wx::guarded([&] {
+        *out = wx_claim_t{};
+
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
+            || reply->elements > 2 || !is_string(reply->element[0]))
+        {
+            return WX_ERR_REPLY;
+        }
+
+        std::string_view state = text(reply->element[0]);
+
+        if (state == "replay" && reply->elements == 1) {
+            out->replay = 1;
+            return WX_OK;
+        }
+
+        if (state != "new" && state != "retry") {
+            return WX_ERR_REPLY;
+        }
+
+        out->retry = state == "retry";
+
+        if (reply->elements == 1
+            || reply->element[1]->type == REDIS_REPLY_NIL)
+        {
+            return WX_OK;
+        }
+
+        if (!is_string(reply->element[1])) {
+            return WX_ERR_REPLY;
+        }
+
+        return wx::copy_out(a, text(reply->element[1]), &out->user);
+    });
+}
+
+extern "C" wx_status_t
 wx_redis_poll_answer(const struct redisReply *reply, wx_span_t token,
     const wx_allocator_t *a, wx_span_t *status, wx_span_t *json)
 {

@@ -197,6 +197,16 @@ typedef struct {
 wx_status_t wx_redis_resolution(const struct redisReply *reply,
     wx_resolution_t *out);
 
+typedef struct {
+    int                   replay;      /* the query signed other content */
+    int                   retry;       /* it was used before, for the same */
+    wx_span_t             user;        /* the site user asked for, if any */
+} wx_claim_t;
+
+/* The CLAIM script's { "new" | "retry", user or nil }, or { "replay" }. */
+wx_status_t wx_redis_claim(const struct redisReply *reply,
+    const wx_allocator_t *a, wx_claim_t *out);
+
 /*
  * The poll answer for HMGET scene status openid token: the JSON the page
  * gets.  An unknown scene and a wrong token both give {"status":"expired"};

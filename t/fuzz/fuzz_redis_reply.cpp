@@ -43,10 +43,12 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         std::unique_ptr<redisReply, reply_free> reply(
             static_cast<redisReply *>(raw));
         wx_resolution_t res;
+        wx_claim_t claim;
         wx_span_t status, json, s;
         static const unsigned char token[] = "t0ken";
 
         wx_redis_resolution(reply.get(), &res);
+        wx_redis_claim(reply.get(), a, &claim);
         wx_redis_poll_answer(reply.get(), {token, 5}, a, &status, &json);
         wx_redis_string(reply.get(), a, &s);
     }

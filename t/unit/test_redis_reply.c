@@ -56,6 +56,47 @@ test_resolution(void **state)
                      WX_ERR_REPLY);
 }
 
+static wx_status_t
+claim(const char *resp, wx_claim_t *out)
+{
+    redisReply *r = reply_of(resp);
+    wx_status_t rc = wx_redis_claim(r, &test_allocator, out);
+    freeReplyObject(r);
+    return rc;
+}
+
+static void
+test_claim(void **state)
+{
+    (void) state;
+    wx_claim_t c;
+
+    assert_int_equal(claim("*1\r\n$3\r\nnew\r\n", &c), WX_OK);
+    assert_false(c.replay);
+    assert_false(c.retry);
+    assert_span_equal(c.user, "");
+
+    assert_int_equal(claim("*2\r\n$5\r\nretry\r\n$4\r\nu-42\r\n", &c),
+                     WX_OK);
+    assert_true(c.retry);
+    assert_span_equal(c.user, "u-42");
+
+    assert_int_equal(claim("*2\r\n$3\r\nnew\r\n$-1\r\n", &c), WX_OK);
+    assert_span_equal(c.user, "");
+
+    assert_int_equal(claim("*1\r\n$6\r\nreplay\r\n", &c), WX_OK);
+    assert_true(c.replay);
+
+    /* shapes the script never answers */
+    assert_int_equal(claim("*2\r\n$6\r\nreplay\r\n$1\r\nu\r\n", &c),
+                     WX_ERR_REPLY);
+    assert_int_equal(claim("*1\r\n$5\r\nbound\r\n", &c), WX_ERR_REPLY);
+    assert_int_equal(claim("*0\r\n", &c), WX_ERR_REPLY);
+    assert_int_equal(claim("*2\r\n$3\r\nnew\r\n:1\r\n", &c),
+                     WX_ERR_REPLY);
+    assert_int_equal(claim(":1\r\n", &c), WX_ERR_REPLY);
+}
+
 static void
 test_resolution_malformed(void **state)
 {
@@ -184,6 +225,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_resolution, reset_arena),
         cmocka_unit_test_setup(test_resolution_malformed, reset_arena),
+        cmocka_unit_test_setup(test_claim, reset_arena),
         cmocka_unit_test_setup(test_poll, reset_arena),
         cmocka_unit_test_setup(test_poll_malformed, reset_arena),
         cmocka_unit_test_setup(test_string, reset_arena),
