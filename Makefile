@@ -22,7 +22,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := event decrypt query redis_reply
 
 SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
-                      src/core/*.h) config CMakeLists.txt
+                      src/core/*.h src/lua/*.lua src/lua/lib/*.lua) \
+           src/lua/generate.sh
 
 .PHONY: all deps build core unit integration test test-static fuzz run \
         test-valgrind test-reliability bench profile clean
@@ -44,7 +45,9 @@ core:
 	cmake -S . -B $(BUILD)/core -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build $(BUILD)/core -j2
 
-$(NGINX_BUILD)/Makefile: config
+# Debian's configure writes objs/Makefile; nginx's own build compiles the
+# core too, with nginx's flags.
+$(NGINX_BUILD)/objs/Makefile: config
 	rm -rf $(NGINX_BUILD)
 	cp -r $(NGINX_SRC) $(NGINX_BUILD)
 	cd $(NGINX_BUILD) && source ./conf_flags && \
@@ -52,11 +55,12 @@ $(NGINX_BUILD)/Makefile: config
 	        --add-dynamic-module=$(CURDIR) >$(BUILD)/configure.log 2>&1 \
 	    || { tail -20 $(BUILD)/configure.log; exit 1; }
 
-$(MODULE): core $(NGINX_BUILD)/Makefile $(SOURCES)
+$(MODULE): $(NGINX_BUILD)/objs/Makefile $(SOURCES)
+	sh src/lua/generate.sh $(NGINX_BUILD)/objs/addon/wechat
 	$(MAKE) -C $(NGINX_BUILD) -f objs/Makefile modules
 	cp $(NGINX_BUILD)/objs/ngx_http_wechat_module.so $@
 
-build: core $(MODULE)
+build: $(MODULE)
 
 unit: core
 	cd $(BUILD)/core && ctest --output-on-failure
@@ -105,7 +109,7 @@ fuzz:
 
 # A static build (--add-module) from upstream nginx sources in NGINX_SOURCE,
 # and the integration suite against it.
-test-static: core
+test-static:
 	@test -x "$(NGINX_SOURCE)/configure" || \
 	    { echo "set NGINX_SOURCE to an upstream nginx source tree"; exit 1; }
 	cd $(NGINX_SOURCE) && ./configure --with-compat \

@@ -1,16 +1,18 @@
 
 /*
  * ngx_http_wechat_module: the callback URL WeChat calls.  GET verifies the
- * server URL; POST carries a signed push, which is parsed, resolved here
- * when it is one of our scenes, and otherwise passed to the business app.
+ * server URL; POST carries a signed push: callback -> verify -> parse ->
+ * decrypt -> claim -> resolve a scan of ours, or pass everything else to
+ * the business app.
  */
 
 
 #include "ngx_http_wechat_module.h"
 
 
-static ngx_int_t ngx_http_wechat_callback_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_wechat_verify_url(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+static void ngx_http_wechat_answer_url(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 static ngx_int_t ngx_http_wechat_check_query(ngx_http_request_t *r,
     ngx_http_wechat_loc_conf_t *wlcf, ngx_http_wechat_ctx_t *ctx);
@@ -25,18 +27,7 @@ static ngx_int_t ngx_http_wechat_dispatch(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 
 
-static ngx_str_t  ngx_http_wechat_success = ngx_string("success");
-
-
-char *
-ngx_http_wechat_callback(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    return ngx_http_wechat_endpoint(cf, conf, NGX_HTTP_WECHAT_CALLBACK,
-                                    ngx_http_wechat_callback_handler);
-}
-
-
-static ngx_int_t
+ngx_int_t
 ngx_http_wechat_callback_handler(ngx_http_request_t *r)
 {
     ngx_int_t                    rc;
@@ -94,12 +85,7 @@ ngx_http_wechat_verify_url(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     ngx_int_t                     rc;
     ngx_http_wechat_main_conf_t  *wmcf;
 
-    rc = ngx_http_wechat_arg(r, "echostr", &ctx->echostr);
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (rc == NGX_DECLINED) {
+    if (ctx->echostr.data == NULL) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "wechat callback: verification without \"echostr\"");
         return NGX_HTTP_FORBIDDEN;
@@ -117,7 +103,7 @@ ngx_http_wechat_verify_url(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     wmcf = ngx_http_get_module_main_conf(r, ngx_http_wechat_module);
 
     if (wmcf->host.data) {
-        rc = ngx_http_wechat_claim(r, ctx);
+        rc = ngx_http_wechat_claim(r, ctx, ngx_http_wechat_answer_url);
 
         if (rc == NGX_OK) {
             r->main->count++;
@@ -134,10 +120,19 @@ ngx_http_wechat_verify_url(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 }
 
 
+static void
+ngx_http_wechat_answer_url(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
+{
+    ngx_http_finalize_request(r, ngx_http_wechat_send(r, NGX_HTTP_OK,
+                                 "text/plain", ctx->echostr.data,
+                                 ctx->echostr.len));
+}
+
+
 /*
  * The query's signature covers the token, timestamp and nonce only, so a
  * query is good for one use within the timestamp window, GET and POST
- * alike.
+ * alike.  Its arguments are read once, here.
  */
 
 static ngx_int_t
@@ -145,19 +140,20 @@ ngx_http_wechat_check_query(ngx_http_request_t *r,
     ngx_http_wechat_loc_conf_t *wlcf, ngx_http_wechat_ctx_t *ctx)
 {
     time_t      ts;
-    ngx_str_t   args[3], escaped;
+    ngx_str_t   args[5], escaped;
     wx_span_t   fields[3];
     ngx_uint_t  i;
 
-    static const char  *names[] = { "signature", "timestamp", "nonce" };
+    static const char  *names[] = {
+        "signature", "timestamp", "nonce", "msg_signature", "echostr"
+    };
+
+    if (ngx_http_wechat_args(r, names, 5, args) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     for (i = 0; i < 3; i++) {
-        switch (ngx_http_wechat_arg(r, names[i], &args[i])) {
-
-        case NGX_ERROR:
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-
-        case NGX_DECLINED:
+        if (args[i].data == NULL) {
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                           "wechat callback: no \"%s\" in the query",
                           names[i]);
@@ -192,6 +188,8 @@ ngx_http_wechat_check_query(ngx_http_request_t *r,
     ctx->signature = args[0];
     ctx->timestamp = args[1];
     ctx->nonce = args[2];
+    ctx->msg_signature = args[3];
+    ctx->echostr = args[4];
 
     return NGX_OK;
 }
@@ -265,8 +263,6 @@ ngx_http_wechat_process(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
         return rc;
     }
 
-    ctx->body = body;
-
     ngx_http_wechat_allocator(r->pool, &a);
 
     status = wx_event_parse(ngx_http_wechat_span(&body), &a, &ctx->ev);
@@ -303,62 +299,6 @@ ngx_http_wechat_process(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
                    ctx->ev.from_user.len, ctx->ev.from_user.data);
 
     return ngx_http_wechat_dispatch(r, ctx);
-}
-
-
-/* Maps a core status to the answer, with one line naming the reason. */
-
-ngx_int_t
-ngx_http_wechat_reject(ngx_http_request_t *r, wx_status_t status,
-    const char *what)
-{
-    ngx_int_t               rc;
-    ngx_uint_t              reason;
-    ngx_http_wechat_ctx_t  *ctx;
-
-    reason = NGX_HTTP_WECHAT_REJECT_DECRYPT;
-
-    switch (status) {
-
-    case WX_ERR_TOO_LARGE:
-        rc = NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
-        reason = NGX_HTTP_WECHAT_REJECT_TOO_LARGE;
-        break;
-
-    case WX_ERR_XML:
-    case WX_ERR_XML_HOSTILE:
-    case WX_ERR_XML_DUPLICATE:
-        rc = NGX_HTTP_BAD_REQUEST;
-        reason = NGX_HTTP_WECHAT_REJECT_XML;
-        break;
-
-    case WX_ERR_XML_FIELD:
-        ctx = ngx_http_wechat_get_ctx(r);
-        ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_FIELD]);
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "wechat callback: %s rejected: field \"%s\" is "
-                      "missing or not allowed", what, ctx->ev.refused);
-        return NGX_HTTP_BAD_REQUEST;
-
-    case WX_ERR_NOMEM:
-    case WX_ERR_RANDOM:
-    case WX_ERR_INTERNAL:
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "wechat callback: %s: %s", what,
-                      wx_status_text(status));
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-
-    default:
-        rc = NGX_HTTP_BAD_REQUEST;
-    }
-
-    ngx_http_wechat_count(rejected[reason]);
-
-    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                  "wechat callback: %s rejected: %s", what,
-                  wx_status_text(status));
-
-    return rc;
 }
 
 
@@ -455,7 +395,7 @@ ngx_http_wechat_dispatch(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
         return NGX_DONE;
     }
 
-    rc = ngx_http_wechat_claim(r, ctx);
+    rc = ngx_http_wechat_claim(r, ctx, ngx_http_wechat_pass);
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -466,79 +406,4 @@ ngx_http_wechat_dispatch(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     }
 
     return NGX_DONE;
-}
-
-
-/*
- * Hands the push to the named location, or answers "success" without one.
- * Upstreams see the decrypted XML, so business apps need no crypto.
- */
-
-void
-ngx_http_wechat_pass(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
-{
-    u_char                      *len;
-    ngx_buf_t                   *b;
-    ngx_chain_t                 *cl;
-    ngx_http_wechat_loc_conf_t  *wlcf;
-
-    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
-
-    /* an unresolved scan was counted as unavailable already */
-
-    if (ctx->resolution.len == 0) {
-        ngx_http_wechat_count(pushes[wlcf->pass.len
-                                     ? NGX_HTTP_WECHAT_PUSH_PASSED
-                                     : NGX_HTTP_WECHAT_PUSH_ANSWERED]);
-    }
-
-    if (wlcf->pass.len == 0) {
-        ngx_http_finalize_request(r,
-            ngx_http_wechat_send(r, NGX_HTTP_OK, "text/plain",
-                                 ngx_http_wechat_success.data,
-                                 ngx_http_wechat_success.len));
-        return;
-    }
-
-    if (ctx->encrypted) {
-        b = ngx_calloc_buf(r->pool);
-        cl = ngx_alloc_chain_link(r->pool);
-
-        if (b == NULL || cl == NULL) {
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
-        }
-
-        b->pos = (u_char *) ctx->plain.data;
-        b->last = b->pos + ctx->plain.len;
-        b->memory = 1;
-        b->last_buf = 1;
-
-        cl->buf = b;
-        cl->next = NULL;
-
-        r->request_body->bufs = cl;
-        r->headers_in.content_length_n = ctx->plain.len;
-
-        /* $content_length, as fastcgi and uwsgi pass it, reads the header */
-
-        if (r->headers_in.content_length) {
-            len = ngx_pnalloc(r->pool, NGX_SIZE_T_LEN);
-            if (len == NULL) {
-                ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-                return;
-            }
-
-            r->headers_in.content_length->value.data = len;
-            r->headers_in.content_length->value.len =
-                ngx_sprintf(len, "%uz", ctx->plain.len) - len;
-        }
-    }
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "wechat callback: pass to \"%V\"", &wlcf->pass);
-
-    ctx->passed = 1;
-
-    ngx_http_finalize_request(r, ngx_http_named_location(r, &wlcf->pass));
 }

@@ -18,6 +18,8 @@ static char *ngx_http_wechat_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_wechat_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static ngx_int_t ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
+    ngx_http_wechat_loc_conf_t *conf);
 static char *ngx_http_wechat_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wechat_pass_slot(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -28,6 +30,10 @@ static char *ngx_http_wechat_aes_key(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wechat_qrcode_expire(ngx_conf_t *cf, void *post,
     void *data);
+static char *ngx_http_wechat_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_wechat_qrcode(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_wechat_init_process(ngx_cycle_t *cycle);
 static void ngx_http_wechat_exit_process(ngx_cycle_t *cycle);
 
@@ -42,6 +48,27 @@ static ngx_conf_enum_t  ngx_http_wechat_modes[] = {
 
 static ngx_conf_post_handler_pt  ngx_http_wechat_qrcode_expire_p =
     ngx_http_wechat_qrcode_expire;
+
+
+static ngx_http_wechat_endpoint_t  ngx_http_wechat_callback_endpoint = {
+    NGX_HTTP_WECHAT_CALLBACK, ngx_http_wechat_callback_handler, 0
+};
+
+static ngx_http_wechat_endpoint_t  ngx_http_wechat_qrcode_endpoint = {
+    NGX_HTTP_WECHAT_QRCODE, ngx_http_wechat_qrcode_handler, 1
+};
+
+static ngx_http_wechat_endpoint_t  ngx_http_wechat_poll_endpoint = {
+    NGX_HTTP_WECHAT_POLL, ngx_http_wechat_poll_handler, 1
+};
+
+static ngx_http_wechat_endpoint_t  ngx_http_wechat_binding_endpoint = {
+    NGX_HTTP_WECHAT_BINDING, ngx_http_wechat_binding_handler, 1
+};
+
+static ngx_http_wechat_endpoint_t  ngx_http_wechat_status_endpoint = {
+    NGX_HTTP_WECHAT_STATUS, ngx_http_wechat_status_handler, 0
+};
 
 
 static ngx_command_t  ngx_http_wechat_commands[] = {
@@ -69,10 +96,10 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
 
     { ngx_string("wechat_callback"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
-      ngx_http_wechat_callback,
+      ngx_http_wechat_endpoint,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
-      NULL },
+      &ngx_http_wechat_callback_endpoint },
 
     { ngx_string("wechat_pass"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -121,7 +148,7 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       ngx_http_wechat_qrcode,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
-      NULL },
+      &ngx_http_wechat_qrcode_endpoint },
 
     { ngx_string("wechat_user"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -146,17 +173,17 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
 
     { ngx_string("wechat_poll"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
-      ngx_http_wechat_poll,
+      ngx_http_wechat_endpoint,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
-      NULL },
+      &ngx_http_wechat_poll_endpoint },
 
     { ngx_string("wechat_binding"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
-      ngx_http_wechat_binding,
+      ngx_http_wechat_endpoint,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
-      NULL },
+      &ngx_http_wechat_binding_endpoint },
 
     { ngx_string("wechat_unbind_on_unsubscribe"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
@@ -174,10 +201,10 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
 
     { ngx_string("wechat_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
-      ngx_http_wechat_status,
+      ngx_http_wechat_endpoint,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
-      NULL },
+      &ngx_http_wechat_status_endpoint },
 
     { ngx_string("wechat_aes_key"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
@@ -221,7 +248,7 @@ ngx_module_t  ngx_http_wechat_module = {
 };
 
 
-static ngx_str_t  ngx_http_wechat_default_replies[] = {
+static ngx_str_t  ngx_http_wechat_default_replies[WX_SCAN_OUTCOMES] = {
     ngx_string("绑定成功"),
     ngx_string("该微信已绑定其他账号"),
     ngx_string("二维码已过期，请刷新页面后重试")
@@ -261,14 +288,14 @@ ngx_http_wechat_postconfiguration(ngx_conf_t *cf)
     }
 
     if (wmcf->endpoints
-        && (ngx_http_wechat_status_zone(cf) != NGX_OK
+        && (ngx_http_wechat_metrics_zone(cf) != NGX_OK
             || ngx_http_wechat_queries_zone(cf, wmcf->replay_cache_size)
                != NGX_OK))
     {
         return NGX_ERROR;
     }
 
-    return ngx_http_wechat_crypto_init(cf);
+    return ngx_http_wechat_reply_init(cf);
 }
 
 
@@ -369,9 +396,8 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_wechat_loc_conf_t *prev = parent;
     ngx_http_wechat_loc_conf_t *conf = child;
 
-    u_char                       *p;
-    ngx_uint_t                    i;
-    ngx_http_wechat_main_conf_t  *wmcf;
+    u_char      *p;
+    ngx_uint_t   i;
 
     ngx_conf_merge_str_value(conf->appid, prev->appid, "");
     ngx_conf_merge_str_value(conf->token, prev->token, "");
@@ -386,7 +412,7 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               NGX_HTTP_WECHAT_MODE_PLAIN);
     ngx_conf_merge_ptr_value(conf->aes_keys, prev->aes_keys, NULL);
 
-    for (i = 0; i < NGX_HTTP_WECHAT_OUTCOMES; i++) {
+    for (i = 0; i < WX_SCAN_OUTCOMES; i++) {
         if (conf->reply[i].data == NULL) {
             conf->reply[i] = prev->reply[i].data
                              ? prev->reply[i]
@@ -394,36 +420,7 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         }
     }
 
-    wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wechat_module);
-
-    if (conf->endpoint == NGX_HTTP_WECHAT_CALLBACK && conf->token.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"wechat_callback\" needs \"wechat_token\"");
-        return NGX_CONF_ERROR;
-    }
-
-    if (conf->endpoint > NGX_HTTP_WECHAT_CALLBACK
-        && conf->endpoint < NGX_HTTP_WECHAT_STATUS
-        && wmcf->host.data == NULL)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"wechat_qrcode\", \"wechat_poll\" and "
-                           "\"wechat_binding\" need \"wechat_redis\"");
-        return NGX_CONF_ERROR;
-    }
-
-    if (conf->endpoint == NGX_HTTP_WECHAT_QRCODE && conf->user == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"wechat_qrcode\" needs \"wechat_user\"");
-        return NGX_CONF_ERROR;
-    }
-
-    if (conf->mode != NGX_HTTP_WECHAT_MODE_PLAIN
-        && (conf->aes_keys == NULL || conf->appid.len == 0))
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"wechat_mode\" compatible and safe need "
-                           "\"wechat_aes_key\" and \"wechat_appid\"");
+    if (ngx_http_wechat_check_endpoint(cf, conf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -447,6 +444,54 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     *p = ':';
 
     return NGX_CONF_OK;
+}
+
+
+/* What each endpoint needs, checked where it is, not where inherited. */
+
+static ngx_int_t
+ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
+    ngx_http_wechat_loc_conf_t *conf)
+{
+    ngx_http_wechat_main_conf_t  *wmcf;
+
+    wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wechat_module);
+
+    if (conf->mode != NGX_HTTP_WECHAT_MODE_PLAIN
+        && (conf->aes_keys == NULL || conf->appid.len == 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_mode\" compatible and safe need "
+                           "\"wechat_aes_key\" and \"wechat_appid\"");
+        return NGX_ERROR;
+    }
+
+    if (conf->endpoint == NULL) {
+        return NGX_OK;
+    }
+
+    if (conf->endpoint->redis && wmcf->host.data == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_qrcode\", \"wechat_poll\" and "
+                           "\"wechat_binding\" need \"wechat_redis\"");
+        return NGX_ERROR;
+    }
+
+    if (conf->endpoint->kind == NGX_HTTP_WECHAT_CALLBACK
+        && conf->token.len == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_callback\" needs \"wechat_token\"");
+        return NGX_ERROR;
+    }
+
+    if (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE && conf->user == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_qrcode\" needs \"wechat_user\"");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -564,19 +609,10 @@ ngx_http_wechat_reply(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t   *value;
     ngx_uint_t   i;
 
-    static ngx_str_t  outcomes[] = {
-        ngx_string("bound"),
-        ngx_string("conflict"),
-        ngx_string("expired")
-    };
-
     value = cf->args->elts;
 
-    for (i = 0; i < NGX_HTTP_WECHAT_OUTCOMES; i++) {
-        if (value[1].len == outcomes[i].len
-            && ngx_strncmp(value[1].data, outcomes[i].data, value[1].len)
-               == 0)
-        {
+    for (i = 0; i < WX_SCAN_OUTCOMES; i++) {
+        if (ngx_strcmp(value[1].data, wx_scene_status_name(i)) == 0) {
             if (wlcf->reply[i].data) {
                 return "is duplicate";
             }
@@ -648,11 +684,15 @@ ngx_http_wechat_qrcode_expire(ngx_conf_t *cf, void *post, void *data)
 }
 
 
-char *
-ngx_http_wechat_endpoint(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *wlcf,
-    ngx_uint_t endpoint, ngx_http_handler_pt handler)
+/* Makes the location an endpoint: which one is the directive's post. */
+
+static char *
+ngx_http_wechat_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_http_wechat_loc_conf_t *wlcf = conf;
+
     ngx_http_core_loc_conf_t     *clcf;
+    ngx_http_wechat_endpoint_t   *endpoint = cmd->post;
     ngx_http_wechat_main_conf_t  *wmcf;
 
     if (wlcf->endpoint) {
@@ -665,9 +705,27 @@ ngx_http_wechat_endpoint(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *wlcf,
     wmcf->endpoints = 1;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = handler;
+    clcf->handler = endpoint->handler;
 
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_wechat_qrcode(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "bind") != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid QR code kind \"%V\", it must be "
+                           "\"bind\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_wechat_endpoint(cf, cmd, conf);
 }
 
 

@@ -2,6 +2,26 @@
 /*
  * ngx_http_wechat_module: WeChat Official Account QR-code binding and login
  * at the edge.  The conf and request context shared by the module's files.
+ *
+ * The files form layers, and calls go one way, down:
+ *
+ *   module     _module.c                directives, conf, init
+ *   handlers   _callback.c _bind.c      what a location does
+ *              _status.c _variables.c
+ *   flow       _scan.c                  the Redis steps of a push
+ *              _reply.c                 answers to WeChat, pass, filters
+ *              _crypto.c                safe mode
+ *   stores     _redis.c                 the Redis connection and commands
+ *              _redis_adapter.c         hiredis on nginx's event loop
+ *              _queries.c               the node-local query record
+ *              _scripts.c               generated from src/lua/
+ *   util       _util.c                  context, arguments, answers
+ *   metrics    _metrics.c               counters in shared memory
+ *   core       core/wx_core.h           pure logic, C++ behind a C ABI
+ *
+ * A lower layer reaches a higher one only through a pointer it was handed:
+ * a content handler, a filter, the body post-handler, a Redis completion
+ * handler, a continuation.  Each layer registers its own pool cleanups.
  */
 
 
@@ -14,55 +34,20 @@
 #include <ngx_http.h>
 
 #include <hiredis/hiredis.h>
+#include <hiredis/async.h>
 
 #include "core/wx_core.h"
+#include "ngx_http_wechat_scripts.h"
 
 
 #define NGX_HTTP_WECHAT_MODE_PLAIN       0
 #define NGX_HTTP_WECHAT_MODE_COMPATIBLE  1
 #define NGX_HTTP_WECHAT_MODE_SAFE        2
 
-#define NGX_HTTP_WECHAT_BOUND            0
-#define NGX_HTTP_WECHAT_CONFLICT         1
-#define NGX_HTTP_WECHAT_EXPIRED          2
-#define NGX_HTTP_WECHAT_OUTCOMES         3
-
-/* the scripts loaded on every Redis connection, see _scripts.c */
-#define NGX_HTTP_WECHAT_SCRIPT_ISSUE     0
-#define NGX_HTTP_WECHAT_SCRIPT_RESOLVE   1
-#define NGX_HTTP_WECHAT_SCRIPT_UNBIND    2
-#define NGX_HTTP_WECHAT_SCRIPT_CLAIM     3
-#define NGX_HTTP_WECHAT_SCRIPTS          4
 #define NGX_HTTP_WECHAT_NO_SCRIPT        -1
 
-/* metrics: pushes by outcome (the first three are the scan outcomes) */
-#define NGX_HTTP_WECHAT_PUSH_UNAVAILABLE 3
-#define NGX_HTTP_WECHAT_PUSH_UNKNOWN     4
-#define NGX_HTTP_WECHAT_PUSH_PASSED      5
-#define NGX_HTTP_WECHAT_PUSH_ANSWERED    6
-#define NGX_HTTP_WECHAT_PUSH_OUTCOMES    7
-
-/* metrics: why pushes were refused */
-#define NGX_HTTP_WECHAT_REJECT_MISSING        0
-#define NGX_HTTP_WECHAT_REJECT_SIGNATURE      1
-#define NGX_HTTP_WECHAT_REJECT_TIMESTAMP      2
-#define NGX_HTTP_WECHAT_REJECT_MSG_SIGNATURE  3
-#define NGX_HTTP_WECHAT_REJECT_PLAINTEXT      4
-#define NGX_HTTP_WECHAT_REJECT_XML            5
-#define NGX_HTTP_WECHAT_REJECT_DECRYPT        6
-#define NGX_HTTP_WECHAT_REJECT_TOO_LARGE      7
-#define NGX_HTTP_WECHAT_REJECT_METHOD         8
-#define NGX_HTTP_WECHAT_REJECT_REPLAY         9
-#define NGX_HTTP_WECHAT_REJECT_FIELD          10
-#define NGX_HTTP_WECHAT_REJECT_REASONS        11
-
-/* metrics: poll answers (bound, conflict, expired, pending, unavailable) */
-#define NGX_HTTP_WECHAT_POLL_EXPIRED     2
-#define NGX_HTTP_WECHAT_POLL_UNAVAILABLE 4
-#define NGX_HTTP_WECHAT_POLL_STATUSES    5
-
-#define NGX_HTTP_WECHAT_BUCKETS          12
-#define NGX_HTTP_WECHAT_MAX_WORKERS      64
+/* the longest site user name or openid taken from a request */
+#define NGX_HTTP_WECHAT_NAME_MAX         256
 
 /* WeChat retries within about 15 s; keep the first answer longer */
 #define NGX_HTTP_WECHAT_DEDUP_TTL        "60"
@@ -86,7 +71,124 @@ typedef struct {
 } ngx_http_wechat_main_conf_t;
 
 
-/* Counters in shared memory, see _status.c. */
+/* What a location is: the directive's cmd->post. */
+
+#define NGX_HTTP_WECHAT_CALLBACK         1
+#define NGX_HTTP_WECHAT_QRCODE           2
+#define NGX_HTTP_WECHAT_POLL             3
+#define NGX_HTTP_WECHAT_BINDING          4
+#define NGX_HTTP_WECHAT_STATUS           5
+
+typedef struct {
+    ngx_uint_t                  kind;
+    ngx_http_handler_pt         handler;
+    ngx_uint_t                  redis;      /* needs wechat_redis */
+} ngx_http_wechat_endpoint_t;
+
+
+typedef struct {
+    ngx_http_wechat_endpoint_t *endpoint;       /* what it is, or NULL */
+
+    ngx_str_t                   appid;
+    ngx_str_t                   token;
+    time_t                      timestamp_skew;
+    ngx_str_t                   pass;
+
+    ngx_str_t                   redis_prefix;
+    ngx_str_t                   key_prefix;     /* prefix "{" appid "}:" */
+
+    ngx_http_complex_value_t   *user;
+    time_t                      qrcode_expire;
+    ngx_str_t                   reply[WX_SCAN_OUTCOMES];
+    ngx_flag_t                  unbind_on_unsubscribe;
+
+    ngx_uint_t                  mode;
+    ngx_array_t                *aes_keys;       /* of u_char[32] */
+} ngx_http_wechat_loc_conf_t;
+
+
+typedef struct ngx_http_wechat_ctx_s  ngx_http_wechat_ctx_t;
+
+/* What follows a push's claim in Redis: answer the URL check, or pass. */
+typedef void (*ngx_http_wechat_next_pt)(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+
+struct ngx_http_wechat_ctx_s {
+    ngx_str_t                   signature;
+    ngx_str_t                   timestamp;
+    ngx_str_t                   nonce;
+    ngx_str_t                   msg_signature;
+    ngx_str_t                   echostr;        /* of a URL verification */
+    u_char                      digest[WX_SHA1_HEX_LEN];
+                                                /* of what the query signed */
+    wx_event_t                  ev;
+    ngx_str_t                   scene;
+    ngx_str_t                   user;
+    ngx_str_t                   openid;         /* wechat_binding's */
+    ngx_str_t                   poll_token;
+    ngx_str_t                   resolution;
+    ngx_http_wechat_next_pt     claimed;
+
+    ngx_str_t                   plain;          /* decrypted push XML */
+    u_char                     *aes_key;        /* the key that decrypted */
+    ngx_chain_t                *held;           /* the upstream's answer */
+    ngx_chain_t               **held_last;
+    size_t                      held_size;
+
+    unsigned                    parsed:1;
+    unsigned                    encrypted:1;
+    unsigned                    passed:1;
+    unsigned                    holding:1;
+    unsigned                    waiting:1;      /* counted in polls_waiting */
+};
+
+
+/* How a Redis command ended, for its handler. */
+#define NGX_HTTP_WECHAT_REDIS_OK         0
+#define NGX_HTTP_WECHAT_REDIS_REFUSED    1  /* never run: no connection, or
+                                               an error reply */
+#define NGX_HTTP_WECHAT_REDIS_LOST       2  /* sent, and no answer: it may
+                                               have run */
+
+/* response is NULL unless ended is NGX_HTTP_WECHAT_REDIS_OK */
+typedef void (*ngx_http_wechat_redis_handler_pt)(ngx_http_request_t *r,
+    redisReply *response, ngx_uint_t ended);
+
+
+typedef struct {
+    ngx_str_t                   text;
+    u_char                     *sha;            /* WX_SHA1_HEX_LEN */
+} ngx_http_wechat_script_t;
+
+
+/* metrics: pushes by outcome (the first ones are the scan outcomes) */
+#define NGX_HTTP_WECHAT_PUSH_UNAVAILABLE  WX_SCAN_OUTCOMES
+#define NGX_HTTP_WECHAT_PUSH_UNKNOWN      (WX_SCAN_OUTCOMES + 1)
+#define NGX_HTTP_WECHAT_PUSH_PASSED       (WX_SCAN_OUTCOMES + 2)
+#define NGX_HTTP_WECHAT_PUSH_ANSWERED     (WX_SCAN_OUTCOMES + 3)
+#define NGX_HTTP_WECHAT_PUSH_OUTCOMES     (WX_SCAN_OUTCOMES + 4)
+
+/* metrics: why pushes were refused */
+#define NGX_HTTP_WECHAT_REJECT_MISSING        0
+#define NGX_HTTP_WECHAT_REJECT_SIGNATURE      1
+#define NGX_HTTP_WECHAT_REJECT_TIMESTAMP      2
+#define NGX_HTTP_WECHAT_REJECT_MSG_SIGNATURE  3
+#define NGX_HTTP_WECHAT_REJECT_PLAINTEXT      4
+#define NGX_HTTP_WECHAT_REJECT_XML            5
+#define NGX_HTTP_WECHAT_REJECT_DECRYPT        6
+#define NGX_HTTP_WECHAT_REJECT_TOO_LARGE      7
+#define NGX_HTTP_WECHAT_REJECT_METHOD         8
+#define NGX_HTTP_WECHAT_REJECT_REPLAY         9
+#define NGX_HTTP_WECHAT_REJECT_FIELD          10
+#define NGX_HTTP_WECHAT_REJECT_REASONS        11
+
+/* metrics: poll answers, by scene status, then unavailable */
+#define NGX_HTTP_WECHAT_POLL_UNAVAILABLE  WX_SCENE_STATUSES
+#define NGX_HTTP_WECHAT_POLL_STATUSES     (WX_SCENE_STATUSES + 1)
+
+#define NGX_HTTP_WECHAT_BUCKETS           12
+#define NGX_HTTP_WECHAT_MAX_WORKERS       64
+
 
 typedef struct {
     ngx_atomic_t                pushes[NGX_HTTP_WECHAT_PUSH_OUTCOMES];
@@ -115,91 +217,60 @@ extern ngx_http_wechat_metrics_t  *ngx_http_wechat_metrics;
 #define ngx_http_wechat_count(field)  ngx_http_wechat_add(field, 1)
 
 
-#define NGX_HTTP_WECHAT_CALLBACK         1
-#define NGX_HTTP_WECHAT_QRCODE           2
-#define NGX_HTTP_WECHAT_POLL             3
-#define NGX_HTTP_WECHAT_BINDING          4
-#define NGX_HTTP_WECHAT_STATUS           5
-
-
-typedef struct {
-    ngx_uint_t                  endpoint;       /* what this location is */
-
-    ngx_str_t                   appid;
-    ngx_str_t                   token;
-    time_t                      timestamp_skew;
-    ngx_str_t                   pass;
-
-    ngx_str_t                   redis_prefix;
-    ngx_str_t                   key_prefix;     /* prefix "{" appid "}:" */
-
-    ngx_http_complex_value_t   *user;
-    time_t                      qrcode_expire;
-    ngx_str_t                   reply[NGX_HTTP_WECHAT_OUTCOMES];
-    ngx_flag_t                  unbind_on_unsubscribe;
-
-    ngx_uint_t                  mode;
-    ngx_array_t                *aes_keys;       /* of u_char[32] */
-} ngx_http_wechat_loc_conf_t;
-
-
-typedef struct ngx_http_wechat_cmd_s  ngx_http_wechat_cmd_t;
-
-typedef struct {
-    ngx_str_t                   signature;
-    ngx_str_t                   timestamp;
-    ngx_str_t                   nonce;
-    ngx_str_t                   body;           /* the push as received */
-    ngx_str_t                   echostr;        /* of a URL verification */
-    u_char                      digest[WX_SHA1_HEX_LEN];
-                                                /* of what the query signed */
-
-    wx_event_t                  ev;
-    ngx_str_t                   scene;
-    ngx_str_t                   user;
-    ngx_str_t                   openid;         /* asked for by wechat_binding */
-    ngx_str_t                   poll_token;
-    ngx_str_t                   resolution;
-
-    ngx_http_wechat_cmd_t      *cmd;            /* Redis command in flight */
-
-    ngx_str_t                   plain;          /* decrypted push XML */
-    u_char                     *aes_key;        /* the key that decrypted */
-    ngx_chain_t                *reply;          /* upstream reply, held */
-    ngx_chain_t               **reply_last;
-    size_t                      reply_size;
-
-    unsigned                    parsed:1;
-    unsigned                    encrypted:1;
-    unsigned                    passed:1;
-    unsigned                    hold_reply:1;
-    unsigned                    waiting:1;      /* counted in polls_waiting */
-} ngx_http_wechat_ctx_t;
-
-
-/* how a Redis command ended, for its handler */
-#define NGX_HTTP_WECHAT_REDIS_OK         0
-#define NGX_HTTP_WECHAT_REDIS_REFUSED    1  /* an error reply: it did not run */
-#define NGX_HTTP_WECHAT_REDIS_LOST       2  /* sent, and no reply: it may have
-                                               run */
-
-/* reply is NULL unless result is NGX_HTTP_WECHAT_REDIS_OK */
-typedef void (*ngx_http_wechat_redis_handler_pt)(ngx_http_request_t *r,
-    redisReply *reply, ngx_uint_t result);
-
-
-/* _module.c */
 extern ngx_module_t  ngx_http_wechat_module;
-char *ngx_http_wechat_endpoint(ngx_conf_t *cf,
-    ngx_http_wechat_loc_conf_t *wlcf, ngx_uint_t endpoint,
-    ngx_http_handler_pt handler);
 
-/* _util.c */
+
+/* handlers: _callback.c, _bind.c, _status.c, _variables.c */
+ngx_int_t ngx_http_wechat_callback_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_wechat_qrcode_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_wechat_poll_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_wechat_binding_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_wechat_status_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_wechat_add_variables(ngx_conf_t *cf);
+
+/* flow: _scan.c */
+void ngx_http_wechat_resolve(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+ngx_int_t ngx_http_wechat_claim(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, ngx_http_wechat_next_pt next);
+
+/* flow: _reply.c */
+ngx_int_t ngx_http_wechat_reply_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_wechat_send_reply(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, wx_span_t xml);
+void ngx_http_wechat_pass(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx);
+
+/* flow: _crypto.c */
+ngx_int_t ngx_http_wechat_decrypt(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+ngx_int_t ngx_http_wechat_encrypt(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, wx_span_t xml, wx_span_t *out);
+
+/* stores: _redis.c, _redis_adapter.c, _queries.c, _scripts.c */
+ngx_int_t ngx_http_wechat_redis_init_process(ngx_cycle_t *cycle);
+void ngx_http_wechat_redis_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_wechat_redis_command(ngx_http_request_t *r,
+    ngx_http_wechat_redis_handler_pt handler, ngx_int_t script,
+    ngx_uint_t argc, ngx_str_t *argv);
+ngx_int_t ngx_http_wechat_redis_attach(redisAsyncContext *ac);
+ngx_int_t ngx_http_wechat_queries_zone(ngx_conf_t *cf, size_t size);
+ngx_int_t ngx_http_wechat_queries_claim(ngx_http_request_t *r,
+    ngx_str_t *signature, u_char *digest, time_t ttl);
+extern ngx_http_wechat_script_t  ngx_http_wechat_scripts[];
+
+/* util: _util.c */
 ngx_http_wechat_ctx_t *ngx_http_wechat_get_ctx(ngx_http_request_t *r);
 ngx_http_wechat_ctx_t *ngx_http_wechat_create_ctx(ngx_http_request_t *r);
 void ngx_http_wechat_allocator(ngx_pool_t *pool, wx_allocator_t *a);
-ngx_int_t ngx_http_wechat_arg(ngx_http_request_t *r, const char *name,
-    ngx_str_t *value);
+wx_span_t ngx_http_wechat_span(ngx_str_t *s);
+ngx_int_t ngx_http_wechat_args(ngx_http_request_t *r,
+    const char *const *names, ngx_uint_t n, ngx_str_t *values);
+ngx_uint_t ngx_http_wechat_is_name(ngx_str_t *s);
+ngx_str_t ngx_http_wechat_key(ngx_http_request_t *r,
+    ngx_http_wechat_loc_conf_t *wlcf, const char *kind, ngx_str_t *id);
+ngx_str_t ngx_http_wechat_now(ngx_http_request_t *r);
+ngx_chain_t *ngx_http_wechat_chain(ngx_pool_t *pool, u_char *data,
+    size_t len);
 ngx_int_t ngx_http_wechat_send(ngx_http_request_t *r, ngx_uint_t status,
     const char *content_type, u_char *data, size_t len);
 ngx_int_t ngx_http_wechat_send_json(ngx_http_request_t *r, ngx_uint_t status,
@@ -207,59 +278,14 @@ ngx_int_t ngx_http_wechat_send_json(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t ngx_http_wechat_send_answer(ngx_http_request_t *r,
     ngx_uint_t status, wx_span_t json);
 ngx_int_t ngx_http_wechat_send_unavailable(ngx_http_request_t *r);
-wx_span_t ngx_http_wechat_span(ngx_str_t *s);
-ngx_str_t ngx_http_wechat_key(ngx_http_request_t *r,
-    ngx_http_wechat_loc_conf_t *wlcf, const char *kind, ngx_str_t *id);
-
-ngx_str_t ngx_http_wechat_log_escape(ngx_pool_t *pool, ngx_str_t *s);
-
-/* _queries.c */
-ngx_int_t ngx_http_wechat_queries_zone(ngx_conf_t *cf, size_t size);
-ngx_int_t ngx_http_wechat_queries_claim(ngx_http_request_t *r,
-    ngx_str_t *signature, u_char *digest, time_t ttl);
-
-/* _variables.c */
-ngx_int_t ngx_http_wechat_add_variables(ngx_conf_t *cf);
-
-/* _callback.c */
-char *ngx_http_wechat_callback(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-void ngx_http_wechat_pass(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx);
 ngx_int_t ngx_http_wechat_reject(ngx_http_request_t *r, wx_status_t status,
     const char *what);
+ngx_str_t ngx_http_wechat_log_escape(ngx_pool_t *pool, ngx_str_t *s);
 
-/* _crypto.c */
-ngx_int_t ngx_http_wechat_decrypt(ngx_http_request_t *r,
-    ngx_http_wechat_ctx_t *ctx);
-ngx_int_t ngx_http_wechat_send_reply(ngx_http_request_t *r,
-    ngx_http_wechat_ctx_t *ctx, wx_span_t xml);
-ngx_int_t ngx_http_wechat_crypto_init(ngx_conf_t *cf);
-
-/* _bind.c */
-char *ngx_http_wechat_qrcode(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-char *ngx_http_wechat_poll(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-char *ngx_http_wechat_binding(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-void ngx_http_wechat_resolve(ngx_http_request_t *r,
-    ngx_http_wechat_ctx_t *ctx);
-ngx_int_t ngx_http_wechat_claim(ngx_http_request_t *r,
-    ngx_http_wechat_ctx_t *ctx);
-
-/* _redis.c */
-ngx_int_t ngx_http_wechat_redis_init_process(ngx_cycle_t *cycle);
-void ngx_http_wechat_redis_exit_process(ngx_cycle_t *cycle);
-ngx_int_t ngx_http_wechat_redis_command(ngx_http_request_t *r,
-    ngx_http_wechat_redis_handler_pt handler, ngx_int_t script,
-    ngx_uint_t argc, ngx_str_t *argv);
-void ngx_http_wechat_redis_detach(ngx_http_wechat_cmd_t *cmd);
-
-/* _status.c */
-ngx_int_t ngx_http_wechat_status_zone(ngx_conf_t *cf);
-char *ngx_http_wechat_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-void ngx_http_wechat_observe_redis(ngx_msec_int_t usec);
-
-/* _scripts.c */
-extern ngx_str_t  ngx_http_wechat_scripts[NGX_HTTP_WECHAT_SCRIPTS];
+/* metrics: _metrics.c */
+ngx_int_t ngx_http_wechat_metrics_zone(ngx_conf_t *cf);
+void ngx_http_wechat_metrics_redis_latency(ngx_msec_int_t usec);
+void ngx_http_wechat_metrics_redis_connected(ngx_uint_t connected);
 
 
 #endif /* _NGX_HTTP_WECHAT_MODULE_H_INCLUDED_ */

@@ -35,15 +35,13 @@ typedef struct {
                                                    being torn down */
     ngx_event_t                     connect_timer;
     ngx_event_t                     reconnect_timer;
-    u_char                          sha[NGX_HTTP_WECHAT_SCRIPTS]
-                                       [WX_SHA1_HEX_LEN];
     unsigned                        exiting:1;
 } ngx_http_wechat_redis_t;
 
 
-struct ngx_http_wechat_cmd_s {
-    ngx_http_request_t                 *request;
-    ngx_http_wechat_ctx_t              *ctx;
+typedef struct {
+    ngx_http_request_t                 *request;    /* NULL once it is gone */
+    ngx_pool_cleanup_t                 *cleanup;    /* on the request's pool */
     ngx_http_wechat_redis_handler_pt    handler;
     ngx_event_t                         timer;
     ngx_int_t                           script;
@@ -53,15 +51,13 @@ struct ngx_http_wechat_cmd_s {
     u_char                             *tail;       /* args after the head */
     u_char                             *last;
     unsigned                            retried:1;
-};
+} ngx_http_wechat_cmd_t;
 
 
 static void ngx_http_wechat_redis_connect(ngx_http_wechat_redis_t *rd);
-static ngx_int_t ngx_http_wechat_redis_attach(ngx_http_wechat_redis_t *rd,
-    redisAsyncContext *ac);
 static void ngx_http_wechat_redis_handshake(ngx_http_wechat_redis_t *rd);
-static void ngx_http_wechat_redis_handshake_reply(redisAsyncContext *ac,
-    void *reply, void *privdata);
+static void ngx_http_wechat_redis_handshake_done(redisAsyncContext *ac,
+    void *data, void *privdata);
 static void ngx_http_wechat_redis_on_connect(const redisAsyncContext *ac,
     int status);
 static void ngx_http_wechat_redis_on_disconnect(const redisAsyncContext *ac,
@@ -76,19 +72,9 @@ static u_char *ngx_http_wechat_resp_args(u_char *p, ngx_str_t *args,
 static ngx_int_t ngx_http_wechat_redis_retry(redisAsyncContext *ac,
     ngx_http_wechat_cmd_t *cmd);
 static void ngx_http_wechat_redis_command_timeout(ngx_event_t *ev);
-static void ngx_http_wechat_redis_reply(redisAsyncContext *ac, void *reply,
+static void ngx_http_wechat_redis_detach(void *data);
+static void ngx_http_wechat_redis_done(redisAsyncContext *ac, void *data,
     void *privdata);
-static void ngx_http_wechat_redis_read_handler(ngx_event_t *ev);
-static void ngx_http_wechat_redis_write_handler(ngx_event_t *ev);
-static void ngx_http_wechat_redis_add_event(ngx_connection_t *c,
-    ngx_event_t *ev, ngx_int_t event);
-static void ngx_http_wechat_redis_del_event(ngx_event_t *ev, ngx_int_t event);
-static void ngx_http_wechat_redis_add_read(void *data);
-static void ngx_http_wechat_redis_del_read(void *data);
-static void ngx_http_wechat_redis_add_write(void *data);
-static void ngx_http_wechat_redis_del_write(void *data);
-static void ngx_http_wechat_redis_cleanup(void *data);
-static void ngx_http_wechat_redis_set_connected(ngx_uint_t connected);
 static ngx_msec_int_t ngx_http_wechat_redis_usec(void);
 
 
@@ -98,7 +84,6 @@ static ngx_http_wechat_redis_t  ngx_http_wechat_redis;
 ngx_int_t
 ngx_http_wechat_redis_init_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                    i;
     ngx_http_wechat_redis_t      *rd;
     ngx_http_wechat_main_conf_t  *wmcf;
 
@@ -111,15 +96,6 @@ ngx_http_wechat_redis_init_process(ngx_cycle_t *cycle)
     ngx_memzero(rd, sizeof(ngx_http_wechat_redis_t));
 
     rd->conf = wmcf;
-
-    for (i = 0; i < NGX_HTTP_WECHAT_SCRIPTS; i++) {
-        if (wx_sha1_hex(ngx_http_wechat_span(&ngx_http_wechat_scripts[i]),
-                        (char *) rd->sha[i])
-            != WX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
 
     rd->connect_timer.handler = ngx_http_wechat_redis_connect_timeout;
     rd->connect_timer.data = rd;
@@ -183,12 +159,13 @@ ngx_http_wechat_redis_connect(ngx_http_wechat_redis_t *rd)
 
     wx_redis_limit_reader(ac->c.reader);
 
-    if (ngx_http_wechat_redis_attach(rd, ac) != NGX_OK) {
+    if (ngx_http_wechat_redis_attach(ac) != NGX_OK) {
         redisAsyncFree(ac);
         ngx_http_wechat_redis_schedule(rd);
         return;
     }
 
+    ac->data = rd;
     rd->ac = ac;
     rd->state = ngx_http_wechat_redis_connecting;
     rd->connected = 0;
@@ -207,35 +184,6 @@ ngx_http_wechat_redis_connect(ngx_http_wechat_redis_t *rd)
 }
 
 
-static ngx_int_t
-ngx_http_wechat_redis_attach(ngx_http_wechat_redis_t *rd,
-    redisAsyncContext *ac)
-{
-    ngx_connection_t  *c;
-
-    c = ngx_get_connection(ac->c.fd, ngx_cycle->log);
-    if (c == NULL) {
-        return NGX_ERROR;
-    }
-
-    c->data = ac;
-    c->read->handler = ngx_http_wechat_redis_read_handler;
-    c->write->handler = ngx_http_wechat_redis_write_handler;
-    c->read->log = c->log;
-    c->write->log = c->log;
-
-    ac->ev.data = c;
-    ac->ev.addRead = ngx_http_wechat_redis_add_read;
-    ac->ev.delRead = ngx_http_wechat_redis_del_read;
-    ac->ev.addWrite = ngx_http_wechat_redis_add_write;
-    ac->ev.delWrite = ngx_http_wechat_redis_del_write;
-    ac->ev.cleanup = ngx_http_wechat_redis_cleanup;
-    ac->data = rd;
-
-    return NGX_OK;
-}
-
-
 static void
 ngx_http_wechat_redis_handshake(ngx_http_wechat_redis_t *rd)
 {
@@ -248,7 +196,7 @@ ngx_http_wechat_redis_handshake(ngx_http_wechat_redis_t *rd)
 
     if (wmcf->password.len) {
         rd->handshake++;
-        redisAsyncCommand(rd->ac, ngx_http_wechat_redis_handshake_reply,
+        redisAsyncCommand(rd->ac, ngx_http_wechat_redis_handshake_done,
                           "AUTH", "AUTH %b", wmcf->password.data,
                           wmcf->password.len);
     }
@@ -256,35 +204,35 @@ ngx_http_wechat_redis_handshake(ngx_http_wechat_redis_t *rd)
     if (wmcf->db) {
         p = ngx_sprintf(db, "%ui", wmcf->db);
         rd->handshake++;
-        redisAsyncCommand(rd->ac, ngx_http_wechat_redis_handshake_reply,
+        redisAsyncCommand(rd->ac, ngx_http_wechat_redis_handshake_done,
                           "SELECT", "SELECT %b", db, (size_t) (p - db));
     }
 
     for (i = 0; i < NGX_HTTP_WECHAT_SCRIPTS; i++) {
-        redisAsyncCommand(rd->ac, ngx_http_wechat_redis_handshake_reply,
+        redisAsyncCommand(rd->ac, ngx_http_wechat_redis_handshake_done,
                           "SCRIPT LOAD", "SCRIPT LOAD %b",
-                          ngx_http_wechat_scripts[i].data,
-                          ngx_http_wechat_scripts[i].len);
+                          ngx_http_wechat_scripts[i].text.data,
+                          ngx_http_wechat_scripts[i].text.len);
     }
 }
 
 
 static void
-ngx_http_wechat_redis_handshake_reply(redisAsyncContext *ac, void *data,
+ngx_http_wechat_redis_handshake_done(redisAsyncContext *ac, void *data,
     void *privdata)
 {
-    redisReply               *reply = data;
+    redisReply               *response = data;
     ngx_http_wechat_redis_t  *rd = &ngx_http_wechat_redis;
 
-    if (reply == NULL || ac != rd->ac) {
+    if (response == NULL || ac != rd->ac) {
         /* the connection went away; its disconnect path reconnects */
         return;
     }
 
-    if (reply->type == REDIS_REPLY_ERROR) {
+    if (response->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "wechat redis: %s failed: %s",
-                      (char *) privdata, reply->str);
+                      (char *) privdata, response->str);
         ngx_http_wechat_redis_drop(rd);
         return;
     }
@@ -300,7 +248,7 @@ ngx_http_wechat_redis_handshake_reply(redisAsyncContext *ac, void *data,
     rd->state = ngx_http_wechat_redis_ready;
     rd->attempts = 0;
 
-    ngx_http_wechat_redis_set_connected(1);
+    ngx_http_wechat_metrics_redis_connected(1);
 
     ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
                   "wechat redis: connected to \"%V\"", &rd->conf->name);
@@ -329,7 +277,7 @@ ngx_http_wechat_redis_on_connect(const redisAsyncContext *ac, int status)
 
     rd->ac = NULL;
     rd->state = ngx_http_wechat_redis_disconnected;
-    ngx_http_wechat_redis_set_connected(0);
+    ngx_http_wechat_metrics_redis_connected(0);
 
     if (rd->connect_timer.timer_set) {
         ngx_del_timer(&rd->connect_timer);
@@ -355,7 +303,7 @@ ngx_http_wechat_redis_on_disconnect(const redisAsyncContext *ac, int status)
 
     rd->ac = NULL;
     rd->state = ngx_http_wechat_redis_disconnected;
-    ngx_http_wechat_redis_set_connected(0);
+    ngx_http_wechat_metrics_redis_connected(0);
 
     if (rd->connect_timer.timer_set) {
         ngx_del_timer(&rd->connect_timer);
@@ -382,7 +330,7 @@ ngx_http_wechat_redis_drop(ngx_http_wechat_redis_t *rd)
 
     rd->ac = NULL;
     rd->state = ngx_http_wechat_redis_disconnected;
-    ngx_http_wechat_redis_set_connected(0);
+    ngx_http_wechat_metrics_redis_connected(0);
 
     ac->onDisconnect = NULL;
     redisAsyncFree(ac);
@@ -465,7 +413,7 @@ ngx_http_wechat_redis_command(ngx_http_request_t *r,
 
     if (script != NGX_HTTP_WECHAT_NO_SCRIPT) {
         ngx_str_set(&head[0], "EVALSHA");
-        head[1].data = rd->sha[script];
+        head[1].data = ngx_http_wechat_scripts[script].sha;
         head[1].len = WX_SHA1_HEX_LEN;
         nhead = 2;
     }
@@ -479,7 +427,8 @@ ngx_http_wechat_redis_command(ngx_http_request_t *r,
      * only swaps the head.
      */
 
-    size = sizeof(ngx_http_wechat_cmd_t) + ngx_http_wechat_resp_size(head, nhead)
+    size = sizeof(ngx_http_wechat_cmd_t)
+           + ngx_http_wechat_resp_size(head, nhead)
            + ngx_http_wechat_resp_size(argv, argc) + NGX_INT_T_LEN + 3;
 
     cmd = ngx_alloc(size, r->connection->log);
@@ -502,9 +451,16 @@ ngx_http_wechat_redis_command(ngx_http_request_t *r,
     cmd->script = script;
     cmd->handler = handler;
     cmd->request = r;
-    cmd->ctx = ngx_http_wechat_get_ctx(r);
 
-    if (redisAsyncFormattedCommand(rd->ac, ngx_http_wechat_redis_reply, cmd,
+    /* the answer, whenever it comes, must not touch a request that ended */
+
+    cmd->cleanup = ngx_pool_cleanup_add(r->pool, 0);
+    if (cmd->cleanup == NULL) {
+        ngx_free(cmd);
+        return NGX_ERROR;
+    }
+
+    if (redisAsyncFormattedCommand(rd->ac, ngx_http_wechat_redis_done, cmd,
                                    (char *) (cmd + 1),
                                    cmd->last - (u_char *) (cmd + 1))
         != REDIS_OK)
@@ -512,6 +468,9 @@ ngx_http_wechat_redis_command(ngx_http_request_t *r,
         ngx_free(cmd);
         return NGX_DECLINED;
     }
+
+    cmd->cleanup->handler = ngx_http_wechat_redis_detach;
+    cmd->cleanup->data = cmd;
 
     /*
      * Not cancelable: a worker shutting down for a reload waits for the
@@ -526,17 +485,16 @@ ngx_http_wechat_redis_command(ngx_http_request_t *r,
 
     cmd->sent = ngx_http_wechat_redis_usec();
 
-    cmd->ctx->cmd = cmd;
-
     return NGX_OK;
 }
 
 
-void
-ngx_http_wechat_redis_detach(ngx_http_wechat_cmd_t *cmd)
+static void
+ngx_http_wechat_redis_detach(void *data)
 {
+    ngx_http_wechat_cmd_t  *cmd = data;
+
     cmd->request = NULL;
-    cmd->ctx = NULL;
 }
 
 
@@ -585,7 +543,7 @@ ngx_http_wechat_redis_retry(redisAsyncContext *ac, ngx_http_wechat_cmd_t *cmd)
     ngx_str_t   head[2];
 
     ngx_str_set(&head[0], "EVAL");
-    head[1] = ngx_http_wechat_scripts[cmd->script];
+    head[1] = ngx_http_wechat_scripts[cmd->script].text;
 
     size = NGX_INT_T_LEN + 3 + ngx_http_wechat_resp_size(head, 2)
            + (cmd->last - cmd->tail);
@@ -603,7 +561,7 @@ ngx_http_wechat_redis_retry(redisAsyncContext *ac, ngx_http_wechat_cmd_t *cmd)
 
     /* hiredis copies the command into its output buffer */
 
-    rc = redisAsyncFormattedCommand(ac, ngx_http_wechat_redis_reply, cmd,
+    rc = redisAsyncFormattedCommand(ac, ngx_http_wechat_redis_done, cmd,
                                     (char *) buf, p - buf)
          == REDIS_OK ? NGX_OK : NGX_ERROR;
 
@@ -631,11 +589,11 @@ ngx_http_wechat_redis_command_timeout(ngx_event_t *ev)
 
 
 static void
-ngx_http_wechat_redis_reply(redisAsyncContext *ac, void *data,
+ngx_http_wechat_redis_done(redisAsyncContext *ac, void *data,
     void *privdata)
 {
-    redisReply                        *reply = data;
-    ngx_uint_t                         result;
+    redisReply                        *response = data;
+    ngx_uint_t                         ended;
     ngx_connection_t                  *c;
     ngx_http_request_t                *r;
     ngx_http_wechat_cmd_t             *cmd = privdata;
@@ -647,16 +605,16 @@ ngx_http_wechat_redis_reply(redisAsyncContext *ac, void *data,
      * reached Redis.  On one that did, it may have run.
      */
 
-    result = reply ? NGX_HTTP_WECHAT_REDIS_OK
-             : rd->connected ? NGX_HTTP_WECHAT_REDIS_LOST
-             : NGX_HTTP_WECHAT_REDIS_REFUSED;
+    ended = response ? NGX_HTTP_WECHAT_REDIS_OK
+            : rd->connected ? NGX_HTTP_WECHAT_REDIS_LOST
+            : NGX_HTTP_WECHAT_REDIS_REFUSED;
 
-    if (reply && reply->type == REDIS_REPLY_ERROR) {
+    if (response && response->type == REDIS_REPLY_ERROR) {
 
         /* a flushed script cache or a failover: send the script itself */
 
         if (cmd->script != NGX_HTTP_WECHAT_NO_SCRIPT && !cmd->retried
-            && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0
+            && ngx_strncmp(response->str, "NOSCRIPT", 8) == 0
             && ac == rd->ac
             && ngx_http_wechat_redis_retry(ac, cmd) == NGX_OK)
         {
@@ -664,25 +622,26 @@ ngx_http_wechat_redis_reply(redisAsyncContext *ac, void *data,
         }
 
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "wechat redis: %V failed: %s", &cmd->name, reply->str);
-        reply = NULL;
-        result = NGX_HTTP_WECHAT_REDIS_REFUSED;
+                      "wechat redis: %V failed: %s", &cmd->name,
+                      response->str);
+        response = NULL;
+        ended = NGX_HTTP_WECHAT_REDIS_REFUSED;
     }
 
     if (cmd->timer.timer_set) {
         ngx_del_timer(&cmd->timer);
     }
 
-    if (reply) {
-        ngx_http_wechat_observe_redis(ngx_http_wechat_redis_usec()
-                                      - cmd->sent);
+    if (response) {
+        ngx_http_wechat_metrics_redis_latency(ngx_http_wechat_redis_usec()
+                                              - cmd->sent);
     }
 
     r = cmd->request;
     handler = cmd->handler;
 
     if (r) {
-        cmd->ctx->cmd = NULL;
+        cmd->cleanup->handler = NULL;
     }
 
     ngx_free(cmd);
@@ -693,141 +652,9 @@ ngx_http_wechat_redis_reply(redisAsyncContext *ac, void *data,
 
     c = r->connection;
 
-    handler(r, reply, result);
+    handler(r, response, ended);
 
     ngx_http_run_posted_requests(c);
-}
-
-
-static void
-ngx_http_wechat_redis_read_handler(ngx_event_t *ev)
-{
-    ngx_connection_t  *c = ev->data;
-
-    redisAsyncHandleRead(c->data);
-}
-
-
-static void
-ngx_http_wechat_redis_write_handler(ngx_event_t *ev)
-{
-    ngx_connection_t  *c = ev->data;
-
-    redisAsyncHandleWrite(c->data);
-}
-
-
-/*
- * Level-triggered events: hiredis reads at most one buffer per call and
- * expects to be called again while data is left.
- */
-
-static void
-ngx_http_wechat_redis_add_event(ngx_connection_t *c, ngx_event_t *ev,
-    ngx_int_t event)
-{
-    if (!ev->active && ngx_add_event(ev, event, NGX_LEVEL_EVENT) != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "wechat redis: adding an event failed");
-    }
-}
-
-
-static void
-ngx_http_wechat_redis_del_event(ngx_event_t *ev, ngx_int_t event)
-{
-    if (ev->active) {
-        ngx_del_event(ev, event, 0);
-    }
-}
-
-
-static void
-ngx_http_wechat_redis_add_read(void *data)
-{
-    ngx_connection_t  *c = data;
-
-    ngx_http_wechat_redis_add_event(c, c->read, NGX_READ_EVENT);
-}
-
-
-static void
-ngx_http_wechat_redis_del_read(void *data)
-{
-    ngx_connection_t  *c = data;
-
-    ngx_http_wechat_redis_del_event(c->read, NGX_READ_EVENT);
-}
-
-
-static void
-ngx_http_wechat_redis_add_write(void *data)
-{
-    ngx_connection_t  *c = data;
-
-    ngx_http_wechat_redis_add_event(c, c->write, NGX_WRITE_EVENT);
-}
-
-
-static void
-ngx_http_wechat_redis_del_write(void *data)
-{
-    ngx_connection_t  *c = data;
-
-    ngx_http_wechat_redis_del_event(c->write, NGX_WRITE_EVENT);
-}
-
-
-/* hiredis owns and closes the descriptor; nginx only lets go of it */
-
-static void
-ngx_http_wechat_redis_cleanup(void *data)
-{
-    ngx_connection_t  *c = data;
-
-    ngx_http_wechat_redis_del_read(c);
-    ngx_http_wechat_redis_del_write(c);
-
-    if (c->read->posted) {
-        ngx_delete_posted_event(c->read);
-    }
-
-    if (c->write->posted) {
-        ngx_delete_posted_event(c->write);
-    }
-
-    ngx_free_connection(c);
-
-    c->fd = (ngx_socket_t) -1;
-}
-
-
-/*
- * The state of this worker's connection, for wechat_status: the slot of
- * this worker's number holds its pid while connected.  A worker of the
- * previous generation, exiting after a reload, clears the slot only if it
- * is still its own.
- */
-
-static void
-ngx_http_wechat_redis_set_connected(ngx_uint_t connected)
-{
-    ngx_atomic_t  *slot;
-
-    if (ngx_http_wechat_metrics == NULL
-        || ngx_worker >= NGX_HTTP_WECHAT_MAX_WORKERS)
-    {
-        return;
-    }
-
-    slot = &ngx_http_wechat_metrics->redis_connected[ngx_worker];
-
-    if (connected) {
-        *slot = ngx_pid;
-
-    } else {
-        (void) ngx_atomic_cmp_set(slot, ngx_pid, 0);
-    }
 }
 
 

@@ -1,145 +1,101 @@
 
 /*
- * ngx_http_wechat_module: counters in shared memory, summed over workers,
- * and the wechat_status location that reports them in the Prometheus text
- * format.
+ * ngx_http_wechat_module: the wechat_status location, which reports the
+ * counters in the Prometheus text format.
  */
 
 
 #include "ngx_http_wechat_module.h"
 
 
-#define NGX_HTTP_WECHAT_STATUS_ZONE_SIZE  (64 * 1024)
+#define NGX_HTTP_WECHAT_FAMILIES  9
 
 
-static ngx_int_t ngx_http_wechat_status_init_zone(ngx_shm_zone_t *shm_zone,
-    void *data);
-static ngx_int_t ngx_http_wechat_status_handler(ngx_http_request_t *r);
-static u_char *ngx_http_wechat_status_family(u_char *p, const char *name,
-    const char *type, const char *help, const char *label,
-    const char *const *values, ngx_atomic_t *counters, ngx_uint_t n);
+typedef const char *(*ngx_http_wechat_label_pt)(ngx_uint_t i);
+
+typedef struct {
+    const char                 *name;
+    const char                 *type;
+    const char                 *help;
+    const char                 *label;      /* NULL for one value */
+    ngx_http_wechat_label_pt    value;      /* the label's value i */
+    ngx_uint_t                  n;
+} ngx_http_wechat_family_t;
 
 
-ngx_http_wechat_metrics_t  *ngx_http_wechat_metrics;
+static const char *ngx_http_wechat_push_label(ngx_uint_t i);
+static const char *ngx_http_wechat_reject_label(ngx_uint_t i);
+static const char *ngx_http_wechat_poll_label(ngx_uint_t i);
+static const char *ngx_http_wechat_bucket_label(ngx_uint_t i);
+static void ngx_http_wechat_status_snapshot(ngx_http_wechat_metrics_t *m,
+    ngx_atomic_uint_t **values, ngx_atomic_uint_t *connected,
+    ngx_atomic_uint_t *buckets);
+static size_t ngx_http_wechat_status_size(void);
+static u_char *ngx_http_wechat_status_family(u_char *p, u_char *last,
+    ngx_http_wechat_family_t *f, ngx_atomic_uint_t *values);
 
 
-static const char *const  ngx_http_wechat_push_names[] = {
-    "bound", "conflict", "expired", "unavailable", "unknown", "passed",
-    "answered"
+static ngx_http_wechat_family_t  ngx_http_wechat_families[] = {
+
+    { "wechat_pushes_total", "counter", "Pushes answered, by outcome.",
+      "outcome", ngx_http_wechat_push_label,
+      NGX_HTTP_WECHAT_PUSH_OUTCOMES },
+
+    { "wechat_pushes_rejected_total", "counter",
+      "Pushes refused, by reason (signature and msg_signature are "
+      "signature failures).", "reason", ngx_http_wechat_reject_label,
+      NGX_HTTP_WECHAT_REJECT_REASONS },
+
+    { "wechat_dedup_hits_total", "counter",
+      "Retried pushes answered with the first answer.", NULL, NULL, 1 },
+
+    { "wechat_polls_total", "counter", "Status polls answered, by status.",
+      "status", ngx_http_wechat_poll_label, NGX_HTTP_WECHAT_POLL_STATUSES },
+
+    { "wechat_polls_waiting", "gauge", "Status polls waiting for Redis.",
+      NULL, NULL, 1 },
+
+    { "wechat_redis_connected_workers", "gauge",
+      "Workers whose Redis connection is ready.", NULL, NULL, 1 },
+
+    { "wechat_redis_reconnects_total", "counter",
+      "Redis connection attempts after the first.", NULL, NULL, 1 },
+
+    { "wechat_redis_timeouts_total", "counter",
+      "Redis commands that timed out.", NULL, NULL, 1 },
+
+    { "wechat_redis_command_duration_seconds_bucket", "histogram",
+      "Redis command round trips.", "le", ngx_http_wechat_bucket_label,
+      NGX_HTTP_WECHAT_BUCKETS }
 };
 
-static const char *const  ngx_http_wechat_reject_names[] = {
+
+static const char *const  ngx_http_wechat_push_labels[] = {
+    "unavailable", "unknown", "passed", "answered"
+};
+
+static const char *const  ngx_http_wechat_reject_labels[] = {
     "missing", "signature", "timestamp", "msg_signature", "plaintext",
     "xml", "decrypt", "too_large", "method", "replay", "field"
 };
 
-static const char *const  ngx_http_wechat_poll_names[] = {
-    "bound", "conflict", "expired", "pending", "unavailable"
-};
-
-/* upper bounds in microseconds, and as Prometheus writes them */
-static const ngx_msec_int_t  ngx_http_wechat_bucket_usec[] = {
-    500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
-    1000000
-};
-
-static const char *const  ngx_http_wechat_bucket_names[] = {
+/* the Redis latency buckets' upper bounds, as Prometheus writes them */
+static const char *const  ngx_http_wechat_bucket_labels[] = {
     "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
     "0.25", "0.5", "1", "+Inf"
 };
 
 
 ngx_int_t
-ngx_http_wechat_status_zone(ngx_conf_t *cf)
-{
-    ngx_shm_zone_t  *shm_zone;
-
-    static ngx_str_t  name = ngx_string("wechat_status");
-
-    shm_zone = ngx_shared_memory_add(cf, &name,
-                                     NGX_HTTP_WECHAT_STATUS_ZONE_SIZE,
-                                     &ngx_http_wechat_module);
-    if (shm_zone == NULL) {
-        return NGX_ERROR;
-    }
-
-    shm_zone->init = ngx_http_wechat_status_init_zone;
-
-    return NGX_OK;
-}
-
-
-/* Counters survive reloads: the old zone's data is taken over. */
-
-static ngx_int_t
-ngx_http_wechat_status_init_zone(ngx_shm_zone_t *shm_zone, void *data)
-{
-    ngx_slab_pool_t  *shpool;
-
-    if (data) {
-        shm_zone->data = data;
-        ngx_http_wechat_metrics = data;
-        return NGX_OK;
-    }
-
-    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-
-    if (shm_zone->shm.exists) {
-        shm_zone->data = shpool->data;
-        ngx_http_wechat_metrics = shpool->data;
-        return NGX_OK;
-    }
-
-    ngx_http_wechat_metrics = ngx_slab_calloc(shpool,
-                                      sizeof(ngx_http_wechat_metrics_t));
-    if (ngx_http_wechat_metrics == NULL) {
-        return NGX_ERROR;
-    }
-
-    shpool->data = ngx_http_wechat_metrics;
-    shm_zone->data = ngx_http_wechat_metrics;
-
-    return NGX_OK;
-}
-
-
-void
-ngx_http_wechat_observe_redis(ngx_msec_int_t usec)
-{
-    ngx_uint_t                  i;
-    ngx_http_wechat_metrics_t  *m = ngx_http_wechat_metrics;
-
-    if (m == NULL) {
-        return;
-    }
-
-    for (i = 0; i < NGX_HTTP_WECHAT_BUCKETS - 1; i++) {
-        if (usec <= ngx_http_wechat_bucket_usec[i]) {
-            break;
-        }
-    }
-
-    ngx_atomic_fetch_add(&m->redis_latency[i], 1);
-    ngx_atomic_fetch_add(&m->redis_latency_usec, usec);
-}
-
-
-char *
-ngx_http_wechat_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    return ngx_http_wechat_endpoint(cf, conf, NGX_HTTP_WECHAT_STATUS,
-                                    ngx_http_wechat_status_handler);
-}
-
-
-static ngx_int_t
 ngx_http_wechat_status_handler(ngx_http_request_t *r)
 {
-    u_char                     *p, *start;
+    u_char                     *p, *start, *last;
+    size_t                      size;
     ngx_int_t                   rc;
     ngx_uint_t                  i;
-    ngx_atomic_uint_t           connected, cumulative;
-    ngx_atomic_t                buckets[NGX_HTTP_WECHAT_BUCKETS];
+    ngx_atomic_uint_t           connected;
+    ngx_atomic_uint_t          *values[NGX_HTTP_WECHAT_FAMILIES];
+    ngx_atomic_uint_t           buckets[NGX_HTTP_WECHAT_BUCKETS];
     ngx_http_wechat_metrics_t  *m = ngx_http_wechat_metrics;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -155,51 +111,54 @@ ngx_http_wechat_status_handler(ngx_http_request_t *r)
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
-    start = ngx_pnalloc(r->pool, 8192);
+    ngx_http_wechat_status_snapshot(m, values, &connected, buckets);
+
+    size = ngx_http_wechat_status_size()
+           + sizeof("wechat_redis_command_duration_seconds_sum .\n"
+                    "wechat_redis_command_duration_seconds_count \n")
+           + 3 * NGX_ATOMIC_T_LEN;
+
+    start = ngx_pnalloc(r->pool, size);
     if (start == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_http_wechat_status_family(start, "wechat_pushes_total",
-            "counter", "Pushes answered, by outcome.", "outcome",
-            ngx_http_wechat_push_names, m->pushes,
-            NGX_HTTP_WECHAT_PUSH_OUTCOMES);
+    p = start;
+    last = start + size;
 
-    p = ngx_http_wechat_status_family(p, "wechat_pushes_rejected_total",
-            "counter", "Pushes refused, by reason (signature and "
-            "msg_signature are signature failures).", "reason",
-            ngx_http_wechat_reject_names, m->rejected,
-            NGX_HTTP_WECHAT_REJECT_REASONS);
-
-    p = ngx_http_wechat_status_family(p, "wechat_dedup_hits_total",
-            "counter", "Retried pushes answered with the first answer.",
-            NULL, NULL, &m->dedup_hits, 1);
-
-    p = ngx_http_wechat_status_family(p, "wechat_polls_total", "counter",
-            "Status polls answered, by status.", "status",
-            ngx_http_wechat_poll_names, m->polls,
-            NGX_HTTP_WECHAT_POLL_STATUSES);
-
-    p = ngx_http_wechat_status_family(p, "wechat_polls_waiting", "gauge",
-            "Status polls waiting for Redis.", NULL, NULL,
-            &m->polls_waiting, 1);
-
-    connected = 0;
-    for (i = 0; i < NGX_HTTP_WECHAT_MAX_WORKERS; i++) {
-        connected += (m->redis_connected[i] != 0);
+    for (i = 0; i < NGX_HTTP_WECHAT_FAMILIES; i++) {
+        p = ngx_http_wechat_status_family(p, last,
+                                          &ngx_http_wechat_families[i],
+                                          values[i]);
     }
 
-    p = ngx_http_wechat_status_family(p, "wechat_redis_connected_workers",
-            "gauge", "Workers whose Redis connection is ready.", NULL, NULL,
-            (ngx_atomic_t *) &connected, 1);
+    p = ngx_slprintf(p, last,
+                     "wechat_redis_command_duration_seconds_sum %uA.%06uA\n"
+                     "wechat_redis_command_duration_seconds_count %uA\n",
+                     m->redis_latency_usec / 1000000,
+                     m->redis_latency_usec % 1000000,
+                     buckets[NGX_HTTP_WECHAT_BUCKETS - 1]);
 
-    p = ngx_http_wechat_status_family(p, "wechat_redis_reconnects_total",
-            "counter", "Redis connection attempts after the first.", NULL,
-            NULL, &m->redis_reconnects, 1);
+    return ngx_http_wechat_send(r, NGX_HTTP_OK,
+                                "text/plain; version=0.0.4", start,
+                                p - start);
+}
 
-    p = ngx_http_wechat_status_family(p, "wechat_redis_timeouts_total",
-            "counter", "Redis commands that timed out.", NULL, NULL,
-            &m->redis_timeouts, 1);
+
+/* The values of each family, in the order of the families table. */
+
+static void
+ngx_http_wechat_status_snapshot(ngx_http_wechat_metrics_t *m,
+    ngx_atomic_uint_t **values, ngx_atomic_uint_t *connected,
+    ngx_atomic_uint_t *buckets)
+{
+    ngx_uint_t         i;
+    ngx_atomic_uint_t  cumulative;
+
+    *connected = 0;
+    for (i = 0; i < NGX_HTTP_WECHAT_MAX_WORKERS; i++) {
+        *connected += (m->redis_connected[i] != 0);
+    }
 
     /* histogram buckets are cumulative */
 
@@ -209,50 +168,110 @@ ngx_http_wechat_status_handler(ngx_http_request_t *r)
         buckets[i] = cumulative;
     }
 
-    p = ngx_http_wechat_status_family(p,
-            "wechat_redis_command_duration_seconds_bucket", "histogram",
-            "Redis command round trips.", "le",
-            ngx_http_wechat_bucket_names, buckets, NGX_HTTP_WECHAT_BUCKETS);
+    values[0] = (ngx_atomic_uint_t *) m->pushes;
+    values[1] = (ngx_atomic_uint_t *) m->rejected;
+    values[2] = (ngx_atomic_uint_t *) &m->dedup_hits;
+    values[3] = (ngx_atomic_uint_t *) m->polls;
+    values[4] = (ngx_atomic_uint_t *) &m->polls_waiting;
+    values[5] = connected;
+    values[6] = (ngx_atomic_uint_t *) &m->redis_reconnects;
+    values[7] = (ngx_atomic_uint_t *) &m->redis_timeouts;
+    values[8] = buckets;
+}
 
-    p = ngx_sprintf(p, "wechat_redis_command_duration_seconds_sum %uA.%06uA\n"
-                       "wechat_redis_command_duration_seconds_count %uA\n",
-                    m->redis_latency_usec / 1000000,
-                    m->redis_latency_usec % 1000000, cumulative);
 
-    return ngx_http_wechat_send(r, NGX_HTTP_OK,
-                                "text/plain; version=0.0.4", start,
-                                p - start);
+/* The most the families can take, with every value at its longest. */
+
+static size_t
+ngx_http_wechat_status_size(void)
+{
+    size_t                     size, line;
+    ngx_uint_t                 i, j;
+    ngx_http_wechat_family_t  *f;
+
+    size = 0;
+
+    for (i = 0; i < NGX_HTTP_WECHAT_FAMILIES; i++) {
+        f = &ngx_http_wechat_families[i];
+
+        size += sizeof("# HELP  \n# TYPE  \n") + 2 * ngx_strlen(f->name)
+                + ngx_strlen(f->help) + ngx_strlen(f->type);
+
+        for (j = 0; j < f->n; j++) {
+            line = ngx_strlen(f->name) + sizeof(" \n") + NGX_ATOMIC_T_LEN;
+
+            if (f->label) {
+                line += sizeof("{=\"\"}") + ngx_strlen(f->label)
+                        + ngx_strlen(f->value(j));
+            }
+
+            size += line;
+        }
+    }
+
+    return size;
 }
 
 
 static u_char *
-ngx_http_wechat_status_family(u_char *p, const char *name, const char *type,
-    const char *help, const char *label, const char *const *values,
-    ngx_atomic_t *counters, ngx_uint_t n)
+ngx_http_wechat_status_family(u_char *p, u_char *last,
+    ngx_http_wechat_family_t *f, ngx_atomic_uint_t *values)
 {
     size_t      len;
     ngx_uint_t  i;
 
-    len = ngx_strlen(name);
+    len = ngx_strlen(f->name);
 
     /* a histogram's HELP and TYPE name the family, without "_bucket" */
 
-    if (ngx_strcmp(type, "histogram") == 0) {
+    if (ngx_strcmp(f->type, "histogram") == 0) {
         len -= sizeof("_bucket") - 1;
     }
 
-    p = ngx_sprintf(p, "# HELP %*s %s\n# TYPE %*s %s\n",
-                    len, name, help, len, name, type);
+    p = ngx_slprintf(p, last, "# HELP %*s %s\n# TYPE %*s %s\n",
+                     len, f->name, f->help, len, f->name, f->type);
 
-    for (i = 0; i < n; i++) {
-        if (label) {
-            p = ngx_sprintf(p, "%s{%s=\"%s\"} %uA\n", name, label, values[i],
-                            counters[i]);
+    for (i = 0; i < f->n; i++) {
+        if (f->label) {
+            p = ngx_slprintf(p, last, "%s{%s=\"%s\"} %uA\n", f->name,
+                             f->label, f->value(i), values[i]);
 
         } else {
-            p = ngx_sprintf(p, "%s %uA\n", name, counters[i]);
+            p = ngx_slprintf(p, last, "%s %uA\n", f->name, values[i]);
         }
     }
 
     return p;
+}
+
+
+/* Scan outcomes and poll statuses come from the core's table of them. */
+
+static const char *
+ngx_http_wechat_push_label(ngx_uint_t i)
+{
+    return i < WX_SCAN_OUTCOMES
+           ? wx_scene_status_name(i)
+           : ngx_http_wechat_push_labels[i - WX_SCAN_OUTCOMES];
+}
+
+
+static const char *
+ngx_http_wechat_poll_label(ngx_uint_t i)
+{
+    return i < WX_SCENE_STATUSES ? wx_scene_status_name(i) : "unavailable";
+}
+
+
+static const char *
+ngx_http_wechat_reject_label(ngx_uint_t i)
+{
+    return ngx_http_wechat_reject_labels[i];
+}
+
+
+static const char *
+ngx_http_wechat_bucket_label(ngx_uint_t i)
+{
+    return ngx_http_wechat_bucket_labels[i];
 }

@@ -1,13 +1,14 @@
 
 /*
- * ngx_http_wechat_module: request context, arguments and answers.
+ * ngx_http_wechat_module: the request context, query arguments, Redis key
+ * names, and the module's HTTP answers and refusals.
  */
 
 
 #include "ngx_http_wechat_module.h"
 
 
-static void ngx_http_wechat_cleanup_ctx(void *data);
+static void ngx_http_wechat_ctx_mark(void *data);
 static void *ngx_http_wechat_pool_alloc(void *pool, size_t size);
 
 
@@ -23,8 +24,8 @@ ngx_http_wechat_create_ctx(ngx_http_request_t *r)
     }
 
     /*
-     * The cleanup finds the context again after wechat_pass, which clears
-     * module contexts, and detaches a Redis command the request outlives.
+     * wechat_pass goes to a named location, which clears module contexts:
+     * this cleanup, which does nothing, is how the context is found again.
      */
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
@@ -32,7 +33,7 @@ ngx_http_wechat_create_ctx(ngx_http_request_t *r)
         return NULL;
     }
 
-    cln->handler = ngx_http_wechat_cleanup_ctx;
+    cln->handler = ngx_http_wechat_ctx_mark;
     cln->data = ctx;
 
     ngx_http_set_ctx(r, ctx, ngx_http_wechat_module);
@@ -48,12 +49,15 @@ ngx_http_wechat_get_ctx(ngx_http_request_t *r)
     ngx_http_wechat_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_wechat_module);
-    if (ctx) {
+
+    /* only a redirect to another location loses a context */
+
+    if (ctx || !r->internal) {
         return ctx;
     }
 
     for (cln = r->pool->cleanup; cln; cln = cln->next) {
-        if (cln->handler == ngx_http_wechat_cleanup_ctx) {
+        if (cln->handler == ngx_http_wechat_ctx_mark) {
             ctx = cln->data;
             ngx_http_set_ctx(r, ctx, ngx_http_wechat_module);
             return ctx;
@@ -65,20 +69,8 @@ ngx_http_wechat_get_ctx(ngx_http_request_t *r)
 
 
 static void
-ngx_http_wechat_cleanup_ctx(void *data)
+ngx_http_wechat_ctx_mark(void *data)
 {
-    ngx_http_wechat_ctx_t  *ctx = data;
-
-    /* the command's reply, whenever it comes, must not touch this request */
-
-    if (ctx->cmd) {
-        ngx_http_wechat_redis_detach(ctx->cmd);
-        ctx->cmd = NULL;
-    }
-
-    if (ctx->waiting) {
-        ngx_http_wechat_add(polls_waiting, -1);
-    }
 }
 
 
@@ -109,25 +101,62 @@ ngx_http_wechat_span(ngx_str_t *s)
 }
 
 
+/*
+ * The decoded values of the query arguments a handler needs, read in one
+ * pass; an absent one has NULL data.
+ */
+
 ngx_int_t
-ngx_http_wechat_arg(ngx_http_request_t *r, const char *name, ngx_str_t *value)
+ngx_http_wechat_args(ngx_http_request_t *r, const char *const *names,
+    ngx_uint_t n, ngx_str_t *values)
 {
-    wx_span_t       v;
-    wx_status_t     status;
-    wx_allocator_t  a;
+    wx_span_t       *spans;
+    ngx_uint_t       i;
+    wx_allocator_t   a;
+
+    spans = ngx_palloc(r->pool, n * sizeof(wx_span_t));
+    if (spans == NULL) {
+        return NGX_ERROR;
+    }
 
     ngx_http_wechat_allocator(r->pool, &a);
 
-    status = wx_query_arg(ngx_http_wechat_span(&r->args), name, &a, &v);
-
-    value->data = (u_char *) v.data;
-    value->len = v.len;
-
-    if (status == WX_ERR_NOT_FOUND) {
-        return NGX_DECLINED;
+    if (wx_query_args(ngx_http_wechat_span(&r->args), names, n, &a, spans)
+        != WX_OK)
+    {
+        return NGX_ERROR;
     }
 
-    return (status == WX_OK) ? NGX_OK : NGX_ERROR;
+    for (i = 0; i < n; i++) {
+        values[i].data = (u_char *) spans[i].data;
+        values[i].len = spans[i].len;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Whether a site's name for a user or an openid may become a Redis key, a
+ * variable and a JSON value: no control character, and a sane length.
+ */
+
+ngx_uint_t
+ngx_http_wechat_is_name(ngx_str_t *s)
+{
+    size_t  i;
+
+    if (s->len > NGX_HTTP_WECHAT_NAME_MAX) {
+        return 0;
+    }
+
+    for (i = 0; i < s->len; i++) {
+        if (s->data[i] < 0x20 || s->data[i] == 0x7f) {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 
@@ -159,13 +188,57 @@ ngx_http_wechat_key(ngx_http_request_t *r, ngx_http_wechat_loc_conf_t *wlcf,
 }
 
 
+ngx_str_t
+ngx_http_wechat_now(ngx_http_request_t *r)
+{
+    ngx_str_t  now;
+
+    now.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (now.data == NULL) {
+        now.len = 0;
+        return now;
+    }
+
+    now.len = ngx_sprintf(now.data, "%T", ngx_time()) - now.data;
+
+    return now;
+}
+
+
+/* One buffer over len bytes of memory, the last of its chain. */
+
+ngx_chain_t *
+ngx_http_wechat_chain(ngx_pool_t *pool, u_char *data, size_t len)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    b = ngx_calloc_buf(pool);
+    cl = ngx_alloc_chain_link(pool);
+
+    if (b == NULL || cl == NULL) {
+        return NULL;
+    }
+
+    b->pos = data;
+    b->last = data + len;
+    b->memory = 1;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    cl->buf = b;
+    cl->next = NULL;
+
+    return cl;
+}
+
+
 ngx_int_t
 ngx_http_wechat_send(ngx_http_request_t *r, ngx_uint_t status,
     const char *content_type, u_char *data, size_t len)
 {
     ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
+    ngx_chain_t  *out;
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = len;
@@ -183,21 +256,14 @@ ngx_http_wechat_send(ngx_http_request_t *r, ngx_uint_t status,
         return rc;
     }
 
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
+    out = ngx_http_wechat_chain(r->pool, data, len);
+    if (out == NULL) {
         return NGX_ERROR;
     }
 
-    b->pos = data;
-    b->last = data + len;
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
+    out->buf->last_buf = (r == r->main) ? 1 : 0;
 
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_output_filter(r, out);
 }
 
 
@@ -250,6 +316,62 @@ ngx_http_wechat_send_unavailable(ngx_http_request_t *r)
 
     return ngx_http_wechat_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                      unavailable, 1);
+}
+
+
+/* Maps a core status to the answer, with one line naming the reason. */
+
+ngx_int_t
+ngx_http_wechat_reject(ngx_http_request_t *r, wx_status_t status,
+    const char *what)
+{
+    ngx_int_t               rc;
+    ngx_uint_t              reason;
+    ngx_http_wechat_ctx_t  *ctx;
+
+    reason = NGX_HTTP_WECHAT_REJECT_DECRYPT;
+
+    switch (status) {
+
+    case WX_ERR_TOO_LARGE:
+        rc = NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+        reason = NGX_HTTP_WECHAT_REJECT_TOO_LARGE;
+        break;
+
+    case WX_ERR_XML:
+    case WX_ERR_XML_HOSTILE:
+    case WX_ERR_XML_DUPLICATE:
+        rc = NGX_HTTP_BAD_REQUEST;
+        reason = NGX_HTTP_WECHAT_REJECT_XML;
+        break;
+
+    case WX_ERR_XML_FIELD:
+        ctx = ngx_http_wechat_get_ctx(r);
+        ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_FIELD]);
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "wechat callback: %s rejected: field \"%s\" is "
+                      "missing or not allowed", what, ctx->ev.refused);
+        return NGX_HTTP_BAD_REQUEST;
+
+    case WX_ERR_NOMEM:
+    case WX_ERR_RANDOM:
+    case WX_ERR_INTERNAL:
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wechat callback: %s: %s", what,
+                      wx_status_text(status));
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    default:
+        rc = NGX_HTTP_BAD_REQUEST;
+    }
+
+    ngx_http_wechat_count(rejected[reason]);
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "wechat callback: %s rejected: %s", what,
+                  wx_status_text(status));
+
+    return rc;
 }
 
 

@@ -28,6 +28,9 @@ static ngx_http_variable_t  ngx_http_wechat_vars[] = {
     { ngx_string("wechat_event_key"), NULL, ngx_http_wechat_event_variable,
       offsetof(wx_event_t, event_key), NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("wechat_ticket"), NULL, ngx_http_wechat_event_variable,
+      offsetof(wx_event_t, ticket), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("wechat_scene"), NULL, ngx_http_wechat_ctx_variable,
       offsetof(ngx_http_wechat_ctx_t, scene), NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
@@ -87,6 +90,8 @@ ngx_http_wechat_event_variable(ngx_http_request_t *r,
 }
 
 
+/* Only a verified push sets these: never a poll's or a binding's input. */
+
 static ngx_int_t
 ngx_http_wechat_ctx_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
@@ -96,7 +101,7 @@ ngx_http_wechat_ctx_variable(ngx_http_request_t *r,
 
     ctx = ngx_http_wechat_get_ctx(r);
 
-    if (ctx == NULL) {
+    if (ctx == NULL || !ctx->parsed) {
         v->not_found = 1;
         return NGX_OK;
     }

@@ -45,16 +45,19 @@ form_decode(std::string_view in)
 } // namespace
 
 extern "C" wx_status_t
-wx_query_arg(wx_span_t query, const char *name, const wx_allocator_t *a,
-    wx_span_t *out)
+wx_query_args(wx_span_t query, const char *const *names, size_t n,
+    const wx_allocator_t *a, wx_span_t *values)
 {
-    if (name == nullptr || a == nullptr || out == nullptr) {
+    if (names == nullptr || a == nullptr || values == nullptr) {
         return WX_ERR_ARGS;
     }
 
     return wx::guarded([&] {
         std::string_view q = wx::view(query);
-        std::string_view key(name);
+
+        for (size_t i = 0; i < n; i++) {
+            values[i] = {nullptr, 0};
+        }
 
         while (!q.empty()) {
             size_t amp = q.find('&');
@@ -63,17 +66,27 @@ wx_query_arg(wx_span_t query, const char *name, const wx_allocator_t *a,
                                               : q.substr(amp + 1);
 
             size_t eq = pair.find('=');
-            if (pair.substr(0, eq) != key) {
-                continue;
+            std::string_view key = pair.substr(0, eq);
+
+            for (size_t i = 0; i < n; i++) {
+                if (values[i].data != nullptr || key != names[i]) {
+                    continue;
+                }
+
+                std::string_view raw = eq == std::string_view::npos
+                                       ? std::string_view()
+                                       : pair.substr(eq + 1);
+
+                wx_status_t rc = wx::copy_value(a, form_decode(raw),
+                                                &values[i]);
+                if (rc != WX_OK) {
+                    return rc;
+                }
+
+                break;
             }
-
-            std::string_view raw = eq == std::string_view::npos
-                                   ? std::string_view() : pair.substr(eq + 1);
-
-            return wx::copy_value(a, form_decode(raw), out);
         }
 
-        *out = {nullptr, 0};
-        return WX_ERR_NOT_FOUND;
+        return WX_OK;
     });
 }

@@ -6,9 +6,22 @@
 
 namespace {
 
-constexpr std::array<std::string_view, 3> outcomes = {
-    "bound", "conflict", "expired"
+constexpr std::array<std::string_view, WX_SCENE_STATUSES> statuses = {
+    "bound", "conflict", "expired", "pending"
 };
+
+/* The status a script or a hash names; WX_SCENE_STATUSES for none. */
+wx_scene_status_t
+status_of(std::string_view name)
+{
+    size_t i = 0;
+
+    while (i < statuses.size() && statuses[i] != name) {
+        i++;
+    }
+
+    return static_cast<wx_scene_status_t>(i);
+}
 
 bool
 is_string(const redisReply *r)
@@ -58,6 +71,12 @@ parse_time(std::string_view s, int64_t *out)
 
 } // namespace
 
+extern "C" const char *
+wx_scene_status_name(wx_scene_status_t status)
+{
+    return status < statuses.size() ? statuses[status].data() : "";
+}
+
 extern "C" wx_status_t
 wx_redis_resolution(const struct redisReply *reply, wx_resolution_t *out)
 {
@@ -86,16 +105,14 @@ wx_redis_resolution(const struct redisReply *reply, wx_resolution_t *out)
             return WX_ERR_REPLY;
         }
 
-        size_t i = 0;
-        while (i < outcomes.size() && outcomes[i] != text(e[0])) {
-            i++;
-        }
+        out->outcome = status_of(text(e[0]));
 
-        if (i == outcomes.size() || !parse_time(text(e[1]), &out->time)) {
+        if (out->outcome >= WX_SCAN_OUTCOMES
+            || !parse_time(text(e[1]), &out->time))
+        {
             return WX_ERR_REPLY;
         }
 
-        out->outcome = static_cast<wx_outcome_t>(i);
         out->duplicate = text(e[2]) == "dup";
 
         return WX_OK;
@@ -148,7 +165,7 @@ wx_redis_claim(const struct redisReply *reply, const wx_allocator_t *a,
 
 extern "C" wx_status_t
 wx_redis_poll_answer(const struct redisReply *reply, wx_span_t token,
-    const wx_allocator_t *a, wx_span_t *status, wx_span_t *json)
+    const wx_allocator_t *a, wx_scene_status_t *status, wx_span_t *json)
 {
     if (reply == nullptr || a == nullptr || status == nullptr
         || json == nullptr)
@@ -162,7 +179,7 @@ wx_redis_poll_answer(const struct redisReply *reply, wx_span_t token,
         }
 
         const redisReply *const *e = reply->element;
-        std::string_view state = "expired";
+        wx_scene_status_t state = WX_SCENE_EXPIRED;
         char hash[WX_SHA256_HEX_LEN];
 
         if (is_string(e[0]) && is_string(e[2])
@@ -172,33 +189,26 @@ wx_redis_poll_answer(const struct redisReply *reply, wx_span_t token,
                               sizeof(hash)};
 
             if (wx_equal_const_time(ours, wx::span(text(e[2])))) {
-                state = text(e[0]);
+                state = status_of(text(e[0]));
             }
         }
 
-        if (state != "pending" && state != "bound" && state != "conflict") {
-            state = "expired";
+        if (state == WX_SCENE_STATUSES) {
+            state = WX_SCENE_EXPIRED;
         }
 
         wx_json_field_t fields[2] = {
-            {"status", WX_JSON_STRING, wx::span(state), 0},
+            {"status", WX_JSON_STRING, wx::span(statuses[state]), 0},
             {"openid", WX_JSON_STRING, {nullptr, 0}, 0}
         };
         size_t n = 1;
 
-        if (state == "bound" && is_string(e[1])) {
+        if (state == WX_SCENE_BOUND && is_string(e[1])) {
             fields[1].string = wx::span(text(e[1]));
             n = 2;
         }
 
-        /* the status names are static, the reply is freed after this */
-        for (auto o : {std::string_view("pending"), outcomes[0], outcomes[1],
-                       outcomes[2]})
-        {
-            if (o == state) {
-                *status = wx::span(o);
-            }
-        }
+        *status = state;
 
         return wx_json_object(fields, n, a, json);
     });

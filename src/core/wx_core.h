@@ -168,26 +168,37 @@ wx_status_t wx_json_object(const wx_json_field_t *fields, size_t n,
 
 
 /*
- * The form-decoded value of the first argument called name in a query
- * string ("a=1&b=2"): '+' is a space, %XX a byte.  WX_ERR_NOT_FOUND when
- * there is none.
+ * The form-decoded values of the arguments names[0..n) of a query string
+ * ("a=1&b=2"), in one pass: '+' is a space, %XX a byte, and the first of
+ * repeated arguments counts.  An absent argument is {NULL, 0}; a present
+ * one, even empty, has data.
  */
-wx_status_t wx_query_arg(wx_span_t query, const char *name,
-    const wx_allocator_t *a, wx_span_t *out);
+wx_status_t wx_query_args(wx_span_t query, const char *const *names,
+    size_t n, const wx_allocator_t *a, wx_span_t *values);
 
 
 /* Redis replies of the module's commands and scripts (hiredis replies). */
 
 struct redisReply;
 
+/*
+ * A scene's statuses, in one table for the scripts' answers, the polls and
+ * the metrics: the first three are also the outcomes of a scan.
+ */
 typedef enum {
-    WX_OUTCOME_BOUND = 0,
-    WX_OUTCOME_CONFLICT,
-    WX_OUTCOME_EXPIRED
-} wx_outcome_t;
+    WX_SCENE_BOUND = 0,
+    WX_SCENE_CONFLICT,
+    WX_SCENE_EXPIRED,
+    WX_SCENE_PENDING,
+    WX_SCENE_STATUSES
+} wx_scene_status_t;
+
+#define WX_SCAN_OUTCOMES  WX_SCENE_PENDING
+
+const char *wx_scene_status_name(wx_scene_status_t status);
 
 typedef struct {
-    wx_outcome_t          outcome;
+    wx_scene_status_t     outcome;
     int64_t               time;        /* the first answer's reply time */
     int                   duplicate;   /* a retry of a push seen before */
     int                   replay;      /* its signed query, another body */
@@ -213,7 +224,7 @@ wx_status_t wx_redis_claim(const struct redisReply *reply,
  * the token is compared with the stored hash in constant time.
  */
 wx_status_t wx_redis_poll_answer(const struct redisReply *reply,
-    wx_span_t token, const wx_allocator_t *a, wx_span_t *status,
+    wx_span_t token, const wx_allocator_t *a, wx_scene_status_t *status,
     wx_span_t *json);
 
 /*

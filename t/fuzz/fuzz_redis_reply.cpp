@@ -44,7 +44,8 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
             static_cast<redisReply *>(raw));
         wx_resolution_t res;
         wx_claim_t claim;
-        wx_span_t status, json, s;
+        wx_scene_status_t status;
+        wx_span_t json, s;
         static const unsigned char token[] = "t0ken";
 
         wx_redis_resolution(reply.get(), &res);

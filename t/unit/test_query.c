@@ -1,9 +1,21 @@
 #include "wx_test.h"
 
+/* One argument, as wx_query_args finds it among others. */
 static wx_status_t
 arg(const char *query, const char *name, wx_span_t *out)
 {
-    return wx_query_arg(S(query), name, &test_allocator, out);
+    const char  *names[] = { "other", name, "signature" };
+    wx_span_t    values[3];
+    wx_status_t  rc;
+
+    rc = wx_query_args(S(query), names, 3, &test_allocator, values);
+    *out = values[1];
+
+    if (rc == WX_OK && values[1].data == NULL) {
+        return WX_ERR_NOT_FOUND;
+    }
+
+    return rc;
 }
 
 static void
@@ -60,6 +72,22 @@ test_missing_and_empty(void **state)
     assert_span_equal(v, "5");
 }
 
+static void
+test_one_pass(void **state)
+{
+    (void) state;
+    const char  *names[] = { "signature", "timestamp", "nonce", "echostr" };
+    wx_span_t    v[4];
+
+    assert_int_equal(wx_query_args(S("nonce=9&signature=abc&timestamp=17"
+                                     "&signature=zzz&nonce=8"),
+                                   names, 4, &test_allocator, v), WX_OK);
+    assert_span_equal(v[0], "abc");
+    assert_span_equal(v[1], "17");
+    assert_span_equal(v[2], "9");
+    assert_null(v[3].data);
+}
+
 int
 main(void)
 {
@@ -67,6 +95,7 @@ main(void)
         cmocka_unit_test_setup(test_plain_arguments, reset_arena),
         cmocka_unit_test_setup(test_form_decoding, reset_arena),
         cmocka_unit_test_setup(test_missing_and_empty, reset_arena),
+        cmocka_unit_test_setup(test_one_pass, reset_arena),
     };
 
     return cmocka_run_group_tests_name("query", tests, NULL, NULL);

@@ -36,18 +36,18 @@ test_resolution(void **state)
 
     assert_int_equal(resolution("*3\r\n$5\r\nbound\r\n$10\r\n1700000001\r\n"
                                 "$3\r\nnew\r\n", &res), WX_OK);
-    assert_int_equal(res.outcome, WX_OUTCOME_BOUND);
+    assert_int_equal(res.outcome, WX_SCENE_BOUND);
     assert_int_equal(res.time, 1700000001);
     assert_false(res.duplicate);
 
     assert_int_equal(resolution("*3\r\n$8\r\nconflict\r\n$1\r\n5\r\n"
                                 "$3\r\ndup\r\n", &res), WX_OK);
-    assert_int_equal(res.outcome, WX_OUTCOME_CONFLICT);
+    assert_int_equal(res.outcome, WX_SCENE_CONFLICT);
     assert_true(res.duplicate);
 
     assert_int_equal(resolution("*3\r\n$7\r\nexpired\r\n$1\r\n5\r\n"
                                 "$3\r\nnew\r\n", &res), WX_OK);
-    assert_int_equal(res.outcome, WX_OUTCOME_EXPIRED);
+    assert_int_equal(res.outcome, WX_SCENE_EXPIRED);
     assert_false(res.replay);
 
     assert_int_equal(resolution("*1\r\n$6\r\nreplay\r\n", &res), WX_OK);
@@ -126,13 +126,14 @@ poll_case(const char *resp, const char *token, const char *json,
     const char *status)
 {
     redisReply *r = reply_of(resp);
-    wx_span_t out, st;
+    wx_span_t out;
+    wx_scene_status_t st;
 
     assert_int_equal(wx_redis_poll_answer(r, S(token), &test_allocator, &st,
                                           &out), WX_OK);
     freeReplyObject(r);
     assert_span_equal(out, json);
-    assert_span_equal(st, status);
+    assert_string_equal(wx_scene_status_name(st), status);
 }
 
 static void
@@ -169,7 +170,8 @@ test_poll_malformed(void **state)
 {
     (void) state;
     redisReply *r = reply_of("*2\r\n$7\r\npending\r\n$-1\r\n");
-    wx_span_t out, st;
+    wx_span_t out;
+    wx_scene_status_t st;
 
     assert_int_equal(wx_redis_poll_answer(r, S("t"), &test_allocator, &st,
                                           &out), WX_ERR_REPLY);

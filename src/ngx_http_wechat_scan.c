@@ -1,0 +1,358 @@
+
+/*
+ * ngx_http_wechat_module: the Redis steps of a verified push.  A scan of
+ * one of our scenes is resolved, and every other push claims its signed
+ * query, each in one script and one round trip.
+ */
+
+
+#include "ngx_http_wechat_module.h"
+
+
+static void ngx_http_wechat_resolve_done(ngx_http_request_t *r,
+    redisReply *response, ngx_uint_t ended);
+static void ngx_http_wechat_unresolved(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, ngx_uint_t ended);
+static void ngx_http_wechat_claim_done(ngx_http_request_t *r,
+    redisReply *response, ngx_uint_t ended);
+static ngx_int_t ngx_http_wechat_dedup_id(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, ngx_str_t *id);
+
+
+static ngx_str_t  ngx_http_wechat_dedup_ttl =
+    ngx_string(NGX_HTTP_WECHAT_DEDUP_TTL);
+static ngx_str_t  ngx_http_wechat_stream_maxlen =
+    ngx_string(NGX_HTTP_WECHAT_STREAM_MAXLEN);
+
+
+/* Resolves a scan of one of our scenes in one script, one round trip. */
+
+void
+ngx_http_wechat_resolve(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
+{
+    ngx_int_t                    rc;
+    ngx_str_t                    argv[13], id, openid, digest, ttl;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    /*
+     * A captured query must not carry another scan: each is kept, with the
+     * digest of what it signed, for as long as its timestamp is accepted.
+     */
+
+    ttl.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+
+    if (ttl.data == NULL || ngx_http_wechat_dedup_id(r, ctx, &id) != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    digest.data = ctx->digest;
+    digest.len = WX_SHA1_HEX_LEN;
+    ttl.len = ngx_sprintf(ttl.data, "%T", 2 * wlcf->timestamp_skew + 1)
+              - ttl.data;
+
+    openid.data = (u_char *) ctx->ev.from_user.data;
+    openid.len = ctx->ev.from_user.len;
+
+    ngx_str_set(&argv[0], "4");
+    argv[1] = ngx_http_wechat_key(r, wlcf, "scene:", &ctx->scene);
+    argv[2] = ngx_http_wechat_key(r, wlcf, "dedup:", &id);
+    argv[3] = ngx_http_wechat_key(r, wlcf, "resolutions", NULL);
+    argv[4] = ngx_http_wechat_key(r, wlcf, "query:", &ctx->signature);
+    argv[5] = wlcf->key_prefix;
+    argv[6] = openid;
+    argv[7] = ngx_http_wechat_now(r);
+    argv[8] = ngx_http_wechat_dedup_ttl;
+    argv[9] = ctx->scene;
+    argv[10] = ngx_http_wechat_stream_maxlen;
+    argv[11] = digest;
+    argv[12] = ttl;
+
+    if (argv[1].data == NULL || argv[2].data == NULL || argv[3].data == NULL
+        || argv[4].data == NULL || argv[7].data == NULL)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    rc = ngx_http_wechat_redis_command(r, ngx_http_wechat_resolve_done,
+                                       NGX_HTTP_WECHAT_SCRIPT_RESOLVE, 13,
+                                       argv);
+    if (rc == NGX_ERROR) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_http_wechat_unresolved(r, ctx, NGX_HTTP_WECHAT_REDIS_REFUSED);
+    }
+}
+
+
+static void
+ngx_http_wechat_resolve_done(ngx_http_request_t *r, redisReply *response,
+    ngx_uint_t ended)
+{
+    wx_span_t                    xml;
+    wx_status_t                  status;
+    wx_allocator_t               a;
+    wx_resolution_t              res;
+    ngx_http_wechat_ctx_t       *ctx;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    ctx = ngx_http_wechat_get_ctx(r);
+
+    if (response == NULL) {
+        ngx_http_wechat_unresolved(r, ctx, ended);
+        return;
+    }
+
+    status = wx_redis_resolution(response, &res);
+    if (status != WX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wechat callback: resolution of scene \"%V\": %s",
+                      &ctx->scene, wx_status_text(status));
+        ngx_http_wechat_unresolved(r, ctx, NGX_HTTP_WECHAT_REDIS_LOST);
+        return;
+    }
+
+    if (res.replay) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "wechat callback: replayed query with other content, "
+                      "scene \"%V\" openid \"%*s\"", &ctx->scene,
+                      ctx->ev.from_user.len, ctx->ev.from_user.data);
+        ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_REPLAY]);
+        ngx_http_finalize_request(r, NGX_HTTP_FORBIDDEN);
+        return;
+    }
+
+    ctx->resolution.data = (u_char *) wx_scene_status_name(res.outcome);
+    ctx->resolution.len = ngx_strlen(ctx->resolution.data);
+
+    ngx_http_wechat_count(pushes[res.outcome]);
+
+    if (res.duplicate) {
+        ngx_http_wechat_count(dedup_hits);
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "wechat callback: scene \"%V\" %V%s", &ctx->scene,
+                   &ctx->resolution, res.duplicate ? " (retry)" : "");
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    /* the reply time is the first answer's, so a retry gets its bytes */
+
+    status = wx_reply_text(ctx->ev.from_user, ctx->ev.to_user, res.time,
+                           ngx_http_wechat_span(&wlcf->reply[res.outcome]),
+                           &a, &xml);
+    if (status != WX_OK) {
+        ngx_http_finalize_request(r,
+            ngx_http_wechat_reject(r, status, "reply"));
+        return;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_wechat_send_reply(r, ctx, xml));
+}
+
+
+/*
+ * No scan is lost: without Redis the push goes to the business app, told
+ * whether Redis never ran the resolution ("unavailable") or may have run
+ * it ("unknown": the resolution stream then says what happened).
+ */
+
+static void
+ngx_http_wechat_unresolved(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
+    ngx_uint_t ended)
+{
+    ngx_uint_t                   outcome;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    if (ended == NGX_HTTP_WECHAT_REDIS_LOST) {
+        ngx_str_set(&ctx->resolution, "unknown");
+        outcome = NGX_HTTP_WECHAT_PUSH_UNKNOWN;
+
+    } else {
+        ngx_str_set(&ctx->resolution, "unavailable");
+        outcome = NGX_HTTP_WECHAT_PUSH_UNAVAILABLE;
+    }
+
+    ngx_http_wechat_count(pushes[outcome]);
+
+    if (wlcf->pass.len == 0) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wechat callback: scan not resolved, redis %V: "
+                      "appid \"%V\" openid \"%*s\" event \"%*s\" "
+                      "scene \"%V\" time \"%*s\"",
+                      &ctx->resolution, &wlcf->appid,
+                      ctx->ev.from_user.len, ctx->ev.from_user.data,
+                      ctx->ev.event.len, ctx->ev.event.data, &ctx->scene,
+                      ctx->ev.create_time.len, ctx->ev.create_time.data);
+    }
+
+    ngx_http_wechat_pass(r, ctx);
+}
+
+
+/*
+ * Claims a verified query that carries no scan in Redis, where every node
+ * sees it, with what the push asks of the sender's binding: the site user
+ * for $wechat_user, or unbinding on unsubscribe.
+ */
+
+ngx_int_t
+ngx_http_wechat_claim(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
+    ngx_http_wechat_next_pt next)
+{
+    ngx_str_t                     argv[10], openid, ttl;
+    ngx_http_wechat_loc_conf_t   *wlcf;
+    ngx_http_wechat_main_conf_t  *wmcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+    wmcf = ngx_http_get_module_main_conf(r, ngx_http_wechat_module);
+
+    openid.data = (u_char *) ctx->ev.from_user.data;
+    openid.len = ctx->ev.from_user.len;
+
+    ttl.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (ttl.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ttl.len = ngx_sprintf(ttl.data, "%T", 2 * wlcf->timestamp_skew + 1)
+              - ttl.data;
+
+    ngx_str_set(&argv[0], "2");
+    argv[1] = ngx_http_wechat_key(r, wlcf, "query:", &ctx->signature);
+    argv[2] = ngx_http_wechat_key(r, wlcf, "resolutions", NULL);
+    argv[3].data = ctx->digest;
+    argv[3].len = WX_SHA1_HEX_LEN;
+    argv[4] = ttl;
+    ngx_str_set(&argv[5], "");
+    argv[6] = wlcf->key_prefix;
+    argv[7] = openid;
+    argv[8] = ngx_http_wechat_now(r);
+    argv[9] = ngx_http_wechat_stream_maxlen;
+
+    if (argv[1].data == NULL || argv[2].data == NULL || argv[8].data == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    if (openid.len == 0) {
+        /* a URL verification: no sender */
+
+    } else if (wlcf->unbind_on_unsubscribe
+               && ctx->ev.event.len == sizeof("unsubscribe") - 1
+               && ngx_strncmp(ctx->ev.event.data, "unsubscribe",
+                              ctx->ev.event.len) == 0)
+    {
+        ngx_str_set(&argv[5], "unbind");
+
+    } else if (wlcf->pass.len && wmcf->lookup_user) {
+        ngx_str_set(&argv[5], "user");
+    }
+
+    ctx->claimed = next;
+
+    return ngx_http_wechat_redis_command(r, ngx_http_wechat_claim_done,
+                                         NGX_HTTP_WECHAT_SCRIPT_CLAIM, 10,
+                                         argv);
+}
+
+
+static void
+ngx_http_wechat_claim_done(ngx_http_request_t *r, redisReply *response,
+    ngx_uint_t ended)
+{
+    wx_claim_t              claim;
+    wx_allocator_t          a;
+    ngx_http_wechat_ctx_t  *ctx;
+
+    ctx = ngx_http_wechat_get_ctx(r);
+
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    /* the node-local record has claimed it already: Redis is the fleet's */
+
+    if (response == NULL || wx_redis_claim(response, &a, &claim) != WX_OK) {
+        ctx->claimed(r, ctx);
+        return;
+    }
+
+    if (claim.replay) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "wechat callback: replayed query with other content");
+        ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_REPLAY]);
+        ngx_http_finalize_request(r, NGX_HTTP_FORBIDDEN);
+        return;
+    }
+
+    ctx->user.data = (u_char *) claim.user.data;
+    ctx->user.len = claim.user.len;
+
+    ctx->claimed(r, ctx);
+}
+
+
+/*
+ * Retries carry the same MsgId, or the same sender, time, event and key;
+ * the fields are length-delimited before hashing so none can bleed into
+ * the next.
+ */
+
+static ngx_int_t
+ngx_http_wechat_dedup_id(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
+    ngx_str_t *id)
+{
+    u_char      *p;
+    size_t       len;
+    wx_span_t    all;
+    ngx_uint_t   i;
+    wx_span_t    parts[5];
+
+    parts[0] = ctx->ev.to_user;
+    parts[1] = ctx->ev.from_user;
+    parts[2] = ctx->ev.create_time;
+    parts[3] = ctx->ev.event;
+    parts[4] = ctx->ev.event_key;
+
+    if (ctx->ev.msg_id.len) {
+        parts[1] = ctx->ev.msg_id;
+        parts[2].len = parts[3].len = parts[4].len = 0;
+    }
+
+    len = 0;
+    for (i = 0; i < 5; i++) {
+        len += NGX_SIZE_T_LEN + 1 + parts[i].len;
+    }
+
+    p = ngx_pnalloc(r->pool, len + WX_SHA1_HEX_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    all.data = p;
+    for (i = 0; i < 5; i++) {
+        p = ngx_sprintf(p, "%uz:", parts[i].len);
+        p = ngx_cpymem(p, parts[i].data, parts[i].len);
+    }
+
+    all.len = p - all.data;
+
+    if (wx_sha1_hex(all, (char *) p) != WX_OK) {
+        return NGX_ERROR;
+    }
+
+    id->data = p;
+    id->len = WX_SHA1_HEX_LEN;
+
+    return NGX_OK;
+}
