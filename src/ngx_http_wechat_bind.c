@@ -12,6 +12,8 @@
 #define NGX_HTTP_WECHAT_TOKEN_BYTES  (WX_TOKEN_LEN / 2)
 
 
+static ngx_int_t ngx_http_wechat_new_scene(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, ngx_str_t *token_hash);
 static void ngx_http_wechat_qrcode_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
 static void ngx_http_wechat_poll_done(ngx_http_request_t *r,
@@ -53,10 +55,8 @@ ngx_http_wechat_wait(ngx_http_request_t *r, ngx_int_t rc)
 ngx_int_t
 ngx_http_wechat_qrcode_handler(ngx_http_request_t *r)
 {
-    u_char                      *p;
     ngx_int_t                    rc;
     ngx_str_t                    user, argv[6];
-    wx_span_t                    token;
     ngx_http_wechat_ctx_t       *ctx;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
@@ -95,29 +95,7 @@ ngx_http_wechat_qrcode_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* the poll token is returned once and kept only as its hash */
-
-    ctx->scene.data = ngx_pnalloc(r->pool, WX_SCENE_LEN + WX_TOKEN_LEN
-                                           + WX_SHA256_HEX_LEN);
-    if (ctx->scene.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ctx->scene.len = WX_SCENE_LEN;
-    ctx->poll_token.data = ctx->scene.data + WX_SCENE_LEN;
-    ctx->poll_token.len = WX_TOKEN_LEN;
-    p = ctx->poll_token.data + WX_TOKEN_LEN;
-
-    token.data = ctx->poll_token.data;
-    token.len = WX_TOKEN_LEN;
-
-    if (wx_scene_new((char *) ctx->scene.data) != WX_OK
-        || wx_random_hex((char *) ctx->poll_token.data,
-                         NGX_HTTP_WECHAT_TOKEN_BYTES) != WX_OK
-        || wx_sha256_hex(token, (char *) p) != WX_OK)
-    {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "wechat qrcode: no random scene");
+    if (ngx_http_wechat_new_scene(r, ctx, &argv[4]) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -125,8 +103,6 @@ ngx_http_wechat_qrcode_handler(ngx_http_request_t *r)
     argv[1] = ngx_http_wechat_key(r, wlcf, "scene:", &ctx->scene);
     ngx_str_set(&argv[2], "bind");
     argv[3] = user;
-    argv[4].data = p;
-    argv[4].len = WX_SHA256_HEX_LEN;
     argv[5].data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
 
     if (argv[1].data == NULL || argv[5].data == NULL) {
@@ -140,6 +116,46 @@ ngx_http_wechat_qrcode_handler(ngx_http_request_t *r)
                                        NGX_HTTP_WECHAT_SCRIPT_ISSUE, 6, argv);
 
     return ngx_http_wechat_wait(r, rc);
+}
+
+
+/*
+ * A scene of 128 random bits and its poll token, which is answered once
+ * and kept only as its hash.
+ */
+
+static ngx_int_t
+ngx_http_wechat_new_scene(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
+    ngx_str_t *token_hash)
+{
+    u_char     *p;
+    wx_span_t   token;
+
+    p = ngx_pnalloc(r->pool, WX_SCENE_LEN + WX_TOKEN_LEN + WX_SHA256_HEX_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->scene.data = p;
+    ctx->scene.len = WX_SCENE_LEN;
+    ctx->poll_token.data = p + WX_SCENE_LEN;
+    ctx->poll_token.len = WX_TOKEN_LEN;
+    token_hash->data = ctx->poll_token.data + WX_TOKEN_LEN;
+    token_hash->len = WX_SHA256_HEX_LEN;
+
+    token = ngx_http_wechat_span(&ctx->poll_token);
+
+    if (wx_scene_new((char *) ctx->scene.data) != WX_OK
+        || wx_random_hex((char *) ctx->poll_token.data,
+                         NGX_HTTP_WECHAT_TOKEN_BYTES) != WX_OK
+        || wx_sha256_hex(token, (char *) token_hash->data) != WX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wechat qrcode: no random scene");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 

@@ -49,6 +49,8 @@ ngx_http_wechat_callback_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    ctx->callback = wlcf;
+
     if (r->method == NGX_HTTP_GET) {
         rc = ngx_http_discard_request_body(r);
         if (rc != NGX_OK) {
@@ -223,10 +225,13 @@ ngx_http_wechat_claim_here(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
 
     if (rc == NGX_DECLINED) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "wechat callback: replayed query with other content");
+                      "wechat callback: replayed query with other content, "
+                      "or used more often than WeChat retries");
         ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_REPLAY]);
         return NGX_HTTP_FORBIDDEN;
     }
+
+    ctx->retry = (rc == NGX_DONE);
 
     return NGX_OK;
 }

@@ -13,13 +13,16 @@
 #define NGX_HTTP_WECHAT_NONCE_BYTES  8
 
 
+static wx_status_t ngx_http_wechat_open(ngx_http_request_t *r,
+    ngx_http_wechat_loc_conf_t *wlcf, ngx_http_wechat_ctx_t *ctx,
+    wx_span_t *plain);
+
+
 ngx_int_t
 ngx_http_wechat_decrypt(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 {
-    u_char                      *key;
     wx_span_t                    fields[4], plain;
-    ngx_uint_t                   i;
-    wx_status_t                  status, first;
+    wx_status_t                  status;
     wx_allocator_t               a;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
@@ -67,31 +70,10 @@ ngx_http_wechat_decrypt(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 
     ngx_http_wechat_allocator(r->pool, &a);
 
-    /* during a key rotation the previous key still opens older pushes */
-
-    key = wlcf->aes_keys->elts;
-    first = WX_ERR_ARGS;
-
-    for (i = 0; i < wlcf->aes_keys->nelts; i++) {
-        status = wx_aes_decrypt(key + i * WX_AES_KEY_LEN, ctx->ev.encrypt,
-                                ngx_http_wechat_span(&wlcf->appid), &a,
-                                &plain);
-        if (status == WX_OK) {
-            ctx->aes_key = key + i * WX_AES_KEY_LEN;
-            break;
-        }
-
-        if (i == 0) {
-            first = status;
-        }
+    status = ngx_http_wechat_open(r, wlcf, ctx, &plain);
+    if (status != WX_OK) {
+        return ngx_http_wechat_reject(r, status, "encrypted push");
     }
-
-    if (ctx->aes_key == NULL) {
-        return ngx_http_wechat_reject(r, first, "encrypted push");
-    }
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "wechat callback: decrypted with key %ui", i);
 
     status = wx_event_parse(plain, &a, &ctx->ev);
     if (status != WX_OK) {
@@ -103,6 +85,46 @@ ngx_http_wechat_decrypt(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     ctx->encrypted = 1;
 
     return NGX_OK;
+}
+
+
+/*
+ * Decrypts Encrypt with the current key, or during a key rotation with the
+ * previous one, which still opens older pushes.  The first key's error
+ * names a failure.
+ */
+
+static wx_status_t
+ngx_http_wechat_open(ngx_http_request_t *r, ngx_http_wechat_loc_conf_t *wlcf,
+    ngx_http_wechat_ctx_t *ctx, wx_span_t *plain)
+{
+    u_char          *key;
+    ngx_uint_t       i;
+    wx_status_t      status, first;
+    wx_allocator_t   a;
+
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    key = wlcf->aes_keys->elts;
+    first = WX_ERR_ARGS;
+
+    for (i = 0; i < wlcf->aes_keys->nelts; i++) {
+        status = wx_aes_decrypt(key + i * WX_AES_KEY_LEN, ctx->ev.encrypt,
+                                ngx_http_wechat_span(&wlcf->appid), &a,
+                                plain);
+        if (status == WX_OK) {
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "wechat callback: decrypted with key %ui", i);
+            ctx->aes_key = key + i * WX_AES_KEY_LEN;
+            return WX_OK;
+        }
+
+        if (i == 0) {
+            first = status;
+        }
+    }
+
+    return first;
 }
 
 
@@ -118,7 +140,8 @@ ngx_http_wechat_encrypt(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     ngx_http_wechat_loc_conf_t  *wlcf;
     u_char                       nonce_hex[2 * NGX_HTTP_WECHAT_NONCE_BYTES];
 
-    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+    /* the app's answer is encrypted in its named location: not our conf */
+    wlcf = ctx->callback;
 
     ngx_http_wechat_allocator(r->pool, &a);
 

@@ -20,8 +20,12 @@ static char *ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static ngx_int_t ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
     ngx_http_wechat_loc_conf_t *conf);
+static ngx_int_t ngx_http_wechat_check_account(ngx_conf_t *cf,
+    ngx_http_wechat_loc_conf_t *conf);
 static char *ngx_http_wechat_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_wechat_redis_params(ngx_conf_t *cf,
+    ngx_http_wechat_main_conf_t *wmcf);
 static char *ngx_http_wechat_pass_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wechat_reply(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -321,6 +325,13 @@ ngx_http_wechat_create_main_conf(ngx_conf_t *cf)
      *     wmcf->endpoints = 0;
      */
 
+    if (ngx_array_init(&wmcf->accounts, cf->pool, 4,
+                       sizeof(ngx_http_wechat_loc_conf_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
     wmcf->connect_timeout = NGX_CONF_UNSET_MSEC;
     wmcf->timeout = NGX_CONF_UNSET_MSEC;
     wmcf->replay_cache_size = NGX_CONF_UNSET_SIZE;
@@ -477,12 +488,8 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
         return NGX_ERROR;
     }
 
-    if (conf->endpoint->kind == NGX_HTTP_WECHAT_CALLBACK
-        && conf->token.len == 0)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"wechat_callback\" needs \"wechat_token\"");
-        return NGX_ERROR;
+    if (conf->endpoint->kind == NGX_HTTP_WECHAT_CALLBACK) {
+        return ngx_http_wechat_check_account(cf, conf);
     }
 
     if (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE && conf->user == NULL) {
@@ -495,25 +502,17 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
 }
 
 
-static char *
-ngx_http_wechat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_wechat_main_conf_t *wmcf = conf;
+/* wechat_redis's db= and password= */
 
-    u_char      *p;
-    size_t       len;
+static ngx_int_t
+ngx_http_wechat_redis_params(ngx_conf_t *cf,
+    ngx_http_wechat_main_conf_t *wmcf)
+{
     ngx_int_t    db;
     ngx_str_t   *value;
-    ngx_url_t    u;
     ngx_uint_t   i;
 
-    if (wmcf->host.data) {
-        return "is duplicate";
-    }
-
     value = cf->args->elts;
-
-    wmcf->name = value[1];
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -522,7 +521,7 @@ ngx_http_wechat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             if (db == NGX_ERROR) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid database \"%V\"", &value[i]);
-                return NGX_CONF_ERROR;
+                return NGX_ERROR;
             }
 
             wmcf->db = db;
@@ -537,6 +536,83 @@ ngx_http_wechat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\"", &value[i]);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A callback needs a token, and a token belongs to one account: WeChat's
+ * query signature does not cover the AppID, so a query signed for one
+ * account would verify at the other's callback.
+ */
+
+static ngx_int_t
+ngx_http_wechat_check_account(ngx_conf_t *cf,
+    ngx_http_wechat_loc_conf_t *conf)
+{
+    ngx_uint_t                     i;
+    ngx_http_wechat_loc_conf_t   **other, **slot;
+    ngx_http_wechat_main_conf_t   *wmcf;
+
+    if (conf->token.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_callback\" needs \"wechat_token\"");
+        return NGX_ERROR;
+    }
+
+    wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wechat_module);
+    other = wmcf->accounts.elts;
+
+    for (i = 0; i < wmcf->accounts.nelts; i++) {
+        if (other[i]->token.len == conf->token.len
+            && ngx_strncmp(other[i]->token.data, conf->token.data,
+                           conf->token.len) == 0
+            && other[i]->appid.len && conf->appid.len
+            && (other[i]->appid.len != conf->appid.len
+                || ngx_strncmp(other[i]->appid.data, conf->appid.data,
+                               conf->appid.len) != 0))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "the same \"wechat_token\" for the accounts "
+                               "\"%V\" and \"%V\": a token belongs to one "
+                               "account", &other[i]->appid, &conf->appid);
+            return NGX_ERROR;
+        }
+    }
+
+    slot = ngx_array_push(&wmcf->accounts);
+    if (slot == NULL) {
+        return NGX_ERROR;
+    }
+
+    *slot = conf;
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_http_wechat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_wechat_main_conf_t *wmcf = conf;
+
+    u_char      *p;
+    size_t       len;
+    ngx_str_t   *value;
+    ngx_url_t    u;
+
+    if (wmcf->host.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    wmcf->name = value[1];
+
+    if (ngx_http_wechat_redis_params(cf, wmcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 

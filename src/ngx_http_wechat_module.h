@@ -49,7 +49,9 @@
 /* the longest site user name or openid taken from a request */
 #define NGX_HTTP_WECHAT_NAME_MAX         256
 
-/* WeChat retries within about 15 s; keep the first answer longer */
+/* WeChat tries a push three times in all, within about 15 s */
+#define NGX_HTTP_WECHAT_QUERY_USES       3
+/* and the first answer is kept longer than that */
 #define NGX_HTTP_WECHAT_DEDUP_TTL        "60"
 #define NGX_HTTP_WECHAT_STREAM_MAXLEN    "100000"
 
@@ -65,6 +67,7 @@ typedef struct {
     ngx_msec_t                  timeout;
 
     size_t                      replay_cache_size;
+    ngx_array_t                 accounts;       /* of callbacks' loc confs */
 
     ngx_flag_t                  lookup_user;    /* $wechat_user is used */
     ngx_flag_t                  endpoints;      /* any location uses us */
@@ -114,6 +117,7 @@ typedef void (*ngx_http_wechat_next_pt)(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 
 struct ngx_http_wechat_ctx_s {
+    ngx_http_wechat_loc_conf_t *callback;       /* the account of a push */
     ngx_str_t                   signature;
     ngx_str_t                   timestamp;
     ngx_str_t                   nonce;
@@ -136,6 +140,7 @@ struct ngx_http_wechat_ctx_s {
     size_t                      held_size;
 
     unsigned                    parsed:1;
+    unsigned                    retry:1;        /* its query was used before */
     unsigned                    encrypted:1;
     unsigned                    passed:1;
     unsigned                    holding:1;

@@ -20,6 +20,7 @@ typedef struct {
     ngx_rbtree_node_t           node;       /* key: crc32 of the query */
     ngx_queue_t                 queue;      /* the oldest last */
     time_t                      expires;
+    ngx_uint_t                  uses;
     u_char                      query[NGX_HTTP_WECHAT_QUERY_BYTES];
     u_char                      digest[NGX_HTTP_WECHAT_DIGEST_BYTES];
 } ngx_http_wechat_query_node_t;
@@ -114,8 +115,9 @@ ngx_http_wechat_queries_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
 /*
  * Claims a verified query (its signature) for the content it signs (a
- * digest): NGX_OK the first time, NGX_DONE for the same content again (a
- * retry), NGX_DECLINED for other content (a replay).
+ * digest): NGX_OK the first time, NGX_DONE for the same content again (one
+ * of WeChat's retries), NGX_DECLINED for other content, or for more uses
+ * than WeChat makes (a replay).
  */
 
 ngx_int_t
@@ -149,7 +151,8 @@ ngx_http_wechat_queries_claim(ngx_http_request_t *r, ngx_str_t *signature,
     qn = ngx_http_wechat_queries_lookup(sh, hash, query);
 
     if (qn) {
-        rc = ngx_memcmp(qn->digest, content, sizeof(content)) == 0
+        rc = (ngx_memcmp(qn->digest, content, sizeof(content)) == 0
+              && qn->uses++ < NGX_HTTP_WECHAT_QUERY_USES)
              ? NGX_DONE : NGX_DECLINED;
         goto done;
     }
@@ -162,6 +165,7 @@ ngx_http_wechat_queries_claim(ngx_http_request_t *r, ngx_str_t *signature,
 
     qn->node.key = hash;
     qn->expires = ngx_time() + ttl;
+    qn->uses = 1;
     ngx_memcpy(qn->query, query, sizeof(query));
     ngx_memcpy(qn->digest, content, sizeof(content));
 

@@ -72,6 +72,8 @@ static u_char *ngx_http_wechat_resp_args(u_char *p, ngx_str_t *args,
 static ngx_int_t ngx_http_wechat_redis_retry(redisAsyncContext *ac,
     ngx_http_wechat_cmd_t *cmd);
 static void ngx_http_wechat_redis_command_timeout(ngx_event_t *ev);
+static ngx_http_wechat_cmd_t *ngx_http_wechat_redis_format(ngx_log_t *log,
+    ngx_str_t *head, ngx_uint_t nhead, ngx_uint_t argc, ngx_str_t *argv);
 static void ngx_http_wechat_redis_detach(void *data);
 static void ngx_http_wechat_redis_done(redisAsyncContext *ac, void *data,
     void *privdata);
@@ -398,10 +400,8 @@ ngx_http_wechat_redis_command(ngx_http_request_t *r,
     ngx_http_wechat_redis_handler_pt handler, ngx_int_t script,
     ngx_uint_t argc, ngx_str_t *argv)
 {
-    u_char                   *p, *first;
-    size_t                    size;
     ngx_str_t                 head[2];
-    ngx_uint_t                n, nhead;
+    ngx_uint_t                nhead;
     ngx_http_wechat_cmd_t    *cmd;
     ngx_http_wechat_redis_t  *rd = &ngx_http_wechat_redis;
 
@@ -418,36 +418,12 @@ ngx_http_wechat_redis_command(ngx_http_request_t *r,
         nhead = 2;
     }
 
-    n = nhead + argc;
-
-    /*
-     * The command outlives the request if the client goes away, so it is
-     * allocated from the heap.  It is kept formatted: hiredis's own
-     * formatting was a tenth of the callback's cost, and a NOSCRIPT retry
-     * only swaps the head.
-     */
-
-    size = sizeof(ngx_http_wechat_cmd_t)
-           + ngx_http_wechat_resp_size(head, nhead)
-           + ngx_http_wechat_resp_size(argv, argc) + NGX_INT_T_LEN + 3;
-
-    cmd = ngx_alloc(size, r->connection->log);
+    cmd = ngx_http_wechat_redis_format(r->connection->log, head, nhead,
+                                       argc, argv);
     if (cmd == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memzero(cmd, sizeof(ngx_http_wechat_cmd_t));
-
-    first = ngx_sprintf((u_char *) (cmd + 1), "*%ui\r\n", n);
-
-    p = ngx_http_wechat_resp_args(first, head, nhead);
-    cmd->tail = p;
-    cmd->last = ngx_http_wechat_resp_args(p, argv, argc);
-
-    /* the command's name, for the log, is the data of the first argument */
-    cmd->name.data = (u_char *) ngx_strchr(first, '\n') + 1;
-    cmd->name.len = nhead ? head[0].len : argv[0].len;
-    cmd->argc = n;
     cmd->script = script;
     cmd->handler = handler;
     cmd->request = r;
@@ -486,6 +462,47 @@ ngx_http_wechat_redis_command(ngx_http_request_t *r,
     cmd->sent = ngx_http_wechat_redis_usec();
 
     return NGX_OK;
+}
+
+
+/*
+ * The command outlives the request if the client goes away, so it is
+ * allocated from the heap.  It is kept formatted: hiredis's own formatting
+ * was a tenth of the callback's cost, and a NOSCRIPT retry only swaps the
+ * head.
+ */
+
+static ngx_http_wechat_cmd_t *
+ngx_http_wechat_redis_format(ngx_log_t *log, ngx_str_t *head,
+    ngx_uint_t nhead, ngx_uint_t argc, ngx_str_t *argv)
+{
+    u_char                 *p, *first;
+    size_t                  size;
+    ngx_http_wechat_cmd_t  *cmd;
+
+    size = sizeof(ngx_http_wechat_cmd_t)
+           + ngx_http_wechat_resp_size(head, nhead)
+           + ngx_http_wechat_resp_size(argv, argc) + NGX_INT_T_LEN + 3;
+
+    cmd = ngx_alloc(size, log);
+    if (cmd == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(cmd, sizeof(ngx_http_wechat_cmd_t));
+
+    first = ngx_sprintf((u_char *) (cmd + 1), "*%ui\r\n", nhead + argc);
+
+    p = ngx_http_wechat_resp_args(first, head, nhead);
+    cmd->tail = p;
+    cmd->last = ngx_http_wechat_resp_args(p, argv, argc);
+
+    /* the command's name, for the log, is the data of the first argument */
+    cmd->name.data = (u_char *) ngx_strchr(first, '\n') + 1;
+    cmd->name.len = nhead ? head[0].len : argv[0].len;
+    cmd->argc = nhead + argc;
+
+    return cmd;
 }
 
 

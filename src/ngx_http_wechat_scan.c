@@ -122,6 +122,7 @@ ngx_http_wechat_resolve_done(ngx_http_request_t *r, redisReply *response,
     if (res.replay) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "wechat callback: replayed query with other content, "
+                      "or used more often than WeChat retries, "
                       "scene \"%V\" openid \"%*s\"", &ctx->scene,
                       ctx->ev.from_user.len, ctx->ev.from_user.data);
         ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_REPLAY]);
@@ -289,7 +290,8 @@ ngx_http_wechat_claim_done(ngx_http_request_t *r, redisReply *response,
 
     if (claim.replay) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "wechat callback: replayed query with other content");
+                      "wechat callback: replayed query with other content, "
+                      "or used more often than WeChat retries");
         ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_REPLAY]);
         ngx_http_finalize_request(r, NGX_HTTP_FORBIDDEN);
         return;
@@ -297,15 +299,15 @@ ngx_http_wechat_claim_done(ngx_http_request_t *r, redisReply *response,
 
     ctx->user.data = (u_char *) claim.user.data;
     ctx->user.len = claim.user.len;
+    ctx->retry |= claim.retry;
 
     ctx->claimed(r, ctx);
 }
 
 
 /*
- * Retries carry the same MsgId, or the same sender, time, event and key;
- * the fields are length-delimited before hashing so none can bleed into
- * the next.
+ * A retried scan carries the same sender, time, event and key; the fields
+ * are length-delimited before hashing so none can bleed into the next.
  */
 
 static ngx_int_t
@@ -323,11 +325,6 @@ ngx_http_wechat_dedup_id(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     parts[2] = ctx->ev.create_time;
     parts[3] = ctx->ev.event;
     parts[4] = ctx->ev.event_key;
-
-    if (ctx->ev.msg_id.len) {
-        parts[1] = ctx->ev.msg_id;
-        parts[2].len = parts[3].len = parts[4].len = 0;
-    }
 
     len = 0;
     for (i = 0; i < 5; i++) {

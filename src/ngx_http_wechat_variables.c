@@ -12,6 +12,8 @@ static ngx_int_t ngx_http_wechat_event_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_wechat_ctx_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_wechat_retry_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 
 
 static ngx_http_variable_t  ngx_http_wechat_vars[] = {
@@ -40,6 +42,9 @@ static ngx_http_variable_t  ngx_http_wechat_vars[] = {
     { ngx_string("wechat_resolution"), NULL, ngx_http_wechat_ctx_variable,
       offsetof(ngx_http_wechat_ctx_t, resolution), NGX_HTTP_VAR_NOCACHEABLE,
       0 },
+
+    { ngx_string("wechat_retry"), NULL, ngx_http_wechat_retry_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -110,6 +115,31 @@ ngx_http_wechat_ctx_variable(ngx_http_request_t *r,
 
     v->data = s->data;
     v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* "1" when WeChat sends a push again: its query was used before. */
+
+static ngx_int_t
+ngx_http_wechat_retry_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_wechat_ctx_t  *ctx;
+
+    ctx = ngx_http_wechat_get_ctx(r);
+
+    if (ctx == NULL || !ctx->parsed || !ctx->retry) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->data = (u_char *) "1";
+    v->len = 1;
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;

@@ -123,6 +123,8 @@ struct parse_state {
     std::array<bool, fields.size()>         seen{};
     int                                     field = -1;  /* being read */
     int                                     field_depth = 0;
+    int                                     nested = -1; /* a field with
+                                                            elements in it */
     bool                                    hostile = false;
     bool                                    duplicate = false;
     bool                                    root_is_xml = false;
@@ -174,6 +176,13 @@ on_start_element(void *ctx, const xmlChar *localname, const xmlChar *,
 
     if (depth >= WX_XML_MAX_DEPTH) {
         stop_hostile(ctx);
+        return;
+    }
+
+    /* a field is text: readers that stop at an element would differ */
+    if (st->field >= 0) {
+        st->nested = st->field;
+        xmlStopParser(ctxt);
         return;
     }
 
@@ -370,7 +379,8 @@ parse(std::string_view doc, const wx_allocator_t *a, wx_event_t *ev)
                                    nullptr, parser_options));
     ctxt->_private = nullptr;
 
-    bool well_formed = ctxt->wellFormed && !state.duplicate;
+    bool well_formed = ctxt->wellFormed && !state.duplicate
+                       && state.nested < 0;
 
     if (state.hostile || !well_formed) {
         release_ctxt();
@@ -382,6 +392,11 @@ parse(std::string_view doc, const wx_allocator_t *a, wx_event_t *ev)
 
     if (state.duplicate) {
         return WX_ERR_XML_DUPLICATE;
+    }
+
+    if (state.nested >= 0) {
+        ev->refused = fields[static_cast<size_t>(state.nested)].name;
+        return WX_ERR_XML_FIELD;
     }
 
     if (!well_formed || !state.root_is_xml) {

@@ -1,10 +1,18 @@
 -- The signed query's single-use record: the first use keeps the digest of
--- what the query signed.  Returns false the first time, true for the same
--- digest again (a retry), "replay" for another one.
+-- what the query signed and counts the uses.  Returns false the first
+-- time, true for the same digest again (one of WeChat's retries: three
+-- tries in all), "replay" for another digest or for a fourth use.
 local function claim(key, digest, ttl)
   local used = redis.call('GET', key)
-  if used and used ~= digest then return 'replay' end
-  if used then return true end
-  redis.call('SET', key, digest, 'EX', ttl)
-  return false
+  if not used then
+    redis.call('SET', key, digest .. ' 1', 'EX', ttl)
+    return false
+  end
+  local sp = string.find(used, ' ', 1, true)
+  local uses = tonumber(string.sub(used, sp + 1))
+  if string.sub(used, 1, sp - 1) ~= digest or uses >= 3 then
+    return 'replay'
+  end
+  redis.call('SET', key, digest .. ' ' .. (uses + 1), 'KEEPTTL')
+  return true
 end
