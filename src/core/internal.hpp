@@ -85,6 +85,9 @@ hex(const unsigned char *p, size_t n)
     return s;
 }
 
+/* Percent-encodes all but RFC 3986's unreserved characters. */
+std::string url_encode(std::string_view in);
+
 } // namespace wx
 
 #endif

@@ -35,6 +35,10 @@ typedef enum {
     WX_ERR_RANDOM,        /* RAND_bytes failed */
     WX_ERR_NOT_FOUND,     /* no such query argument, or a nil reply */
     WX_ERR_REPLY,         /* a Redis reply of an unexpected shape */
+    WX_ERR_JSON,          /* malformed JSON, or an API answer of an
+                             unexpected shape or with an unusable field */
+    WX_ERR_API,           /* the API answered a non-zero errcode:
+                             wx_api_error tells which */
     WX_ERR_INTERNAL
 } wx_status_t;
 
@@ -232,6 +236,81 @@ wx_status_t wx_aes_encrypt(const unsigned char key[WX_AES_KEY_LEN],
 /* The encrypted reply XML with its MsgSignature over token and the rest. */
 wx_status_t wx_encrypted_reply(wx_span_t token, wx_span_t encrypt,
     int64_t timestamp, wx_span_t nonce, const wx_allocator_t *a,
+    wx_span_t *out);
+
+
+/* WeChat's HTTP APIs (api.weixin.qq.com): answers parsed, requests built. */
+
+#define WX_API_MAX_SIZE       65536  /* bytes of an answer we parse */
+#define WX_API_ERRMSG_MAX     256    /* bytes of errmsg kept for logs */
+#define WX_API_TOKEN_MAX      512    /* bytes of an access_token */
+#define WX_API_TICKET_MAX     512    /* bytes of a QR ticket */
+#define WX_API_URL_MAX        1024   /* bytes of a QR url */
+#define WX_API_SCENE_MAX      64     /* bytes of a scene_str, WeChat's cap */
+#define WX_API_QR_EXPIRE_MAX  2592000  /* 30 days, WeChat's cap */
+
+/*
+ * The errcode of any answer: 0 when it carries none or errcode 0.
+ * Otherwise errmsg gets a copy of the message for logs and the page's
+ * JSON: control characters become '?', and it is cut at a character
+ * boundary within WX_API_ERRMSG_MAX bytes.  WX_ERR_JSON when the answer
+ * is not a JSON object or errcode is not an integer.
+ */
+wx_status_t wx_api_error(wx_span_t json, const wx_allocator_t *a,
+    int64_t *errcode, wx_span_t *errmsg);
+
+/*
+ * The answer of /cgi-bin/token and /cgi-bin/stable_token: the token
+ * (printable ASCII without spaces, at most WX_API_TOKEN_MAX bytes, copied
+ * NUL-terminated) and a positive expires_in.  WX_ERR_API for an errcode
+ * answer, WX_ERR_JSON for any other shape.
+ */
+wx_status_t wx_api_token(wx_span_t json, const wx_allocator_t *a,
+    wx_span_t *token, int64_t *expires_in);
+
+/*
+ * The answer of /cgi-bin/qrcode/create: the ticket (printable, capped),
+ * the url the QR code encodes (http:// or https://, printable, capped),
+ * both copied NUL-terminated, and expire_seconds (0 when absent: a
+ * permanent code).  WX_ERR_API for an errcode answer, WX_ERR_JSON else.
+ */
+wx_status_t wx_api_qrcode(wx_span_t json, const wx_allocator_t *a,
+    wx_span_t *ticket, wx_span_t *url, int64_t *expire_seconds);
+
+/*
+ * The body of /cgi-bin/qrcode/create for a temporary QR_STR_SCENE code;
+ * scene has 1..WX_API_SCENE_MAX bytes, expire_seconds 1..30 days.
+ */
+wx_status_t wx_api_qrcode_request(wx_span_t scene, int64_t expire_seconds,
+    const wx_allocator_t *a, wx_span_t *out);
+
+/* The body of /cgi-bin/stable_token; force_refresh is a boolean. */
+wx_status_t wx_api_stable_token_request(wx_span_t appid, wx_span_t secret,
+    int force_refresh, const wx_allocator_t *a, wx_span_t *out);
+
+/* One field of a template message: "name": {"value": "..."}. */
+typedef struct {
+    wx_span_t             name;
+    wx_span_t             value;
+} wx_template_field_t;
+
+/*
+ * The body of /cgi-bin/message/template/send; url is left out when
+ * empty.  Invalid UTF-8 in any value is replaced, never sent.
+ */
+wx_status_t wx_api_template_request(wx_span_t openid, wx_span_t template_id,
+    wx_span_t url, const wx_template_field_t *data, size_t n,
+    const wx_allocator_t *a, wx_span_t *out);
+
+/* The body of /cgi-bin/message/custom/send for a text message. */
+wx_status_t wx_api_custom_text_request(wx_span_t openid, wx_span_t content,
+    const wx_allocator_t *a, wx_span_t *out);
+
+/*
+ * Percent-encodes every byte but RFC 3986's unreserved characters
+ * (A-Z a-z 0-9 - . _ ~), as showqrcode's ticket and link queries need.
+ */
+wx_status_t wx_url_encode(wx_span_t in, const wx_allocator_t *a,
     wx_span_t *out);
 
 
