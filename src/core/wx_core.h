@@ -314,6 +314,29 @@ wx_status_t wx_url_encode(wx_span_t in, const wx_allocator_t *a,
     wx_span_t *out);
 
 
+/* QR code images drawn locally with libqrencode, level M. */
+
+#define WX_QR_MAX_TEXT       1024  /* bytes of text to encode */
+#define WX_QR_MAX_MODULE_PX  32
+#define WX_QR_MAX_MARGIN     16    /* modules of quiet zone; 4 is usual */
+#define WX_QR_MAX_SVG_SIZE   4096
+
+/*
+ * A 1-bit grayscale PNG of text: each module module_px (1..32) pixels
+ * square, with margin modules of white around, so the image is
+ * (modules + 2 * margin) * module_px pixels wide and high.
+ */
+wx_status_t wx_qr_png(wx_span_t text, unsigned module_px, unsigned margin,
+    const wx_allocator_t *a, wx_span_t *out);
+
+/*
+ * An SVG of text, size (1..WX_QR_MAX_SVG_SIZE) pixels wide and high,
+ * with a 4-module quiet zone; the dark modules are one <path>.
+ */
+wx_status_t wx_qr_svg(wx_span_t text, unsigned size,
+    const wx_allocator_t *a, wx_span_t *out);
+
+
 #ifdef __cplusplus
 }
 #endif
