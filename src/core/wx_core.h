@@ -337,6 +337,17 @@ wx_status_t wx_qr_svg(wx_span_t text, unsigned size,
     const wx_allocator_t *a, wx_span_t *out);
 
 
+/* Verification codes. */
+
+#define WX_DIGITS_MAX  12
+
+/*
+ * n (1..WX_DIGITS_MAX) random decimal digits into out, no NUL; uniform:
+ * bytes from RAND_bytes of 250 and over are drawn again.
+ */
+wx_status_t wx_random_digits(char *out, size_t n);
+
+
 #ifdef __cplusplus
 }
 #endif
