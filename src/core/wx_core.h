@@ -39,6 +39,7 @@ typedef enum {
                              unexpected shape or with an unusable field */
     WX_ERR_API,           /* the API answered a non-zero errcode:
                              wx_api_error tells which */
+    WX_ERR_EXPIRED,       /* a signed link past its expiry */
     WX_ERR_INTERNAL
 } wx_status_t;
 
@@ -346,6 +347,36 @@ wx_status_t wx_qr_svg(wx_span_t text, unsigned size,
  * bytes from RAND_bytes of 250 and over are drawn again.
  */
 wx_status_t wx_random_digits(char *out, size_t n);
+
+
+/*
+ * Signed links: a link into the site that carries a follower's openid,
+ * that nobody can forge, extend or swap to another openid.  The signature
+ * is HMAC-SHA256 over a version tag and each field as "<length>:<bytes>",
+ * so that no two field lists give the same message.
+ */
+
+#define WX_LINK_SIG_LEN        64   /* lower-case hex */
+#define WX_LINK_MIN_SECRET_LEN 32
+
+wx_status_t wx_link_sign(wx_span_t secret, wx_span_t openid, int64_t expires,
+    wx_span_t nonce, char out[WX_LINK_SIG_LEN]);
+
+/*
+ * WX_OK when sig is the signature under any of the n secrets (the current
+ * one and, while links signed before a rotation live, the previous one),
+ * compared in constant time; then WX_ERR_EXPIRED when now > expires.
+ * A forged link is WX_ERR_SIGNATURE whatever its expiry.  Every secret
+ * needs WX_LINK_MIN_SECRET_LEN bytes, or WX_ERR_ARGS.
+ */
+wx_status_t wx_link_verify(const wx_span_t *secrets, size_t n,
+    wx_span_t openid, int64_t expires, wx_span_t nonce, wx_span_t sig,
+    int64_t now);
+
+/* "openid=..&expires=..&nonce=..&sig=..", each value URL-encoded. */
+wx_status_t wx_link_query(wx_span_t secret, wx_span_t openid,
+    int64_t expires, wx_span_t nonce, const wx_allocator_t *a,
+    wx_span_t *out);
 
 
 #ifdef __cplusplus
