@@ -298,7 +298,8 @@ test_template_request(void **state)
                                              data, 1, &test_allocator, &out),
                      WX_OK);
     assert_span_equal(out, "{\"touser\":\"OPENID\",\"template_id\":\"TPL\","
-                           "\"data\":{\"code\":{\"value\":\"1\xef\xbf\xbd\"}}}");
+                           "\"data\":{\"code\":{\"value\":"
+                           "\"1\xef\xbf\xbd\"}}}");
 
     data[0].name = S("");
     assert_int_equal(wx_api_template_request(S("OPENID"), S("TPL"), S(""),
