@@ -20,7 +20,7 @@ PACKAGES := nginx nginx-dev redis-server cmake g++ make pkg-config \
             libqrencode-dev libpng-dev libzbar-dev
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := event decrypt query redis_reply
+FUZZ_TARGETS := event decrypt query redis_reply api
 
 SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
                       src/core/*.h) config CMakeLists.txt
