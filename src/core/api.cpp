@@ -11,12 +11,6 @@ using ordered_json = nlohmann::ordered_json;
 constexpr std::string_view http_prefix = "http://";
 constexpr std::string_view https_prefix = "https://";
 
-bool
-present(wx_span_t s)
-{
-    return s.data != nullptr && s.len > 0;
-}
-
 /* An answer as a JSON object; the size cap keeps parsing cheap. */
 wx_status_t
 parse_answer(wx_span_t in, json *doc)
@@ -278,7 +272,7 @@ extern "C" wx_status_t
 wx_api_qrcode_request(wx_span_t scene, int64_t expire_seconds,
     const wx_allocator_t *a, wx_span_t *out)
 {
-    if (a == nullptr || out == nullptr || !present(scene)
+    if (a == nullptr || out == nullptr || !wx::present(scene)
         || scene.len > WX_API_SCENE_MAX || expire_seconds < 1
         || expire_seconds > WX_API_QR_EXPIRE_MAX)
     {
@@ -301,8 +295,8 @@ extern "C" wx_status_t
 wx_api_stable_token_request(wx_span_t appid, wx_span_t secret,
     int force_refresh, const wx_allocator_t *a, wx_span_t *out)
 {
-    if (a == nullptr || out == nullptr || !present(appid)
-        || !present(secret))
+    if (a == nullptr || out == nullptr || !wx::present(appid)
+        || !wx::present(secret))
     {
         return WX_ERR_ARGS;
     }
@@ -324,8 +318,8 @@ wx_api_template_request(wx_span_t openid, wx_span_t template_id,
     wx_span_t url, const wx_template_field_t *data, size_t n,
     const wx_allocator_t *a, wx_span_t *out)
 {
-    if (a == nullptr || out == nullptr || !present(openid)
-        || !present(template_id) || (data == nullptr && n > 0))
+    if (a == nullptr || out == nullptr || !wx::present(openid)
+        || !wx::present(template_id) || (data == nullptr && n > 0))
     {
         return WX_ERR_ARGS;
     }
@@ -334,7 +328,7 @@ wx_api_template_request(wx_span_t openid, wx_span_t template_id,
         ordered_json fields = ordered_json::object();
 
         for (size_t i = 0; i < n; i++) {
-            if (!present(data[i].name)) {
+            if (!wx::present(data[i].name)) {
                 return WX_ERR_ARGS;
             }
 
@@ -346,7 +340,7 @@ wx_api_template_request(wx_span_t openid, wx_span_t template_id,
             {"template_id", text(template_id)}
         };
 
-        if (present(url)) {
+        if (wx::present(url)) {
             body["url"] = text(url);
         }
 
@@ -360,8 +354,8 @@ extern "C" wx_status_t
 wx_api_custom_text_request(wx_span_t openid, wx_span_t content,
     const wx_allocator_t *a, wx_span_t *out)
 {
-    if (a == nullptr || out == nullptr || !present(openid)
-        || !present(content))
+    if (a == nullptr || out == nullptr || !wx::present(openid)
+        || !wx::present(content))
     {
         return WX_ERR_ARGS;
     }

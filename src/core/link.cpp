@@ -48,13 +48,6 @@ link_message(wx_span_t openid, int64_t expires, wx_span_t nonce)
     return msg;
 }
 
-bool
-usable_fields(wx_span_t openid, wx_span_t nonce)
-{
-    return openid.data != nullptr && openid.len > 0 && nonce.data != nullptr
-           && nonce.len > 0;
-}
-
 /* HMAC-SHA256 of msg under secret, as lower-case hex into out. */
 wx_status_t
 hmac_hex(wx_span_t secret, std::string_view msg, char *out)
@@ -98,7 +91,7 @@ extern "C" wx_status_t
 wx_link_sign(wx_span_t secret, wx_span_t openid, int64_t expires,
     wx_span_t nonce, char out[WX_LINK_SIG_LEN])
 {
-    if (out == nullptr || !usable_fields(openid, nonce)) {
+    if (out == nullptr || !wx::present(openid) || !wx::present(nonce)) {
         return WX_ERR_ARGS;
     }
 
@@ -111,7 +104,9 @@ extern "C" wx_status_t
 wx_link_verify(const wx_span_t *secrets, size_t n, wx_span_t openid,
     int64_t expires, wx_span_t nonce, wx_span_t sig, int64_t now)
 {
-    if (secrets == nullptr || n == 0 || !usable_fields(openid, nonce)) {
+    if (secrets == nullptr || n == 0 || !wx::present(openid)
+        || !wx::present(nonce))
+    {
         return WX_ERR_ARGS;
     }
 
