@@ -359,15 +359,20 @@ wx_status_t wx_random_digits(char *out, size_t n);
 #define WX_LINK_SIG_LEN        64   /* lower-case hex */
 #define WX_LINK_MIN_SECRET_LEN 32
 
+/*
+ * The signature of a link valid until expires (Unix seconds); openid and
+ * nonce (say wx_random_hex's) must not be empty, and the secret needs
+ * WX_LINK_MIN_SECRET_LEN bytes, or WX_ERR_ARGS.
+ */
 wx_status_t wx_link_sign(wx_span_t secret, wx_span_t openid, int64_t expires,
     wx_span_t nonce, char out[WX_LINK_SIG_LEN]);
 
 /*
- * WX_OK when sig is the signature under any of the n secrets (the current
- * one and, while links signed before a rotation live, the previous one),
- * compared in constant time; then WX_ERR_EXPIRED when now > expires.
- * A forged link is WX_ERR_SIGNATURE whatever its expiry.  Every secret
- * needs WX_LINK_MIN_SECRET_LEN bytes, or WX_ERR_ARGS.
+ * Checks sig, in constant time, under each of the n secrets: the current
+ * one and, while links signed before a rotation live, the previous one.
+ * WX_ERR_SIGNATURE when none matches, whatever the expiry; then
+ * WX_ERR_EXPIRED when now > expires, so that only a genuine link is told
+ * it expired; else WX_OK.  Every secret needs WX_LINK_MIN_SECRET_LEN bytes.
  */
 wx_status_t wx_link_verify(const wx_span_t *secrets, size_t n,
     wx_span_t openid, int64_t expires, wx_span_t nonce, wx_span_t sig,
