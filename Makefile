@@ -16,10 +16,11 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PACKAGES := nginx nginx-dev redis-server cmake g++ make pkg-config \
             libhiredis-dev libxml2-dev libssl-dev libcmocka-dev \
             nlohmann-json3-dev libpcre2-dev zlib1g-dev perl \
-            libdigest-sha-perl openssl clang libclang-rt-14-dev valgrind
+            libdigest-sha-perl openssl clang libclang-rt-14-dev valgrind \
+            libqrencode-dev libpng-dev libzbar-dev
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := event decrypt query redis_reply
+FUZZ_TARGETS := event decrypt query redis_reply api
 
 SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
                       src/core/*.h src/lua/*.lua src/lua/lib/*.lua) \

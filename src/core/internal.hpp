@@ -26,6 +26,13 @@ span(std::string_view s)
     return {reinterpret_cast<const unsigned char *>(s.data()), s.size()};
 }
 
+/* A span with at least one byte: required fields must not be empty. */
+inline bool
+present(wx_span_t s)
+{
+    return s.data != nullptr && s.len > 0;
+}
+
 /* Copies s into the caller's memory; an empty s gives an empty span. */
 inline wx_status_t
 copy_out(const wx_allocator_t *a, std::string_view s, wx_span_t *out)
@@ -84,6 +91,9 @@ hex(const unsigned char *p, size_t n)
     hex_into(p, n, s.data());
     return s;
 }
+
+/* Percent-encodes all but RFC 3986's unreserved characters. */
+std::string url_encode(std::string_view in);
 
 } // namespace wx
 

@@ -1,6 +1,14 @@
-#include <nlohmann/json.hpp>
+#include "json.hpp"
 
-#include "internal.hpp"
+wx_status_t
+wx::json_out(const nlohmann::ordered_json &doc, const wx_allocator_t *a,
+    wx_span_t *out)
+{
+    std::string text = doc.dump(-1, ' ', false,
+                                nlohmann::json::error_handler_t::replace);
+
+    return copy_out(a, text, out);
+}
 
 extern "C" wx_status_t
 wx_json_object(const wx_json_field_t *fields, size_t n,
@@ -19,10 +27,6 @@ wx_json_object(const wx_json_field_t *fields, size_t n,
             }
         }
 
-        /* invalid UTF-8 from a client is replaced, never thrown on */
-        std::string text = obj.dump(-1, ' ', false,
-                                    nlohmann::json::error_handler_t::replace);
-
-        return wx::copy_out(a, text, out);
+        return wx::json_out(obj, a, out);
     });
 }

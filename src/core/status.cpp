@@ -22,6 +22,9 @@ wx_status_text(wx_status_t status)
     case WX_ERR_RANDOM:        return "RAND_bytes failed";
     case WX_ERR_NOT_FOUND:     return "not found";
     case WX_ERR_REPLY:         return "unexpected Redis reply";
+    case WX_ERR_JSON:          return "malformed or unexpected JSON";
+    case WX_ERR_API:           return "WeChat API error";
+    case WX_ERR_EXPIRED:       return "expired";
     case WX_ERR_INTERNAL:      break;
     }
 

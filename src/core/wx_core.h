@@ -37,6 +37,11 @@ typedef enum {
     WX_ERR_RANDOM,        /* RAND_bytes failed */
     WX_ERR_NOT_FOUND,     /* no such query argument, or a nil reply */
     WX_ERR_REPLY,         /* a Redis reply of an unexpected shape */
+    WX_ERR_JSON,          /* malformed JSON, or an API answer of an
+                             unexpected shape or with an unusable field */
+    WX_ERR_API,           /* the API answered a non-zero errcode:
+                             wx_api_error tells which */
+    WX_ERR_EXPIRED,       /* a signed link past its expiry */
     WX_ERR_INTERNAL
 } wx_status_t;
 
@@ -268,6 +273,150 @@ wx_status_t wx_aes_encrypt(const unsigned char key[WX_AES_KEY_LEN],
 /* The encrypted reply XML with its MsgSignature over token and the rest. */
 wx_status_t wx_encrypted_reply(wx_span_t token, wx_span_t encrypt,
     int64_t timestamp, wx_span_t nonce, const wx_allocator_t *a,
+    wx_span_t *out);
+
+
+/* WeChat's HTTP APIs (api.weixin.qq.com): answers parsed, requests built. */
+
+#define WX_API_MAX_SIZE       65536  /* bytes of an answer we parse */
+#define WX_API_ERRMSG_MAX     256    /* bytes of errmsg kept for logs */
+#define WX_API_TOKEN_MAX      512    /* bytes of an access_token */
+#define WX_API_TICKET_MAX     512    /* bytes of a QR ticket */
+#define WX_API_URL_MAX        1024   /* bytes of a QR url */
+#define WX_API_SCENE_MAX      64     /* bytes of a scene_str, WeChat's cap */
+#define WX_API_QR_EXPIRE_MAX  2592000  /* 30 days, WeChat's cap */
+
+/*
+ * The errcode of any answer: 0 when it carries none or errcode 0.
+ * Otherwise errmsg gets a copy of the message for logs and the page's
+ * JSON: control characters become '?', and it is cut at a character
+ * boundary within WX_API_ERRMSG_MAX bytes.  WX_ERR_JSON when the answer
+ * is not a JSON object or errcode is not an integer.
+ */
+wx_status_t wx_api_error(wx_span_t json, const wx_allocator_t *a,
+    int64_t *errcode, wx_span_t *errmsg);
+
+/*
+ * The answer of /cgi-bin/token and /cgi-bin/stable_token: the token
+ * (printable ASCII without spaces, at most WX_API_TOKEN_MAX bytes, copied
+ * NUL-terminated) and a positive expires_in.  WX_ERR_API for an errcode
+ * answer, WX_ERR_JSON for any other shape.
+ */
+wx_status_t wx_api_token(wx_span_t json, const wx_allocator_t *a,
+    wx_span_t *token, int64_t *expires_in);
+
+/*
+ * The answer of /cgi-bin/qrcode/create: the ticket (printable, capped),
+ * the url the QR code encodes (http:// or https://, printable, capped),
+ * both copied NUL-terminated, and expire_seconds (0 when absent: a
+ * permanent code).  WX_ERR_API for an errcode answer, WX_ERR_JSON else.
+ */
+wx_status_t wx_api_qrcode(wx_span_t json, const wx_allocator_t *a,
+    wx_span_t *ticket, wx_span_t *url, int64_t *expire_seconds);
+
+/*
+ * The body of /cgi-bin/qrcode/create for a temporary QR_STR_SCENE code;
+ * scene has 1..WX_API_SCENE_MAX bytes, expire_seconds 1..30 days.
+ */
+wx_status_t wx_api_qrcode_request(wx_span_t scene, int64_t expire_seconds,
+    const wx_allocator_t *a, wx_span_t *out);
+
+/* The body of /cgi-bin/stable_token; force_refresh is a boolean. */
+wx_status_t wx_api_stable_token_request(wx_span_t appid, wx_span_t secret,
+    int force_refresh, const wx_allocator_t *a, wx_span_t *out);
+
+/* One field of a template message: "name": {"value": "..."}. */
+typedef struct {
+    wx_span_t             name;
+    wx_span_t             value;
+} wx_template_field_t;
+
+/*
+ * The body of /cgi-bin/message/template/send; url is left out when
+ * empty.  Invalid UTF-8 in any value is replaced, never sent.
+ */
+wx_status_t wx_api_template_request(wx_span_t openid, wx_span_t template_id,
+    wx_span_t url, const wx_template_field_t *data, size_t n,
+    const wx_allocator_t *a, wx_span_t *out);
+
+/* The body of /cgi-bin/message/custom/send for a text message. */
+wx_status_t wx_api_custom_text_request(wx_span_t openid, wx_span_t content,
+    const wx_allocator_t *a, wx_span_t *out);
+
+/*
+ * Percent-encodes every byte but RFC 3986's unreserved characters
+ * (A-Z a-z 0-9 - . _ ~), as showqrcode's ticket and link queries need.
+ */
+wx_status_t wx_url_encode(wx_span_t in, const wx_allocator_t *a,
+    wx_span_t *out);
+
+
+/* QR code images drawn locally with libqrencode, level M. */
+
+#define WX_QR_MAX_TEXT       1024  /* bytes of text to encode */
+#define WX_QR_MAX_MODULE_PX  32
+#define WX_QR_MAX_MARGIN     16    /* modules of quiet zone; 4 is usual */
+#define WX_QR_MAX_SVG_SIZE   4096
+
+/*
+ * A 1-bit grayscale PNG of text: each module module_px (1..32) pixels
+ * square, with margin modules of white around, so the image is
+ * (modules + 2 * margin) * module_px pixels wide and high.
+ */
+wx_status_t wx_qr_png(wx_span_t text, unsigned module_px, unsigned margin,
+    const wx_allocator_t *a, wx_span_t *out);
+
+/*
+ * An SVG of text, size (1..WX_QR_MAX_SVG_SIZE) pixels wide and high,
+ * with a 4-module quiet zone; the dark modules are one <path>.
+ */
+wx_status_t wx_qr_svg(wx_span_t text, unsigned size,
+    const wx_allocator_t *a, wx_span_t *out);
+
+
+/* Verification codes. */
+
+#define WX_DIGITS_MAX  12
+
+/*
+ * n (1..WX_DIGITS_MAX) random decimal digits into out, no NUL; uniform:
+ * bytes from RAND_bytes of 250 and over are drawn again.
+ */
+wx_status_t wx_random_digits(char *out, size_t n);
+
+
+/*
+ * Signed links: a link into the site that carries a follower's openid,
+ * that nobody can forge, extend or swap to another openid.  The signature
+ * is HMAC-SHA256 over a version tag and each field as "<length>:<bytes>",
+ * so that no two field lists give the same message.
+ */
+
+#define WX_LINK_SIG_LEN        64   /* lower-case hex */
+#define WX_LINK_MIN_SECRET_LEN 32
+
+/*
+ * The signature of a link valid until expires (Unix seconds); openid and
+ * nonce (say wx_random_hex's) must not be empty, and the secret needs
+ * WX_LINK_MIN_SECRET_LEN bytes, or WX_ERR_ARGS.
+ */
+wx_status_t wx_link_sign(wx_span_t secret, wx_span_t openid, int64_t expires,
+    wx_span_t nonce, char out[WX_LINK_SIG_LEN]);
+
+/*
+ * Checks sig, in constant time, under each of the n secrets: the current
+ * one and, while links signed before a rotation live, the previous one.
+ * WX_ERR_SIGNATURE when none matches, whatever the expiry; then
+ * WX_ERR_EXPIRED when now > expires, so that only a genuine link is told
+ * it expired; else WX_OK.  Every secret needs WX_LINK_MIN_SECRET_LEN bytes.
+ */
+wx_status_t wx_link_verify(const wx_span_t *secrets, size_t n,
+    wx_span_t openid, int64_t expires, wx_span_t nonce, wx_span_t sig,
+    int64_t now);
+
+/* "openid=..&expires=..&nonce=..&sig=..", each value URL-encoded. */
+wx_status_t wx_link_query(wx_span_t secret, wx_span_t openid,
+    int64_t expires, wx_span_t nonce, const wx_allocator_t *a,
     wx_span_t *out);
 
 
