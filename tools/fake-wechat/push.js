@@ -133,7 +133,7 @@ async function deliver(url, pushed, { tries = 3, timeoutMs = 5000 } = {}) {
 }
 
 // What WeChat makes of an answer: { kind: empty|success|xml|invalid,
-// encrypted, fields, MsgType, Content, error }.
+// encrypted, xml (the decrypted reply), fields, MsgType, Content, error }.
 function readReply(account, body) {
   const text = body.trim();
   if (text === '') return { kind: 'empty' };
@@ -150,7 +150,8 @@ function readReply(account, body) {
     const opened = wxcrypt.openReply(account.token, account.aesKey, account.appid, outer);
     const fields = parseXml(opened.msg);
     if (!fields) return { kind: 'invalid', error: 'decrypted reply is not XML', raw: opened.msg };
-    return { kind: 'xml', encrypted: true, fields, MsgType: fields.MsgType, Content: fields.Content };
+    return { kind: 'xml', encrypted: true, xml: opened.msg, fields, MsgType: fields.MsgType,
+      Content: fields.Content };
   } catch (e) {
     return { kind: 'invalid', encrypted: true, error: e.message, raw: body };
   }

@@ -485,7 +485,7 @@ async function pushToCallback(res, account, openid, xml, about, callbackOverride
     tries: attempts.map(({ status, error, ms }) => ({ status, error, ms })),
     statuses: attempts.map((a) => a.status || 0),
     reply: { kind: reply.kind, encrypted: reply.encrypted, MsgType: reply.MsgType,
-      Content: reply.Content, fields: reply.fields, error: reply.error },
+      Content: reply.Content, fields: reply.fields, error: reply.error, raw: reply.raw },
     user_sees: userSees,
   });
 }
