@@ -247,12 +247,12 @@ function secondsLeft(record) {
 
 // Checks appid and secret; answers the error and returns null when wrong.
 function credentials(res, endpoint, appid, secret) {
-  if (!appid) return apiError(res, endpoint, 41002), null;
-  if (!secret) return apiError(res, endpoint, 41004), null;
   const account = accounts.get(appid);
-  if (!account) return apiError(res, endpoint, 40013), null;
-  if (secret !== account.secret) return apiError(res, endpoint, 40125), null;
-  return account;
+  const errcode = !appid ? 41002 : !secret ? 41004 : !account ? 40013
+    : secret !== account.secret ? 40125 : 0;
+  if (!errcode) return account;
+  apiError(res, endpoint, errcode);
+  return null;
 }
 
 function classicToken(req, res, url, endpoint) {
@@ -289,11 +289,12 @@ async function stableToken(req, res, url, endpoint) {
 // null when the token is missing, unknown, invalidated or expired.
 function authorize(res, endpoint, url) {
   const token = url.searchParams.get('access_token');
-  if (!token) return apiError(res, endpoint, 41001), null;
-  const record = state.tokens.get(token);
-  if (!record || record.invalidAt <= now()) return apiError(res, endpoint, 40001), null;
-  if (record.expiresAt <= now()) return apiError(res, endpoint, 42001), null;
-  return accounts.get(record.appid);
+  const record = token && state.tokens.get(token);
+  const errcode = !token ? 41001 : !record || record.invalidAt <= now() ? 40001
+    : record.expiresAt <= now() ? 42001 : 0;
+  if (!errcode) return accounts.get(record.appid);
+  apiError(res, endpoint, errcode);
+  return null;
 }
 
 // --- QR codes ----------------------------------------------------------------
