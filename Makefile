@@ -17,7 +17,7 @@ PACKAGES := nginx nginx-dev redis-server cmake g++ make pkg-config \
             libhiredis-dev libxml2-dev libssl-dev libcmocka-dev \
             nlohmann-json3-dev libpcre2-dev zlib1g-dev perl \
             libdigest-sha-perl openssl clang libclang-rt-14-dev valgrind \
-            libqrencode-dev libpng-dev libzbar-dev
+            libqrencode-dev libpng-dev libzbar-dev nodejs qrencode zbar-tools
 
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := event decrypt query redis_reply api

@@ -25,7 +25,7 @@ use Time::HiRes qw(sleep time);
 use Exporter 'import';
 our @EXPORT = qw(start_nginx start_redis start_upstream redis_cmd
                  http_req sign signed_query send_push run_case event_xml
-                 stop_redis restart_redis
+                 stop_redis restart_redis start_fake_wechat
                  text_xml wait_until free_port $ROOT $MODULE);
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
@@ -477,5 +477,138 @@ sub start_upstream {
         },
     };
 }
+
+# --- the fake WeChat platform (tools/fake-wechat) ----------------------------
+
+# Starts tools/fake-wechat/server.js on a free loopback port.  Accounts are
+# accounts => [{ appid, secret, token, aes_key, mode, callback,
+# original_id }], or one account's keys given directly; token_ttl and
+# token_overlap are in seconds, push_timeout in milliseconds.  Returns a
+# WxTest::Fake: { url, port, pid, log } with helpers for the control API.
+sub start_fake_wechat {
+    my (%opt) = @_;
+    my $port = $opt{port} // free_port();
+    my $dir = tempdir('wechat-fake-XXXXXX', TMPDIR => 1,
+                      CLEANUP => !$ENV{WX_KEEP});
+    my @accounts = @{ $opt{accounts} // [ \%opt ] };
+    $_->{appid} //= 'wxfakeapp' for @accounts;
+    my @args = ('--port', $port);
+    for my $global (qw(token_ttl token_overlap push_timeout)) {
+        (my $flag = $global) =~ tr/_/-/;
+        push @args, "--$flag", $opt{$global} if defined $opt{$global};
+    }
+    for my $a (@accounts) {
+        push @args, '--appid', $a->{appid};
+        for my $key (qw(secret token aes_key mode callback original_id)) {
+            (my $flag = $key) =~ tr/_/-/;
+            push @args, "--$flag", $a->{$key} if defined $a->{$key};
+        }
+    }
+    my $log = "$dir/fake-wechat.log";
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>', $log;
+        open STDERR, '>&', \*STDOUT;
+        exec $ENV{NODE} // 'node', "$ROOT/tools/fake-wechat/server.js", @args
+            or exit 127;
+    }
+    push @children, $pid;
+    wait_until("fake WeChat on port $port", sub { port_open($port) });
+    return bless { url => "http://127.0.0.1:$port", port => $port,
+                   pid => $pid, log => $log, accounts => \@accounts },
+                 'WxTest::Fake';
+}
+
+package WxTest::Fake;
+
+use JSON::PP ();
+
+my $json = JSON::PP->new->utf8->canonical;
+
+sub url {
+    my ($self, $path) = @_;
+    return $self->{url} . ($path // '');
+}
+
+sub log_text {
+    my ($self) = @_;
+    open my $fh, '<', $self->{log} or return '';
+    local $/;
+    return <$fh> // '';
+}
+
+# A WeChat API call: returns { status, content, json, elapsed }; json is
+# the decoded answer when it is JSON.
+sub api {
+    my ($self, $method, $path, %opt) = @_;
+    my %req = (query => $opt{query}, timeout => $opt{timeout});
+    $req{body} = ref $opt{json} ? $json->encode($opt{json}) : $opt{body};
+    my $res = WxTest::http_req($method, $self->url($path), %req);
+    $res->{json} = eval { $json->decode($res->{content}) }
+        if ($res->{headers}{'content-type'} // '') =~ /json/;
+    return $res;
+}
+
+# A control call: returns the decoded answer, with its HTTP status in
+# http_status.
+sub control {
+    my ($self, $method, $path, $body) = @_;
+    my $res = WxTest::http_req($method, $self->url("/_fake/$path"),
+                               body => $body ? $json->encode($body) : undef,
+                               timeout => 30);
+    my $answer = eval { $json->decode($res->{content}) }
+        // die "fake WeChat: $method $path: $res->{status} $res->{content}\n";
+    $answer->{http_status} = $res->{status};
+    return $answer;
+}
+
+sub counts       { $_[0]->control('GET', 'counts') }
+sub reset        { $_[0]->control('POST', 'reset') }
+sub fail         { my ($s, %o) = @_; $s->control('POST', 'fail', \%o) }
+sub delay        { my ($s, %o) = @_; $s->control('POST', 'delay', \%o) }
+sub expire_token { my ($s, %o) = @_; $s->control('POST', 'expire-token', \%o) }
+sub scan         { my ($s, %o) = @_; $s->control('POST', 'scan', \%o) }
+sub send         { my ($s, %o) = @_; $s->control('POST', 'send', \%o) }
+sub event        { my ($s, %o) = @_; $s->control('POST', 'event', \%o) }
+sub verify       { my ($s, %o) = @_; $s->control('POST', 'verify', \%o) }
+sub user         { my ($s, %o) = @_; $s->control('POST', 'user', \%o) }
+
+# The messages users received (custom, template, passive replies), oldest
+# first; all of them, or those of one openid.
+sub messages {
+    my ($self, $openid) = @_;
+    my $q = '';
+    if (defined $openid) {
+        $openid =~ s/([^A-Za-z0-9_.~-])/sprintf '%%%02X', ord $1/ge;
+        $q = "?openid=$openid";
+    }
+    return $self->control('GET', "messages$q")->{messages};
+}
+
+sub tickets { $_[0]->control('GET', 'tickets')->{tickets} }
+
+# Adds or changes an account; access_token knows its secret afterwards.
+sub account {
+    my ($self, %o) = @_;
+    my $answer = $self->control('POST', 'account', \%o);
+    my ($known) = grep { $_->{appid} eq $o{appid} } @{ $self->{accounts} };
+    $known ? %$known = (%$known, %o) : push @{ $self->{accounts} }, { %o };
+    return $answer;
+}
+
+# A fresh classic access_token of an account (the first by default); it
+# counts as a /cgi-bin/token call.
+sub access_token {
+    my ($self, %o) = @_;
+    my $appid = $o{appid} // $self->{accounts}[0]{appid};
+    my ($account) = grep { $_->{appid} eq $appid } @{ $self->{accounts} };
+    my $res = $self->api('GET', '/cgi-bin/token', query => {
+        grant_type => 'client_credential', appid => $appid,
+        secret => $o{secret} // ($account // {})->{secret} // 'secret' });
+    return $res->{json}{access_token}
+        // die "fake WeChat: no token: $res->{content}\n";
+}
+
+package WxTest;
 
 1;
