@@ -220,6 +220,8 @@ for my $c (@cases) {
                 $res->{resolutions} = int((resolved_keys($r) - $before) / 2);
                 $res->{commands} = commandstats($r) if $who ne 'limit';
             }
+            ($res->{redis_conns}) = redis_cmd($r, 'INFO', 'stats')
+                =~ /total_connections_received:(\d+)/;
             $res->{cpu}{server} = (cpu_seconds($server{$who}) - $cpu{server})
                                   / $seconds;
             $res->{cpu}{redis} = (cpu_seconds($r->{pid}) - $cpu{redis})
@@ -445,9 +447,12 @@ sub write_results {
         . "Redis's own `INFO commandstats`, reset before each measurement, "
         . "divided by the scans resolved: calls per push and, in brackets, "
         . "microseconds per push. Commands run by a script are counted on "
-        . "their own and again inside the script's EVALSHA.\n\n"
-        . "| case | conns | who | EVALSHA µs | commands: calls (µs) |\n"
-        . "| --- | ---: | --- | ---: | --- |\n";
+        . "their own and again inside the script's EVALSHA. *Redis "
+        . "connections* is how many the server opened during the "
+        . "measurement (the bench's own INFO included).\n\n"
+        . "| case | conns | who | EVALSHA µs | commands: calls (µs) "
+        . "| Redis connections |\n"
+        . "| --- | ---: | --- | ---: | --- | ---: |\n";
     for my $c (grep { $_->{resolves} } @cases) {
         for my $n (@conns) {
             for my $who (grep { $c->{$_} && $_ ne 'limit' } @who) {
@@ -456,12 +461,13 @@ sub write_results {
                 my $s = $r->{commands};
                 my @cmds = sort { $s->{$b}[0] <=> $s->{$a}[0] || $a cmp $b }
                            keys %$s;
-                $md .= sprintf "| %s | %d | %s | %.1f | %s |\n",
+                $md .= sprintf "| %s | %d | %s | %.1f | %s | %s |\n",
                     $c->{name}, $n, $who,
                     ($s->{evalsha} // [ 0, 0 ])->[1] / $k,
-                    join ', ', map { sprintf '%s %.2f (%.1f)', uc $_,
-                                     $s->{$_}[0] / $k, $s->{$_}[1] / $k }
-                               @cmds;
+                    (join ', ', map { sprintf '%s %.2f (%.1f)', uc $_,
+                                      $s->{$_}[0] / $k, $s->{$_}[1] / $k }
+                                @cmds),
+                    $r->{redis_conns} // '?';
             }
         }
     }
@@ -489,8 +495,11 @@ sub write_results {
                 my $fmt = $who eq 'limit'
                     ? sub { sprintf '%.0f%%', 100 * $_[0] }
                     : sub { sprintf '%.1f×', $_[0] };
+                my $tfmt = $who eq 'limit'
+                    ? sub { sprintf '%.0f%%', 100 * $_[0] }
+                    : sub { sprintf '%g×', $_[0] };
                 push @cells, $fmt->($ratio),
-                    defined $t ? '≥ ' . $fmt->($t) . ' '
+                    defined $t ? '≥ ' . $tfmt->($t) . ' '
                                  . ($ratio >= $t ? 'met' : '**missed**')
                                : '—';
                 push @missed, "$c->{name} at $n connections against $who"

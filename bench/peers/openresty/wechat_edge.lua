@@ -74,7 +74,7 @@ end
 
 local function connect()
     local red = redis:new()
-    red:set_timeouts(1000, 1000, 1000)
+    red:set_timeout(1000)      -- lua-resty-redis 0.27: one timeout
     local ok, err = red:connect("127.0.0.1", conf.redis_port)
     if not ok then
         return nil, err
