@@ -119,11 +119,23 @@ test-static:
 	NGINX_BINARY=$(NGINX_SOURCE)/objs/nginx WECHAT_MODULE= \
 	    prove $(filter-out t/01-config.t,$(wildcard t/*.t))
 
-# The module against nginx's own limit and an app-server peer; writes
-# bench/results.md.
+# The module against nginx's own limit, an app-server peer (node) and an
+# edge peer in OpenResty style (Debian's lua module for nginx); writes
+# bench/results.md.  BENCH_SECONDS sets the length of each measurement.
+BENCH_PACKAGES := wrk libnginx-mod-http-lua lua-nginx-redis \
+                  lua-nginx-string lua-cjson
+
 bench: deps build
-	@command -v wrk >/dev/null || $(SUDO) apt-get install -y -q wrk
 	@command -v node >/dev/null || $(SUDO) apt-get install -y -q nodejs npm
+	@missing=$$(for p in $(BENCH_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	        | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:" $$missing; \
+	    $(SUDO) apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q \
+	        $$missing; \
+	fi
 	cd bench/peers/node-webot && npm ci --no-audit --no-fund
 	perl bench/run.pl
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env perl
 # make bench: the module against its limit (nginx `return 200` on the same
-# config) and against an app-server peer (node-webot's wechat middleware,
-# express and node redis, bench/peers/node-webot), measured with wrk in one
-# run on one machine.  Writes bench/results.md.
+# config), against an app-server peer (node-webot's wechat middleware,
+# express and node redis, bench/peers/node-webot) and against an edge peer
+# in OpenResty style (Debian's lua module for nginx and lua-resty-redis,
+# bench/peers/openresty), measured with wrk in one run on one machine, at
+# each load in BENCH_CONNS.  Writes bench/results.md.
 #
-#   BENCH_SECONDS   length of each measurement (default 10)
-#   BENCH_CONNS     wrk connections (default 16, one wrk thread)
+#   BENCH_SECONDS   length of each measurement (default 5)
+#   BENCH_CONNS     wrk connections, a comma-separated list (default 16,64;
+#                   one wrk thread)
 
 use strict;
 use warnings;
@@ -13,28 +16,40 @@ use FindBin;
 use lib "$FindBin::Bin/../t/lib";
 use Digest::SHA qw(sha1_hex sha256_hex);
 use File::Temp qw(tempdir);
+use HTTP::Tiny;
 use POSIX qw(strftime);
 use WxTest;
 
 my $seconds = $ENV{BENCH_SECONDS} // 5;
-my $conns = $ENV{BENCH_CONNS} // 16;
+my @conns = split /,/, $ENV{BENCH_CONNS} // '16,64';
 my $token = 'benchToken';
 my $appid = 'wxbench';
 my $aes = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG';
 my $poll_token = 'benchpolltoken';
+my $skew = 3600;
 my $bench = $FindBin::Bin;
 my $tmp = tempdir(CLEANUP => 1);
 
-# Scenes: a range for each measurement that resolves scans, so that every
-# request binds a fresh pending scene and de-dup never short-circuits.
-my $per_range = 150_000;
-my %range = (nginx_scan => 0, peer_scan => 1, nginx_safe => 2, peer_safe => 3,
-             warm => 4);
-my $poll_scene = sprintf 'wxs_%032x', 5 * $per_range;
+# Every measurement that resolves scans starts from a Redis holding only
+# pending scenes 0 .. N-1 (and the polled scene N), so that each push binds
+# a fresh scene and neither de-dup nor single-use queries short-circuit.
+# N covers the fastest resolving server for the whole measurement; a run
+# that went through all of them shows fewer scans resolved than requests.
+my $n_scenes = $ENV{BENCH_SCENES} // ($seconds * 60_000 > 30_000
+                                      ? $seconds * 60_000 : 30_000);
+my $poll_scene = sprintf 'wxs_%032x', $n_scenes;
 
-print "bench: starting Redis, nginx, the upstream and the peer\n";
-my $redis = start_redis();
-create_scenes(0, 5 * $per_range + 1);
+# The Lua peer runs the module's own RESOLVE script, taken from the source.
+my $resolve = resolve_script();
+my $resolve_sha = sha1_hex($resolve);
+open my $rfh, '>', "$tmp/resolve.lua" or die;
+print $rfh $resolve;
+close $rfh;
+
+print "bench: starting Redis, nginx, the upstream and the peers\n";
+my $redis = start_redis();       # the module's and the node peer's
+my $lua_redis = start_redis();   # the Lua peer's
+reset_redis($_) for $redis, $lua_redis;
 
 my $upstream = start_nginx(log_level => 'warn', http => <<'EOF');
     server {
@@ -56,7 +71,7 @@ my $ng = start_nginx(log_level => 'warn', http => <<"EOF");
         wechat_appid $appid;
         wechat_token $token;
         wechat_aes_key $aes;
-        wechat_timestamp_skew 1h;
+        wechat_timestamp_skew ${skew}s;
 
         location = /wx { wechat_callback; }
         location = /safe { wechat_mode safe; wechat_callback; }
@@ -69,6 +84,29 @@ my $ng = start_nginx(log_level => 'warn', http => <<"EOF");
             proxy_http_version 1.1;
             proxy_set_header Connection "";
         }
+    }
+EOF
+
+my $lua_cpath = join ';', map { s/cjson\.so$/?.so/r }
+                          glob('/usr/lib/*/lua/5.1/cjson.so');
+my $lua = LuaPeer->new(log_level => 'warn', http => <<"EOF")->start;
+    lua_package_path "$bench/peers/openresty/?.lua;/usr/share/lua/5.1/?.lua;;";
+    lua_package_cpath "$lua_cpath;;";
+
+    init_by_lua_block {
+        require("wechat_edge").init {
+            token = "$token", appid = "$appid", skew = $skew,
+            redis_port = $lua_redis->{port},
+            resolve_script = "$tmp/resolve.lua",
+        }
+    }
+    init_worker_by_lua_block { require("wechat_edge").init_worker() }
+
+    server {
+        listen 127.0.0.1:PORT;
+
+        location = /wx { content_by_lua_block { require("wechat_edge").push() } }
+        location = /poll { content_by_lua_block { require("wechat_edge").poll() } }
     }
 EOF
 
@@ -86,31 +124,27 @@ if ($peer == 0) {
 }
 wait_until('the peer', sub { WxTest::port_open($peer_port) }, 30);
 
-# the processes whose CPU is measured: nginx's worker, Redis, the peer
-my $worker = (split ' ', `pgrep -P ${\ $ng->pid}`)[0];
-my %pids = (nginx => $worker, redis => $redis->{pid}, peer => $peer);
+# the processes whose CPU is measured: the one that answers, and its Redis
+my %server = (limit => worker_of($ng), module => worker_of($ng),
+              node => $peer, lua => worker_of($lua));
+my %redis_of = (limit => $redis, module => $redis, node => $redis,
+                lua => $lua_redis);
 
 my $ts = time;
 my $query = "signature=" . sha1_hex(join '', sort $token, $ts, 'n1')
           . "&timestamp=$ts&nonce=n1";
 
 # Signed pushes, each with its own query (a signed query that came back
-# with another body would be refused as a replay) and a fresh scene.
-print "bench: signing and encrypting pushes\n";
-my %lines = (nginx_scan => 120_000, peer_scan => 40_000,
-             nginx_safe => 120_000, peer_safe => 40_000);
-for my $set (sort keys %lines) {
-    my $mode = $set =~ /safe/ ? 'safe' : 'plain';
-    pushes($mode, $range{$set} * $per_range, $lines{$set}, "$tmp/$set.txt");
-}
-pushes('plain', $range{warm} * $per_range, 50_000, "$tmp/warm-nginx.txt");
-pushes('plain', $range{warm} * $per_range + 75_000, 15_000,
-       "$tmp/warm-peer.txt");
+# with another body would be refused as a replay) and a fresh scene; every
+# resolving measurement replays the same file against a reset Redis.
+print "bench: signing and encrypting $n_scenes pushes of each kind\n";
+pushes('plain', "$tmp/scan.txt");
+pushes('safe', "$tmp/safe.txt");
 
 sub pushes {
-    my ($mode, $first, $n, $file) = @_;
+    my ($mode, $file) = @_;
     system("node $bench/peers/node-webot/gen-pushes.js $mode $token $aes "
-           . "$appid $first $n > $file") == 0 or die "gen-pushes failed";
+           . "$appid 0 $n_scenes > $file") == 0 or die "gen-pushes failed";
 }
 
 my $click = event_xml(to => 'gh_bench', from => 'oClick', event => 'CLICK',
@@ -118,7 +152,7 @@ my $click = event_xml(to => 'gh_bench', from => 'oClick', event => 'CLICK',
 my $scan_like = event_xml(to => 'gh_bench', from => 'o123456',
                           event => 'SCAN', key => $poll_scene);
 my $safe_like = do {
-    open my $fh, '<', "$tmp/nginx_safe.txt" or die;
+    open my $fh, '<', "$tmp/safe.txt" or die;
     my $l = <$fh>;
     chomp $l;
     (split /\t/, $l)[1];
@@ -126,43 +160,73 @@ my $safe_like = do {
 
 my $peer_url = "http://127.0.0.1:$peer_port";
 my $poll_q = "scene=$poll_scene&token=$poll_token";
+my %c_url = (module => $ng->url(''), lua => $lua->url(''));
 
+# Targets: a ratio of the module's req/s to another's, at the loads listed
+# (all loads when none are).
 my @cases = (
     { name => 'SCAN push resolved in Redis, with its reply',
-      module => [ $ng->url('/wx'), 'lines', "$tmp/nginx_scan.txt" ],
       limit => [ $ng->url('/limit'), 'fixed', $query, $scan_like ],
-      peer => [ "$peer_url/wx", 'lines', "$tmp/peer_scan.txt" ],
-      target_limit => 0.40, target_peer => 10, resolves => 1 },
+      module => [ $ng->url('/wx'), 'lines', "$tmp/scan.txt" ],
+      node => [ "$peer_url/wx", 'lines', "$tmp/scan.txt" ],
+      lua => [ $lua->url('/wx'), 'lines', "$tmp/scan.txt" ],
+      targets => { limit => [ 0.40, 64 ], node => [ 10, 64 ],
+                   lua => [ 2 ] },
+      resolves => 1 },
     { name => 'short poll',
-      module => [ $ng->url("/poll?$poll_q") ],
       limit => [ $ng->url("/limit?$poll_q") ],
-      peer => [ "$peer_url/poll?$poll_q" ],
-      target_limit => 0.50 },
+      module => [ $ng->url("/poll?$poll_q") ],
+      node => [ "$peer_url/poll?$poll_q" ],
+      lua => [ $lua->url("/poll?$poll_q") ],
+      targets => { limit => [ 0.70, 16 ], lua => [ 2 ] } },
     { name => 'safe-mode SCAN push, resolved, reply encrypted',
-      module => [ $ng->url('/safe'), 'lines', "$tmp/nginx_safe.txt" ],
       limit => [ $ng->url('/limit'), 'fixed', $query, $safe_like ],
-      peer => [ "$peer_url/safe", 'lines', "$tmp/peer_safe.txt" ],
-      target_limit => 0.30, resolves => 1 },
+      module => [ $ng->url('/safe'), 'lines', "$tmp/safe.txt" ],
+      node => [ "$peer_url/safe", 'lines', "$tmp/safe.txt" ],
+      targets => { limit => [ 0.30 ] },
+      resolves => 1 },
     { name => 'menu click passed to the upstream',
-      module => [ $ng->url('/pass'), 'fixed', $query, $click ],
       limit => [ $ng->url('/limit'), 'fixed', $query, $click ],
-      peer => [ "$peer_url/wx", 'fixed', $query, $click ] },
+      module => [ $ng->url('/pass'), 'fixed', $query, $click ],
+      node => [ "$peer_url/wx", 'fixed', $query, $click ],
+      targets => {} },
 );
+my @who = qw(limit module node lua);
 
-# warm both servers up once
-wrk([ $ng->url('/wx'), 'lines', "$tmp/warm-nginx.txt" ], 2);
-wrk([ "$peer_url/wx", 'lines', "$tmp/warm-peer.txt" ], 2);
+# warm every server up once, and check that the module and the Lua peer
+# run the same script
+wrk([ $ng->url('/wx'), 'lines', "$tmp/scan.txt" ], 2, $conns[0]);
+wrk([ "$peer_url/wx", 'lines', "$tmp/scan.txt" ], 2, $conns[0]);
+wrk([ $lua->url('/wx'), 'lines', "$tmp/scan.txt" ], 2, $conns[0]);
+for my $r ($redis, $lua_redis) {
+    my $e = redis_cmd($r, 'SCRIPT', 'EXISTS', $resolve_sha);
+    die "bench: the RESOLVE script taken from src/ngx_http_wechat_scripts.c "
+        . "is not the one the module loaded\n" unless $e->[0];
+}
+same_answers();
 
 for my $c (@cases) {
-    for my $who (qw(limit module peer)) {
-        my $before = resolved_keys();
-        my %cpu = map { $_ => cpu_seconds($pids{$_}) } keys %pids;
-        print "bench: $c->{name}: $who\n";
-        my $r = $c->{$who . '_result'} = wrk($c->{$who}, $seconds);
-        $r->{resolutions} = int((resolved_keys() - $before) / 2)
-            if $c->{resolves};
-        $r->{cpu}{$_} = (cpu_seconds($pids{$_}) - $cpu{$_}) / $seconds
-            for keys %pids;
+    for my $n (@conns) {
+        for my $who (grep { $c->{$_} } @who) {
+            my $r = $redis_of{$who};
+            reset_redis($r) if $c->{resolves} && $who ne 'limit';
+            redis_cmd($r, 'CONFIG', 'RESETSTAT');
+            my $before = resolved_keys($r);
+            my %cpu = (server => cpu_seconds($server{$who}),
+                       redis => cpu_seconds($r->{pid}));
+            print "bench: $c->{name}: $who, $n connections\n";
+            my $res = $c->{result}{$n}{$who} = wrk($c->{$who}, $seconds, $n);
+            if ($c->{resolves}) {
+                $res->{resolutions} = int((resolved_keys($r) - $before) / 2);
+                $res->{commands} = commandstats($r) if $who ne 'limit';
+            }
+            ($res->{redis_conns}) = redis_cmd($r, 'INFO', 'stats')
+                =~ /total_connections_received:(\d+)/;
+            $res->{cpu}{server} = (cpu_seconds($server{$who}) - $cpu{server})
+                                  / $seconds;
+            $res->{cpu}{redis} = (cpu_seconds($r->{pid}) - $cpu{redis})
+                                 / $seconds;
+        }
     }
 }
 
@@ -173,8 +237,55 @@ write_results();
 
 # --- helpers ------------------------------------------------------------------
 
-sub create_scenes {
-    my ($first, $n) = @_;
+# The module and the Lua peer answer the same push and the same poll with
+# the same bytes (but for the reply's time), and bind the same way.
+sub same_answers {
+    open my $fh, '<', "$tmp/scan.txt" or die;
+    my ($q, $body) = split /\t/, scalar <$fh>;
+    chomp $body;
+    my $http = HTTP::Tiny->new(timeout => 10);
+    my %got;
+    for my $who (qw(module lua)) {
+        my $r = $redis_of{$who};
+        reset_redis($r);
+        my $res = $http->post("$c_url{$who}/wx?$q",
+                              { content => $body,
+                                headers => { 'Content-Type' => 'text/xml' } });
+        my $poll = $http->get("$c_url{$who}/poll?$poll_q");
+        my $bound = redis_cmd($r, 'HGET', "wx:{$appid}:scene:"
+                                          . sprintf('wxs_%032x', 0), 'status');
+        $got{$who} = join "\n", $res->{status}, $res->{headers}{'content-type'},
+            $res->{content} =~ s{<CreateTime>\d+</CreateTime>}{}r,
+            $poll->{status}, $poll->{content}, $bound;
+    }
+    die "bench: the module and the Lua peer answer differently:\n"
+        . "module:\n$got{module}\nlua:\n$got{lua}\n"
+        unless $got{module} eq $got{lua} && $got{module} =~ /bound$/;
+}
+
+# The RESOLVE script as the module sends it: the C string literals that
+# follow its comment in src/ngx_http_wechat_scripts.c, joined and unescaped.
+sub resolve_script {
+    my $file = "$bench/../src/ngx_http_wechat_scripts.c";
+    open my $fh, '<', $file or die "$file: $!";
+    my $c = do { local $/; <$fh> };
+    my ($lits) = $c =~ /\*\s+RESOLVE:.*?\*\/\s*ngx_string\(\s*
+                        ((?:"(?:[^"\\]|\\.)*"\s*)+)\)/sx
+        or die "bench: no RESOLVE script in $file\n";
+    my %esc = (n => "\n", t => "\t", '"' => '"', "'" => "'", '\\' => '\\');
+    return join '', map { s{\\(.)}{$esc{$1} // die "escape \\$1\n"}ger }
+                    $lits =~ /"((?:[^"\\]|\\.)*)"/g;
+}
+
+sub worker_of {
+    my ($nginx) = @_;
+    return (split ' ', `pgrep -P ${\ $nginx->pid}`)[0];
+}
+
+# Only pending scenes 0 .. N: the pushes' and the polled one.
+sub reset_redis {
+    my ($r) = @_;
+    redis_cmd($r, 'FLUSHALL');
     my $hash = sha256_hex($poll_token);
     my $script = <<'LUA';
 for i = tonumber(ARGV[1]), tonumber(ARGV[2]) - 1 do
@@ -184,19 +295,33 @@ for i = tonumber(ARGV[1]), tonumber(ARGV[2]) - 1 do
 end
 return 1
 LUA
-    for (my $i = $first; $i < $first + $n; $i += 100_000) {
-        my $end = $i + 100_000 < $first + $n ? $i + 100_000 : $first + $n;
-        redis_cmd($redis, 'EVAL', $script, 0, $i, $end,
-                  "wx:{$appid}:scene:", $hash);
+    for (my $i = 0; $i <= $n_scenes; $i += 100_000) {
+        my $end = $i + 100_000 < $n_scenes + 1 ? $i + 100_000 : $n_scenes + 1;
+        redis_cmd($r, 'EVAL', $script, 0, $i, $end, "wx:{$appid}:scene:",
+                  $hash);
     }
 }
 
 # Each resolved scan adds two keys without a lifetime (user and openid), in
-# the module's schema and in the peer's alike; de-dup records expire.
+# the module's schema and in the peers' alike; de-dup records expire.
 sub resolved_keys {
-    my ($keys, $expires) = redis_cmd($redis, 'INFO', 'keyspace')
+    my ($r) = @_;
+    my ($keys, $expires) = redis_cmd($r, 'INFO', 'keyspace')
                            =~ /keys=(\d+),expires=(\d+)/;
     return ($keys // 0) - ($expires // 0);
+}
+
+# Redis's own count of commands since CONFIG RESETSTAT, those run inside
+# scripts included: { command => [ calls, usec ] }.
+sub commandstats {
+    my ($r) = @_;
+    my %s;
+    for (split /\r?\n/, redis_cmd($r, 'INFO', 'commandstats')) {
+        next unless /^cmdstat_([\w|]+):calls=(\d+),usec=(\d+)/;
+        next if $1 =~ /^(config|info)\b/;
+        $s{$1} = [ $2, $3 ];
+    }
+    return \%s;
 }
 
 # CPU seconds (user + system) a process has used so far.
@@ -208,9 +333,9 @@ sub cpu_seconds {
 }
 
 sub wrk {
-    my ($spec, $secs) = @_;
+    my ($spec, $secs, $n) = @_;
     my ($url, @args) = @$spec;
-    my @cmd = ('wrk', '-t1', "-c$conns", "-d${secs}s", '--latency',
+    my @cmd = ('wrk', '-t1', "-c$n", "-d${secs}s", '--latency',
                '--timeout', '5s');
     push @cmd, '-s', "$bench/wrk/push.lua" if @args;
     push @cmd, $url;
@@ -247,80 +372,141 @@ sub write_results {
     my $node_v = `node --version`;
     chomp $node_v;
     my $redis_v = (`redis-server --version` =~ /v=(\S+)/)[0];
+    my $lua_v = `dpkg-query -W -f='\${Version}' libnginx-mod-http-lua`
+                =~ s/^\d+://r;
+    my $resty_v = `dpkg-query -W -f='\${Version}' lua-nginx-redis`;
+    my $loads = join ' and ', @conns;
 
     my $md = "# Benchmark results\n\n"
         . "Written by `make bench` (bench/run.pl) on "
         . strftime('%Y-%m-%d %H:%M UTC', gmtime) . ". Machine: "
         . `nproc` =~ s/\n//r . " cores ($cpu). nginx $nginx_v with one "
-        . "worker, Redis $redis_v, node $node_v; wrk with one thread and "
-        . "$conns connections, ${seconds} s a measurement, all on loopback "
-        . "on the same machine and in the same run.\n\n"
+        . "worker, Redis $redis_v, node $node_v, Debian's lua module for "
+        . "nginx $lua_v with lua-resty-redis $resty_v; wrk with one thread "
+        . "and $loads connections, ${seconds} s a measurement, all on "
+        . "loopback on the same machine and in the same run.\n\n"
         . "* **limit**: nginx `return 200` on the same server, for the same "
         . "request (method and body).\n"
         . "* **module**: this module.\n"
-        . "* **peer**: the same job in an app server: node-webot's `wechat` "
+        . "* **node**: the same job in an app server: node-webot's `wechat` "
         . "middleware, express and the node `redis` client, with one Lua "
-        . "script per scan as the module has (bench/peers/node-webot).\n\n"
-        . "CPU columns are the share of one core each process used during "
-        . "the measurement (wrk itself used the rest).\n\n"
-        . "| case | who | req/s | p50 ms | p99 ms | non-2xx | scans resolved "
-        . "| CPU nginx worker | CPU Redis | CPU node |\n"
-        . "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+        . "script per scan as the module has (bench/peers/node-webot).\n"
+        . "* **lua**: the same job at the edge in OpenResty style: Debian's "
+        . "nginx with its lua module, lua-resty-redis over a cosocket "
+        . "keepalive pool, one EVALSHA of the module's own RESOLVE script "
+        . "per scan, in its own nginx with its own Redis "
+        . "(bench/peers/openresty).\n\n"
+        . "Each measurement that resolves scans starts from a Redis holding "
+        . "only pending scenes. CPU columns are the share of one core used "
+        . "during the measurement by the process that answers (nginx's "
+        . "worker, or node) and by its Redis; wrk used the rest.\n\n"
+        . "| case | conns | who | req/s | p50 ms | p99 ms | non-2xx "
+        . "| scans resolved | CPU server | CPU Redis |\n"
+        . "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: "
+        . "| ---: |\n";
 
     for my $c (@cases) {
-        for my $who (qw(limit module peer)) {
-            my $r = $c->{$who . '_result'};
-            $md .= sprintf "| %s | %s | %.0f | %.2f | %.2f | %s | %s "
-                           . "| %.0f%% | %.0f%% | %.0f%% |\n",
-                $c->{name}, $who, $r->{rps}, $r->{p50} // 0, $r->{p99} // 0,
-                $r->{errors}, $r->{resolutions} // '',
-                map { 100 * ($r->{cpu}{$_} // 0) } qw(nginx redis peer);
+        for my $n (@conns) {
+            for my $who (grep { $c->{$_} } @who) {
+                my $r = $c->{result}{$n}{$who};
+                my $resolved = $r->{resolutions} // '';
+                $resolved .= ' (wrapped)' if $c->{resolves} && $who ne 'limit'
+                                             && $r->{requests} > $n_scenes;
+                $md .= sprintf "| %s | %d | %s | %.0f | %.2f | %.2f | %s "
+                               . "| %s | %.0f%% | %.0f%% |\n",
+                    $c->{name}, $n, $who, $r->{rps}, $r->{p50} // 0,
+                    $r->{p99} // 0, $r->{errors}, $resolved,
+                    100 * $r->{cpu}{server}, 100 * $r->{cpu}{redis};
+            }
         }
     }
 
     $md .= "\n## CPU per request\n\n"
         . "Microseconds of CPU per request: in the process that answers "
-        . "(nginx's worker, or node for the peer) and in Redis. The edge "
-        . "process's cost is what this module moves out of the app server; "
-        . "Redis's is the same work for both.\n\n"
-        . "| case | limit: nginx | module: nginx | module: Redis | peer: node "
-        . "| peer: Redis | node / nginx |\n"
-        . "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+        . "(nginx's worker for limit, module and lua; node for node) and in "
+        . "its Redis. The edge process's cost is what the module moves out "
+        . "of the app server.\n\n"
+        . "| case | conns | limit | module | module: Redis | node "
+        . "| node: Redis | lua | lua: Redis |\n"
+        . "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
     for my $c (@cases) {
-        my %us;
-        for my $who (qw(limit module peer)) {
-            my $r = $c->{$who . '_result'};
-            for my $p (qw(nginx redis peer)) {
-                $us{$who}{$p} = 1e6 * ($r->{cpu}{$p} // 0) / $r->{rps};
+        for my $n (@conns) {
+            my @cells;
+            for my $who (@who) {
+                my $r = $c->{result}{$n}{$who};
+                my @p = $who eq 'limit' ? ('server') : ('server', 'redis');
+                push @cells, map {
+                    $r ? sprintf('%.1f', 1e6 * $r->{cpu}{$_} / $r->{rps})
+                       : '—' } @p;
+            }
+            $md .= "| $c->{name} | $n | " . join(' | ', @cells) . " |\n";
+        }
+    }
+
+    $md .= "\n## Redis commands per resolved push\n\n"
+        . "Redis's own `INFO commandstats`, reset before each measurement, "
+        . "divided by the scans resolved: calls per push and, in brackets, "
+        . "microseconds per push. Commands run by a script are counted on "
+        . "their own and again inside the script's EVALSHA. *Redis "
+        . "connections* is how many the server opened during the "
+        . "measurement (the bench's own INFO included).\n\n"
+        . "| case | conns | who | EVALSHA µs | commands: calls (µs) "
+        . "| Redis connections |\n"
+        . "| --- | ---: | --- | ---: | --- | ---: |\n";
+    for my $c (grep { $_->{resolves} } @cases) {
+        for my $n (@conns) {
+            for my $who (grep { $c->{$_} && $_ ne 'limit' } @who) {
+                my $r = $c->{result}{$n}{$who};
+                my $k = $r->{resolutions} or next;
+                my $s = $r->{commands};
+                my @cmds = sort { $s->{$b}[0] <=> $s->{$a}[0] || $a cmp $b }
+                           keys %$s;
+                $md .= sprintf "| %s | %d | %s | %.1f | %s | %s |\n",
+                    $c->{name}, $n, $who,
+                    ($s->{evalsha} // [ 0, 0 ])->[1] / $k,
+                    (join ', ', map { sprintf '%s %.2f (%.1f)', uc $_,
+                                      $s->{$_}[0] / $k, $s->{$_}[1] / $k }
+                                @cmds),
+                    $r->{redis_conns} // '?';
             }
         }
-        $md .= sprintf "| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f× |\n",
-            $c->{name}, $us{limit}{nginx}, $us{module}{nginx},
-            $us{module}{redis}, $us{peer}{peer}, $us{peer}{redis},
-            $us{module}{nginx} ? $us{peer}{peer} / $us{module}{nginx} : 0;
     }
 
     $md .= "\n## Ratios and targets\n\n"
-        . "| case | module / limit | target | module / peer | target |\n"
-        . "| --- | ---: | ---: | ---: | ---: |\n";
+        . "The module's req/s over the others', at each load; a target "
+        . "applies at the loads the table gives it.\n\n"
+        . "| case | conns | module / limit | target | module / node | target "
+        . "| module / lua | target |\n"
+        . "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
     my @missed;
     for my $c (@cases) {
-        my $m = $c->{module_result}{rps};
-        my $vs_limit = $m / $c->{limit_result}{rps};
-        my $vs_peer = $m / $c->{peer_result}{rps};
-        my $tl = $c->{target_limit};
-        my $tp = $c->{target_peer};
-        $md .= sprintf "| %s | %.0f%% | %s | %.1f× | %s |\n", $c->{name},
-            100 * $vs_limit,
-            defined $tl ? sprintf('≥ %.0f%% %s', 100 * $tl,
-                                  $vs_limit >= $tl ? 'met' : '**missed**')
-                        : '—',
-            $vs_peer,
-            defined $tp ? sprintf('≥ %d× %s', $tp,
-                                  $vs_peer >= $tp ? 'met' : '**missed**')
-                        : '—';
-        push @missed, $c->{name} if (defined $tl && $vs_limit < $tl)
-                                    || (defined $tp && $vs_peer < $tp);
+        for my $n (@conns) {
+            my $res = $c->{result}{$n};
+            my $m = $res->{module}{rps};
+            my @cells;
+            for my $who (qw(limit node lua)) {
+                unless ($res->{$who}) {
+                    push @cells, '—', '—';
+                    next;
+                }
+                my $ratio = $m / $res->{$who}{rps};
+                my ($t, @at) = @{ $c->{targets}{$who} // [] };
+                $t = undef if @at && !grep { $_ == $n } @at;
+                my $fmt = $who eq 'limit'
+                    ? sub { sprintf '%.0f%%', 100 * $_[0] }
+                    : sub { sprintf '%.1f×', $_[0] };
+                my $tfmt = $who eq 'limit'
+                    ? sub { sprintf '%.0f%%', 100 * $_[0] }
+                    : sub { sprintf '%g×', $_[0] };
+                push @cells, $fmt->($ratio),
+                    defined $t ? '≥ ' . $tfmt->($t) . ' '
+                                 . ($ratio >= $t ? 'met' : '**missed**')
+                               : '—';
+                push @missed, "$c->{name} at $n connections against $who"
+                    if defined $t && $ratio < $t;
+            }
+            $md .= "| $c->{name} | $n | " . join(' | ', @cells) . " |\n";
+        }
     }
 
     $md .= "\n" . (@missed ? "Missed: " . join('; ', @missed) . ". See "
@@ -337,4 +523,25 @@ sub write_results {
     print $out $md;
     close $out;
     print $md;
+}
+
+# The Lua peer's nginx: Debian's nginx with the lua module and its NDK
+# dependency loaded as Debian's own snippets load them, and not this module.
+package LuaPeer;
+
+use parent -norequire, 'WxTest::Nginx';
+
+sub conf_text {
+    my ($self, $http) = @_;
+    my $load = '';
+    for my $m (qw(ndk lua)) {
+        my $f = "/usr/share/nginx/modules-available/mod-http-$m.conf";
+        open my $fh, '<', $f or die "$f: $!; is libnginx-mod-http-lua "
+                                    . "installed?\n";
+        $load .= join '', map { s{\bmodules/}{/usr/lib/nginx/modules/}r }
+                          grep { /^\s*load_module/ } <$fh>;
+    }
+    my $conf = $self->SUPER::conf_text($http);
+    $conf =~ s/^load_module .*\n//m;
+    return $load . $conf;
 }
