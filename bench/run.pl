@@ -40,7 +40,7 @@ my $n_scenes = $ENV{BENCH_SCENES} // ($seconds * 60_000 > 30_000
 my $poll_scene = sprintf 'wxs_%032x', $n_scenes;
 
 # The Lua peer runs the module's own RESOLVE script, taken from the source.
-my $resolve = resolve_script();
+my $resolve = generated_scripts()->{resolve}{text};
 my $resolve_sha = sha1_hex($resolve);
 open my $rfh, '>', "$tmp/resolve.lua" or die;
 print $rfh $resolve;
@@ -200,7 +200,7 @@ wrk([ "$peer_url/wx", 'lines', "$tmp/scan.txt" ], 2, $conns[0]);
 wrk([ $lua->url('/wx'), 'lines', "$tmp/scan.txt" ], 2, $conns[0]);
 for my $r ($redis, $lua_redis) {
     my $e = redis_cmd($r, 'SCRIPT', 'EXISTS', $resolve_sha);
-    die "bench: the RESOLVE script taken from src/ngx_http_wechat_scripts.c "
+    die "bench: the RESOLVE script taken from the build "
         . "is not the one the module loaded\n" unless $e->[0];
 }
 same_answers();
@@ -261,20 +261,6 @@ sub same_answers {
     die "bench: the module and the Lua peer answer differently:\n"
         . "module:\n$got{module}\nlua:\n$got{lua}\n"
         unless $got{module} eq $got{lua} && $got{module} =~ /bound$/;
-}
-
-# The RESOLVE script as the module sends it: the C string literals that
-# follow its comment in src/ngx_http_wechat_scripts.c, joined and unescaped.
-sub resolve_script {
-    my $file = "$bench/../src/ngx_http_wechat_scripts.c";
-    open my $fh, '<', $file or die "$file: $!";
-    my $c = do { local $/; <$fh> };
-    my ($lits) = $c =~ /\*\s+RESOLVE:.*?\*\/\s*ngx_string\(\s*
-                        ((?:"(?:[^"\\]|\\.)*"\s*)+)\)/sx
-        or die "bench: no RESOLVE script in $file\n";
-    my %esc = (n => "\n", t => "\t", '"' => '"', "'" => "'", '\\' => '\\');
-    return join '', map { s{\\(.)}{$esc{$1} // die "escape \\$1\n"}ger }
-                    $lits =~ /"((?:[^"\\]|\\.)*)"/g;
 }
 
 sub worker_of {

@@ -23,7 +23,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 use Exporter 'import';
-our @EXPORT = qw(start_nginx start_redis start_upstream redis_cmd
+our @EXPORT = qw(generated_scripts start_nginx start_redis start_upstream redis_cmd
                  http_req sign signed_query send_push run_case event_xml
                  stop_redis restart_redis start_fake_wechat
                  text_xml wait_until free_port $ROOT $MODULE);
@@ -92,6 +92,28 @@ sub signed_query {
              signature => sign($token, $ts, $nonce));
     $q{openid} = $opt{openid} if defined $opt{openid};
     return \%q;
+}
+
+# --- the Redis scripts as the module sends them -----------------------------
+
+# { name => { text, sha } } from the C that src/lua/generate.sh wrote into
+# the build: the string literals unescaped, and the SHA-1 it claims.
+sub generated_scripts {
+    my $file = "$ROOT/build/nginx/objs/addon/wechat/ngx_http_wechat_scripts.c";
+    open my $fh, '<', $file or die "$file: $!";
+    my $c = do { local $/; <$fh> };
+    my %esc = (n => "\n", '"' => '"', '\\' => '\\');
+    my %scripts;
+    while ($c =~ m{/\*\s+(\w+)\.lua\s+\*/\s*\{\s*ngx_string\(\s*
+                   ((?:"(?:[^"\\]|\\.)*"\s*)+)\),\s*
+                   \(u_char\s*\*\)\s*"([0-9a-f]{40})"}gsx)
+    {
+        my ($name, $lits, $sha) = ($1, $2, $3);
+        my $text = join '', map { s{\\(.)}{$esc{$1} // die "escape \\$1\n"}ger }
+                            $lits =~ /"((?:[^"\\]|\\.)*)"/g;
+        $scripts{$name} = { text => $text, sha => $sha };
+    }
+    return \%scripts;
 }
 
 # --- push bodies ----------------------------------------------------------
