@@ -6,7 +6,8 @@
  * The files form layers, and calls go one way, down:
  *
  *   module     _module.c                directives, conf, init
- *   handlers   _callback.c _bind.c      what a location does
+ *   handlers   _callback.c _qrcode.c    what a location does
+ *              _poll.c _binding.c
  *              _status.c _variables.c
  *   flow       _scan.c                  the Redis steps of a push
  *              _reply.c                 answers to WeChat, pass, filters
@@ -225,7 +226,8 @@ extern ngx_http_wechat_metrics_t  *ngx_http_wechat_metrics;
 extern ngx_module_t  ngx_http_wechat_module;
 
 
-/* handlers: _callback.c, _bind.c, _status.c, _variables.c */
+/* handlers: _callback.c, _qrcode.c, _poll.c, _binding.c, _status.c,
+   _variables.c */
 ngx_int_t ngx_http_wechat_callback_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_qrcode_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_poll_handler(ngx_http_request_t *r);
@@ -283,6 +285,11 @@ ngx_int_t ngx_http_wechat_send_json(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t ngx_http_wechat_send_answer(ngx_http_request_t *r,
     ngx_uint_t status, wx_span_t json);
 ngx_int_t ngx_http_wechat_send_unavailable(ngx_http_request_t *r);
+ngx_int_t ngx_http_wechat_wait_redis(ngx_http_request_t *r, ngx_int_t rc);
+extern ngx_str_t  ngx_http_wechat_stream_maxlen;
+
+#define ngx_http_wechat_json_str(k, v)                                       \
+    { k, WX_JSON_STRING, { (const unsigned char *) (v)->data, (v)->len }, 0 }
 ngx_int_t ngx_http_wechat_reject(ngx_http_request_t *r, wx_status_t status,
     const char *what);
 ngx_str_t ngx_http_wechat_log_escape(ngx_pool_t *pool, ngx_str_t *s);

@@ -21,8 +21,6 @@ static ngx_int_t ngx_http_wechat_dedup_id(ngx_http_request_t *r,
 
 static ngx_str_t  ngx_http_wechat_dedup_ttl =
     ngx_string(NGX_HTTP_WECHAT_DEDUP_TTL);
-static ngx_str_t  ngx_http_wechat_stream_maxlen =
-    ngx_string(NGX_HTTP_WECHAT_STREAM_MAXLEN);
 
 
 /* Resolves a scan of one of our scenes in one script, one round trip. */

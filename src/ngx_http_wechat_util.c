@@ -12,6 +12,10 @@ static void ngx_http_wechat_ctx_mark(void *data);
 static void *ngx_http_wechat_pool_alloc(void *pool, size_t size);
 
 
+ngx_str_t  ngx_http_wechat_stream_maxlen =
+    ngx_string(NGX_HTTP_WECHAT_STREAM_MAXLEN);
+
+
 ngx_http_wechat_ctx_t *
 ngx_http_wechat_create_ctx(ngx_http_request_t *r)
 {
@@ -230,6 +234,24 @@ ngx_http_wechat_chain(ngx_pool_t *pool, u_char *data, size_t len)
     cl->next = NULL;
 
     return cl;
+}
+
+
+/* Waits for the command just sent, or answers when Redis is away. */
+
+ngx_int_t
+ngx_http_wechat_wait_redis(ngx_http_request_t *r, ngx_int_t rc)
+{
+    if (rc == NGX_OK) {
+        r->main->count++;
+        return NGX_DONE;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_wechat_send_unavailable(r);
+    }
+
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
 }
 
 
