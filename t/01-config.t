@@ -74,6 +74,11 @@ my @bad = (
     [ 'redis timeout over the push budget',
       'wechat_redis_timeout 5s;',
       qr/"wechat_redis_timeout" must not exceed 4s/ ],
+    [ 'one token for two accounts',
+      'server { location /a { wechat_token t; wechat_appid wxa; '
+      . 'wechat_callback; } location /b { wechat_token t; '
+      . 'wechat_appid wxb; wechat_callback; } }',
+      qr/the same "wechat_token" for the accounts "wxa" and "wxb"/ ],
     [ 'duplicate redis',
       'wechat_redis 127.0.0.1:6379; wechat_redis 127.0.0.1:6380;',
       qr/is duplicate/ ],

@@ -339,9 +339,9 @@ for my $acct (\%plain, \%safe) {
     is($u->{subscribe}, 0, "$mode: unsubscribed");
 }
 
-TODO: {
-    local $TODO = "the reply filter signs and encrypts with the named location's"
-                . ' wechat_token and wechat_appid, not the callback location\'s';
+{
+    # the app's answer is encrypted in its named location, with the
+    # account of the callback that decrypted the push
     my $sent = $wx->send(appid => $safe{appid}, openid => 'oSafeHere', content => 'hi',
                          callback => "$plain{base}/safe-here/wx");
     is($sent->{reply}{Content}, 'app got it',

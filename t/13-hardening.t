@@ -48,7 +48,13 @@ my $ng = start_nginx(http => <<"EOF");
         }
 
         location = /poll {
+            add_header X-Scene \$wechat_scene;
             wechat_poll;
+        }
+
+        location ~ "^/qr-path/([\\s\\S]*)\$" {
+            wechat_user \$1;
+            wechat_qrcode bind;
         }
 
         location = /binding {
@@ -64,6 +70,7 @@ my $ng = start_nginx(http => <<"EOF");
             proxy_set_header X-WeChat-Scene \$wechat_scene;
             proxy_set_header X-WeChat-User \$wechat_user;
             proxy_set_header X-WeChat-Resolution \$wechat_resolution;
+            proxy_set_header X-WeChat-Retry \$wechat_retry;
         }
     }
 EOF
@@ -331,7 +338,59 @@ run_case($ng, { name => 'GET check query reflecting another echostr',
                     status => 403, log => [qr/replayed query/] });
 }
 
-# --- 8. Redis away: the node-local record still refuses replays -------------
+# --- 8. what a second review found -------------------------------------------
+
+# A captured push replayed as it is: WeChat tries three times in all, so a
+# fourth use is no retry; the app sees the second and third as retries.
+{
+    my $q = signed_query($token);
+    my $body = push_xml(%good, EventKey => 'MENU_2');
+    my @got = map {
+        send_push($ng, '/wx', $token, $body, query => $q)->{status}
+    } 1 .. 4;
+    is_deeply(\@got, [ 200, 200, 200, 403 ],
+              'the same push: three tries, then refused');
+    my @seen = $app->{requests}->();
+    unlike($seen[-3], qr/^X-WeChat-Retry:/m, 'the first try is no retry');
+    like($seen[-1], qr/^X-WeChat-Retry: 1\r$/m, 'the third is a retry');
+    $ng->check_log('a fourth use', log => [qr/used more often than WeChat/]);
+}
+
+# Input of a poll never becomes a push's variable.
+{
+    my $res = http_req('GET', $ng->url('/poll') . '?scene=x%0d%0aSet-Cookie:'
+                       . '%20sid=evil&token=t');
+    is($res->{status}, 200, 'a poll with a line break in its scene');
+    ok(!exists $res->{headers}{'x-scene'}, 'no $wechat_scene from a poll');
+    ok(!exists $res->{headers}{'set-cookie'}, 'no header smuggled');
+}
+
+# A site user with a line break would become a header to the app.
+run_case($ng, { name => 'a site user with CR LF', path =>
+                '/qr-path/alice%0d%0aX-Admin:%20yes', status => 400,
+                log => [qr/user has a control character/] });
+
+# Two scans that carry the same MsgId are still two scans.
+{
+    my ($s1, $s2) = (issue('frank'), issue('grace'));
+    for my $pair ([ $s1, 'oDedup1' ], [ $s2, 'oDedup2' ]) {
+        my ($s, $openid) = @$pair;
+        send_push($ng, '/wx', $token,
+                  push_xml(%good, FromUserName => $openid, Event => 'SCAN',
+                           EventKey => $s->{scene}, MsgId => '777'));
+    }
+    is(poll_status($s1), 'bound', 'the first scan with MsgId 777');
+    is(poll_status($s2), 'bound', 'the second, with the same MsgId');
+}
+
+# A field that holds elements reads differently to different parsers.
+run_case($ng, { name => 'elements inside FromUserName', path => '/wx',
+                push => {}, token => $token, status => 400,
+                body => push_xml(%good,
+                                 FromUserName => 'oVic<b>tim1</b>'),
+                log => [qr/field "FromUserName"/] });
+
+# --- 9. Redis away: the node-local record still refuses replays -------------
 
 WxTest::stop_redis($redis);
 
