@@ -49,7 +49,7 @@ core:
 # Debian's configure writes objs/Makefile; nginx's own build compiles the
 # core too, with nginx's flags.
 $(NGINX_BUILD)/objs/Makefile: config
-	rm -rf $(NGINX_BUILD)
+	rm -rf $(NGINX_BUILD) && mkdir -p $(BUILD)
 	cp -r $(NGINX_SRC) $(NGINX_BUILD)
 	cd $(NGINX_BUILD) && source ./conf_flags && \
 	    ./configure "$${NGX_CONF_FLAGS[@]}" \
