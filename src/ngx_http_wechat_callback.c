@@ -21,8 +21,6 @@ static ngx_int_t ngx_http_wechat_claim_here(ngx_http_request_t *r,
 static void ngx_http_wechat_callback_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_wechat_process(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
-static ngx_int_t ngx_http_wechat_read_body(ngx_http_request_t *r,
-    ngx_str_t *body);
 static ngx_int_t ngx_http_wechat_dispatch(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 
@@ -263,9 +261,20 @@ ngx_http_wechat_process(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     wx_allocator_t               a;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
-    rc = ngx_http_wechat_read_body(r, &body);
+    rc = ngx_http_wechat_read_body(r, WX_XML_MAX_SIZE, &body);
     if (rc != NGX_OK) {
+        if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+            ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_TOO_LARGE]);
+        }
+
         return rc;
+    }
+
+    if (body.len == 0) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "wechat callback: empty push body");
+        ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_XML]);
+        return NGX_HTTP_BAD_REQUEST;
     }
 
     ngx_http_wechat_allocator(r->pool, &a);
@@ -304,76 +313,6 @@ ngx_http_wechat_process(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
                    ctx->ev.from_user.len, ctx->ev.from_user.data);
 
     return ngx_http_wechat_dispatch(r, ctx);
-}
-
-
-static ngx_int_t
-ngx_http_wechat_read_body(ngx_http_request_t *r, ngx_str_t *body)
-{
-    u_char       *p;
-    off_t         len;
-    ssize_t       n;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
-
-    len = 0;
-
-    if (r->request_body) {
-        for (cl = r->request_body->bufs; cl; cl = cl->next) {
-            len += ngx_buf_size(cl->buf);
-        }
-    }
-
-    if (len == 0) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "wechat callback: empty push body");
-        ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_XML]);
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    if (len > WX_XML_MAX_SIZE) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "wechat callback: push of %O bytes is over %d",
-                      len, WX_XML_MAX_SIZE);
-        ngx_http_wechat_count(rejected[NGX_HTTP_WECHAT_REJECT_TOO_LARGE]);
-        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
-    }
-
-    cl = r->request_body->bufs;
-    b = cl->buf;
-
-    if (cl->next == NULL && !b->in_file) {
-        body->data = b->pos;
-        body->len = len;
-        return NGX_OK;
-    }
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    body->data = p;
-    body->len = len;
-
-    for ( /* void */ ; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (!b->in_file) {
-            p = ngx_cpymem(p, b->pos, b->last - b->pos);
-            continue;
-        }
-
-        n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
-                          b->file_pos);
-        if (n != b->file_last - b->file_pos) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        p += n;
-    }
-
-    return NGX_OK;
 }
 
 

@@ -22,6 +22,8 @@ static ngx_int_t ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
     ngx_http_wechat_loc_conf_t *conf);
 static ngx_int_t ngx_http_wechat_check_account(ngx_conf_t *cf,
     ngx_http_wechat_loc_conf_t *conf);
+static ngx_int_t ngx_http_wechat_check_api(ngx_conf_t *cf,
+    ngx_http_wechat_loc_conf_t *conf);
 static char *ngx_http_wechat_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_wechat_redis_params(ngx_conf_t *cf,
@@ -72,6 +74,21 @@ static ngx_http_wechat_endpoint_t  ngx_http_wechat_binding_endpoint = {
 
 static ngx_http_wechat_endpoint_t  ngx_http_wechat_status_endpoint = {
     NGX_HTTP_WECHAT_STATUS, ngx_http_wechat_status_handler, 0
+};
+
+static ngx_http_wechat_endpoint_t  ngx_http_wechat_qrimage_endpoint = {
+    NGX_HTTP_WECHAT_QRCODE_IMAGE, ngx_http_wechat_qrimage_handler, 1
+};
+
+static ngx_http_wechat_endpoint_t  ngx_http_wechat_api_endpoint = {
+    NGX_HTTP_WECHAT_API, ngx_http_wechat_apiproxy_handler, 1
+};
+
+
+static ngx_conf_enum_t  ngx_http_wechat_token_apis[] = {
+    { ngx_string("stable"), NGX_HTTP_WECHAT_TOKEN_STABLE },
+    { ngx_string("classic"), NGX_HTTP_WECHAT_TOKEN_CLASSIC },
+    { ngx_null_string, 0 }
 };
 
 
@@ -215,6 +232,55 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       ngx_http_wechat_aes_key,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("wechat_qrcode_image"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_wechat_endpoint,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_wechat_qrimage_endpoint },
+
+    { ngx_string("wechat_api"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_wechat_endpoint,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_wechat_api_endpoint },
+
+    { ngx_string("wechat_api_pass"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, api_pass),
+      NULL },
+
+    { ngx_string("wechat_api_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, api_timeout),
+      NULL },
+
+    { ngx_string("wechat_secret"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, secret),
+      NULL },
+
+    { ngx_string("wechat_token_api"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, token_api),
+      &ngx_http_wechat_token_apis },
+
+    { ngx_string("wechat_access_token_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, token_key),
       NULL },
 
       ngx_null_command
@@ -396,6 +462,8 @@ ngx_http_wechat_create_loc_conf(ngx_conf_t *cf)
     conf->unbind_on_unsubscribe = NGX_CONF_UNSET;
     conf->mode = NGX_CONF_UNSET_UINT;
     conf->aes_keys = NGX_CONF_UNSET_PTR;
+    conf->api_timeout = NGX_CONF_UNSET_MSEC;
+    conf->token_api = NGX_CONF_UNSET_UINT;
 
     return conf;
 }
@@ -422,6 +490,12 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->mode, prev->mode,
                               NGX_HTTP_WECHAT_MODE_PLAIN);
     ngx_conf_merge_ptr_value(conf->aes_keys, prev->aes_keys, NULL);
+    ngx_conf_merge_str_value(conf->api_pass, prev->api_pass, "");
+    ngx_conf_merge_msec_value(conf->api_timeout, prev->api_timeout, 3000);
+    ngx_conf_merge_str_value(conf->secret, prev->secret, "");
+    ngx_conf_merge_uint_value(conf->token_api, prev->token_api,
+                              NGX_HTTP_WECHAT_TOKEN_STABLE);
+    ngx_conf_merge_str_value(conf->token_key, prev->token_key, "");
 
     for (i = 0; i < WX_SCAN_OUTCOMES; i++) {
         if (conf->reply[i].data == NULL) {
@@ -492,6 +566,14 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
         return ngx_http_wechat_check_account(cf, conf);
     }
 
+    if ((conf->endpoint->kind == NGX_HTTP_WECHAT_API
+         || (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE
+             && conf->api_pass.len))
+        && ngx_http_wechat_check_api(cf, conf) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     if (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE && conf->user == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"wechat_qrcode\" needs \"wechat_user\"");
@@ -536,6 +618,32 @@ ngx_http_wechat_redis_params(ngx_conf_t *cf,
 
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\"", &value[i]);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* What a call to WeChat's API needs: where to send it, and a token. */
+
+static ngx_int_t
+ngx_http_wechat_check_api(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
+{
+    if (conf->api_pass.len == 0 || conf->api_pass.data[0] != '/') {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "WeChat's API needs \"wechat_api_pass\" with "
+                           "the URI of an internal location");
+        return NGX_ERROR;
+    }
+
+    if (conf->appid.len == 0
+        || (conf->secret.len == 0 && conf->token_key.len == 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "WeChat's API needs \"wechat_appid\" and "
+                           "\"wechat_secret\" or "
+                           "\"wechat_access_token_key\"");
         return NGX_ERROR;
     }
 

@@ -7,12 +7,15 @@
  *
  *   module     _module.c                directives, conf, init
  *   handlers   _callback.c _qrcode.c    what a location does
+ *              _qrimage.c _apiproxy.c
  *              _poll.c _binding.c
  *              _status.c _variables.c
  *   flow       _scan.c                  the Redis steps of a push
+ *              _token.c                 WeChat API calls with the token
  *              _reply.c                 answers to WeChat, pass, filters
  *              _crypto.c                safe mode
- *   stores     _redis.c                 the Redis connection and commands
+ *   stores     _api.c                   WeChat's API, through subrequests
+ *              _redis.c                 the Redis connection and commands
  *              _redis_adapter.c         hiredis on nginx's event loop
  *              _queries.c               the node-local query record
  *              _scripts.c               generated from src/lua/
@@ -82,6 +85,11 @@ typedef struct {
 #define NGX_HTTP_WECHAT_POLL             3
 #define NGX_HTTP_WECHAT_BINDING          4
 #define NGX_HTTP_WECHAT_STATUS           5
+#define NGX_HTTP_WECHAT_QRCODE_IMAGE     6
+#define NGX_HTTP_WECHAT_API              7
+
+#define NGX_HTTP_WECHAT_TOKEN_STABLE     0
+#define NGX_HTTP_WECHAT_TOKEN_CLASSIC    1
 
 typedef struct {
     ngx_uint_t                  kind;
@@ -108,10 +116,88 @@ typedef struct {
 
     ngx_uint_t                  mode;
     ngx_array_t                *aes_keys;       /* of u_char[32] */
+
+    ngx_str_t                   api_pass;       /* internal location */
+    ngx_msec_t                  api_timeout;
+    ngx_str_t                   secret;
+    ngx_uint_t                  token_api;
+    ngx_str_t                   token_key;      /* kept by another service */
 } ngx_http_wechat_loc_conf_t;
 
 
 typedef struct ngx_http_wechat_ctx_s  ngx_http_wechat_ctx_t;
+
+
+/* A call to WeChat's API: _api.c makes it, its handler learns the end. */
+
+typedef struct ngx_http_wechat_api_call_s  ngx_http_wechat_api_call_t;
+
+typedef void (*ngx_http_wechat_api_handler_pt)(ngx_http_request_t *r,
+    ngx_http_wechat_api_call_t *call);
+
+struct ngx_http_wechat_api_call_s {
+    ngx_http_wechat_loc_conf_t     *conf;       /* the account */
+    ngx_str_t                       path;       /* "/cgi-bin/..." */
+    ngx_str_t                       args;
+    ngx_str_t                       body;       /* NULL data: a GET */
+    ngx_http_wechat_api_handler_pt  handler;
+
+    ngx_http_request_t             *request;
+    ngx_pool_cleanup_t             *cleanup;
+    ngx_event_t                     timer;      /* the deadline */
+    ngx_uint_t                      status;     /* HTTP, 0 past the deadline */
+    ngx_str_t                       answer;
+
+    unsigned                        done:1;
+    unsigned                        resume:1;
+};
+
+
+/* metrics: API calls, by endpoint and by result */
+#define NGX_HTTP_WECHAT_API_TOKEN        0
+#define NGX_HTTP_WECHAT_API_QRCODE       1
+#define NGX_HTTP_WECHAT_API_PROXY        2
+#define NGX_HTTP_WECHAT_API_ENDPOINTS    3
+
+#define NGX_HTTP_WECHAT_API_OK           0
+#define NGX_HTTP_WECHAT_API_ERRCODE      1  /* WeChat answered an errcode */
+#define NGX_HTTP_WECHAT_API_FAILED       2  /* no answer, or not HTTP 200 */
+#define NGX_HTTP_WECHAT_API_RESULTS      3
+#define NGX_HTTP_WECHAT_API_NO_TOKEN     3  /* not counted: Redis failed */
+
+
+/*
+ * A WeChat API call that needs the account's access_token: _token.c gets
+ * the token, makes the call, and after a token error refreshes and calls
+ * once more, as after errcode -1 (busy).
+ */
+
+typedef void (*ngx_http_wechat_wx_done_pt)(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+
+typedef struct {
+    ngx_uint_t                      endpoint;   /* for the metrics */
+    ngx_str_t                       path;
+    ngx_str_t                       args;       /* without access_token */
+    ngx_str_t                       body;
+    ngx_http_wechat_wx_done_pt      done;
+
+    ngx_str_t                       token;
+    ngx_str_t                       lock_id;
+    ngx_uint_t                      waits;      /* for another's refresh */
+    ngx_event_t                     wait;
+
+    ngx_uint_t                      result;     /* NGX_HTTP_WECHAT_API_* */
+    ngx_uint_t                      status;     /* of the last answer */
+    int64_t                         errcode;
+    ngx_str_t                       errmsg;
+    ngx_str_t                       answer;
+
+    unsigned                        token_retried:1;
+    unsigned                        busy_retried:1;
+    unsigned                        starting:1;
+    unsigned                        ended:1;
+} ngx_http_wechat_wx_t;
 
 /* What follows a push's claim in Redis: answer the URL check, or pass. */
 typedef void (*ngx_http_wechat_next_pt)(ngx_http_request_t *r,
@@ -131,8 +217,14 @@ struct ngx_http_wechat_ctx_s {
     ngx_str_t                   user;
     ngx_str_t                   openid;         /* wechat_binding's */
     ngx_str_t                   poll_token;
+    ngx_str_t                   poll_hash;      /* what Redis keeps of it */
     ngx_str_t                   resolution;
     ngx_http_wechat_next_pt     claimed;
+
+    ngx_http_wechat_api_call_t  api;
+    ngx_http_wechat_wx_t        wx;
+    ngx_str_t                   ticket;         /* of a QR code issued */
+    ngx_str_t                   url;
 
     ngx_str_t                   plain;          /* decrypted push XML */
     u_char                     *aes_key;        /* the key that decrypted */
@@ -146,6 +238,9 @@ struct ngx_http_wechat_ctx_s {
     unsigned                    passed:1;
     unsigned                    holding:1;
     unsigned                    waiting:1;      /* counted in polls_waiting */
+    unsigned                    svg:1;          /* a QR image's format */
+
+    ngx_int_t                   image_size;
 };
 
 
@@ -208,6 +303,10 @@ typedef struct {
     ngx_atomic_t                redis_timeouts;
     ngx_atomic_t                redis_latency[NGX_HTTP_WECHAT_BUCKETS];
     ngx_atomic_t                redis_latency_usec;
+    ngx_atomic_t                api_calls[NGX_HTTP_WECHAT_API_ENDPOINTS]
+                                         [NGX_HTTP_WECHAT_API_RESULTS];
+    ngx_atomic_t                token_refreshes[2];     /* ok, failed */
+    ngx_atomic_t                token_issued;   /* unix time, latest seen */
 } ngx_http_wechat_metrics_t;
 
 extern ngx_http_wechat_metrics_t  *ngx_http_wechat_metrics;
@@ -233,6 +332,8 @@ ngx_int_t ngx_http_wechat_qrcode_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_poll_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_binding_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_status_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_wechat_qrimage_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_wechat_apiproxy_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_add_variables(ngx_conf_t *cf);
 
 /* flow: _scan.c */
@@ -240,6 +341,12 @@ void ngx_http_wechat_resolve(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 ngx_int_t ngx_http_wechat_claim(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, ngx_http_wechat_next_pt next);
+
+/* flow: _token.c */
+ngx_int_t ngx_http_wechat_wx_call(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+ngx_int_t ngx_http_wechat_wx_failed(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
 
 /* flow: _reply.c */
 ngx_int_t ngx_http_wechat_reply_init(ngx_conf_t *cf);
@@ -253,7 +360,9 @@ ngx_int_t ngx_http_wechat_decrypt(ngx_http_request_t *r,
 ngx_int_t ngx_http_wechat_encrypt(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, wx_span_t xml, wx_span_t *out);
 
-/* stores: _redis.c, _redis_adapter.c, _queries.c, _scripts.c */
+/* stores: _api.c, _redis.c, _redis_adapter.c, _queries.c, _scripts.c */
+ngx_int_t ngx_http_wechat_api_call(ngx_http_request_t *r,
+    ngx_http_wechat_api_call_t *call);
 ngx_int_t ngx_http_wechat_redis_init_process(ngx_cycle_t *cycle);
 void ngx_http_wechat_redis_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_wechat_redis_command(ngx_http_request_t *r,
@@ -272,6 +381,8 @@ void ngx_http_wechat_allocator(ngx_pool_t *pool, wx_allocator_t *a);
 wx_span_t ngx_http_wechat_span(ngx_str_t *s);
 ngx_int_t ngx_http_wechat_args(ngx_http_request_t *r,
     const char *const *names, ngx_uint_t n, ngx_str_t *values);
+ngx_int_t ngx_http_wechat_read_body(ngx_http_request_t *r, size_t max,
+    ngx_str_t *body);
 ngx_uint_t ngx_http_wechat_is_name(ngx_str_t *s);
 ngx_str_t ngx_http_wechat_key(ngx_http_request_t *r,
     ngx_http_wechat_loc_conf_t *wlcf, const char *kind, ngx_str_t *id);

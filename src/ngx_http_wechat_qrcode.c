@@ -2,6 +2,8 @@
 /*
  * ngx_http_wechat_module: wechat_qrcode, which issues a scene for a trusted
  * site user: 128 random bits, with a poll token kept only as its hash.
+ * With wechat_api_pass, WeChat's qrcode/create makes it a real QR code
+ * first, and the scene is stored only once WeChat has issued its ticket.
  */
 
 
@@ -12,16 +14,24 @@
 
 
 static ngx_int_t ngx_http_wechat_new_scene(ngx_http_request_t *r,
-    ngx_http_wechat_ctx_t *ctx, ngx_str_t *token_hash);
+    ngx_http_wechat_ctx_t *ctx);
+static ngx_int_t ngx_http_wechat_qrcode_create(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+static void ngx_http_wechat_qrcode_created(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+static ngx_int_t ngx_http_wechat_qrcode_store(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
 static void ngx_http_wechat_qrcode_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
+static ngx_int_t ngx_http_wechat_qrcode_answer(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
 
 
 ngx_int_t
 ngx_http_wechat_qrcode_handler(ngx_http_request_t *r)
 {
     ngx_int_t                    rc;
-    ngx_str_t                    user, argv[6];
+    ngx_str_t                    user;
     ngx_http_wechat_ctx_t       *ctx;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
@@ -60,27 +70,122 @@ ngx_http_wechat_qrcode_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_wechat_new_scene(r, ctx, &argv[4]) != NGX_OK) {
+    ctx->user = user;
+
+    if (ngx_http_wechat_new_scene(r, ctx) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    rc = wlcf->api_pass.len ? ngx_http_wechat_qrcode_create(r, ctx)
+                            : ngx_http_wechat_qrcode_store(r, ctx);
+
+    return ngx_http_wechat_wait_redis(r, rc);
+}
+
+
+static ngx_int_t
+ngx_http_wechat_qrcode_create(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx)
+{
+    wx_span_t                    body;
+    wx_allocator_t               a;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    if (wx_api_qrcode_request(ngx_http_wechat_span(&ctx->scene),
+                              wlcf->qrcode_expire, &a, &body)
+        != WX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ctx->wx.endpoint = NGX_HTTP_WECHAT_API_QRCODE;
+    ngx_str_set(&ctx->wx.path, "/cgi-bin/qrcode/create");
+    ctx->wx.body.data = (u_char *) body.data;
+    ctx->wx.body.len = body.len;
+    ctx->wx.done = ngx_http_wechat_qrcode_created;
+
+    return ngx_http_wechat_wx_call(r, ctx);
+}
+
+
+static void
+ngx_http_wechat_qrcode_created(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx)
+{
+    int64_t         expire;
+    wx_span_t       ticket, url;
+    wx_allocator_t  a;
+
+    if (ctx->wx.result != NGX_HTTP_WECHAT_API_OK) {
+        ngx_http_finalize_request(r, ngx_http_wechat_wx_failed(r, ctx));
+        return;
+    }
+
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    if (wx_api_qrcode(ngx_http_wechat_span(&ctx->wx.answer), &a, &ticket,
+                      &url, &expire)
+        != WX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wechat qrcode: qrcode/create answered no ticket");
+        ctx->wx.result = NGX_HTTP_WECHAT_API_FAILED;
+        ngx_http_finalize_request(r, ngx_http_wechat_wx_failed(r, ctx));
+        return;
+    }
+
+    ctx->ticket.data = (u_char *) ticket.data;
+    ctx->ticket.len = ticket.len;
+    ctx->url.data = (u_char *) url.data;
+    ctx->url.len = url.len;
+
+    switch (ngx_http_wechat_qrcode_store(r, ctx)) {
+
+    case NGX_OK:
+        return;
+
+    case NGX_DECLINED:
+        ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
+        return;
+
+    default:
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_wechat_qrcode_store(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx)
+{
+    ngx_str_t                    argv[8];
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
     ngx_str_set(&argv[0], "1");
     argv[1] = ngx_http_wechat_key(r, wlcf, "scene:", &ctx->scene);
     ngx_str_set(&argv[2], "bind");
-    argv[3] = user;
+    argv[3] = ctx->user;
+    argv[4] = ctx->poll_hash;
     argv[5].data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    argv[6] = ctx->ticket;
+    argv[7] = ctx->url;
 
     if (argv[1].data == NULL || argv[5].data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     argv[5].len = ngx_sprintf(argv[5].data, "%T", wlcf->qrcode_expire)
                   - argv[5].data;
 
-    rc = ngx_http_wechat_redis_command(r, ngx_http_wechat_qrcode_done,
-                                       NGX_HTTP_WECHAT_SCRIPT_ISSUE, 6, argv);
-
-    return ngx_http_wechat_wait_redis(r, rc);
+    return ngx_http_wechat_redis_command(r, ngx_http_wechat_qrcode_done,
+                                         NGX_HTTP_WECHAT_SCRIPT_ISSUE,
+                                         ctx->ticket.len ? 8 : 6, argv);
 }
 
 
@@ -90,8 +195,7 @@ ngx_http_wechat_qrcode_handler(ngx_http_request_t *r)
  */
 
 static ngx_int_t
-ngx_http_wechat_new_scene(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
-    ngx_str_t *token_hash)
+ngx_http_wechat_new_scene(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 {
     u_char     *p;
     wx_span_t   token;
@@ -105,15 +209,15 @@ ngx_http_wechat_new_scene(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     ctx->scene.len = WX_SCENE_LEN;
     ctx->poll_token.data = p + WX_SCENE_LEN;
     ctx->poll_token.len = WX_TOKEN_LEN;
-    token_hash->data = ctx->poll_token.data + WX_TOKEN_LEN;
-    token_hash->len = WX_SHA256_HEX_LEN;
+    ctx->poll_hash.data = ctx->poll_token.data + WX_TOKEN_LEN;
+    ctx->poll_hash.len = WX_SHA256_HEX_LEN;
 
     token = ngx_http_wechat_span(&ctx->poll_token);
 
     if (wx_scene_new((char *) ctx->scene.data) != WX_OK
         || wx_random_hex((char *) ctx->poll_token.data,
                          NGX_HTTP_WECHAT_TOKEN_BYTES) != WX_OK
-        || wx_sha256_hex(token, (char *) token_hash->data) != WX_OK)
+        || wx_sha256_hex(token, (char *) ctx->poll_hash.data) != WX_OK)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "wechat qrcode: no random scene");
@@ -128,24 +232,72 @@ static void
 ngx_http_wechat_qrcode_done(ngx_http_request_t *r, redisReply *response,
     ngx_uint_t ended)
 {
-    ngx_http_wechat_ctx_t       *ctx;
-    ngx_http_wechat_loc_conf_t  *wlcf;
-
     if (response == NULL) {
         ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
         return;
     }
 
-    ctx = ngx_http_wechat_get_ctx(r);
+    ngx_http_finalize_request(r,
+        ngx_http_wechat_qrcode_answer(r, ngx_http_wechat_get_ctx(r)));
+}
+
+
+/*
+ * The scene and its poll token, and with WeChat's API the ticket, the url
+ * the QR code encodes, and showqrcode's address of its image.
+ */
+
+static ngx_int_t
+ngx_http_wechat_qrcode_answer(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx)
+{
+    u_char                      *p;
+    size_t                       n;
+    ngx_str_t                    image;
+    wx_span_t                    ticket;
+    wx_allocator_t               a;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    static ngx_str_t  showqrcode =
+        ngx_string("https://mp.weixin.qq.com/cgi-bin/showqrcode?ticket=");
+
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    ngx_str_null(&image);
 
     wx_json_field_t  answer[] = {
         ngx_http_wechat_json_str("scene", &ctx->scene),
         ngx_http_wechat_json_str("token", &ctx->poll_token),
         { "expire_seconds", WX_JSON_INTEGER, { NULL, 0 },
-          wlcf->qrcode_expire }
+          wlcf->qrcode_expire },
+        ngx_http_wechat_json_str("ticket", &ctx->ticket),
+        ngx_http_wechat_json_str("url", &ctx->url),
+        ngx_http_wechat_json_str("qrcode_url", &image)
     };
 
-    ngx_http_finalize_request(r,
-        ngx_http_wechat_send_json(r, NGX_HTTP_OK, answer, 3));
+    n = 3;
+
+    if (ctx->ticket.len) {
+        ngx_http_wechat_allocator(r->pool, &a);
+
+        if (wx_url_encode(ngx_http_wechat_span(&ctx->ticket), &a, &ticket)
+            != WX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        image.len = showqrcode.len + ticket.len;
+        image.data = ngx_pnalloc(r->pool, image.len);
+        if (image.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p = ngx_cpymem(image.data, showqrcode.data, showqrcode.len);
+        ngx_memcpy(p, ticket.data, ticket.len);
+
+        answer[5].string = ngx_http_wechat_span(&image);
+        n = 6;
+    }
+
+    return ngx_http_wechat_send_json(r, NGX_HTTP_OK, answer, n);
 }

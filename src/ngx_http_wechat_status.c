@@ -8,7 +8,7 @@
 #include "ngx_http_wechat_module.h"
 
 
-#define NGX_HTTP_WECHAT_FAMILIES  9
+#define NGX_HTTP_WECHAT_FAMILIES  11
 
 
 typedef const char *(*ngx_http_wechat_label_pt)(ngx_uint_t i);
@@ -27,8 +27,11 @@ static const char *ngx_http_wechat_push_label(ngx_uint_t i);
 static const char *ngx_http_wechat_reject_label(ngx_uint_t i);
 static const char *ngx_http_wechat_poll_label(ngx_uint_t i);
 static const char *ngx_http_wechat_bucket_label(ngx_uint_t i);
+static const char *ngx_http_wechat_refresh_label(ngx_uint_t i);
+static u_char *ngx_http_wechat_status_api(u_char *p, u_char *last,
+    ngx_http_wechat_metrics_t *m);
 static void ngx_http_wechat_status_snapshot(ngx_http_wechat_metrics_t *m,
-    ngx_atomic_uint_t **values, ngx_atomic_uint_t *connected,
+    ngx_atomic_uint_t **values, ngx_atomic_uint_t *computed,
     ngx_atomic_uint_t *buckets);
 static size_t ngx_http_wechat_status_size(void);
 static u_char *ngx_http_wechat_status_family(u_char *p, u_char *last,
@@ -64,6 +67,13 @@ static ngx_http_wechat_family_t  ngx_http_wechat_families[] = {
     { "wechat_redis_timeouts_total", "counter",
       "Redis commands that timed out.", NULL, NULL, 1 },
 
+    { "wechat_token_refreshes_total", "counter",
+      "access_token refreshes, by outcome.", "outcome",
+      ngx_http_wechat_refresh_label, 2 },
+
+    { "wechat_token_age_seconds", "gauge",
+      "Age of the newest access_token this node has seen.", NULL, NULL, 1 },
+
     { "wechat_redis_command_duration_seconds_bucket", "histogram",
       "Redis command round trips.", "le", ngx_http_wechat_bucket_label,
       NGX_HTTP_WECHAT_BUCKETS }
@@ -77,6 +87,14 @@ static const char *const  ngx_http_wechat_push_labels[] = {
 static const char *const  ngx_http_wechat_reject_labels[] = {
     "missing", "signature", "timestamp", "msg_signature", "plaintext",
     "xml", "decrypt", "too_large", "method", "replay", "field"
+};
+
+static const char *const  ngx_http_wechat_api_endpoint_labels[] = {
+    "token", "qrcode_create", "proxy"
+};
+
+static const char *const  ngx_http_wechat_api_result_labels[] = {
+    "ok", "errcode", "failed"
 };
 
 /* the Redis latency buckets' upper bounds, as Prometheus writes them */
@@ -93,7 +111,7 @@ ngx_http_wechat_status_handler(ngx_http_request_t *r)
     size_t                      size;
     ngx_int_t                   rc;
     ngx_uint_t                  i;
-    ngx_atomic_uint_t           connected;
+    ngx_atomic_uint_t           computed[2];  /* connected workers, age */
     ngx_atomic_uint_t          *values[NGX_HTTP_WECHAT_FAMILIES];
     ngx_atomic_uint_t           buckets[NGX_HTTP_WECHAT_BUCKETS];
     ngx_http_wechat_metrics_t  *m = ngx_http_wechat_metrics;
@@ -111,12 +129,15 @@ ngx_http_wechat_status_handler(ngx_http_request_t *r)
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
-    ngx_http_wechat_status_snapshot(m, values, &connected, buckets);
+    ngx_http_wechat_status_snapshot(m, values, computed, buckets);
 
     size = ngx_http_wechat_status_size()
            + sizeof("wechat_redis_command_duration_seconds_sum .\n"
                     "wechat_redis_command_duration_seconds_count \n")
-           + 3 * NGX_ATOMIC_T_LEN;
+           + 3 * NGX_ATOMIC_T_LEN
+           + 256 + NGX_HTTP_WECHAT_API_ENDPOINTS * NGX_HTTP_WECHAT_API_RESULTS
+                   * (sizeof("wechat_api_calls_total{endpoint=\"\","
+                             "result=\"\"} \n") + 32 + NGX_ATOMIC_T_LEN);
 
     start = ngx_pnalloc(r->pool, size);
     if (start == NULL) {
@@ -139,6 +160,8 @@ ngx_http_wechat_status_handler(ngx_http_request_t *r)
                      m->redis_latency_usec % 1000000,
                      buckets[NGX_HTTP_WECHAT_BUCKETS - 1]);
 
+    p = ngx_http_wechat_status_api(p, last, m);
+
     return ngx_http_wechat_send(r, NGX_HTTP_OK,
                                 "text/plain; version=0.0.4", start,
                                 p - start);
@@ -149,16 +172,20 @@ ngx_http_wechat_status_handler(ngx_http_request_t *r)
 
 static void
 ngx_http_wechat_status_snapshot(ngx_http_wechat_metrics_t *m,
-    ngx_atomic_uint_t **values, ngx_atomic_uint_t *connected,
+    ngx_atomic_uint_t **values, ngx_atomic_uint_t *computed,
     ngx_atomic_uint_t *buckets)
 {
     ngx_uint_t         i;
     ngx_atomic_uint_t  cumulative;
 
-    *connected = 0;
+    computed[0] = 0;
     for (i = 0; i < NGX_HTTP_WECHAT_MAX_WORKERS; i++) {
-        *connected += (m->redis_connected[i] != 0);
+        computed[0] += (m->redis_connected[i] != 0);
     }
+
+    computed[1] = (m->token_issued && (ngx_atomic_uint_t) ngx_time()
+                                      > m->token_issued)
+                  ? ngx_time() - m->token_issued : 0;
 
     /* histogram buckets are cumulative */
 
@@ -173,10 +200,12 @@ ngx_http_wechat_status_snapshot(ngx_http_wechat_metrics_t *m,
     values[2] = (ngx_atomic_uint_t *) &m->dedup_hits;
     values[3] = (ngx_atomic_uint_t *) m->polls;
     values[4] = (ngx_atomic_uint_t *) &m->polls_waiting;
-    values[5] = connected;
+    values[5] = &computed[0];
     values[6] = (ngx_atomic_uint_t *) &m->redis_reconnects;
     values[7] = (ngx_atomic_uint_t *) &m->redis_timeouts;
-    values[8] = buckets;
+    values[8] = (ngx_atomic_uint_t *) m->token_refreshes;
+    values[9] = &computed[1];
+    values[10] = buckets;
 }
 
 
@@ -242,6 +271,39 @@ ngx_http_wechat_status_family(u_char *p, u_char *last,
     }
 
     return p;
+}
+
+
+/* WeChat API calls, by endpoint and by result: a family of two labels. */
+
+static u_char *
+ngx_http_wechat_status_api(u_char *p, u_char *last,
+    ngx_http_wechat_metrics_t *m)
+{
+    ngx_uint_t  i, j;
+
+    p = ngx_slprintf(p, last, "# HELP wechat_api_calls_total WeChat API "
+                     "calls, by endpoint and result.\n"
+                     "# TYPE wechat_api_calls_total counter\n");
+
+    for (i = 0; i < NGX_HTTP_WECHAT_API_ENDPOINTS; i++) {
+        for (j = 0; j < NGX_HTTP_WECHAT_API_RESULTS; j++) {
+            p = ngx_slprintf(p, last, "wechat_api_calls_total{endpoint=\"%s\","
+                             "result=\"%s\"} %uA\n",
+                             ngx_http_wechat_api_endpoint_labels[i],
+                             ngx_http_wechat_api_result_labels[j],
+                             m->api_calls[i][j]);
+        }
+    }
+
+    return p;
+}
+
+
+static const char *
+ngx_http_wechat_refresh_label(ngx_uint_t i)
+{
+    return i == 0 ? "ok" : "failed";
 }
 
 

@@ -141,6 +141,77 @@ ngx_http_wechat_args(ngx_http_request_t *r, const char *const *names,
 
 
 /*
+ * The request body read whole into memory, at most max bytes (413 past
+ * that, with an info line); an empty body is an empty string.
+ */
+
+ngx_int_t
+ngx_http_wechat_read_body(ngx_http_request_t *r, size_t max, ngx_str_t *body)
+{
+    u_char       *p;
+    off_t         len;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    len = 0;
+    ngx_str_set(body, "");
+
+    if (r->request_body) {
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            len += ngx_buf_size(cl->buf);
+        }
+    }
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    if ((size_t) len > max) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "wechat: a body of %O bytes is over %uz", len, max);
+        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+
+    cl = r->request_body->bufs;
+    b = cl->buf;
+
+    if (cl->next == NULL && !b->in_file) {
+        body->data = b->pos;
+        body->len = len;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    body->data = p;
+    body->len = len;
+
+    for ( /* void */ ; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (!b->in_file) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                          b->file_pos);
+        if (n != b->file_last - b->file_pos) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p += n;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
  * Whether a site's name for a user or an openid may become a Redis key, a
  * variable and a JSON value: no control character, and a sane length.
  */
@@ -237,7 +308,10 @@ ngx_http_wechat_chain(ngx_pool_t *pool, u_char *data, size_t len)
 }
 
 
-/* Waits for the command just sent, or answers when Redis is away. */
+/*
+ * Waits for what was just started (NGX_OK), or answers: 503 when Redis is
+ * away (NGX_DECLINED), an HTTP status as it is.
+ */
 
 ngx_int_t
 ngx_http_wechat_wait_redis(ngx_http_request_t *r, ngx_int_t rc)
@@ -251,7 +325,8 @@ ngx_http_wechat_wait_redis(ngx_http_request_t *r, ngx_int_t rc)
         return ngx_http_wechat_send_unavailable(r);
     }
 
-    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    return rc >= NGX_HTTP_SPECIAL_RESPONSE ? rc
+                                           : NGX_HTTP_INTERNAL_SERVER_ERROR;
 }
 
 

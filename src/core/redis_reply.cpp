@@ -163,6 +163,125 @@ wx_redis_claim(const struct redisReply *reply, const wx_allocator_t *a,
     });
 }
 
+namespace {
+
+bool
+is_integer(const redisReply *r)
+{
+    return r != nullptr && r->type == REDIS_REPLY_INTEGER;
+}
+
+/* An access_token as WeChat issues it: printable, no space, capped. */
+bool
+is_token(std::string_view t)
+{
+    if (t.empty() || t.size() > WX_API_TOKEN_MAX) {
+        return false;
+    }
+
+    for (char c : t) {
+        if (c <= 0x20 || c >= 0x7f) {
+            return false;
+        }
+    }
+
+    return true;
+}
+
+} // namespace
+
+extern "C" wx_status_t
+wx_redis_token(const struct redisReply *reply, const wx_allocator_t *a,
+    wx_token_state_t *out)
+{
+    if (reply == nullptr || a == nullptr || out == nullptr) {
+        return WX_ERR_ARGS;
+    }
+
+    return wx::guarded([&] {
+        *out = wx_token_state_t{};
+
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
+            return WX_ERR_REPLY;
+        }
+
+        const redisReply *const *e = reply->element;
+
+        if (!is_integer(e[1]) || !is_integer(e[3])
+            || (e[0]->type != REDIS_REPLY_NIL && !is_string(e[0]))
+            || (e[2]->type != REDIS_REPLY_NIL && !is_string(e[2])))
+        {
+            return WX_ERR_REPLY;
+        }
+
+        out->ttl_ms = e[1]->integer;
+        out->locked = e[3]->integer == 1;
+
+        if (is_string(e[2]) && !parse_time(text(e[2]), &out->issued_ms)) {
+            return WX_ERR_REPLY;
+        }
+
+        if (!is_string(e[0])) {
+            return WX_OK;
+        }
+
+        if (!is_token(text(e[0]))) {
+            return WX_ERR_REPLY;
+        }
+
+        return wx::copy_value(a, text(e[0]), &out->token);
+    });
+}
+
+namespace {
+
+/* Whether token hashes to the stored hash, compared in constant time. */
+bool
+token_matches(wx_span_t token, const redisReply *stored)
+{
+    char hash[WX_SHA256_HEX_LEN];
+
+    if (!is_string(stored) || wx_sha256_hex(token, hash) != WX_OK) {
+        return false;
+    }
+
+    wx_span_t ours = {reinterpret_cast<unsigned char *>(hash), sizeof(hash)};
+
+    return wx_equal_const_time(ours, wx::span(text(stored)));
+}
+
+} // namespace
+
+extern "C" wx_status_t
+wx_redis_qrcode_url(const struct redisReply *reply, wx_span_t token,
+    const wx_allocator_t *a, wx_span_t *url, int64_t *ttl)
+{
+    if (reply == nullptr || a == nullptr || url == nullptr || ttl == nullptr)
+    {
+        return WX_ERR_ARGS;
+    }
+
+    return wx::guarded([&] {
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
+            || !is_integer(reply->element[2]))
+        {
+            return WX_ERR_REPLY;
+        }
+
+        const redisReply *const *e = reply->element;
+
+        if (!is_string(e[0]) || e[0]->len == 0 || e[0]->len > WX_API_URL_MAX
+            || !token_matches(token, e[1]) || e[2]->integer <= 0)
+        {
+            return WX_ERR_NOT_FOUND;
+        }
+
+        *ttl = e[2]->integer;
+
+        return wx::copy_value(a, text(e[0]), url);
+    });
+}
+
 extern "C" wx_status_t
 wx_redis_poll_answer(const struct redisReply *reply, wx_span_t token,
     const wx_allocator_t *a, wx_scene_status_t *status, wx_span_t *json)
@@ -180,17 +299,9 @@ wx_redis_poll_answer(const struct redisReply *reply, wx_span_t token,
 
         const redisReply *const *e = reply->element;
         wx_scene_status_t state = WX_SCENE_EXPIRED;
-        char hash[WX_SHA256_HEX_LEN];
 
-        if (is_string(e[0]) && is_string(e[2])
-            && wx_sha256_hex(token, hash) == WX_OK)
-        {
-            wx_span_t ours = {reinterpret_cast<unsigned char *>(hash),
-                              sizeof(hash)};
-
-            if (wx_equal_const_time(ours, wx::span(text(e[2])))) {
-                state = status_of(text(e[0]));
-            }
+        if (is_string(e[0]) && token_matches(token, e[2])) {
+            state = status_of(text(e[0]));
         }
 
         if (state == WX_SCENE_STATUSES) {

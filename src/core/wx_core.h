@@ -223,6 +223,30 @@ typedef struct {
 wx_status_t wx_redis_claim(const struct redisReply *reply,
     const wx_allocator_t *a, wx_claim_t *out);
 
+typedef struct {
+    wx_span_t             token;       /* empty when there is none */
+    int64_t               ttl_ms;      /* its remaining life */
+    int64_t               issued_ms;   /* 0 when unknown */
+    int                   locked;      /* this caller must refresh it */
+} wx_token_state_t;
+
+/*
+ * The TOKEN script's { token or nil, ttl (ms), issued (ms) or nil, locked };
+ * a token is checked as WeChat's answer is (printable, capped).
+ */
+wx_status_t wx_redis_token(const struct redisReply *reply,
+    const wx_allocator_t *a, wx_token_state_t *out);
+
+/*
+ * The QRCODE_URL script's { url, token hash, ttl }: the url of a scene
+ * whose poll token is token (compared with the stored hash in constant
+ * time), and how long it lives.  An unknown scene, one without a url and a
+ * wrong token all give WX_ERR_NOT_FOUND.
+ */
+wx_status_t wx_redis_qrcode_url(const struct redisReply *reply,
+    wx_span_t token, const wx_allocator_t *a, wx_span_t *url,
+    int64_t *ttl);
+
 /*
  * The poll answer for HMGET scene status openid token: the JSON the page
  * gets.  An unknown scene and a wrong token both give {"status":"expired"};

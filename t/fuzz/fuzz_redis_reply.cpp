@@ -44,12 +44,16 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
             static_cast<redisReply *>(raw));
         wx_resolution_t res;
         wx_claim_t claim;
+        wx_token_state_t token_state;
         wx_scene_status_t status;
         wx_span_t json, s;
         static const unsigned char token[] = "t0ken";
 
         wx_redis_resolution(reply.get(), &res);
         wx_redis_claim(reply.get(), a, &claim);
+        wx_redis_token(reply.get(), a, &token_state);
+        int64_t ttl;
+        wx_redis_qrcode_url(reply.get(), {token, 5}, a, &json, &ttl);
         wx_redis_poll_answer(reply.get(), {token, 5}, a, &status, &json);
         wx_redis_string(reply.get(), a, &s);
     }

@@ -97,6 +97,47 @@ test_claim(void **state)
     assert_int_equal(claim(":1\r\n", &c), WX_ERR_REPLY);
 }
 
+static wx_status_t
+token_state(const char *resp, wx_token_state_t *out)
+{
+    redisReply *r = reply_of(resp);
+    wx_status_t rc = wx_redis_token(r, &test_allocator, out);
+    freeReplyObject(r);
+    return rc;
+}
+
+static void
+test_token(void **state)
+{
+    (void) state;
+    wx_token_state_t t;
+
+    assert_int_equal(token_state("*4\r\n$6\r\nTOK_en\r\n:7000000\r\n"
+                                 "$13\r\n1700000000000\r\n:0\r\n", &t),
+                     WX_OK);
+    assert_span_equal(t.token, "TOK_en");
+    assert_int_equal(t.ttl_ms, 7000000);
+    assert_int_equal(t.issued_ms, 1700000000000LL);
+    assert_false(t.locked);
+
+    /* none stored: this caller holds the lock */
+    assert_int_equal(token_state("*4\r\n$-1\r\n:-2\r\n$-1\r\n:1\r\n", &t),
+                     WX_OK);
+    assert_span_equal(t.token, "");
+    assert_int_equal(t.ttl_ms, -2);
+    assert_true(t.locked);
+
+    /* a stored value that is no token, and shapes the script never has */
+    assert_int_equal(token_state("*4\r\n$3\r\na b\r\n:5\r\n$-1\r\n:0\r\n",
+                                 &t), WX_ERR_REPLY);
+    assert_int_equal(token_state("*3\r\n$1\r\nt\r\n:5\r\n$-1\r\n", &t),
+                     WX_ERR_REPLY);
+    assert_int_equal(token_state("*4\r\n$1\r\nt\r\n$1\r\n5\r\n$-1\r\n"
+                                 ":0\r\n", &t), WX_ERR_REPLY);
+    assert_int_equal(token_state("*4\r\n$1\r\nt\r\n:5\r\n$2\r\nxx\r\n"
+                                 ":0\r\n", &t), WX_ERR_REPLY);
+}
+
 static void
 test_resolution_malformed(void **state)
 {
@@ -166,6 +207,40 @@ test_poll(void **state)
 }
 
 static void
+test_qrcode_url(void **state)
+{
+    (void) state;
+    char        resp[512];
+    int64_t     ttl;
+    wx_span_t   url;
+    redisReply *r;
+
+    snprintf(resp, sizeof(resp), "*3\r\n$26\r\nhttp://weixin.qq.com/q/abc\r\n"
+             "$64\r\n%s\r\n:280\r\n", TOKEN_HASH);
+
+    r = reply_of(resp);
+    assert_int_equal(wx_redis_qrcode_url(r, S("t0ken"), &test_allocator, &url,
+                                         &ttl), WX_OK);
+    assert_span_equal(url, "http://weixin.qq.com/q/abc");
+    assert_int_equal(ttl, 280);
+
+    /* a wrong token is no oracle: the same answer as an unknown scene */
+    assert_int_equal(wx_redis_qrcode_url(r, S("t0keN"), &test_allocator, &url,
+                                         &ttl), WX_ERR_NOT_FOUND);
+    freeReplyObject(r);
+
+    r = reply_of("*3\r\n$-1\r\n$-1\r\n:-2\r\n");
+    assert_int_equal(wx_redis_qrcode_url(r, S("t0ken"), &test_allocator, &url,
+                                         &ttl), WX_ERR_NOT_FOUND);
+    freeReplyObject(r);
+
+    r = reply_of("*2\r\n$-1\r\n$-1\r\n");
+    assert_int_equal(wx_redis_qrcode_url(r, S("t0ken"), &test_allocator, &url,
+                                         &ttl), WX_ERR_REPLY);
+    freeReplyObject(r);
+}
+
+static void
 test_poll_malformed(void **state)
 {
     (void) state;
@@ -228,8 +303,10 @@ main(void)
         cmocka_unit_test_setup(test_resolution, reset_arena),
         cmocka_unit_test_setup(test_resolution_malformed, reset_arena),
         cmocka_unit_test_setup(test_claim, reset_arena),
+        cmocka_unit_test_setup(test_token, reset_arena),
         cmocka_unit_test_setup(test_poll, reset_arena),
         cmocka_unit_test_setup(test_poll_malformed, reset_arena),
+        cmocka_unit_test_setup(test_qrcode_url, reset_arena),
         cmocka_unit_test_setup(test_string, reset_arena),
         cmocka_unit_test(test_reader_limit),
     };

@@ -1,0 +1,273 @@
+
+/*
+ * ngx_http_wechat_module: calls to WeChat's HTTPS API, the nginx way.  Each
+ * call is a subrequest into the internal location wechat_api_pass names,
+ * which proxy_passes it with nginx's resolver, TLS verification and
+ * keepalive; its answer is kept in memory.  Every call has a deadline: the
+ * request gets its answer by then even if the subrequest goes on.
+ */
+
+
+#include "ngx_http_wechat_module.h"
+
+
+static ngx_int_t ngx_http_wechat_api_subrequest(ngx_http_request_t *r,
+    ngx_http_wechat_api_call_t *call, ngx_http_request_t **psr);
+static ngx_int_t ngx_http_wechat_api_body(ngx_http_request_t *sr,
+    ngx_str_t *body);
+static ngx_int_t ngx_http_wechat_api_done(ngx_http_request_t *sr,
+    void *data, ngx_int_t rc);
+static void ngx_http_wechat_api_resume(ngx_http_request_t *r);
+static void ngx_http_wechat_api_deadline(ngx_event_t *ev);
+static void ngx_http_wechat_api_cleanup(void *data);
+static void ngx_http_wechat_api_finish(ngx_http_wechat_api_call_t *call);
+
+
+/*
+ * Starts call on behalf of r, whose handler learns the outcome: an HTTP
+ * status and the body, or status 0 after the deadline.  NGX_ERROR if it
+ * could not start.
+ */
+
+ngx_int_t
+ngx_http_wechat_api_call(ngx_http_request_t *r,
+    ngx_http_wechat_api_call_t *call)
+{
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_request_t          *sr;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = call->conf;
+
+    call->request = r;
+    call->status = 0;
+    call->done = 0;
+    ngx_str_null(&call->answer);
+
+    if (call->cleanup == NULL) {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            return NGX_ERROR;
+        }
+
+        cln->handler = ngx_http_wechat_api_cleanup;
+        cln->data = call;
+        call->cleanup = cln;
+
+        call->timer.handler = ngx_http_wechat_api_deadline;
+        call->timer.data = call;
+        call->timer.log = r->connection->log;
+    }
+
+    if (ngx_http_wechat_api_subrequest(r, call, &sr) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_add_timer(&call->timer, wlcf->api_timeout);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "wechat api: %V %V", &sr->method_name, &call->path);
+
+    return NGX_OK;
+}
+
+
+/*
+ * A background subrequest, so that the request can answer at its deadline
+ * while the subrequest finishes; it sends only what the call says, none of
+ * the client's headers.
+ */
+
+static ngx_int_t
+ngx_http_wechat_api_subrequest(ngx_http_request_t *r,
+    ngx_http_wechat_api_call_t *call, ngx_http_request_t **psr)
+{
+    u_char                      *p;
+    ngx_str_t                    uri;
+    ngx_http_request_t          *sr;
+    ngx_http_post_subrequest_t  *ps;
+
+    uri.len = call->conf->api_pass.len + call->path.len;
+    uri.data = ngx_pnalloc(r->pool, uri.len);
+    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
+
+    if (uri.data == NULL || ps == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(uri.data, call->conf->api_pass.data,
+                   call->conf->api_pass.len);
+    ngx_memcpy(p, call->path.data, call->path.len);
+
+    ps->handler = ngx_http_wechat_api_done;
+    ps->data = call;
+
+    if (ngx_http_subrequest(r, &uri, &call->args, &sr, ps,
+                            NGX_HTTP_SUBREQUEST_IN_MEMORY
+                            |NGX_HTTP_SUBREQUEST_BACKGROUND)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_list_init(&sr->headers_in.headers, r->pool, 2,
+                      sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    sr->headers_in.content_length = NULL;
+    sr->headers_in.content_length_n = -1;
+    sr->headers_in.chunked = 0;
+    sr->request_body = NULL;
+
+    if (call->body.data == NULL) {
+        sr->method = NGX_HTTP_GET;
+        ngx_str_set(&sr->method_name, "GET");
+
+    } else if (ngx_http_wechat_api_body(sr, &call->body) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    *psr = sr;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_wechat_api_body(ngx_http_request_t *sr, ngx_str_t *body)
+{
+    ngx_table_elt_t  *h;
+
+    sr->method = NGX_HTTP_POST;
+    ngx_str_set(&sr->method_name, "POST");
+
+    sr->request_body = ngx_pcalloc(sr->pool,
+                                   sizeof(ngx_http_request_body_t));
+    if (sr->request_body == NULL) {
+        return NGX_ERROR;
+    }
+
+    sr->request_body->bufs = ngx_http_wechat_chain(sr->pool, body->data,
+                                                   body->len);
+    if (sr->request_body->bufs == NULL) {
+        return NGX_ERROR;
+    }
+
+    sr->headers_in.content_length_n = body->len;
+
+    h = ngx_list_push(&sr->headers_in.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Content-Type");
+    ngx_str_set(&h->value, "application/json");
+    h->lowcase_key = (u_char *) "content-type";
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_wechat_api_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
+{
+    ngx_buf_t                   *b;
+    ngx_http_wechat_api_call_t  *call = data;
+
+    if (call->done) {
+        /* answered at the deadline already, or the request went away */
+        return rc;
+    }
+
+    if (rc == NGX_OK && sr->upstream && sr->upstream->buffer.start) {
+        b = &sr->upstream->buffer;
+        call->status = sr->headers_out.status;
+        call->answer.data = b->pos;
+        call->answer.len = b->last - b->pos;
+
+    } else {
+        call->status = NGX_HTTP_BAD_GATEWAY;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
+                   "wechat api: %V answered %ui", &call->path, call->status);
+
+    call->done = 1;
+
+    if (call->timer.timer_set) {
+        ngx_del_timer(&call->timer);
+    }
+
+    /* the request goes on in its own turn, not inside the subrequest's */
+
+    call->request->write_event_handler = ngx_http_wechat_api_resume;
+    call->resume = 1;
+
+    return ngx_http_post_request(call->request, NULL) == NGX_OK
+           ? rc : NGX_ERROR;
+}
+
+
+static void
+ngx_http_wechat_api_resume(ngx_http_request_t *r)
+{
+    ngx_http_wechat_ctx_t  *ctx;
+
+    ctx = ngx_http_wechat_get_ctx(r);
+
+    if (ctx == NULL || !ctx->api.resume) {
+        return;
+    }
+
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    ngx_http_wechat_api_finish(&ctx->api);
+}
+
+
+static void
+ngx_http_wechat_api_deadline(ngx_event_t *ev)
+{
+    ngx_connection_t            *c;
+    ngx_http_wechat_api_call_t  *call = ev->data;
+
+    ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                  "wechat api: %V did not answer within %Mms",
+                  &call->path, call->conf->api_timeout);
+
+    c = call->request->connection;
+
+    call->done = 1;
+    call->status = 0;
+
+    ngx_http_wechat_api_finish(call);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_wechat_api_finish(ngx_http_wechat_api_call_t *call)
+{
+    call->resume = 0;
+
+    call->handler(call->request, call);
+}
+
+
+static void
+ngx_http_wechat_api_cleanup(void *data)
+{
+    ngx_http_wechat_api_call_t  *call = data;
+
+    call->done = 1;
+    call->resume = 0;
+
+    if (call->timer.timer_set) {
+        ngx_del_timer(&call->timer);
+    }
+}

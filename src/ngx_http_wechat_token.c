@@ -1,0 +1,712 @@
+
+/*
+ * ngx_http_wechat_module: WeChat API calls that need the account's
+ * access_token.  One token per account, shared by every worker and every
+ * node through Redis and cached in each worker until shortly before it
+ * expires.  One caller refreshes it, under a lock in Redis, while the
+ * others use the old one or wait briefly for the new one.  A token WeChat
+ * refuses is dropped only if it is still the stored one, and the call is
+ * made once more; so is a call WeChat was too busy for.
+ */
+
+
+#include "ngx_http_wechat_module.h"
+
+
+#define NGX_HTTP_WECHAT_TOKEN_AHEAD   300000  /* ms before expiry: refresh */
+#define NGX_HTTP_WECHAT_TOKEN_LOCK    10000   /* ms a refresh may take */
+#define NGX_HTTP_WECHAT_TOKEN_WAIT    100     /* ms between looks */
+#define NGX_HTTP_WECHAT_TOKEN_KEPT    60000   /* ms a kept key's token is
+                                                 cached */
+#define NGX_HTTP_WECHAT_TOKEN_CACHES  16      /* accounts per worker */
+
+
+typedef struct {
+    ngx_str_t                    account;       /* its key prefix */
+    u_char                       token[WX_API_TOKEN_MAX];
+    size_t                       len;
+    ngx_msec_t                   until;         /* ngx_current_msec */
+} ngx_http_wechat_token_cache_t;
+
+
+static void ngx_http_wechat_token_get(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+static void ngx_http_wechat_token_done(ngx_http_request_t *r,
+    redisReply *response, ngx_uint_t ended);
+static void ngx_http_wechat_token_read_done(ngx_http_request_t *r,
+    redisReply *response, ngx_uint_t ended);
+static void ngx_http_wechat_token_wait(ngx_event_t *ev);
+static void ngx_http_wechat_token_refresh(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+static void ngx_http_wechat_token_fetched(ngx_http_request_t *r,
+    ngx_http_wechat_api_call_t *call);
+static void ngx_http_wechat_token_stored(ngx_http_request_t *r,
+    redisReply *response, ngx_uint_t ended);
+static void ngx_http_wechat_token_drop(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+static void ngx_http_wechat_token_dropped(ngx_http_request_t *r,
+    redisReply *response, ngx_uint_t ended);
+static void ngx_http_wechat_wx_send(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+static void ngx_http_wechat_wx_answered(ngx_http_request_t *r,
+    ngx_http_wechat_api_call_t *call);
+static void ngx_http_wechat_wx_end(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, ngx_uint_t result);
+static ngx_http_wechat_token_cache_t *ngx_http_wechat_token_cache(
+    ngx_http_wechat_loc_conf_t *wlcf);
+static void ngx_http_wechat_token_keep(ngx_http_wechat_loc_conf_t *wlcf,
+    wx_span_t token, int64_t keep);
+static void ngx_http_wechat_token_use(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, wx_span_t token, int64_t keep);
+static void ngx_http_wechat_wx_cleanup(void *data);
+static ngx_str_t ngx_http_wechat_msec(ngx_http_request_t *r, int64_t ms);
+
+
+static ngx_http_wechat_token_cache_t
+    ngx_http_wechat_token_caches[NGX_HTTP_WECHAT_TOKEN_CACHES];
+
+
+/*
+ * Makes ctx->wx's call with the token, then ctx->wx.done: with status 200
+ * and errcode 0, or what failed.  NGX_DECLINED if Redis is away, and
+ * NGX_ERROR if it could not start: then done is not called.
+ */
+
+ngx_int_t
+ngx_http_wechat_wx_call(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
+{
+    ngx_pool_cleanup_t    *cln;
+    ngx_http_wechat_wx_t  *wx = &ctx->wx;
+
+    wx->lock_id.data = ngx_pnalloc(r->pool, WX_TOKEN_LEN);
+    if (wx->lock_id.data == NULL
+        || wx_random_hex((char *) wx->lock_id.data, WX_TOKEN_LEN / 2)
+           != WX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    wx->lock_id.len = WX_TOKEN_LEN;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_wechat_wx_cleanup;
+    cln->data = wx;
+
+    wx->wait.handler = ngx_http_wechat_token_wait;
+    wx->wait.data = r;
+    wx->wait.log = r->connection->log;
+    wx->wait.cancelable = 1;
+
+    ctx->api.conf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    /* what ends at once is the caller's to answer, not done's */
+
+    wx->starting = 1;
+    ngx_http_wechat_token_get(r, ctx);
+    wx->starting = 0;
+
+    if (!wx->ended) {
+        return NGX_OK;
+    }
+
+    return wx->result == NGX_HTTP_WECHAT_API_NO_TOKEN ? NGX_DECLINED
+                                                      : NGX_ERROR;
+}
+
+
+static void
+ngx_http_wechat_token_get(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
+{
+    ngx_int_t                       rc;
+    ngx_str_t                       argv[6];
+    ngx_http_wechat_loc_conf_t     *wlcf;
+    ngx_http_wechat_token_cache_t  *cache;
+
+    wlcf = ctx->api.conf;
+    cache = ngx_http_wechat_token_cache(wlcf);
+
+    if (cache && cache->len && ngx_current_msec < cache->until) {
+        ctx->wx.token.data = cache->token;
+        ctx->wx.token.len = cache->len;
+        ngx_http_wechat_wx_send(r, ctx);
+        return;
+    }
+
+    if (wlcf->token_key.len) {
+        ngx_str_set(&argv[0], "GET");
+        argv[1] = wlcf->token_key;
+
+        rc = ngx_http_wechat_redis_command(r,
+                 ngx_http_wechat_token_read_done, NGX_HTTP_WECHAT_NO_SCRIPT,
+                 2, argv);
+
+    } else {
+        ngx_str_set(&argv[0], "2");
+        argv[1] = ngx_http_wechat_key(r, wlcf, "token", NULL);
+        argv[2] = ngx_http_wechat_key(r, wlcf, "token:lock", NULL);
+        argv[3] = ngx_http_wechat_msec(r, NGX_HTTP_WECHAT_TOKEN_AHEAD);
+        argv[4] = ctx->wx.lock_id;
+        argv[5] = ngx_http_wechat_msec(r, NGX_HTTP_WECHAT_TOKEN_LOCK);
+
+        rc = (argv[1].data && argv[2].data && argv[3].data && argv[5].data)
+             ? ngx_http_wechat_redis_command(r, ngx_http_wechat_token_done,
+                                             NGX_HTTP_WECHAT_SCRIPT_TOKEN, 6,
+                                             argv)
+             : NGX_ERROR;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_wechat_wx_end(r, ctx, NGX_HTTP_WECHAT_API_NO_TOKEN);
+    }
+}
+
+
+static void
+ngx_http_wechat_token_done(ngx_http_request_t *r, redisReply *response,
+    ngx_uint_t ended)
+{
+    wx_allocator_t           a;
+    wx_token_state_t         state;
+    ngx_http_wechat_ctx_t   *ctx;
+    ngx_http_wechat_wx_t    *wx;
+
+    ctx = ngx_http_wechat_get_ctx(r);
+    wx = &ctx->wx;
+
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    if (response == NULL || wx_redis_token(response, &a, &state) != WX_OK) {
+        ngx_http_wechat_wx_end(r, ctx, NGX_HTTP_WECHAT_API_NO_TOKEN);
+        return;
+    }
+
+    if (state.issued_ms && ngx_http_wechat_metrics) {
+        ngx_http_wechat_metrics->token_issued = state.issued_ms / 1000;
+    }
+
+    if (state.locked) {
+        ngx_http_wechat_token_refresh(r, ctx);
+        return;
+    }
+
+    if (state.token.len && state.ttl_ms > NGX_HTTP_WECHAT_TOKEN_AHEAD) {
+        ngx_http_wechat_token_use(r, ctx, state.token,
+                                  state.ttl_ms - NGX_HTTP_WECHAT_TOKEN_AHEAD);
+        return;
+    }
+
+    /* someone else refreshes it: the old one still serves, or we wait */
+
+    if (state.token.len && state.ttl_ms > 0) {
+        ngx_http_wechat_token_use(r, ctx, state.token, 0);
+        return;
+    }
+
+    if (++wx->waits * NGX_HTTP_WECHAT_TOKEN_WAIT > ctx->api.conf->api_timeout)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wechat api: no access_token within %Mms",
+                      ctx->api.conf->api_timeout);
+        ngx_http_wechat_wx_end(r, ctx, NGX_HTTP_WECHAT_API_NO_TOKEN);
+        return;
+    }
+
+    ngx_add_timer(&wx->wait, NGX_HTTP_WECHAT_TOKEN_WAIT);
+}
+
+
+static void
+ngx_http_wechat_token_wait(ngx_event_t *ev)
+{
+    ngx_connection_t       *c;
+    ngx_http_request_t     *r = ev->data;
+    ngx_http_wechat_ctx_t  *ctx;
+
+    c = r->connection;
+    ctx = ngx_http_wechat_get_ctx(r);
+
+    ngx_http_wechat_token_get(r, ctx);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* A token another service keeps in wechat_access_token_key. */
+
+static void
+ngx_http_wechat_token_read_done(ngx_http_request_t *r, redisReply *response,
+    ngx_uint_t ended)
+{
+    wx_span_t               token;
+    wx_allocator_t          a;
+    ngx_http_wechat_ctx_t  *ctx;
+
+    ctx = ngx_http_wechat_get_ctx(r);
+
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    if (response == NULL
+        || wx_redis_string(response, &a, &token) != WX_OK
+        || token.len == 0 || token.len > WX_API_TOKEN_MAX)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wechat api: no access_token in \"%V\"",
+                      &ctx->api.conf->token_key);
+        ngx_http_wechat_wx_end(r, ctx, NGX_HTTP_WECHAT_API_NO_TOKEN);
+        return;
+    }
+
+    ngx_http_wechat_token_use(r, ctx, token, NGX_HTTP_WECHAT_TOKEN_KEPT);
+}
+
+
+/* This caller holds the lock: a new token from WeChat. */
+
+static void
+ngx_http_wechat_token_refresh(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx)
+{
+    u_char                      *p;
+    wx_span_t                    body;
+    wx_allocator_t               a;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+    ngx_http_wechat_api_call_t  *call = &ctx->api;
+
+    wlcf = call->conf;
+    call->handler = ngx_http_wechat_token_fetched;
+
+    if (wlcf->token_api == NGX_HTTP_WECHAT_TOKEN_CLASSIC) {
+        ngx_str_set(&call->path, "/cgi-bin/token");
+        ngx_str_null(&call->body);
+
+        call->args.len = sizeof("grant_type=client_credential&appid=&secret=")
+                         - 1 + wlcf->appid.len + wlcf->secret.len;
+        call->args.data = ngx_pnalloc(r->pool, call->args.len);
+        if (call->args.data == NULL) {
+            ngx_http_wechat_wx_end(r, ctx, NGX_HTTP_WECHAT_API_FAILED);
+            return;
+        }
+
+        p = ngx_sprintf(call->args.data,
+                        "grant_type=client_credential&appid=%V&secret=%V",
+                        &wlcf->appid, &wlcf->secret);
+        call->args.len = p - call->args.data;
+
+    } else {
+        ngx_str_set(&call->path, "/cgi-bin/stable_token");
+        ngx_str_null(&call->args);
+        ngx_http_wechat_allocator(r->pool, &a);
+
+        if (wx_api_stable_token_request(ngx_http_wechat_span(&wlcf->appid),
+                                        ngx_http_wechat_span(&wlcf->secret),
+                                        0, &a, &body)
+            != WX_OK)
+        {
+            ngx_http_wechat_wx_end(r, ctx, NGX_HTTP_WECHAT_API_FAILED);
+            return;
+        }
+
+        call->body.data = (u_char *) body.data;
+        call->body.len = body.len;
+    }
+
+    if (ngx_http_wechat_api_call(r, call) != NGX_OK) {
+        ngx_http_wechat_wx_end(r, ctx, NGX_HTTP_WECHAT_API_FAILED);
+    }
+}
+
+
+static void
+ngx_http_wechat_token_fetched(ngx_http_request_t *r,
+    ngx_http_wechat_api_call_t *call)
+{
+    int64_t                  expires_in;
+    ngx_str_t                argv[7];
+    wx_span_t                token, answer, errmsg;
+    ngx_uint_t               result;
+    wx_status_t              status;
+    wx_allocator_t           a;
+    ngx_http_wechat_ctx_t   *ctx;
+
+    ctx = ngx_http_wechat_get_ctx(r);
+
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    answer = ngx_http_wechat_span(&call->answer);
+    status = (call->status == NGX_HTTP_OK)
+             ? wx_api_token(answer, &a, &token, &expires_in)
+             : WX_ERR_REPLY;
+
+    result = (status == WX_OK) ? NGX_HTTP_WECHAT_API_OK
+             : (status == WX_ERR_API) ? NGX_HTTP_WECHAT_API_ERRCODE
+             : NGX_HTTP_WECHAT_API_FAILED;
+
+    ngx_http_wechat_count(api_calls[NGX_HTTP_WECHAT_API_TOKEN][result]);
+    ngx_http_wechat_count(token_refreshes[status == WX_OK ? 0 : 1]);
+
+    if (status != WX_OK) {
+        ctx->wx.status = call->status;
+
+        if (result == NGX_HTTP_WECHAT_API_ERRCODE
+            && wx_api_error(answer, &a, &ctx->wx.errcode, &errmsg) == WX_OK)
+        {
+            ctx->wx.errmsg.data = (u_char *) errmsg.data;
+            ctx->wx.errmsg.len = errmsg.len;
+        }
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wechat api: access_token refresh failed: "
+                      "HTTP %ui, errcode %L", call->status, ctx->wx.errcode);
+        ngx_http_wechat_wx_end(r, ctx, result);
+        return;
+    }
+
+    if (ngx_http_wechat_metrics) {
+        ngx_http_wechat_metrics->token_issued = ngx_time();
+    }
+
+    ngx_http_wechat_token_keep(call->conf, token,
+                               expires_in * 1000
+                               - NGX_HTTP_WECHAT_TOKEN_AHEAD);
+
+    ctx->wx.token.data = (u_char *) token.data;
+    ctx->wx.token.len = token.len;
+
+    ngx_str_set(&argv[0], "2");
+    argv[1] = ngx_http_wechat_key(r, call->conf, "token", NULL);
+    argv[2] = ngx_http_wechat_key(r, call->conf, "token:lock", NULL);
+    argv[3] = ctx->wx.token;
+    argv[4] = ngx_http_wechat_msec(r, expires_in * 1000);
+    argv[5] = ngx_http_wechat_msec(r, (int64_t) ngx_time() * 1000);
+    argv[6] = ctx->wx.lock_id;
+
+    /* the token works even if no one else gets it from Redis */
+
+    if (argv[1].data == NULL || argv[2].data == NULL || argv[4].data == NULL
+        || argv[5].data == NULL
+        || ngx_http_wechat_redis_command(r, ngx_http_wechat_token_stored,
+                                         NGX_HTTP_WECHAT_SCRIPT_TOKEN_SET, 7,
+                                         argv)
+           != NGX_OK)
+    {
+        ngx_http_wechat_wx_send(r, ctx);
+    }
+}
+
+
+static void
+ngx_http_wechat_token_stored(ngx_http_request_t *r, redisReply *response,
+    ngx_uint_t ended)
+{
+    ngx_http_wechat_wx_send(r, ngx_http_wechat_get_ctx(r));
+}
+
+
+/*
+ * WeChat refused the token: drop it from Redis if it is still the one
+ * stored, and from this worker, then get a token again.
+ */
+
+static void
+ngx_http_wechat_token_drop(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
+{
+    ngx_str_t                       argv[3];
+    ngx_http_wechat_token_cache_t  *cache;
+
+    cache = ngx_http_wechat_token_cache(ctx->api.conf);
+
+    if (cache && cache->len == ctx->wx.token.len
+        && ngx_memcmp(cache->token, ctx->wx.token.data, cache->len) == 0)
+    {
+        cache->len = 0;
+    }
+
+    if (ctx->api.conf->token_key.len) {
+        ngx_http_wechat_token_get(r, ctx);
+        return;
+    }
+
+    ngx_str_set(&argv[0], "1");
+    argv[1] = ngx_http_wechat_key(r, ctx->api.conf, "token", NULL);
+    argv[2] = ctx->wx.token;
+
+    if (argv[1].data == NULL
+        || ngx_http_wechat_redis_command(r, ngx_http_wechat_token_dropped,
+                                         NGX_HTTP_WECHAT_SCRIPT_TOKEN_DROP, 3,
+                                         argv)
+           != NGX_OK)
+    {
+        ngx_http_wechat_wx_end(r, ctx, NGX_HTTP_WECHAT_API_FAILED);
+    }
+}
+
+
+static void
+ngx_http_wechat_token_dropped(ngx_http_request_t *r, redisReply *response,
+    ngx_uint_t ended)
+{
+    ngx_http_wechat_token_get(r, ngx_http_wechat_get_ctx(r));
+}
+
+
+/* The call itself, with the token in front of its arguments. */
+
+static void
+ngx_http_wechat_wx_send(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
+{
+    u_char                      *p;
+    wx_span_t                    token;
+    wx_allocator_t               a;
+    ngx_http_wechat_wx_t        *wx = &ctx->wx;
+    ngx_http_wechat_api_call_t  *call = &ctx->api;
+
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    if (wx_url_encode(ngx_http_wechat_span(&wx->token), &a, &token)
+        != WX_OK)
+    {
+        ngx_http_wechat_wx_end(r, ctx, NGX_HTTP_WECHAT_API_FAILED);
+        return;
+    }
+
+    call->args.len = sizeof("access_token=&") - 1 + token.len + wx->args.len;
+    call->args.data = ngx_pnalloc(r->pool, call->args.len);
+    if (call->args.data == NULL) {
+        ngx_http_wechat_wx_end(r, ctx, NGX_HTTP_WECHAT_API_FAILED);
+        return;
+    }
+
+    p = ngx_cpymem(call->args.data, "access_token=", 13);
+    p = ngx_cpymem(p, token.data, token.len);
+
+    if (wx->args.len) {
+        *p++ = '&';
+        p = ngx_cpymem(p, wx->args.data, wx->args.len);
+    }
+
+    call->args.len = p - call->args.data;
+    call->path = wx->path;
+    call->body = wx->body;
+    call->handler = ngx_http_wechat_wx_answered;
+
+    if (ngx_http_wechat_api_call(r, call) != NGX_OK) {
+        ngx_http_wechat_wx_end(r, ctx, NGX_HTTP_WECHAT_API_FAILED);
+    }
+}
+
+
+static void
+ngx_http_wechat_wx_answered(ngx_http_request_t *r,
+    ngx_http_wechat_api_call_t *call)
+{
+    wx_span_t               errmsg;
+    wx_allocator_t          a;
+    ngx_http_wechat_ctx_t  *ctx;
+    ngx_http_wechat_wx_t   *wx;
+
+    ctx = ngx_http_wechat_get_ctx(r);
+    wx = &ctx->wx;
+
+    wx->status = call->status;
+    wx->answer = call->answer;
+    wx->errcode = 0;
+
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    if (call->status != NGX_HTTP_OK
+        || wx_api_error(ngx_http_wechat_span(&call->answer), &a,
+                        &wx->errcode, &errmsg)
+           != WX_OK)
+    {
+        ngx_http_wechat_count(api_calls[wx->endpoint]
+                                       [NGX_HTTP_WECHAT_API_FAILED]);
+        ngx_http_wechat_wx_end(r, ctx, NGX_HTTP_WECHAT_API_FAILED);
+        return;
+    }
+
+    wx->errmsg.data = (u_char *) errmsg.data;
+    wx->errmsg.len = errmsg.len;
+
+    if (wx->errcode == 0) {
+        ngx_http_wechat_count(api_calls[wx->endpoint]
+                                       [NGX_HTTP_WECHAT_API_OK]);
+        ngx_http_wechat_wx_end(r, ctx, NGX_HTTP_WECHAT_API_OK);
+        return;
+    }
+
+    ngx_http_wechat_count(api_calls[wx->endpoint]
+                                   [NGX_HTTP_WECHAT_API_ERRCODE]);
+
+    if ((wx->errcode == 40001 || wx->errcode == 40014
+         || wx->errcode == 42001)
+        && !wx->token_retried)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "wechat api: %V: access_token refused (%L), "
+                      "refreshing", &wx->path, wx->errcode);
+        wx->token_retried = 1;
+        ngx_http_wechat_token_drop(r, ctx);
+        return;
+    }
+
+    if (wx->errcode == -1 && !wx->busy_retried) {
+        wx->busy_retried = 1;
+        ngx_http_wechat_wx_send(r, ctx);
+        return;
+    }
+
+    ngx_http_wechat_wx_end(r, ctx, NGX_HTTP_WECHAT_API_ERRCODE);
+}
+
+
+static void
+ngx_http_wechat_wx_end(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
+    ngx_uint_t result)
+{
+    ctx->wx.result = result;
+
+    if (ctx->wx.starting) {
+        ctx->wx.ended = 1;
+        return;
+    }
+
+    ctx->wx.done(r, ctx);
+}
+
+
+/*
+ * The page's answer when a call failed: 503 without Redis, 504 without an
+ * answer in time, 502 with WeChat's errcode and errmsg otherwise.
+ */
+
+ngx_int_t
+ngx_http_wechat_wx_failed(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
+{
+    ngx_http_wechat_wx_t  *wx = &ctx->wx;
+
+    static wx_json_field_t  timeout[] = {
+        { "error", WX_JSON_STRING, { (const unsigned char *) "timeout", 7 },
+          0 }
+    };
+
+    if (wx->result == NGX_HTTP_WECHAT_API_NO_TOKEN && wx->errcode == 0) {
+        return ngx_http_wechat_send_unavailable(r);
+    }
+
+    if (wx->result == NGX_HTTP_WECHAT_API_FAILED && wx->status == 0) {
+        return ngx_http_wechat_send_json(r, NGX_HTTP_GATEWAY_TIME_OUT,
+                                         timeout, 1);
+    }
+
+    if (wx->errcode == 0) {
+        wx->errcode = -1;
+        ngx_str_set(&wx->errmsg, "unexpected answer");
+    }
+
+    wx_json_field_t  answer[] = {
+        { "error", WX_JSON_STRING, { (const unsigned char *) "wechat", 6 },
+          0 },
+        { "errcode", WX_JSON_INTEGER, { NULL, 0 }, wx->errcode },
+        ngx_http_wechat_json_str("errmsg", &wx->errmsg)
+    };
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "wechat api: %V failed: errcode %L", &wx->path,
+                  wx->errcode);
+
+    return ngx_http_wechat_send_json(r, NGX_HTTP_BAD_GATEWAY, answer, 3);
+}
+
+
+/*
+ * This worker's copy of an account's token: the account is its key prefix,
+ * or the key another service keeps the token in.
+ */
+
+static ngx_http_wechat_token_cache_t *
+ngx_http_wechat_token_cache(ngx_http_wechat_loc_conf_t *wlcf)
+{
+    ngx_str_t                      *account;
+    ngx_uint_t                      i;
+    ngx_http_wechat_token_cache_t  *c;
+
+    account = wlcf->token_key.len ? &wlcf->token_key : &wlcf->key_prefix;
+
+    for (i = 0; i < NGX_HTTP_WECHAT_TOKEN_CACHES; i++) {
+        c = &ngx_http_wechat_token_caches[i];
+
+        if (c->account.data == NULL) {
+            c->account = *account;
+            return c;
+        }
+
+        if (c->account.len == account->len
+            && ngx_strncmp(c->account.data, account->data, account->len) == 0)
+        {
+            return c;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_wechat_token_keep(ngx_http_wechat_loc_conf_t *wlcf,
+    wx_span_t token, int64_t keep)
+{
+    ngx_http_wechat_token_cache_t  *cache;
+
+    cache = ngx_http_wechat_token_cache(wlcf);
+
+    if (cache && keep > 0 && token.len <= WX_API_TOKEN_MAX) {
+        ngx_memcpy(cache->token, token.data, token.len);
+        cache->len = token.len;
+        cache->until = ngx_current_msec + (ngx_msec_t) keep;
+    }
+}
+
+
+static void
+ngx_http_wechat_token_use(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
+    wx_span_t token, int64_t keep)
+{
+    ctx->wx.token.data = (u_char *) token.data;
+    ctx->wx.token.len = token.len;
+
+    ngx_http_wechat_token_keep(ctx->api.conf, token, keep);
+
+    ngx_http_wechat_wx_send(r, ctx);
+}
+
+
+static void
+ngx_http_wechat_wx_cleanup(void *data)
+{
+    ngx_http_wechat_wx_t  *wx = data;
+
+    if (wx->wait.timer_set) {
+        ngx_del_timer(&wx->wait);
+    }
+}
+
+
+static ngx_str_t
+ngx_http_wechat_msec(ngx_http_request_t *r, int64_t ms)
+{
+    ngx_str_t  s;
+
+    s.data = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+    if (s.data == NULL) {
+        s.len = 0;
+        return s;
+    }
+
+    s.len = ngx_sprintf(s.data, "%L", ms) - s.data;
+
+    return s;
+}
