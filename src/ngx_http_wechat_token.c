@@ -129,8 +129,16 @@ ngx_http_wechat_token_get(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     wlcf = ctx->api.conf;
     cache = ngx_http_wechat_token_cache(wlcf);
 
+    /* a copy: the cache may hold another token by the time this one fails */
+
     if (cache && cache->len && ngx_current_msec < cache->until) {
-        ctx->wx.token.data = cache->token;
+        ctx->wx.token.data = ngx_pnalloc(r->pool, cache->len);
+        if (ctx->wx.token.data == NULL) {
+            ngx_http_wechat_wx_end(r, ctx, NGX_HTTP_WECHAT_API_FAILED);
+            return;
+        }
+
+        ngx_memcpy(ctx->wx.token.data, cache->token, cache->len);
         ctx->wx.token.len = cache->len;
         ngx_http_wechat_wx_send(r, ctx);
         return;

@@ -39,7 +39,7 @@ sub metrics {
     my %m;
     for my $line (split /\n/, $res->{content}) {
         next if $line =~ /^# (HELP|TYPE) \w+ /;
-        like($line, qr/^\w+(\{\w+="[^"]*"\})? \d+(\.\d+)?$/, "line: $line")
+        like($line, qr/^\w+(\{\w+="[^"]*"(,\w+="[^"]*")*\})? \d+(\.\d+)?$/, "line: $line")
             or next;
         my ($k, $v) = $line =~ /^(\S+) (\S+)$/;
         $m{$k} = $v;
