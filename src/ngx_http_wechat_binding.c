@@ -24,21 +24,12 @@ ngx_http_wechat_binding_handler(ngx_http_request_t *r)
 
     static const char  *names[] = { "user", "openid" };
 
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_DELETE))) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-
-    rc = ngx_http_discard_request_body(r);
+    rc = ngx_http_wechat_begin(r, NGX_HTTP_GET|NGX_HTTP_DELETE, &ctx);
     if (rc != NGX_OK) {
         return rc;
     }
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
-
-    ctx = ngx_http_wechat_create_ctx(r);
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 
     if (ngx_http_wechat_args(r, names, 2, args) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

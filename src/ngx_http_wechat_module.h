@@ -377,6 +377,8 @@ extern ngx_http_wechat_script_t  ngx_http_wechat_scripts[];
 /* util: _util.c */
 ngx_http_wechat_ctx_t *ngx_http_wechat_get_ctx(ngx_http_request_t *r);
 ngx_http_wechat_ctx_t *ngx_http_wechat_create_ctx(ngx_http_request_t *r);
+ngx_int_t ngx_http_wechat_begin(ngx_http_request_t *r, ngx_uint_t methods,
+    ngx_http_wechat_ctx_t **ctx);
 void ngx_http_wechat_allocator(ngx_pool_t *pool, wx_allocator_t *a);
 wx_span_t ngx_http_wechat_span(ngx_str_t *s);
 ngx_int_t ngx_http_wechat_args(ngx_http_request_t *r,

@@ -29,18 +29,9 @@ ngx_http_wechat_poll_handler(ngx_http_request_t *r)
           { (const unsigned char *) "expired", 7 }, 0 }
     };
 
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-
-    rc = ngx_http_discard_request_body(r);
+    rc = ngx_http_wechat_begin(r, NGX_HTTP_GET|NGX_HTTP_HEAD, &ctx);
     if (rc != NGX_OK) {
         return rc;
-    }
-
-    ctx = ngx_http_wechat_create_ctx(r);
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (ngx_http_wechat_args(r, names, 2, args) != NGX_OK) {

@@ -448,7 +448,7 @@ ngx_http_wechat_token_drop(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
                                          argv)
            != NGX_OK)
     {
-        ngx_http_wechat_wx_end(r, ctx, NGX_HTTP_WECHAT_API_FAILED);
+        ngx_http_wechat_wx_end(r, ctx, NGX_HTTP_WECHAT_API_NO_TOKEN);
     }
 }
 

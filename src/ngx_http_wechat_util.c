@@ -46,6 +46,32 @@ ngx_http_wechat_create_ctx(ngx_http_request_t *r)
 }
 
 
+/*
+ * What every site endpoint does first: only the methods it takes, no body
+ * (it has none), and a context.  NGX_OK, or the status to answer.
+ */
+
+ngx_int_t
+ngx_http_wechat_begin(ngx_http_request_t *r, ngx_uint_t methods,
+    ngx_http_wechat_ctx_t **ctx)
+{
+    ngx_int_t  rc;
+
+    if (!(r->method & methods)) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    *ctx = ngx_http_wechat_create_ctx(r);
+
+    return *ctx ? NGX_OK : NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+
 ngx_http_wechat_ctx_t *
 ngx_http_wechat_get_ctx(ngx_http_request_t *r)
 {
