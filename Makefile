@@ -31,8 +31,9 @@ SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
 
 all: build
 
-deps:
-	@missing=$$(for p in $(PACKAGES); do \
+# Installs those of the Debian packages $(1) that are not installed yet.
+define install_missing
+	@missing=$$(for p in $(1); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 	        | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -41,6 +42,10 @@ deps:
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q \
 	        $$missing; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(PACKAGES))
 
 core:
 	cmake -S . -B $(BUILD)/core -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -126,16 +131,7 @@ BENCH_PACKAGES := wrk libnginx-mod-http-lua lua-nginx-redis \
                   lua-nginx-string lua-cjson
 
 bench: deps build
-	@command -v node >/dev/null || $(SUDO) apt-get install -y -q nodejs npm
-	@missing=$$(for p in $(BENCH_PACKAGES); do \
-	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
-	        | grep -q '^install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	    echo "installing:" $$missing; \
-	    $(SUDO) apt-get update -q && \
-	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q \
-	        $$missing; \
-	fi
+	$(call install_missing,$(BENCH_PACKAGES) npm)
 	cd bench/peers/node-webot && npm ci --no-audit --no-fund
 	perl bench/run.pl
 
