@@ -33,7 +33,7 @@ all: build
 
 # Installs those of the Debian packages $(1) that are not installed yet.
 define install_missing
-	@missing=$$(for p in $(1); do \
+	missing=$$(for p in $(1); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 	        | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -45,7 +45,7 @@ define install_missing
 endef
 
 deps:
-	$(call install_missing,$(PACKAGES))
+	@$(call install_missing,$(PACKAGES))
 
 core:
 	cmake -S . -B $(BUILD)/core -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -131,7 +131,7 @@ BENCH_PACKAGES := wrk libnginx-mod-http-lua lua-nginx-redis \
                   lua-nginx-string lua-cjson
 
 bench: deps build
-	$(call install_missing,$(BENCH_PACKAGES) npm)
+	@$(call install_missing,$(BENCH_PACKAGES) npm)
 	cd bench/peers/node-webot && npm ci --no-audit --no-fund
 	perl bench/run.pl
 
