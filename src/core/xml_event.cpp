@@ -160,6 +160,11 @@ on_entity_decl(void *ctx, const xmlChar *, int, const xmlChar *,
 }
 
 void
+on_document(void *)
+{
+}
+
+void
 on_reference(void *ctx, const xmlChar *)
 {
     stop_hostile(ctx);
@@ -279,6 +284,10 @@ acquire_ctxt()
     sax->characters = on_text;
     sax->ignorableWhitespace = on_text;
     sax->cdataBlock = on_text;
+
+    /* no document: the handlers above collect all there is to keep */
+    sax->startDocument = on_document;
+    sax->endDocument = on_document;
 
     return ctxt;
 }
