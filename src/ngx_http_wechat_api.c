@@ -20,13 +20,17 @@ static ngx_int_t ngx_http_wechat_api_done(ngx_http_request_t *sr,
 static void ngx_http_wechat_api_resume(ngx_http_request_t *r);
 static void ngx_http_wechat_api_deadline(ngx_event_t *ev);
 static void ngx_http_wechat_api_cleanup(void *data);
+static u_char *ngx_http_wechat_api_log(ngx_http_request_t *r,
+    ngx_http_request_t *sr, u_char *buf, size_t len);
+static void ngx_http_wechat_api_mask(u_char *p, u_char *last,
+    const char *name);
 static void ngx_http_wechat_api_finish(ngx_http_wechat_api_call_t *call);
 
 
 /*
  * Starts call on behalf of r, whose handler learns the outcome: an HTTP
- * status and the body, or status 0 after the deadline.  NGX_ERROR if it
- * could not start.
+ * status and the body, or status 0 at call->deadline.  An answer after
+ * that goes to call->late, if set.  NGX_ERROR if it could not start.
  */
 
 ngx_int_t
@@ -35,9 +39,6 @@ ngx_http_wechat_api_call(ngx_http_request_t *r,
 {
     ngx_pool_cleanup_t          *cln;
     ngx_http_request_t          *sr;
-    ngx_http_wechat_loc_conf_t  *wlcf;
-
-    wlcf = call->conf;
 
     call->request = r;
     call->status = 0;
@@ -59,11 +60,19 @@ ngx_http_wechat_api_call(ngx_http_request_t *r,
         call->timer.log = r->connection->log;
     }
 
+    /* the subrequest's upstream, in log lines, carries the token */
+
+    if (r->log_handler != ngx_http_wechat_api_log) {
+        call->log_handler = r->log_handler;
+        r->log_handler = ngx_http_wechat_api_log;
+    }
+
     if (ngx_http_wechat_api_subrequest(r, call, &sr) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    ngx_add_timer(&call->timer, wlcf->api_timeout);
+    ngx_add_timer(&call->timer, call->deadline > ngx_current_msec
+                                ? call->deadline - ngx_current_msec : 1);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "wechat api: %V %V", &sr->method_name, &call->path);
@@ -172,25 +181,37 @@ ngx_http_wechat_api_body(ngx_http_request_t *sr, ngx_str_t *body)
 }
 
 
+/*
+ * The answer, as the in-memory subrequest collected it in sr->out (chunks
+ * decoded); one over subrequest_output_buffer_size fails the subrequest,
+ * which is a 502 for the call and nothing worse for the request.
+ */
+
 static ngx_int_t
 ngx_http_wechat_api_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
 {
     ngx_buf_t                   *b;
     ngx_http_wechat_api_call_t  *call = data;
 
-    if (call->done) {
-        /* answered at the deadline already, or the request went away */
-        return rc;
-    }
-
-    if (rc == NGX_OK && sr->upstream && sr->upstream->buffer.start) {
-        b = &sr->upstream->buffer;
+    if (rc == NGX_OK && sr->out && sr->out->buf) {
+        b = sr->out->buf;
         call->status = sr->headers_out.status;
         call->answer.data = b->pos;
         call->answer.len = b->last - b->pos;
 
     } else {
         call->status = NGX_HTTP_BAD_GATEWAY;
+        ngx_str_null(&call->answer);
+    }
+
+    if (call->done) {
+        /* the deadline, or the request, went first: a late answer */
+
+        if (call->late && call->status == NGX_HTTP_OK && call->request) {
+            call->late(call->request, call);
+        }
+
+        return NGX_OK;
     }
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
@@ -207,8 +228,9 @@ ngx_http_wechat_api_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
     call->request->write_event_handler = ngx_http_wechat_api_resume;
     call->resume = 1;
 
-    return ngx_http_post_request(call->request, NULL) == NGX_OK
-           ? rc : NGX_ERROR;
+    (void) ngx_http_post_request(call->request, NULL);
+
+    return NGX_OK;
 }
 
 
@@ -236,8 +258,9 @@ ngx_http_wechat_api_deadline(ngx_event_t *ev)
     ngx_http_wechat_api_call_t  *call = ev->data;
 
     ngx_log_error(NGX_LOG_ERR, ev->log, 0,
-                  "wechat api: %V did not answer within %Mms",
-                  &call->path, call->conf->api_timeout);
+                  "wechat api: %V did not answer within "
+                  "wechat_api_timeout %Mms", &call->path,
+                  call->conf->api_timeout);
 
     c = call->request->connection;
 
@@ -266,8 +289,54 @@ ngx_http_wechat_api_cleanup(void *data)
 
     call->done = 1;
     call->resume = 0;
+    call->request = NULL;
 
     if (call->timer.timer_set) {
         ngx_del_timer(&call->timer);
+    }
+}
+
+
+/*
+ * nginx's context of a log line names the upstream with its arguments:
+ * the access_token, and the secret of a classic token fetch, are masked.
+ */
+
+static u_char *
+ngx_http_wechat_api_log(ngx_http_request_t *r, ngx_http_request_t *sr,
+    u_char *buf, size_t len)
+{
+    u_char                 *p;
+    ngx_http_wechat_ctx_t  *ctx;
+
+    ctx = ngx_http_wechat_get_ctx(r);
+
+    if (ctx == NULL || ctx->api.log_handler == NULL) {
+        return buf;
+    }
+
+    p = ctx->api.log_handler(r, sr, buf, len);
+
+    ngx_http_wechat_api_mask(buf, p, "access_token=");
+    ngx_http_wechat_api_mask(buf, p, "secret=");
+
+    return p;
+}
+
+
+static void
+ngx_http_wechat_api_mask(u_char *p, u_char *last, const char *name)
+{
+    size_t  len;
+
+    len = ngx_strlen(name);
+
+    while ((p = ngx_strlcasestrn(p, last, (u_char *) name, len - 1))
+           != NULL)
+    {
+        for (p += len; p < last && *p != '&' && *p != '"' && *p != ' '; p++)
+        {
+            *p = '*';
+        }
     }
 }

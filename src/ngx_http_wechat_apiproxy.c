@@ -97,8 +97,9 @@ ngx_http_wechat_apiproxy_start(ngx_http_request_t *r,
         return rc;
     }
 
-    if (ngx_http_wechat_apiproxy_args(r, &ctx->wx.args) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    rc = ngx_http_wechat_apiproxy_args(r, &ctx->wx.args);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     if (r->method == NGX_HTTP_GET) {
@@ -146,19 +147,17 @@ ngx_http_wechat_apiproxy_path(ngx_http_request_t *r, ngx_str_t *path)
 }
 
 
-/* The app's arguments, less any access_token of its own. */
+/*
+ * The app's arguments; one that any server would read as an access_token
+ * (whatever its case or percent-encoding) is refused: the token is ours.
+ */
 
 static ngx_int_t
 ngx_http_wechat_apiproxy_args(ngx_http_request_t *r, ngx_str_t *args)
 {
-    u_char  *p, *q, *end, *amp;
+    u_char  *p, *end, *amp, *eq, *dst, *src;
+    u_char   name[3 * sizeof("access_token")];
 
-    args->data = ngx_pnalloc(r->pool, r->args.len);
-    if (args->data == NULL && r->args.len) {
-        return NGX_ERROR;
-    }
-
-    q = args->data;
     end = r->args.data + r->args.len;
 
     for (p = r->args.data; p < end; p = amp + 1) {
@@ -167,24 +166,33 @@ ngx_http_wechat_apiproxy_args(ngx_http_request_t *r, ngx_str_t *args)
             amp = end;
         }
 
-        if (amp == p
-            || ((size_t) (amp - p) >= sizeof("access_token") - 1
-                && ngx_strncmp(p, "access_token", sizeof("access_token") - 1)
-                   == 0
-                && (amp - p == sizeof("access_token") - 1
-                    || p[sizeof("access_token") - 1] == '=')))
-        {
+        eq = ngx_strlchr(p, amp, '=');
+        if (eq == NULL) {
+            eq = amp;
+        }
+
+        /* longer, it cannot decode to the name */
+
+        if (eq - p > (ssize_t) sizeof(name)) {
             continue;
         }
 
-        if (q != args->data) {
-            *q++ = '&';
-        }
+        dst = name;
+        src = p;
+        ngx_unescape_uri(&dst, &src, eq - p, NGX_UNESCAPE_URI);
 
-        q = ngx_cpymem(q, p, amp - p);
+        if (dst - name == sizeof("access_token") - 1
+            && ngx_strncasecmp(name, (u_char *) "access_token",
+                               sizeof("access_token") - 1) == 0)
+        {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "wechat api: the app sent an access_token of "
+                          "its own");
+            return NGX_HTTP_BAD_REQUEST;
+        }
     }
 
-    args->len = q - args->data;
+    *args = r->args;
 
     return NGX_OK;
 }

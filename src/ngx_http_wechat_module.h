@@ -141,6 +141,9 @@ struct ngx_http_wechat_api_call_s {
     ngx_str_t                       args;
     ngx_str_t                       body;       /* NULL data: a GET */
     ngx_http_wechat_api_handler_pt  handler;
+    ngx_http_wechat_api_handler_pt  late;       /* an answer past deadline */
+    ngx_msec_t                      deadline;   /* ngx_current_msec */
+    ngx_http_log_handler_pt         log_handler;    /* the request's own */
 
     ngx_http_request_t             *request;
     ngx_pool_cleanup_t             *cleanup;
@@ -184,7 +187,6 @@ typedef struct {
 
     ngx_str_t                       token;
     ngx_str_t                       lock_id;
-    ngx_uint_t                      waits;      /* for another's refresh */
     ngx_event_t                     wait;
 
     ngx_uint_t                      result;     /* NGX_HTTP_WECHAT_API_* */

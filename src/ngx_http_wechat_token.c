@@ -16,6 +16,8 @@
 #define NGX_HTTP_WECHAT_TOKEN_AHEAD   300000  /* ms before expiry: refresh */
 #define NGX_HTTP_WECHAT_TOKEN_LOCK    10000   /* ms a refresh may take */
 #define NGX_HTTP_WECHAT_TOKEN_WAIT    100     /* ms between looks */
+#define NGX_HTTP_WECHAT_TOKEN_YOUNG   5000    /* ms a new token is kept even
+                                                 if WeChat refuses it */
 #define NGX_HTTP_WECHAT_TOKEN_KEPT    60000   /* ms a kept key's token is
                                                  cached */
 #define NGX_HTTP_WECHAT_TOKEN_CACHES  16      /* accounts per worker */
@@ -40,6 +42,16 @@ static void ngx_http_wechat_token_refresh(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 static void ngx_http_wechat_token_fetched(ngx_http_request_t *r,
     ngx_http_wechat_api_call_t *call);
+static void ngx_http_wechat_token_fetched_late(ngx_http_request_t *r,
+    ngx_http_wechat_api_call_t *call);
+static wx_status_t ngx_http_wechat_token_parse(
+    ngx_http_wechat_api_call_t *call, wx_allocator_t *a, wx_span_t *token,
+    int64_t *expires_in);
+static ngx_int_t ngx_http_wechat_token_store(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, ngx_http_wechat_redis_handler_pt handler,
+    int64_t expires_in);
+static void ngx_http_wechat_token_ignored(ngx_http_request_t *r,
+    redisReply *response, ngx_uint_t ended);
 static void ngx_http_wechat_token_stored(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
 static void ngx_http_wechat_token_drop(ngx_http_request_t *r,
@@ -96,12 +108,16 @@ ngx_http_wechat_wx_call(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     cln->handler = ngx_http_wechat_wx_cleanup;
     cln->data = wx;
 
+    /* not cancelable: a worker shutting down waits for the request */
+
     wx->wait.handler = ngx_http_wechat_token_wait;
     wx->wait.data = r;
     wx->wait.log = r->connection->log;
-    wx->wait.cancelable = 1;
 
     ctx->api.conf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    /* one deadline for all of it: the token, the call, the retries */
+    ctx->api.deadline = ngx_current_msec + ctx->api.conf->api_timeout;
 
     /* what ends at once is the caller's to answer, not done's */
 
@@ -214,8 +230,7 @@ ngx_http_wechat_token_done(ngx_http_request_t *r, redisReply *response,
         return;
     }
 
-    if (++wx->waits * NGX_HTTP_WECHAT_TOKEN_WAIT > ctx->api.conf->api_timeout)
-    {
+    if (ngx_current_msec + NGX_HTTP_WECHAT_TOKEN_WAIT >= ctx->api.deadline) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "wechat api: no access_token within %Mms",
                       ctx->api.conf->api_timeout);
@@ -286,6 +301,7 @@ ngx_http_wechat_token_refresh(ngx_http_request_t *r,
 
     wlcf = call->conf;
     call->handler = ngx_http_wechat_token_fetched;
+    call->late = ngx_http_wechat_token_fetched_late;
 
     if (wlcf->token_api == NGX_HTTP_WECHAT_TOKEN_CLASSIC) {
         ngx_str_set(&call->path, "/cgi-bin/token");
@@ -333,7 +349,6 @@ ngx_http_wechat_token_fetched(ngx_http_request_t *r,
     ngx_http_wechat_api_call_t *call)
 {
     int64_t                  expires_in;
-    ngx_str_t                argv[7];
     wx_span_t                token, answer, errmsg;
     ngx_uint_t               result;
     wx_status_t              status;
@@ -341,13 +356,12 @@ ngx_http_wechat_token_fetched(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t   *ctx;
 
     ctx = ngx_http_wechat_get_ctx(r);
+    call->late = NULL;
 
     ngx_http_wechat_allocator(r->pool, &a);
 
     answer = ngx_http_wechat_span(&call->answer);
-    status = (call->status == NGX_HTTP_OK)
-             ? wx_api_token(answer, &a, &token, &expires_in)
-             : WX_ERR_REPLY;
+    status = ngx_http_wechat_token_parse(call, &a, &token, &expires_in);
 
     result = (status == WX_OK) ? NGX_HTTP_WECHAT_API_OK
              : (status == WX_ERR_API) ? NGX_HTTP_WECHAT_API_ERRCODE
@@ -369,40 +383,144 @@ ngx_http_wechat_token_fetched(ngx_http_request_t *r,
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "wechat api: access_token refresh failed: "
                       "HTTP %ui, errcode %L", call->status, ctx->wx.errcode);
+
+        /* an answer that is late may still bring the token: it stores it */
+
+        if (call->status == 0) {
+            call->late = ngx_http_wechat_token_fetched_late;
+
+        } else {
+            ngx_http_wechat_token_store(r, ctx, NULL, 0);
+        }
+
         ngx_http_wechat_wx_end(r, ctx, result);
         return;
+    }
+
+    ctx->wx.token.data = (u_char *) token.data;
+    ctx->wx.token.len = token.len;
+
+    /* the token works even if no one else gets it from Redis */
+
+    if (ngx_http_wechat_token_store(r, ctx, ngx_http_wechat_token_stored,
+                                    expires_in)
+        != NGX_OK)
+    {
+        ngx_http_wechat_wx_send(r, ctx);
+    }
+}
+
+
+/*
+ * The token refresh answered after the deadline, and the page had its
+ * answer: the token is stored all the same, for it may well have made the
+ * one before it invalid; or the lock is let go.
+ */
+
+static void
+ngx_http_wechat_token_fetched_late(ngx_http_request_t *r,
+    ngx_http_wechat_api_call_t *call)
+{
+    int64_t                 expires_in;
+    wx_span_t               token;
+    wx_allocator_t          a;
+    ngx_http_wechat_ctx_t  *ctx;
+
+    ctx = ngx_http_wechat_get_ctx(r);
+
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    if (ngx_http_wechat_token_parse(call, &a, &token, &expires_in) != WX_OK) {
+        (void) ngx_http_wechat_token_store(r, ctx, NULL, 0);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "wechat api: access_token came after the deadline, "
+                  "stored");
+
+    ctx->wx.token.data = (u_char *) token.data;
+    ctx->wx.token.len = token.len;
+
+    (void) ngx_http_wechat_token_store(r, ctx, NULL, expires_in);
+}
+
+
+static wx_status_t
+ngx_http_wechat_token_parse(ngx_http_wechat_api_call_t *call,
+    wx_allocator_t *a, wx_span_t *token, int64_t *expires_in)
+{
+    if (call->status != NGX_HTTP_OK) {
+        return WX_ERR_REPLY;
+    }
+
+    return wx_api_token(ngx_http_wechat_span(&call->answer), a, token,
+                        expires_in);
+}
+
+
+/*
+ * Stores the new token ctx->wx.token, which lives expires_in seconds, and
+ * lets go of the lock; with no expires_in, only lets go of the lock.
+ * handler, if any, goes on when Redis has answered.
+ */
+
+static ngx_int_t
+ngx_http_wechat_token_store(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
+    ngx_http_wechat_redis_handler_pt handler, int64_t expires_in)
+{
+    ngx_str_t                    argv[7];
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = ctx->api.conf;
+
+    if (handler == NULL) {
+        handler = ngx_http_wechat_token_ignored;
+    }
+
+    if (expires_in == 0) {
+        ngx_str_set(&argv[0], "1");
+        argv[1] = ngx_http_wechat_key(r, wlcf, "token:lock", NULL);
+        argv[2] = ctx->wx.lock_id;
+
+        return argv[1].data
+               ? ngx_http_wechat_redis_command(r, handler,
+                     NGX_HTTP_WECHAT_SCRIPT_TOKEN_UNLOCK, 3, argv)
+               : NGX_ERROR;
     }
 
     if (ngx_http_wechat_metrics) {
         ngx_http_wechat_metrics->token_issued = ngx_time();
     }
 
-    ngx_http_wechat_token_keep(call->conf, token,
+    ngx_http_wechat_token_keep(wlcf, ngx_http_wechat_span(&ctx->wx.token),
                                expires_in * 1000
                                - NGX_HTTP_WECHAT_TOKEN_AHEAD);
 
-    ctx->wx.token.data = (u_char *) token.data;
-    ctx->wx.token.len = token.len;
-
     ngx_str_set(&argv[0], "2");
-    argv[1] = ngx_http_wechat_key(r, call->conf, "token", NULL);
-    argv[2] = ngx_http_wechat_key(r, call->conf, "token:lock", NULL);
+    argv[1] = ngx_http_wechat_key(r, wlcf, "token", NULL);
+    argv[2] = ngx_http_wechat_key(r, wlcf, "token:lock", NULL);
     argv[3] = ctx->wx.token;
     argv[4] = ngx_http_wechat_msec(r, expires_in * 1000);
     argv[5] = ngx_http_wechat_msec(r, (int64_t) ngx_time() * 1000);
     argv[6] = ctx->wx.lock_id;
 
-    /* the token works even if no one else gets it from Redis */
-
     if (argv[1].data == NULL || argv[2].data == NULL || argv[4].data == NULL
-        || argv[5].data == NULL
-        || ngx_http_wechat_redis_command(r, ngx_http_wechat_token_stored,
-                                         NGX_HTTP_WECHAT_SCRIPT_TOKEN_SET, 7,
-                                         argv)
-           != NGX_OK)
+        || argv[5].data == NULL)
     {
-        ngx_http_wechat_wx_send(r, ctx);
+        return NGX_ERROR;
     }
+
+    return ngx_http_wechat_redis_command(r, handler,
+                                         NGX_HTTP_WECHAT_SCRIPT_TOKEN_SET, 7,
+                                         argv);
+}
+
+
+static void
+ngx_http_wechat_token_ignored(ngx_http_request_t *r, redisReply *response,
+    ngx_uint_t ended)
+{
 }
 
 
@@ -422,7 +540,7 @@ ngx_http_wechat_token_stored(ngx_http_request_t *r, redisReply *response,
 static void
 ngx_http_wechat_token_drop(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 {
-    ngx_str_t                       argv[3];
+    ngx_str_t                       argv[5];
     ngx_http_wechat_token_cache_t  *cache;
 
     cache = ngx_http_wechat_token_cache(ctx->api.conf);
@@ -441,10 +559,12 @@ ngx_http_wechat_token_drop(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     ngx_str_set(&argv[0], "1");
     argv[1] = ngx_http_wechat_key(r, ctx->api.conf, "token", NULL);
     argv[2] = ctx->wx.token;
+    argv[3] = ngx_http_wechat_msec(r, (int64_t) ngx_time() * 1000);
+    argv[4] = ngx_http_wechat_msec(r, NGX_HTTP_WECHAT_TOKEN_YOUNG);
 
-    if (argv[1].data == NULL
+    if (argv[1].data == NULL || argv[3].data == NULL || argv[4].data == NULL
         || ngx_http_wechat_redis_command(r, ngx_http_wechat_token_dropped,
-                                         NGX_HTTP_WECHAT_SCRIPT_TOKEN_DROP, 3,
+                                         NGX_HTTP_WECHAT_SCRIPT_TOKEN_DROP, 5,
                                          argv)
            != NGX_OK)
     {
@@ -512,6 +632,7 @@ ngx_http_wechat_wx_answered(ngx_http_request_t *r,
     ngx_http_wechat_api_call_t *call)
 {
     wx_span_t               errmsg;
+    wx_status_t             status;
     wx_allocator_t          a;
     ngx_http_wechat_ctx_t  *ctx;
     ngx_http_wechat_wx_t   *wx;
@@ -525,11 +646,23 @@ ngx_http_wechat_wx_answered(ngx_http_request_t *r,
 
     ngx_http_wechat_allocator(r->pool, &a);
 
-    if (call->status != NGX_HTTP_OK
-        || wx_api_error(ngx_http_wechat_span(&call->answer), &a,
-                        &wx->errcode, &errmsg)
-           != WX_OK)
-    {
+    if (call->status != NGX_HTTP_OK) {
+        ngx_http_wechat_count(api_calls[wx->endpoint]
+                                       [NGX_HTTP_WECHAT_API_FAILED]);
+        ngx_http_wechat_wx_end(r, ctx, NGX_HTTP_WECHAT_API_FAILED);
+        return;
+    }
+
+    /* WeChat answers JSON; one too large for an errcode object is data */
+
+    status = wx_api_error(ngx_http_wechat_span(&call->answer), &a,
+                          &wx->errcode, &errmsg);
+
+    if (status == WX_ERR_TOO_LARGE) {
+        wx->errcode = 0;
+        ngx_str_null(&errmsg);
+
+    } else if (status != WX_OK) {
         ngx_http_wechat_count(api_calls[wx->endpoint]
                                        [NGX_HTTP_WECHAT_API_FAILED]);
         ngx_http_wechat_wx_end(r, ctx, NGX_HTTP_WECHAT_API_FAILED);

@@ -51,6 +51,7 @@ my $http = <<"EOF";
         location /wechat-api-upstream/ {
             internal;
             proxy_pass $fake->{url}/;
+            subrequest_output_buffer_size 64k;
         }
 
         location = /wx {
@@ -239,9 +240,23 @@ $res = qrcode($ng1, '/qrcode-slow', 'slow');
 is($res->{status}, 504, 'no answer within wechat_api_timeout: 504');
 is($res->{json}{error}, 'timeout', 'error: timeout');
 cmp_ok($res->{elapsed}, '<', 1.5, "answered at the deadline ($res->{elapsed} s)");
+my $log = $ng1->new_log;
+like($log, qr/did not answer within/, 'the deadline is logged');
+unlike($log, qr/access_token=[^*&" ]/, 'with the token masked in the log line');
 $ng1->check_log('errors', errors_ok => 1);
 
 # --- a refused token: one refresh, and the call again -------------------------------
+
+# A token younger than five seconds is kept whatever WeChat says of it, so
+# that a caller refused again and again cannot refresh again and again;
+# each case below starts with a token older than that.
+sub settle {
+    my $issued = redis_cmd($redis, 'HGET', "${P}token", 'issued') // 0;
+    my $left = $issued / 1000 + 6 - time;
+    Time::HiRes::sleep($left) if $left > 0;
+}
+
+settle();
 
 my $before = calls('/cgi-bin/stable_token');
 $fake->fail(endpoint => '/cgi-bin/qrcode/create', errcode => 40001, times => 1);
@@ -251,6 +266,7 @@ is(calls('/cgi-bin/stable_token'), $before + 1, 'with exactly one refresh');
 
 # The token expires at WeChat: 20 requests at once over two nodes all fail
 # with it, and the compare-and-delete lets only one of them refresh.
+settle();
 $fake->expire_token(appid => $appid);
 $before = calls('/cgi-bin/stable_token');
 @answers = at_once(map { ($_ % 2 ? $ng1 : $ng2)->url("/qrcode?user=e$_") }
@@ -287,14 +303,33 @@ is(calls('/cgi-bin/token') + calls('/cgi-bin/stable_token'), $before,
 
 # --- the API proxy for the business app ---------------------------------------------
 
+# A token refused again right after its refresh is not dropped again: the
+# call is made once more with it, and fails as WeChat says.
+$fake->fail(endpoint => '/cgi-bin/getcallbackip', errcode => 40001,
+            times => 4);
+$before = calls('/cgi-bin/stable_token');
+for (1 .. 2) {
+    $res = http_req('GET', $ng1->url('/wechat-api/cgi-bin/getcallbackip'));
+    is($json->decode($res->{content})->{errcode}, 40001,
+       'proxy: refused again and again');
+}
+ok(calls('/cgi-bin/stable_token') <= $before + 1,
+   'proxy: no refresh after refresh (' . (calls('/cgi-bin/stable_token') - $before) . ')');
+
 $fake->user(appid => $appid, openid => 'oProxied', nickname => 'Proxy');
+for my $name ('access_token', 'ACCESS_TOKEN', 'access%5Ftoken', '%61ccess_token')
+{
+    $res = http_req('GET', $ng1->url("/wechat-api/cgi-bin/user/info?openid=o1&$name=A"));
+    is($res->{status}, 400, "proxy: the app's own $name is refused");
+}
+
 $res = http_req('GET', $ng1->url('/wechat-api/cgi-bin/user/info'),
-                query => { openid => 'oProxied', lang => 'zh_CN',
-                           access_token => 'the-apps-own' });
+                query => { openid => 'oProxied', lang => 'zh_CN' });
 is($res->{status}, 200, 'proxy: user/info');
 my $info = $json->decode($res->{content});
 is($info->{openid}, 'oProxied', "proxy: WeChat's answer");
 
+settle();
 $before = calls('/cgi-bin/stable_token');
 $fake->fail(endpoint => '/cgi-bin/user/info', errcode => 40001, times => 1);
 $res = http_req('GET', $ng1->url('/wechat-api/cgi-bin/user/info'),
