@@ -46,6 +46,10 @@ static ngx_http_variable_t  ngx_http_wechat_vars[] = {
     { ngx_string("wechat_retry"), NULL, ngx_http_wechat_retry_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("wechat_link_openid"), NULL, ngx_http_wechat_ctx_variable,
+      offsetof(ngx_http_wechat_ctx_t, link_openid),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
       ngx_http_null_variable
 };
 
