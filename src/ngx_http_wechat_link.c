@@ -42,7 +42,7 @@ ngx_http_wechat_link_handler(ngx_http_request_t *r)
     ctx = ngx_http_wechat_get_ctx(r);
 
     if (ctx && ctx->link_rc) {
-        return ctx->link_rc;
+        return ctx->link_rc == NGX_HTTP_OK ? NGX_OK : ctx->link_rc;
     }
 
     if (ctx == NULL) {
@@ -65,7 +65,10 @@ ngx_http_wechat_link_handler(ngx_http_request_t *r)
 
     rc = ngx_http_wechat_link_claim(r, ctx, &args[2], expires);
 
+    /* the phases may run again before the answer: they wait for it */
+
     if (rc == NGX_OK) {
+        ctx->link_rc = NGX_AGAIN;
         r->main->count++;
         return NGX_DONE;
     }
@@ -175,7 +178,7 @@ ngx_http_wechat_link_done(ngx_http_request_t *r, redisReply *response,
 
     } else {
         ctx->link_openid = ctx->openid;
-        ctx->link_rc = NGX_OK;
+        ctx->link_rc = NGX_HTTP_OK;
     }
 
     /* on with the phases, where the access phase left them */

@@ -265,8 +265,10 @@ struct ngx_http_wechat_ctx_s {
     unsigned                    svg:1;          /* a QR image's format */
 
     ngx_int_t                   image_size;
-    ngx_int_t                   link_rc;        /* wechat_link_verify's
-                                                   answer, 0 until known */
+    ngx_int_t                   link_rc;        /* wechat_link_verify's:
+                                                   0 until asked, NGX_AGAIN
+                                                   while Redis answers, then
+                                                   NGX_HTTP_OK or a refusal */
 };
 
 
