@@ -189,7 +189,10 @@ ngx_http_wechat_scan_reply(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
         return;
     }
 
-    /* the reply time is the first answer's, so a retry gets its bytes */
+    /*
+     * the reply time is the first answer's, so a retry gets its bytes,
+     * but for a fresh code or link in them
+     */
 
     status = wx_reply_text(ctx->ev.from_user, ctx->ev.to_user, res->time,
                            text, &a, &xml);
