@@ -1,7 +1,8 @@
 
 /*
  * ngx_http_wechat_module: wechat_binding, for the site's backend: which
- * openid a user is bound to, or which user an openid, and unbinding.
+ * openid a user is bound to, or which user an openid; binding a user the
+ * site registered after a login scan; and unbinding.
  */
 
 
@@ -11,6 +12,10 @@
 static void ngx_http_wechat_binding_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
 static void ngx_http_wechat_unbind_done(ngx_http_request_t *r,
+    redisReply *response, ngx_uint_t ended);
+static ngx_int_t ngx_http_wechat_bind(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, ngx_str_t *args);
+static void ngx_http_wechat_bind_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
 
 
@@ -24,7 +29,8 @@ ngx_http_wechat_binding_handler(ngx_http_request_t *r)
 
     static const char  *names[] = { "user", "openid" };
 
-    rc = ngx_http_wechat_begin(r, NGX_HTTP_GET|NGX_HTTP_DELETE, &ctx);
+    rc = ngx_http_wechat_begin(r, NGX_HTTP_GET|NGX_HTTP_DELETE|NGX_HTTP_PUT,
+                               &ctx);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -33,6 +39,11 @@ ngx_http_wechat_binding_handler(ngx_http_request_t *r)
 
     if (ngx_http_wechat_args(r, names, 2, args) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (r->method == NGX_HTTP_PUT) {
+        return ngx_http_wechat_wait_redis(r,
+                   ngx_http_wechat_bind(r, ctx, args));
     }
 
     if (args[0].len && ngx_http_wechat_is_name(&args[0])) {
@@ -160,4 +171,82 @@ ngx_http_wechat_unbind_done(ngx_http_request_t *r, redisReply *response,
 
     ngx_http_finalize_request(r,
         ngx_http_wechat_send_json(r, NGX_HTTP_OK, answer, 2));
+}
+
+
+/*
+ * PUT ?user=U&openid=O: the site registered the follower of a login scan
+ * as U; the rules and the stream entry of a bind scan.
+ */
+
+static ngx_int_t
+ngx_http_wechat_bind(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
+    ngx_str_t *args)
+{
+    ngx_str_t                    argv[7];
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    if (args[0].len == 0 || args[1].len == 0
+        || !ngx_http_wechat_is_name(&args[0])
+        || !ngx_http_wechat_is_name(&args[1]))
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "wechat binding: no \"user\" and \"openid\", "
+                      "or not names");
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    ctx->user = args[0];
+    ctx->openid = args[1];
+
+    ngx_str_set(&argv[0], "1");
+    argv[1] = ngx_http_wechat_key(r, wlcf, "resolutions", NULL);
+    argv[2] = wlcf->key_prefix;
+    argv[3] = ctx->user;
+    argv[4] = ctx->openid;
+    argv[5] = ngx_http_wechat_now(r);
+    argv[6] = ngx_http_wechat_stream_maxlen;
+
+    if (argv[1].data == NULL || argv[5].len == 0) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_wechat_redis_command(r, ngx_http_wechat_bind_done,
+                                         NGX_HTTP_WECHAT_SCRIPT_BIND, 7,
+                                         argv);
+}
+
+
+static void
+ngx_http_wechat_bind_done(ngx_http_request_t *r, redisReply *response,
+    ngx_uint_t ended)
+{
+    ngx_str_t               status;
+    wx_resolution_t         res;
+    ngx_http_wechat_ctx_t  *ctx;
+
+    if (response == NULL || wx_redis_resolution(response, &res) != WX_OK
+        || res.replay)
+    {
+        ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
+        return;
+    }
+
+    ctx = ngx_http_wechat_get_ctx(r);
+
+    status.data = (u_char *) wx_scene_status_name(res.outcome);
+    status.len = ngx_strlen(status.data);
+
+    wx_json_field_t  answer[] = {
+        ngx_http_wechat_json_str("user", &ctx->user),
+        ngx_http_wechat_json_str("openid", &ctx->openid),
+        ngx_http_wechat_json_str("status", &status)
+    };
+
+    ngx_http_finalize_request(r,
+        ngx_http_wechat_send_json(r, res.outcome == WX_SCENE_BOUND
+                                     ? NGX_HTTP_OK : NGX_HTTP_CONFLICT,
+                                  answer, 3));
 }

@@ -40,6 +40,16 @@ static char *ngx_http_wechat_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wechat_qrcode(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_wechat_template_slot(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_wechat_link_secret(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_wechat_link_verify(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_wechat_code_length(ngx_conf_t *cf, void *post,
+    void *data);
+static ngx_int_t ngx_http_wechat_check_login(ngx_conf_t *cf,
+    ngx_http_wechat_loc_conf_t *conf);
 static ngx_int_t ngx_http_wechat_init_process(ngx_cycle_t *cycle);
 static void ngx_http_wechat_exit_process(ngx_cycle_t *cycle);
 
@@ -54,6 +64,20 @@ static ngx_conf_enum_t  ngx_http_wechat_modes[] = {
 
 static ngx_conf_post_handler_pt  ngx_http_wechat_qrcode_expire_p =
     ngx_http_wechat_qrcode_expire;
+
+static ngx_conf_post_handler_pt  ngx_http_wechat_code_length_p =
+    ngx_http_wechat_code_length;
+
+static ngx_conf_num_bounds_t  ngx_http_wechat_redeem_attempts_bounds = {
+    ngx_conf_check_num_bounds, 1, 100
+};
+
+
+/* wechat_reply's names of the scan outcomes, and their defaults */
+
+static char  *ngx_http_wechat_reply_names[WX_SCAN_OUTCOMES] = {
+    "bound", "conflict", "expired", "login", "register", "code"
+};
 
 
 static ngx_http_wechat_endpoint_t  ngx_http_wechat_callback_endpoint = {
@@ -82,6 +106,10 @@ static ngx_http_wechat_endpoint_t  ngx_http_wechat_qrimage_endpoint = {
 
 static ngx_http_wechat_endpoint_t  ngx_http_wechat_api_endpoint = {
     NGX_HTTP_WECHAT_API, ngx_http_wechat_apiproxy_handler, 1
+};
+
+static ngx_http_wechat_endpoint_t  ngx_http_wechat_redeem_endpoint = {
+    NGX_HTTP_WECHAT_REDEEM, ngx_http_wechat_redeem_handler, 1
 };
 
 
@@ -283,6 +311,69 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       offsetof(ngx_http_wechat_loc_conf_t, token_key),
       NULL },
 
+    { ngx_string("wechat_poll_cookie"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, poll_cookie),
+      NULL },
+
+    { ngx_string("wechat_redeem"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_wechat_endpoint,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_wechat_redeem_endpoint },
+
+    { ngx_string("wechat_redeem_attempts"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, redeem_attempts),
+      &ngx_http_wechat_redeem_attempts_bounds },
+
+    { ngx_string("wechat_code_length"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, code_length),
+      &ngx_http_wechat_code_length_p },
+
+    { ngx_string("wechat_code_template"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_wechat_template_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("wechat_link_secret"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_wechat_link_secret,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("wechat_link_expire"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, link_expire),
+      NULL },
+
+    { ngx_string("wechat_link_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, link_url),
+      NULL },
+
+    { ngx_string("wechat_link_verify"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_wechat_link_verify,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -321,7 +412,10 @@ ngx_module_t  ngx_http_wechat_module = {
 static ngx_str_t  ngx_http_wechat_default_replies[WX_SCAN_OUTCOMES] = {
     ngx_string("绑定成功"),
     ngx_string("该微信已绑定其他账号"),
-    ngx_string("二维码已过期，请刷新页面后重试")
+    ngx_string("二维码已过期，请刷新页面后重试"),
+    ngx_string("登录成功"),
+    ngx_string("该微信尚未绑定账号，请在网页上完成注册"),
+    ngx_string("验证码 {code}，{minutes} 分钟内有效")
 };
 
 
@@ -336,6 +430,7 @@ static ngx_int_t
 ngx_http_wechat_postconfiguration(ngx_conf_t *cf)
 {
     ngx_uint_t                    i;
+    ngx_http_handler_pt          *h;
     ngx_http_variable_t          *v;
     ngx_http_core_main_conf_t    *cmcf;
     ngx_http_wechat_main_conf_t  *wmcf;
@@ -356,6 +451,13 @@ ngx_http_wechat_postconfiguration(ngx_conf_t *cf)
             wmcf->lookup_user = 1;
         }
     }
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_wechat_link_handler;
 
     if (wmcf->endpoints
         && (ngx_http_wechat_metrics_zone(cf) != NGX_OK
@@ -454,6 +556,9 @@ ngx_http_wechat_create_loc_conf(ngx_conf_t *cf)
      *     conf->redis_prefix = { 0, NULL };
      *     conf->key_prefix = { 0, NULL };
      *     conf->reply[] = { 0, NULL };
+     *     conf->qrcode_kind = NGX_HTTP_WECHAT_KIND_BIND;
+     *     conf->code_template = { 0, NULL };
+     *     conf->link_verify = 0;
      */
 
     conf->timestamp_skew = NGX_CONF_UNSET;
@@ -464,6 +569,11 @@ ngx_http_wechat_create_loc_conf(ngx_conf_t *cf)
     conf->aes_keys = NGX_CONF_UNSET_PTR;
     conf->api_timeout = NGX_CONF_UNSET_MSEC;
     conf->token_api = NGX_CONF_UNSET_UINT;
+    conf->redeem_attempts = NGX_CONF_UNSET_UINT;
+    conf->code_length = NGX_CONF_UNSET_UINT;
+    conf->code_data = NGX_CONF_UNSET_PTR;
+    conf->link_secrets = NGX_CONF_UNSET_PTR;
+    conf->link_expire = NGX_CONF_UNSET;
 
     return conf;
 }
@@ -496,6 +606,16 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->token_api, prev->token_api,
                               NGX_HTTP_WECHAT_TOKEN_STABLE);
     ngx_conf_merge_str_value(conf->token_key, prev->token_key, "");
+    ngx_conf_merge_str_value(conf->poll_cookie, prev->poll_cookie,
+                             "wechat_poll");
+    ngx_conf_merge_uint_value(conf->redeem_attempts, prev->redeem_attempts,
+                              5);
+    ngx_conf_merge_uint_value(conf->code_length, prev->code_length, 6);
+    ngx_conf_merge_str_value(conf->code_template, prev->code_template, "");
+    ngx_conf_merge_ptr_value(conf->code_data, prev->code_data, NULL);
+    ngx_conf_merge_ptr_value(conf->link_secrets, prev->link_secrets, NULL);
+    ngx_conf_merge_sec_value(conf->link_expire, prev->link_expire, 600);
+    ngx_conf_merge_str_value(conf->link_url, prev->link_url, "");
 
     for (i = 0; i < WX_SCAN_OUTCOMES; i++) {
         if (conf->reply[i].data == NULL) {
@@ -505,7 +625,9 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         }
     }
 
-    if (ngx_http_wechat_check_endpoint(cf, conf) != NGX_OK) {
+    if (ngx_http_wechat_check_endpoint(cf, conf) != NGX_OK
+        || ngx_http_wechat_check_login(cf, conf) != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -563,6 +685,12 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
     }
 
     if (conf->endpoint->kind == NGX_HTTP_WECHAT_CALLBACK) {
+        if (conf->code_template.len
+            && ngx_http_wechat_check_api(cf, conf) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
         return ngx_http_wechat_check_account(cf, conf);
     }
 
@@ -574,9 +702,12 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
         return NGX_ERROR;
     }
 
-    if (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE && conf->user == NULL) {
+    if (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE
+        && conf->qrcode_kind == NGX_HTTP_WECHAT_KIND_BIND
+        && conf->user == NULL)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"wechat_qrcode\" needs \"wechat_user\"");
+                           "\"wechat_qrcode bind\" needs \"wechat_user\"");
         return NGX_ERROR;
     }
 
@@ -796,7 +927,7 @@ ngx_http_wechat_reply(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
 
     for (i = 0; i < WX_SCAN_OUTCOMES; i++) {
-        if (ngx_strcmp(value[1].data, wx_scene_status_name(i)) == 0) {
+        if (ngx_strcmp(value[1].data, ngx_http_wechat_reply_names[i]) == 0) {
             if (wlcf->reply[i].data) {
                 return "is duplicate";
             }
@@ -807,8 +938,9 @@ ngx_http_wechat_reply(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid outcome \"%V\", it must be "
-                       "\"bound\", \"conflict\" or \"expired\"", &value[1]);
+                       "invalid outcome \"%V\", it must be \"bound\", "
+                       "\"conflict\", \"expired\", \"login\", \"register\" "
+                       "or \"code\"", &value[1]);
     return NGX_CONF_ERROR;
 }
 
@@ -898,18 +1030,178 @@ ngx_http_wechat_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static char *
 ngx_http_wechat_qrcode(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_str_t  *value;
+    ngx_http_wechat_loc_conf_t *wlcf = conf;
+
+    ngx_str_t   *value;
+    ngx_uint_t   i;
 
     value = cf->args->elts;
 
-    if (ngx_strcmp(value[1].data, "bind") != 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid QR code kind \"%V\", it must be "
-                           "\"bind\"", &value[1]);
+    for (i = 0; ngx_http_wechat_kinds[i].len; i++) {
+        if (ngx_strcmp(value[1].data, ngx_http_wechat_kinds[i].data) == 0) {
+            wlcf->qrcode_kind = i;
+            return ngx_http_wechat_endpoint(cf, cmd, conf);
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid QR code kind \"%V\", it must be "
+                       "\"bind\", \"login\" or \"code\"", &value[1]);
+    return NGX_CONF_ERROR;
+}
+
+
+/* wechat_code_template ID [NAME=VALUE ...]: the template message's data */
+
+static char *
+ngx_http_wechat_template_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_wechat_loc_conf_t *wlcf = conf;
+
+    u_char               *eq;
+    ngx_str_t            *value;
+    ngx_uint_t            i;
+    wx_template_field_t  *f;
+
+    if (wlcf->code_template.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    wlcf->code_template = value[1];
+
+    wlcf->code_data = ngx_array_create(cf->pool, cf->args->nelts,
+                                       sizeof(wx_template_field_t));
+    if (wlcf->code_data == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    return ngx_http_wechat_endpoint(cf, cmd, conf);
+    for (i = 2; i < cf->args->nelts; i++) {
+        eq = ngx_strlchr(value[i].data, value[i].data + value[i].len, '=');
+        if (eq == NULL || eq == value[i].data) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid template field \"%V\", it must be "
+                               "NAME=VALUE", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        f = ngx_array_push(wlcf->code_data);
+        if (f == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        f->name.data = value[i].data;
+        f->name.len = eq - value[i].data;
+        f->value.data = eq + 1;
+        f->value.len = value[i].data + value[i].len - eq - 1;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* the current secret first, then the one it replaces */
+
+static char *
+ngx_http_wechat_link_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_wechat_loc_conf_t *wlcf = conf;
+
+    ngx_str_t   *value;
+    wx_span_t   *secret;
+    ngx_uint_t   i;
+
+    if (wlcf->link_secrets != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    wlcf->link_secrets = ngx_array_create(cf->pool, 2, sizeof(wx_span_t));
+    if (wlcf->link_secrets == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (value[i].len < WX_LINK_MIN_SECRET_LEN) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"wechat_link_secret\" must have at least "
+                               "%d bytes", WX_LINK_MIN_SECRET_LEN);
+            return NGX_CONF_ERROR;
+        }
+
+        secret = ngx_array_push(wlcf->link_secrets);
+        if (secret == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *secret = ngx_http_wechat_span(&value[i]);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_wechat_link_verify(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_wechat_loc_conf_t *wlcf = conf;
+
+    ngx_http_wechat_main_conf_t  *wmcf;
+
+    if (wlcf->link_verify) {
+        return "is duplicate";
+    }
+
+    wlcf->link_verify = 1;
+
+    wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wechat_module);
+    wmcf->endpoints = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_wechat_code_length(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_uint_t  *np = data;
+
+    if (*np < 4 || *np > WX_DIGITS_MAX) {
+        return "must be between 4 and 12";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* What signed links need, where they are made or checked. */
+
+static ngx_int_t
+ngx_http_wechat_check_login(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
+{
+    ngx_http_wechat_main_conf_t  *wmcf;
+
+    wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wechat_module);
+
+    if (conf->link_verify
+        && (conf->link_secrets == NULL || wmcf->host.data == NULL))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_link_verify\" needs "
+                           "\"wechat_link_secret\" and \"wechat_redis\"");
+        return NGX_ERROR;
+    }
+
+    if (conf->link_url.len && conf->link_secrets == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_link_url\" needs "
+                           "\"wechat_link_secret\"");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 

@@ -9,8 +9,10 @@
  *   handlers   _callback.c _qrcode.c    what a location does
  *              _qrimage.c _apiproxy.c
  *              _poll.c _binding.c
+ *              _redeem.c _link.c
  *              _status.c _variables.c
  *   flow       _scan.c                  the Redis steps of a push
+ *              _code.c                  codes and links a scan sends
  *              _token.c                 WeChat API calls with the token
  *              _reply.c                 answers to WeChat, pass, filters
  *              _crypto.c                safe mode
@@ -51,7 +53,7 @@
 #define NGX_HTTP_WECHAT_NO_SCRIPT        -1
 
 /* the longest site user name or openid taken from a request */
-#define NGX_HTTP_WECHAT_NAME_MAX         256
+#define NGX_HTTP_WECHAT_NAME_MAX         WX_NAME_MAX
 
 /* WeChat tries a push three times in all, within about 15 s */
 #define NGX_HTTP_WECHAT_QUERY_USES       3
@@ -87,6 +89,12 @@ typedef struct {
 #define NGX_HTTP_WECHAT_STATUS           5
 #define NGX_HTTP_WECHAT_QRCODE_IMAGE     6
 #define NGX_HTTP_WECHAT_API              7
+#define NGX_HTTP_WECHAT_REDEEM           8
+
+/* wechat_qrcode's kinds of scene */
+#define NGX_HTTP_WECHAT_KIND_BIND        0
+#define NGX_HTTP_WECHAT_KIND_LOGIN       1
+#define NGX_HTTP_WECHAT_KIND_CODE        2
 
 #define NGX_HTTP_WECHAT_TOKEN_STABLE     0
 #define NGX_HTTP_WECHAT_TOKEN_CLASSIC    1
@@ -110,9 +118,22 @@ typedef struct {
     ngx_str_t                   key_prefix;     /* prefix "{" appid "}:" */
 
     ngx_http_complex_value_t   *user;
+    ngx_uint_t                  qrcode_kind;
     time_t                      qrcode_expire;
     ngx_str_t                   reply[WX_SCAN_OUTCOMES];
     ngx_flag_t                  unbind_on_unsubscribe;
+    ngx_str_t                   poll_cookie;
+
+    ngx_uint_t                  redeem_attempts;
+    ngx_uint_t                  code_length;
+    ngx_str_t                   code_template;
+    ngx_array_t                *code_data;      /* of wx_template_field_t */
+
+    ngx_array_t                *link_secrets;   /* of wx_span_t, current
+                                                   first */
+    time_t                      link_expire;
+    ngx_str_t                   link_url;
+    ngx_flag_t                  link_verify;
 
     ngx_uint_t                  mode;
     ngx_array_t                *aes_keys;       /* of u_char[32] */
@@ -160,7 +181,8 @@ struct ngx_http_wechat_api_call_s {
 #define NGX_HTTP_WECHAT_API_TOKEN        0
 #define NGX_HTTP_WECHAT_API_QRCODE       1
 #define NGX_HTTP_WECHAT_API_PROXY        2
-#define NGX_HTTP_WECHAT_API_ENDPOINTS    3
+#define NGX_HTTP_WECHAT_API_TEMPLATE     3
+#define NGX_HTTP_WECHAT_API_ENDPOINTS    4
 
 #define NGX_HTTP_WECHAT_API_OK           0
 #define NGX_HTTP_WECHAT_API_ERRCODE      1  /* WeChat answered an errcode */
@@ -218,6 +240,8 @@ struct ngx_http_wechat_ctx_s {
     ngx_str_t                   scene;
     ngx_str_t                   user;
     ngx_str_t                   openid;         /* wechat_binding's */
+    ngx_str_t                   link_openid;    /* a verified link's */
+    ngx_str_t                   code;           /* a verification code */
     ngx_str_t                   poll_token;
     ngx_str_t                   poll_hash;      /* what Redis keeps of it */
     ngx_str_t                   resolution;
@@ -243,6 +267,10 @@ struct ngx_http_wechat_ctx_s {
     unsigned                    svg:1;          /* a QR image's format */
 
     ngx_int_t                   image_size;
+    ngx_int_t                   link_rc;        /* wechat_link_verify's:
+                                                   0 until asked, NGX_AGAIN
+                                                   while Redis answers, then
+                                                   NGX_HTTP_OK or a refusal */
 };
 
 
@@ -327,8 +355,8 @@ extern ngx_http_wechat_metrics_t  *ngx_http_wechat_metrics;
 extern ngx_module_t  ngx_http_wechat_module;
 
 
-/* handlers: _callback.c, _qrcode.c, _poll.c, _binding.c, _status.c,
-   _variables.c */
+/* handlers: _callback.c, _qrcode.c, _poll.c, _binding.c, _redeem.c,
+   _link.c, _status.c, _variables.c */
 ngx_int_t ngx_http_wechat_callback_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_qrcode_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_poll_handler(ngx_http_request_t *r);
@@ -336,6 +364,8 @@ ngx_int_t ngx_http_wechat_binding_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_status_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_qrimage_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_apiproxy_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_wechat_redeem_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_wechat_link_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_add_variables(ngx_conf_t *cf);
 
 /* flow: _scan.c */
@@ -343,6 +373,14 @@ void ngx_http_wechat_resolve(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 ngx_int_t ngx_http_wechat_claim(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, ngx_http_wechat_next_pt next);
+
+/* flow: _code.c */
+ngx_int_t ngx_http_wechat_code_new(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, ngx_str_t *hash);
+ngx_int_t ngx_http_wechat_code_text(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, ngx_str_t *text, wx_span_t *out);
+void ngx_http_wechat_code_template(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
 
 /* flow: _token.c */
 ngx_int_t ngx_http_wechat_wx_call(ngx_http_request_t *r,
@@ -388,6 +426,10 @@ ngx_int_t ngx_http_wechat_args(ngx_http_request_t *r,
 ngx_int_t ngx_http_wechat_read_body(ngx_http_request_t *r, size_t max,
     ngx_str_t *body);
 ngx_uint_t ngx_http_wechat_is_name(ngx_str_t *s);
+ngx_int_t ngx_http_wechat_cookie(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value);
+ngx_str_t ngx_http_wechat_number(ngx_pool_t *pool, int64_t n);
+extern ngx_str_t  ngx_http_wechat_kinds[];
 ngx_str_t ngx_http_wechat_key(ngx_http_request_t *r,
     ngx_http_wechat_loc_conf_t *wlcf, const char *kind, ngx_str_t *id);
 ngx_str_t ngx_http_wechat_now(ngx_http_request_t *r);

@@ -38,6 +38,14 @@ ngx_http_wechat_poll_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    /* the token from the query, else from wechat_qrcode's cookie */
+
+    if (args[1].data == NULL) {
+        (void) ngx_http_wechat_cookie(r, &wlcf->poll_cookie, &args[1]);
+    }
+
     if (args[0].data == NULL || args[1].data == NULL) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "wechat poll: no \"scene\" or \"token\"");
@@ -51,8 +59,6 @@ ngx_http_wechat_poll_handler(ngx_http_request_t *r)
         ngx_http_wechat_count(polls[WX_SCENE_EXPIRED]);
         return ngx_http_wechat_send_json(r, NGX_HTTP_OK, expired, 1);
     }
-
-    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
     ngx_str_set(&argv[0], "HMGET");
     argv[1] = ngx_http_wechat_key(r, wlcf, "scene:", &ctx->scene);
@@ -104,7 +110,7 @@ ngx_http_wechat_poll_done(ngx_http_request_t *r, redisReply *response,
     ngx_http_wechat_add(polls_waiting, -1);
 
     if (response == NULL
-        || wx_redis_poll_answer(response,
+        || wx_redis_poll_answer(response, ngx_http_wechat_span(&ctx->scene),
                                 ngx_http_wechat_span(&ctx->poll_token),
                                 &a, &status, &json)
            != WX_OK)

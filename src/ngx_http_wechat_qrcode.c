@@ -1,9 +1,11 @@
 
 /*
- * ngx_http_wechat_module: wechat_qrcode, which issues a scene for a trusted
- * site user: 128 random bits, with a poll token kept only as its hash.
- * With wechat_api_pass, WeChat's qrcode/create makes it a real QR code
- * first, and the scene is stored only once WeChat has issued its ticket.
+ * ngx_http_wechat_module: wechat_qrcode, which issues a scene: to bind a
+ * trusted site user, or anonymous, to log in or to send a verification
+ * code.  128 random bits, with a poll token kept only as its hash and set
+ * as a cookie too.  With wechat_api_pass, WeChat's qrcode/create makes it
+ * a real QR code first, and the scene is stored only once WeChat has
+ * issued its ticket.
  */
 
 
@@ -23,6 +25,12 @@ static ngx_int_t ngx_http_wechat_qrcode_store(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 static void ngx_http_wechat_qrcode_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
+static ngx_int_t ngx_http_wechat_qrcode_user(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+static ngx_int_t ngx_http_wechat_login_hash(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, ngx_str_t *hash);
+static ngx_int_t ngx_http_wechat_qrcode_cookie(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
 static ngx_int_t ngx_http_wechat_qrcode_answer(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 
@@ -31,7 +39,6 @@ ngx_int_t
 ngx_http_wechat_qrcode_handler(ngx_http_request_t *r)
 {
     ngx_int_t                    rc;
-    ngx_str_t                    user;
     ngx_http_wechat_ctx_t       *ctx;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
@@ -46,31 +53,17 @@ ngx_http_wechat_qrcode_handler(ngx_http_request_t *r)
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
-    if (ngx_http_complex_value(r, wlcf->user, &user) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (user.len == 0) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "wechat qrcode: no user");
-        return NGX_HTTP_UNAUTHORIZED;
-    }
-
-    /* the user becomes $wechat_user and a header to the business app */
-
-    if (!ngx_http_wechat_is_name(&user)) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "wechat qrcode: user has a control character or is "
-                      "over %d bytes", NGX_HTTP_WECHAT_NAME_MAX);
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
     ctx = ngx_http_wechat_create_ctx(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->user = user;
+    if (wlcf->qrcode_kind == NGX_HTTP_WECHAT_KIND_BIND) {
+        rc = ngx_http_wechat_qrcode_user(r, ctx);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
 
     if (ngx_http_wechat_new_scene(r, ctx) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -80,6 +73,36 @@ ngx_http_wechat_qrcode_handler(ngx_http_request_t *r)
                             : ngx_http_wechat_qrcode_store(r, ctx);
 
     return ngx_http_wechat_wait_redis(r, rc);
+}
+
+
+/* A bind scene's user, who becomes $wechat_user and a header upstream. */
+
+static ngx_int_t
+ngx_http_wechat_qrcode_user(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
+{
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    if (ngx_http_complex_value(r, wlcf->user, &ctx->user) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->user.len == 0) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "wechat qrcode: no user");
+        return NGX_HTTP_UNAUTHORIZED;
+    }
+
+    if (!ngx_http_wechat_is_name(&ctx->user)) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "wechat qrcode: user has a control character or is "
+                      "over %d bytes", NGX_HTTP_WECHAT_NAME_MAX);
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -162,30 +185,70 @@ static ngx_int_t
 ngx_http_wechat_qrcode_store(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx)
 {
-    ngx_str_t                    argv[8];
+    ngx_str_t                    argv[9];
     ngx_http_wechat_loc_conf_t  *wlcf;
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
     ngx_str_set(&argv[0], "1");
     argv[1] = ngx_http_wechat_key(r, wlcf, "scene:", &ctx->scene);
-    ngx_str_set(&argv[2], "bind");
+    argv[2] = ngx_http_wechat_kinds[wlcf->qrcode_kind];
     argv[3] = ctx->user;
     argv[4] = ctx->poll_hash;
-    argv[5].data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
-    argv[6] = ctx->ticket;
-    argv[7] = ctx->url;
+    argv[5] = ngx_http_wechat_number(r->pool, wlcf->qrcode_expire);
+    ngx_str_set(&argv[6], "");
+    argv[7] = ctx->ticket;
+    argv[8] = ctx->url;
 
-    if (argv[1].data == NULL || argv[5].data == NULL) {
+    if (argv[1].data == NULL || argv[5].len == 0
+        || (wlcf->qrcode_kind == NGX_HTTP_WECHAT_KIND_LOGIN
+            && ngx_http_wechat_login_hash(r, ctx, &argv[6]) != NGX_OK))
+    {
         return NGX_ERROR;
     }
 
-    argv[5].len = ngx_sprintf(argv[5].data, "%T", wlcf->qrcode_expire)
-                  - argv[5].data;
-
     return ngx_http_wechat_redis_command(r, ngx_http_wechat_qrcode_done,
                                          NGX_HTTP_WECHAT_SCRIPT_ISSUE,
-                                         ctx->ticket.len ? 8 : 6, argv);
+                                         ctx->ticket.len ? 9 : 7, argv);
+}
+
+
+/*
+ * The hash of the login code the poll will show once the scene is
+ * scanned: the code is made of the scene and the token, which Redis never
+ * sees, so Redis can keep its hash from the start.
+ */
+
+static ngx_int_t
+ngx_http_wechat_login_hash(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
+    ngx_str_t *hash)
+{
+    wx_span_t  code, kind;
+    u_char     login[WX_LOGIN_CODE_LEN];
+
+    hash->data = ngx_pnalloc(r->pool, WX_SHA256_HEX_LEN);
+    if (hash->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    hash->len = WX_SHA256_HEX_LEN;
+    code.data = login;
+    code.len = sizeof(login);
+    kind = ngx_http_wechat_span(
+               &ngx_http_wechat_kinds[NGX_HTTP_WECHAT_KIND_LOGIN]);
+
+    if (wx_login_code(ngx_http_wechat_span(&ctx->scene),
+                      ngx_http_wechat_span(&ctx->poll_token),
+                      (char *) login)
+        != WX_OK
+        || wx_code_hash(kind, ngx_http_wechat_span(&ctx->scene), code,
+                        (char *) hash->data)
+           != WX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -232,13 +295,68 @@ static void
 ngx_http_wechat_qrcode_done(ngx_http_request_t *r, redisReply *response,
     ngx_uint_t ended)
 {
+    ngx_http_wechat_ctx_t  *ctx;
+
     if (response == NULL) {
         ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
         return;
     }
 
-    ngx_http_finalize_request(r,
-        ngx_http_wechat_qrcode_answer(r, ngx_http_wechat_get_ctx(r)));
+    ctx = ngx_http_wechat_get_ctx(r);
+
+    if (ngx_http_wechat_qrcode_cookie(r, ctx) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_wechat_qrcode_answer(r, ctx));
+}
+
+
+/*
+ * The poll token as a cookie as well, out of the page's script's reach,
+ * for as long as the scene lives.
+ */
+
+static ngx_int_t
+ngx_http_wechat_qrcode_cookie(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx)
+{
+    u_char                      *p;
+    size_t                       len;
+    ngx_table_elt_t             *h;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    len = wlcf->poll_cookie.len + ctx->poll_token.len
+          + sizeof("=; Path=/; Max-Age=; HttpOnly; SameSite=Lax; Secure") - 1
+          + NGX_TIME_T_LEN;
+
+    p = ngx_pnalloc(r->pool, len);
+    h = ngx_list_push(&r->headers_out.headers);
+
+    if (p == NULL || h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Set-Cookie");
+    h->value.data = p;
+
+    p = ngx_sprintf(p, "%V=%V; Path=/; Max-Age=%T; HttpOnly; SameSite=Lax",
+                    &wlcf->poll_cookie, &ctx->poll_token,
+                    wlcf->qrcode_expire);
+
+#if (NGX_HTTP_SSL)
+    if (r->connection->ssl) {
+        p = ngx_cpymem(p, "; Secure", sizeof("; Secure") - 1);
+    }
+#endif
+
+    h->value.len = p - h->value.data;
+
+    return NGX_OK;
 }
 
 

@@ -11,6 +11,8 @@
 
 static void ngx_http_wechat_resolve_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
+static void ngx_http_wechat_scan_reply(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, wx_resolution_t *res);
 static void ngx_http_wechat_unresolved(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, ngx_uint_t ended);
 static void ngx_http_wechat_claim_done(ngx_http_request_t *r,
@@ -29,7 +31,7 @@ void
 ngx_http_wechat_resolve(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 {
     ngx_int_t                    rc;
-    ngx_str_t                    argv[13], id, openid, digest, ttl;
+    ngx_str_t                    argv[15], id, openid, digest, ttl, hash;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
@@ -41,7 +43,8 @@ ngx_http_wechat_resolve(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 
     ttl.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
 
-    if (ttl.data == NULL || ngx_http_wechat_dedup_id(r, ctx, &id) != NGX_OK)
+    if (ttl.data == NULL || ngx_http_wechat_dedup_id(r, ctx, &id) != NGX_OK
+        || ngx_http_wechat_code_new(r, ctx, &hash) != NGX_OK)
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
@@ -68,6 +71,16 @@ ngx_http_wechat_resolve(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     argv[10] = ngx_http_wechat_stream_maxlen;
     argv[11] = digest;
     argv[12] = ttl;
+    argv[13] = hash;
+
+    /* a retry's reply carries a new code, a template message does not */
+
+    if (wlcf->code_template.len) {
+        ngx_str_set(&argv[14], "0");
+
+    } else {
+        ngx_str_set(&argv[14], "1");
+    }
 
     if (argv[1].data == NULL || argv[2].data == NULL || argv[3].data == NULL
         || argv[4].data == NULL || argv[7].data == NULL)
@@ -77,7 +90,7 @@ ngx_http_wechat_resolve(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     }
 
     rc = ngx_http_wechat_redis_command(r, ngx_http_wechat_resolve_done,
-                                       NGX_HTTP_WECHAT_SCRIPT_RESOLVE, 13,
+                                       NGX_HTTP_WECHAT_SCRIPT_RESOLVE, 15,
                                        argv);
     if (rc == NGX_ERROR) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -94,12 +107,9 @@ static void
 ngx_http_wechat_resolve_done(ngx_http_request_t *r, redisReply *response,
     ngx_uint_t ended)
 {
-    wx_span_t                    xml;
-    wx_status_t                  status;
-    wx_allocator_t               a;
-    wx_resolution_t              res;
-    ngx_http_wechat_ctx_t       *ctx;
-    ngx_http_wechat_loc_conf_t  *wlcf;
+    wx_status_t             status;
+    wx_resolution_t         res;
+    ngx_http_wechat_ctx_t  *ctx;
 
     ctx = ngx_http_wechat_get_ctx(r);
 
@@ -141,14 +151,51 @@ ngx_http_wechat_resolve_done(ngx_http_request_t *r, redisReply *response,
                    "wechat callback: scene \"%V\" %V%s", &ctx->scene,
                    &ctx->resolution, res.duplicate ? " (retry)" : "");
 
+    ngx_http_wechat_scan_reply(r, ctx, &res);
+}
+
+
+/* The passive reply of a scan's outcome, and what else it sends. */
+
+static void
+ngx_http_wechat_scan_reply(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
+    wx_resolution_t *res)
+{
+    wx_span_t                    xml, text;
+    wx_status_t                  status;
+    wx_allocator_t               a;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
     ngx_http_wechat_allocator(r->pool, &a);
 
-    /* the reply time is the first answer's, so a retry gets its bytes */
+    /* with a template message, the code goes after the answer, once */
 
-    status = wx_reply_text(ctx->ev.from_user, ctx->ev.to_user, res.time,
-                           ngx_http_wechat_span(&wlcf->reply[res.outcome]),
-                           &a, &xml);
+    if (res->outcome == WX_SCENE_CODE_SENT && wlcf->code_template.len) {
+        if (!res->duplicate) {
+            ngx_http_wechat_code_template(r, ctx);
+        }
+
+        ngx_http_finalize_request(r,
+            ngx_http_wechat_send(r, NGX_HTTP_OK, "text/plain",
+                                 (u_char *) "success", 7));
+        return;
+    }
+
+    if (ngx_http_wechat_code_text(r, ctx, &wlcf->reply[res->outcome], &text)
+        != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    /*
+     * the reply time is the first answer's, so a retry gets its bytes,
+     * but for a fresh code or link in them
+     */
+
+    status = wx_reply_text(ctx->ev.from_user, ctx->ev.to_user, res->time,
+                           text, &a, &xml);
     if (status != WX_OK) {
         ngx_http_finalize_request(r,
             ngx_http_wechat_reject(r, status, "reply"));

@@ -90,7 +90,7 @@ static const char *const  ngx_http_wechat_reject_labels[] = {
 };
 
 static const char *const  ngx_http_wechat_api_endpoint_labels[] = {
-    "token", "qrcode_create", "proxy"
+    "token", "qrcode_create", "proxy", "template"
 };
 
 static const char *const  ngx_http_wechat_api_result_labels[] = {

@@ -71,7 +71,6 @@ static void ngx_http_wechat_token_keep(ngx_http_wechat_loc_conf_t *wlcf,
 static void ngx_http_wechat_token_use(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, wx_span_t token, int64_t keep);
 static void ngx_http_wechat_wx_cleanup(void *data);
-static ngx_str_t ngx_http_wechat_msec(ngx_http_request_t *r, int64_t ms);
 
 
 static ngx_http_wechat_token_cache_t
@@ -172,9 +171,11 @@ ngx_http_wechat_token_get(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
         ngx_str_set(&argv[0], "2");
         argv[1] = ngx_http_wechat_key(r, wlcf, "token", NULL);
         argv[2] = ngx_http_wechat_key(r, wlcf, "token:lock", NULL);
-        argv[3] = ngx_http_wechat_msec(r, NGX_HTTP_WECHAT_TOKEN_AHEAD);
+        argv[3] = ngx_http_wechat_number(r->pool,
+                                         NGX_HTTP_WECHAT_TOKEN_AHEAD);
         argv[4] = ctx->wx.lock_id;
-        argv[5] = ngx_http_wechat_msec(r, NGX_HTTP_WECHAT_TOKEN_LOCK);
+        argv[5] = ngx_http_wechat_number(r->pool,
+                                         NGX_HTTP_WECHAT_TOKEN_LOCK);
 
         rc = (argv[1].data && argv[2].data && argv[3].data && argv[5].data)
              ? ngx_http_wechat_redis_command(r, ngx_http_wechat_token_done,
@@ -501,8 +502,8 @@ ngx_http_wechat_token_store(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     argv[1] = ngx_http_wechat_key(r, wlcf, "token", NULL);
     argv[2] = ngx_http_wechat_key(r, wlcf, "token:lock", NULL);
     argv[3] = ctx->wx.token;
-    argv[4] = ngx_http_wechat_msec(r, expires_in * 1000);
-    argv[5] = ngx_http_wechat_msec(r, (int64_t) ngx_time() * 1000);
+    argv[4] = ngx_http_wechat_number(r->pool, expires_in * 1000);
+    argv[5] = ngx_http_wechat_number(r->pool, (int64_t) ngx_time() * 1000);
     argv[6] = ctx->wx.lock_id;
 
     if (argv[1].data == NULL || argv[2].data == NULL || argv[4].data == NULL
@@ -559,8 +560,8 @@ ngx_http_wechat_token_drop(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     ngx_str_set(&argv[0], "1");
     argv[1] = ngx_http_wechat_key(r, ctx->api.conf, "token", NULL);
     argv[2] = ctx->wx.token;
-    argv[3] = ngx_http_wechat_msec(r, (int64_t) ngx_time() * 1000);
-    argv[4] = ngx_http_wechat_msec(r, NGX_HTTP_WECHAT_TOKEN_YOUNG);
+    argv[3] = ngx_http_wechat_number(r->pool, (int64_t) ngx_time() * 1000);
+    argv[4] = ngx_http_wechat_number(r->pool, NGX_HTTP_WECHAT_TOKEN_YOUNG);
 
     if (argv[1].data == NULL || argv[3].data == NULL || argv[4].data == NULL
         || ngx_http_wechat_redis_command(r, ngx_http_wechat_token_dropped,
@@ -833,21 +834,4 @@ ngx_http_wechat_wx_cleanup(void *data)
     if (wx->wait.timer_set) {
         ngx_del_timer(&wx->wait);
     }
-}
-
-
-static ngx_str_t
-ngx_http_wechat_msec(ngx_http_request_t *r, int64_t ms)
-{
-    ngx_str_t  s;
-
-    s.data = ngx_pnalloc(r->pool, NGX_INT64_LEN);
-    if (s.data == NULL) {
-        s.len = 0;
-        return s;
-    }
-
-    s.len = ngx_sprintf(s.data, "%L", ms) - s.data;
-
-    return s;
 }

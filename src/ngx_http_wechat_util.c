@@ -16,6 +16,16 @@ ngx_str_t  ngx_http_wechat_stream_maxlen =
     ngx_string(NGX_HTTP_WECHAT_STREAM_MAXLEN);
 
 
+/* wechat_qrcode's kinds of scene, by NGX_HTTP_WECHAT_KIND_* */
+
+ngx_str_t  ngx_http_wechat_kinds[] = {
+    ngx_string("bind"),
+    ngx_string("login"),
+    ngx_string("code"),
+    ngx_null_string
+};
+
+
 ngx_http_wechat_ctx_t *
 ngx_http_wechat_create_ctx(ngx_http_request_t *r)
 {
@@ -261,6 +271,24 @@ ngx_http_wechat_is_name(ngx_str_t *s)
 }
 
 
+/* The value of the cookie name, or NGX_DECLINED without one. */
+
+ngx_int_t
+ngx_http_wechat_cookie(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value)
+{
+#if (nginx_version >= 1023000)
+    return ngx_http_parse_multi_header_lines(r, r->headers_in.cookie, name,
+                                             value)
+           ? NGX_OK : NGX_DECLINED;
+#else
+    return ngx_http_parse_multi_header_lines(&r->headers_in.cookies, name,
+                                             value)
+           == NGX_DECLINED ? NGX_DECLINED : NGX_OK;
+#endif
+}
+
+
 ngx_str_t
 ngx_http_wechat_key(ngx_http_request_t *r, ngx_http_wechat_loc_conf_t *wlcf,
     const char *kind, ngx_str_t *id)
@@ -292,17 +320,26 @@ ngx_http_wechat_key(ngx_http_request_t *r, ngx_http_wechat_loc_conf_t *wlcf,
 ngx_str_t
 ngx_http_wechat_now(ngx_http_request_t *r)
 {
-    ngx_str_t  now;
+    return ngx_http_wechat_number(r->pool, ngx_time());
+}
 
-    now.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
-    if (now.data == NULL) {
-        now.len = 0;
-        return now;
+
+/* A number as a Redis argument: an empty string when out of memory. */
+
+ngx_str_t
+ngx_http_wechat_number(ngx_pool_t *pool, int64_t n)
+{
+    ngx_str_t  s;
+
+    s.data = ngx_pnalloc(pool, NGX_INT64_LEN);
+    if (s.data == NULL) {
+        s.len = 0;
+        return s;
     }
 
-    now.len = ngx_sprintf(now.data, "%T", ngx_time()) - now.data;
+    s.len = ngx_sprintf(s.data, "%L", n) - s.data;
 
-    return now;
+    return s;
 }
 
 

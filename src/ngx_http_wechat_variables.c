@@ -14,6 +14,10 @@ static ngx_int_t ngx_http_wechat_ctx_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_wechat_retry_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_wechat_link_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static void ngx_http_wechat_str_value(ngx_http_variable_value_t *v,
+    ngx_str_t *s);
 
 
 static ngx_http_variable_t  ngx_http_wechat_vars[] = {
@@ -45,6 +49,9 @@ static ngx_http_variable_t  ngx_http_wechat_vars[] = {
 
     { ngx_string("wechat_retry"), NULL, ngx_http_wechat_retry_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("wechat_link_openid"), NULL, ngx_http_wechat_link_variable,
+      0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -113,13 +120,41 @@ ngx_http_wechat_ctx_variable(ngx_http_request_t *r,
 
     s = (ngx_str_t *) ((u_char *) ctx + data);
 
+    ngx_http_wechat_str_value(v, s);
+
+    return NGX_OK;
+}
+
+
+/* Only wechat_link_verify sets it, for a link it let through. */
+
+static ngx_int_t
+ngx_http_wechat_link_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_wechat_ctx_t  *ctx;
+
+    ctx = ngx_http_wechat_get_ctx(r);
+
+    if (ctx == NULL || ctx->link_openid.len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    ngx_http_wechat_str_value(v, &ctx->link_openid);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_wechat_str_value(ngx_http_variable_value_t *v, ngx_str_t *s)
+{
     v->data = s->data;
     v->len = s->len;
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;
-
-    return NGX_OK;
 }
 
 

@@ -34,3 +34,64 @@ wx_random_digits(char *out, size_t n)
 
     return WX_OK;
 }
+
+namespace {
+
+/* Names each hash's purpose, so that no other digest matches it. */
+constexpr std::string_view login_code_tag = "wechat-login-code/1";
+constexpr std::string_view code_hash_tag = "wechat-code-hash/1";
+
+wx_status_t
+sha256_of(const std::string &msg, char *out)
+{
+    return wx_sha256_hex(wx::span(msg), out);
+}
+
+} // namespace
+
+extern "C" wx_status_t
+wx_login_code(wx_span_t scene, wx_span_t token, char out[WX_LOGIN_CODE_LEN])
+{
+    if (out == nullptr || !wx::present(scene) || !wx::present(token)) {
+        return WX_ERR_ARGS;
+    }
+
+    return wx::guarded([&] {
+        std::string msg;
+        char digest[WX_SHA256_HEX_LEN];
+
+        wx::append_field(&msg, login_code_tag);
+        wx::append_field(&msg, wx::view(scene));
+        wx::append_field(&msg, wx::view(token));
+
+        wx_status_t rc = sha256_of(msg, digest);
+        if (rc != WX_OK) {
+            return rc;
+        }
+
+        std::memcpy(out, digest, WX_LOGIN_CODE_LEN);
+        return WX_OK;
+    });
+}
+
+extern "C" wx_status_t
+wx_code_hash(wx_span_t kind, wx_span_t scene, wx_span_t code,
+    char out[WX_SHA256_HEX_LEN])
+{
+    if (out == nullptr || !wx::present(kind) || !wx::present(scene)
+        || !wx::present(code))
+    {
+        return WX_ERR_ARGS;
+    }
+
+    return wx::guarded([&] {
+        std::string msg;
+
+        wx::append_field(&msg, code_hash_tag);
+        wx::append_field(&msg, wx::view(kind));
+        wx::append_field(&msg, wx::view(scene));
+        wx::append_field(&msg, wx::view(code));
+
+        return sha256_of(msg, out);
+    });
+}

@@ -95,6 +95,15 @@ hex(const unsigned char *p, size_t n)
 /* Percent-encodes all but RFC 3986's unreserved characters. */
 std::string url_encode(std::string_view in);
 
+/* Appends "<length>:<bytes>": a field boundary can never move. */
+inline void
+append_field(std::string *msg, std::string_view field)
+{
+    *msg += std::to_string(field.size());
+    *msg += ':';
+    *msg += field;
+}
+
 } // namespace wx
 
 #endif

@@ -22,6 +22,10 @@ wx_json_object(const wx_json_field_t *fields, size_t n,
 
             if (f.type == WX_JSON_INTEGER) {
                 obj[f.key] = f.integer;
+            } else if (f.type == WX_JSON_STRING_OR_NULL
+                       && f.string.data == nullptr)
+            {
+                obj[f.key] = nullptr;
             } else {
                 obj[f.key] = std::string(wx::view(f.string));
             }

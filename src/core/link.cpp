@@ -26,24 +26,15 @@ hmac()
     return mac;
 }
 
-/* "<length>:<bytes>": a field boundary can never move. */
-void
-append_field(std::string *msg, std::string_view field)
-{
-    *msg += std::to_string(field.size());
-    *msg += ':';
-    *msg += field;
-}
-
 std::string
 link_message(wx_span_t openid, int64_t expires, wx_span_t nonce)
 {
     std::string msg;
 
-    append_field(&msg, link_tag);
-    append_field(&msg, wx::view(openid));
-    append_field(&msg, std::to_string(expires));
-    append_field(&msg, wx::view(nonce));
+    wx::append_field(&msg, link_tag);
+    wx::append_field(&msg, wx::view(openid));
+    wx::append_field(&msg, std::to_string(expires));
+    wx::append_field(&msg, wx::view(nonce));
 
     return msg;
 }

@@ -7,7 +7,8 @@
 namespace {
 
 constexpr std::array<std::string_view, WX_SCENE_STATUSES> statuses = {
-    "bound", "conflict", "expired", "pending"
+    "bound", "conflict", "expired", "confirmed", "unbound", "code_sent",
+    "pending", "redeemed"
 };
 
 /* The status a script or a hash names; WX_SCENE_STATUSES for none. */
@@ -283,8 +284,9 @@ wx_redis_qrcode_url(const struct redisReply *reply, wx_span_t token,
 }
 
 extern "C" wx_status_t
-wx_redis_poll_answer(const struct redisReply *reply, wx_span_t token,
-    const wx_allocator_t *a, wx_scene_status_t *status, wx_span_t *json)
+wx_redis_poll_answer(const struct redisReply *reply, wx_span_t scene,
+    wx_span_t token, const wx_allocator_t *a, wx_scene_status_t *status,
+    wx_span_t *json)
 {
     if (reply == nullptr || a == nullptr || status == nullptr
         || json == nullptr)
@@ -299,6 +301,7 @@ wx_redis_poll_answer(const struct redisReply *reply, wx_span_t token,
 
         const redisReply *const *e = reply->element;
         wx_scene_status_t state = WX_SCENE_EXPIRED;
+        char code[WX_LOGIN_CODE_LEN];
 
         if (is_string(e[0]) && token_matches(token, e[2])) {
             state = status_of(text(e[0]));
@@ -319,9 +322,88 @@ wx_redis_poll_answer(const struct redisReply *reply, wx_span_t token,
             n = 2;
         }
 
+        /* only the token's holder can make it, and only it is answered */
+
+        if (state == WX_SCENE_CONFIRMED || state == WX_SCENE_UNBOUND) {
+            wx_status_t rc = wx_login_code(scene, token, code);
+            if (rc != WX_OK) {
+                return rc;
+            }
+
+            fields[1] = {"code", WX_JSON_STRING,
+                         wx::span(std::string_view(code, sizeof(code))), 0};
+            n = 2;
+        }
+
         *status = state;
 
         return wx_json_object(fields, n, a, json);
+    });
+}
+
+namespace {
+
+/* An openid or a user name that may become a variable or a header. */
+bool
+is_name(const redisReply *r)
+{
+    if (!is_string(r) || r->len == 0 || r->len > WX_NAME_MAX) {
+        return false;
+    }
+
+    for (char c : text(r)) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+            return false;
+        }
+    }
+
+    return true;
+}
+
+} // namespace
+
+extern "C" wx_status_t
+wx_redis_redeem(const struct redisReply *reply, const wx_allocator_t *a,
+    wx_redeem_t *out)
+{
+    if (reply == nullptr || a == nullptr || out == nullptr) {
+        return WX_ERR_ARGS;
+    }
+
+    return wx::guarded([&] {
+        *out = wx_redeem_t{};
+
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
+            || !is_string(reply->element[0]))
+        {
+            return WX_ERR_REPLY;
+        }
+
+        const redisReply *const *e = reply->element;
+
+        if (text(e[0]) == "wrong" && reply->elements == 1) {
+            return WX_ERR_NOT_FOUND;
+        }
+
+        if (text(e[0]) != "ok" || reply->elements != 4 || !is_string(e[1])
+            || (text(e[1]) != "login" && text(e[1]) != "code")
+            || !is_name(e[2])
+            || (e[3]->type != REDIS_REPLY_NIL && !is_name(e[3])))
+        {
+            return WX_ERR_REPLY;
+        }
+
+        wx_status_t rc = wx::copy_value(a, text(e[1]), &out->kind);
+
+        if (rc == WX_OK) {
+            rc = wx::copy_value(a, text(e[2]), &out->openid);
+        }
+
+        if (rc == WX_OK && is_string(e[3])) {
+            rc = wx::copy_value(a, text(e[3]), &out->user);
+        }
+
+        return rc;
     });
 }
 

@@ -80,3 +80,42 @@ wx_encrypted_reply(wx_span_t token, wx_span_t encrypt, int64_t timestamp,
         return wx::copy_out(a, xml, out);
     });
 }
+
+extern "C" wx_status_t
+wx_text_expand(wx_span_t text, const char *const *names,
+    const wx_span_t *values, size_t n, const wx_allocator_t *a,
+    wx_span_t *out)
+{
+    if (a == nullptr || out == nullptr || (n && (!names || !values))) {
+        return WX_ERR_ARGS;
+    }
+
+    return wx::guarded([&] {
+        std::string_view in = wx::view(text);
+        std::string result;
+
+        while (!in.empty()) {
+            size_t i = 0;
+
+            for ( /* void */ ; i < n; i++) {
+                std::string_view name = names[i];
+
+                if (in.size() >= name.size() + 2 && in[0] == '{'
+                    && in.substr(1, name.size()) == name
+                    && in[name.size() + 1] == '}')
+                {
+                    result += wx::view(values[i]);
+                    in.remove_prefix(name.size() + 2);
+                    break;
+                }
+            }
+
+            if (i == n) {
+                result += in[0];
+                in.remove_prefix(1);
+            }
+        }
+
+        return wx::copy_value(a, result, out);
+    });
+}

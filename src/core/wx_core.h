@@ -158,7 +158,8 @@ wx_status_t wx_random_hex(char *out, size_t n);
 
 typedef enum {
     WX_JSON_STRING,
-    WX_JSON_INTEGER
+    WX_JSON_INTEGER,
+    WX_JSON_STRING_OR_NULL     /* null when the string's data is NULL */
 } wx_json_type_t;
 
 typedef struct {
@@ -188,13 +189,20 @@ struct redisReply;
 
 /*
  * A scene's statuses, in one table for the scripts' answers, the polls and
- * the metrics: the first three are also the outcomes of a scan.
+ * the metrics: those before WX_SCENE_PENDING are also the outcomes of a
+ * scan.  A bind scene becomes bound or conflict, a login scene confirmed
+ * (the openid is bound) or unbound, a code scene code_sent; login and code
+ * scenes become redeemed once wechat_redeem took their code.
  */
 typedef enum {
     WX_SCENE_BOUND = 0,
     WX_SCENE_CONFLICT,
     WX_SCENE_EXPIRED,
+    WX_SCENE_CONFIRMED,
+    WX_SCENE_UNBOUND,
+    WX_SCENE_CODE_SENT,
     WX_SCENE_PENDING,
+    WX_SCENE_REDEEMED,
     WX_SCENE_STATUSES
 } wx_scene_status_t;
 
@@ -250,11 +258,27 @@ wx_status_t wx_redis_qrcode_url(const struct redisReply *reply,
 /*
  * The poll answer for HMGET scene status openid token: the JSON the page
  * gets.  An unknown scene and a wrong token both give {"status":"expired"};
- * the token is compared with the stored hash in constant time.
+ * the token is compared with the stored hash in constant time.  A login
+ * scene that was scanned (confirmed or unbound) shows its login code,
+ * wx_login_code of scene and token, until it is redeemed.
  */
 wx_status_t wx_redis_poll_answer(const struct redisReply *reply,
-    wx_span_t token, const wx_allocator_t *a, wx_scene_status_t *status,
-    wx_span_t *json);
+    wx_span_t scene, wx_span_t token, const wx_allocator_t *a,
+    wx_scene_status_t *status, wx_span_t *json);
+
+typedef struct {
+    wx_span_t             kind;        /* "login" or "code" */
+    wx_span_t             openid;
+    wx_span_t             user;        /* NULL data when not bound */
+} wx_redeem_t;
+
+/*
+ * The REDEEM script's { "ok", kind, openid, user or nil }, or { "wrong" }
+ * (WX_ERR_NOT_FOUND).  openid and user are held to the rule of names: no
+ * control character, at most WX_NAME_MAX bytes.
+ */
+wx_status_t wx_redis_redeem(const struct redisReply *reply,
+    const wx_allocator_t *a, wx_redeem_t *out);
 
 /*
  * hiredis 0.14 allocates an array of whatever size a reply announces;
@@ -398,15 +422,41 @@ wx_status_t wx_qr_svg(wx_span_t text, unsigned size,
     const wx_allocator_t *a, wx_span_t *out);
 
 
-/* Verification codes. */
+/* Verification codes and login codes. */
 
-#define WX_DIGITS_MAX  12
+#define WX_DIGITS_MAX      12
+#define WX_LOGIN_CODE_LEN  32   /* 128 bits as hex */
+#define WX_NAME_MAX        256  /* bytes of a user name or an openid */
 
 /*
  * n (1..WX_DIGITS_MAX) random decimal digits into out, no NUL; uniform:
  * bytes from RAND_bytes of 250 and over are drawn again.
  */
 wx_status_t wx_random_digits(char *out, size_t n);
+
+/*
+ * The login code of a login scene: 128 bits of SHA-256 over the
+ * length-prefixed scene and poll token (128 bits from RAND_bytes), so the
+ * poll can show it to the token's holder while Redis keeps only its hash.
+ */
+wx_status_t wx_login_code(wx_span_t scene, wx_span_t token,
+    char out[WX_LOGIN_CODE_LEN]);
+
+/*
+ * What Redis keeps of a code: SHA-256 over the length-prefixed kind
+ * ("login" or "code"), scene and code, so that a code of one kind never
+ * matches a scene of the other, nor another scene.
+ */
+wx_status_t wx_code_hash(wx_span_t kind, wx_span_t scene, wx_span_t code,
+    char out[WX_SHA256_HEX_LEN]);
+
+/*
+ * text with each {name} of names[0..n) replaced by values[i]; other braces
+ * are kept as they are.
+ */
+wx_status_t wx_text_expand(wx_span_t text, const char *const *names,
+    const wx_span_t *values, size_t n, const wx_allocator_t *a,
+    wx_span_t *out);
 
 
 /*

@@ -54,7 +54,10 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         wx_redis_token(reply.get(), a, &token_state);
         int64_t ttl;
         wx_redis_qrcode_url(reply.get(), {token, 5}, a, &json, &ttl);
-        wx_redis_poll_answer(reply.get(), {token, 5}, a, &status, &json);
+        wx_redis_poll_answer(reply.get(), {token, 5}, {token, 5}, a, &status,
+                             &json);
+        wx_redeem_t redeem;
+        wx_redis_redeem(reply.get(), a, &redeem);
         wx_redis_string(reply.get(), a, &s);
     }
 

@@ -65,6 +65,28 @@ test_uniform(void **state)
     }
 }
 
+/* expected values from Python's hashlib over the length-prefixed fields */
+static void
+test_login_code_and_hash(void **state)
+{
+    (void) state;
+    char code[WX_LOGIN_CODE_LEN], hash[WX_SHA256_HEX_LEN];
+
+    assert_int_equal(wx_login_code(S("wxs_abababababababababababababababab"),
+                                   S("t0ken"), code), WX_OK);
+    assert_memory_equal(code, "4c70dc6f5f34e078ee7ead4c9199f611",
+                        WX_LOGIN_CODE_LEN);
+    assert_int_equal(wx_login_code(S(""), S("t0ken"), code), WX_ERR_ARGS);
+
+    assert_int_equal(wx_code_hash(S("code"),
+                                  S("wxs_abababababababababababababababab"),
+                                  S("123456"), hash), WX_OK);
+    assert_memory_equal(hash, "ffbb3f9de6d5760084372cca69f78119564ee249"
+                        "36bbba39f251dce24461b1f8", WX_SHA256_HEX_LEN);
+    assert_int_equal(wx_code_hash(S("code"), S("s"), S(""), hash),
+                     WX_ERR_ARGS);
+}
+
 int
 main(void)
 {
@@ -72,6 +94,7 @@ main(void)
         cmocka_unit_test(test_length_and_digits),
         cmocka_unit_test(test_bad_lengths),
         cmocka_unit_test(test_uniform),
+        cmocka_unit_test(test_login_code_and_hash),
     };
 
     return cmocka_run_group_tests_name("codes", tests, NULL, NULL);

@@ -30,12 +30,27 @@ test_utf8_and_invalid_bytes(void **state)
     assert_span_equal(out, "{\"user\":\"a\xef\xbf\xbd\"}");
 }
 
+static void
+test_null(void **state)
+{
+    (void) state;
+    wx_json_field_t f[] = {
+        { "user", WX_JSON_STRING_OR_NULL, { NULL, 0 }, 0 },
+        { "openid", WX_JSON_STRING_OR_NULL, S("oAB"), 0 },
+    };
+    wx_span_t out;
+
+    assert_int_equal(wx_json_object(f, 2, &test_allocator, &out), WX_OK);
+    assert_span_equal(out, "{\"user\":null,\"openid\":\"oAB\"}");
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_object, reset_arena),
         cmocka_unit_test_setup(test_utf8_and_invalid_bytes, reset_arena),
+        cmocka_unit_test_setup(test_null, reset_arena),
     };
 
     return cmocka_run_group_tests_name("json", tests, NULL, NULL);

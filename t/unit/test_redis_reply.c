@@ -162,6 +162,8 @@ test_resolution_malformed(void **state)
 #define TOKEN_HASH \
     "b46c09677343261f0b439a472422225e3a230c9c094d6ab16762e2036b597053"
 
+#define SCENE  "wxs_abababababababababababababababab"
+
 static void
 poll_case(const char *resp, const char *token, const char *json,
     const char *status)
@@ -170,8 +172,8 @@ poll_case(const char *resp, const char *token, const char *json,
     wx_span_t out;
     wx_scene_status_t st;
 
-    assert_int_equal(wx_redis_poll_answer(r, S(token), &test_allocator, &st,
-                                          &out), WX_OK);
+    assert_int_equal(wx_redis_poll_answer(r, S(SCENE), S(token),
+                                          &test_allocator, &st, &out), WX_OK);
     freeReplyObject(r);
     assert_span_equal(out, json);
     assert_string_equal(wx_scene_status_name(st), status);
@@ -204,6 +206,81 @@ test_poll(void **state)
     snprintf(resp, sizeof(resp), "*3\r\n$4\r\nodd!\r\n$-1\r\n$64\r\n%s\r\n",
              TOKEN_HASH);
     poll_case(resp, "t0ken", "{\"status\":\"expired\"}", "expired");
+}
+
+/* the login code from Python: sha256 of the length-prefixed fields */
+#define LOGIN_CODE  "4c70dc6f5f34e078ee7ead4c9199f611"
+
+static void
+test_poll_login(void **state)
+{
+    (void) state;
+    char resp[512];
+
+    snprintf(resp, sizeof(resp), "*3\r\n$9\r\nconfirmed\r\n$3\r\noAB\r\n"
+             "$64\r\n%s\r\n", TOKEN_HASH);
+    poll_case(resp, "t0ken",
+              "{\"status\":\"confirmed\",\"code\":\"" LOGIN_CODE "\"}",
+              "confirmed");
+    poll_case(resp, "t0keN", "{\"status\":\"expired\"}", "expired");
+
+    snprintf(resp, sizeof(resp), "*3\r\n$7\r\nunbound\r\n$3\r\noAB\r\n"
+             "$64\r\n%s\r\n", TOKEN_HASH);
+    poll_case(resp, "t0ken",
+              "{\"status\":\"unbound\",\"code\":\"" LOGIN_CODE "\"}",
+              "unbound");
+
+    /* neither the code once redeemed, nor a verification code ever */
+    snprintf(resp, sizeof(resp), "*3\r\n$8\r\nredeemed\r\n$3\r\noAB\r\n"
+             "$64\r\n%s\r\n", TOKEN_HASH);
+    poll_case(resp, "t0ken", "{\"status\":\"redeemed\"}", "redeemed");
+    snprintf(resp, sizeof(resp), "*3\r\n$9\r\ncode_sent\r\n$3\r\noAB\r\n"
+             "$64\r\n%s\r\n", TOKEN_HASH);
+    poll_case(resp, "t0ken", "{\"status\":\"code_sent\"}", "code_sent");
+}
+
+static wx_status_t
+redeem(const char *resp, wx_redeem_t *out)
+{
+    redisReply *r = reply_of(resp);
+    wx_status_t rc = wx_redis_redeem(r, &test_allocator, out);
+    freeReplyObject(r);
+    return rc;
+}
+
+static void
+test_redeem(void **state)
+{
+    (void) state;
+    wx_redeem_t out;
+
+    assert_int_equal(redeem("*4\r\n$5\r\nlogin\r\n$5\r\nlogin\r\n"
+                            "$3\r\noAB\r\n$5\r\nalice\r\n", &out),
+                     WX_ERR_REPLY);
+    assert_int_equal(redeem("*4\r\n$2\r\nok\r\n$5\r\nlogin\r\n"
+                            "$3\r\noAB\r\n$5\r\nalice\r\n", &out), WX_OK);
+    assert_span_equal(out.kind, "login");
+    assert_span_equal(out.openid, "oAB");
+    assert_span_equal(out.user, "alice");
+
+    assert_int_equal(redeem("*4\r\n$2\r\nok\r\n$4\r\ncode\r\n"
+                            "$3\r\noAB\r\n$-1\r\n", &out), WX_OK);
+    assert_span_equal(out.kind, "code");
+    assert_null(out.user.data);
+
+    assert_int_equal(redeem("*1\r\n$5\r\nwrong\r\n", &out),
+                     WX_ERR_NOT_FOUND);
+
+    /* what must not become a variable or a header */
+    assert_int_equal(redeem("*4\r\n$2\r\nok\r\n$4\r\ncode\r\n"
+                            "$4\r\noA\nB\r\n$-1\r\n", &out), WX_ERR_REPLY);
+    assert_int_equal(redeem("*4\r\n$2\r\nok\r\n$4\r\nbind\r\n"
+                            "$3\r\noAB\r\n$-1\r\n", &out), WX_ERR_REPLY);
+    assert_int_equal(redeem("*4\r\n$2\r\nok\r\n$4\r\ncode\r\n"
+                            "$0\r\n\r\n$-1\r\n", &out), WX_ERR_REPLY);
+    assert_int_equal(redeem("*3\r\n$2\r\nok\r\n$4\r\ncode\r\n"
+                            "$3\r\noAB\r\n", &out), WX_ERR_REPLY);
+    assert_int_equal(redeem(":1\r\n", &out), WX_ERR_REPLY);
 }
 
 static void
@@ -248,8 +325,9 @@ test_poll_malformed(void **state)
     wx_span_t out;
     wx_scene_status_t st;
 
-    assert_int_equal(wx_redis_poll_answer(r, S("t"), &test_allocator, &st,
-                                          &out), WX_ERR_REPLY);
+    assert_int_equal(wx_redis_poll_answer(r, S(SCENE), S("t"),
+                                          &test_allocator, &st, &out),
+                     WX_ERR_REPLY);
     freeReplyObject(r);
 }
 
@@ -306,6 +384,8 @@ main(void)
         cmocka_unit_test_setup(test_token, reset_arena),
         cmocka_unit_test_setup(test_poll, reset_arena),
         cmocka_unit_test_setup(test_poll_malformed, reset_arena),
+        cmocka_unit_test_setup(test_poll_login, reset_arena),
+        cmocka_unit_test_setup(test_redeem, reset_arena),
         cmocka_unit_test_setup(test_qrcode_url, reset_arena),
         cmocka_unit_test_setup(test_string, reset_arena),
         cmocka_unit_test(test_reader_limit),

@@ -69,6 +69,25 @@ test_encrypted_reply(void **state)
         "<Nonce><![CDATA[nonce1]]></Nonce></xml>");
 }
 
+static void
+test_expand(void **state)
+{
+    (void) state;
+    wx_span_t out;
+    static const char *const names[] = { "code", "minutes" };
+    wx_span_t values[] = { S("123456"), S("5") };
+
+    assert_int_equal(wx_text_expand(S("验证码 {code}，{minutes} 分钟内有效 "
+                                      "{codes} {link} {code"),
+                                    names, values, 2, &test_allocator, &out),
+                     WX_OK);
+    assert_span_equal(out, "验证码 123456，5 分钟内有效 {codes} {link} {code");
+
+    assert_int_equal(wx_text_expand(S(""), names, values, 2, &test_allocator,
+                                    &out), WX_OK);
+    assert_int_equal(out.len, 0);
+}
+
 int
 main(void)
 {
@@ -77,6 +96,7 @@ main(void)
         cmocka_unit_test_setup(test_cdata_terminator_is_split, reset_arena),
         cmocka_unit_test_setup(test_create_time_in_seconds, reset_arena),
         cmocka_unit_test_setup(test_encrypted_reply, reset_arena),
+        cmocka_unit_test_setup(test_expand, reset_arena),
     };
 
     return cmocka_run_group_tests_name("reply", tests, NULL, NULL);

@@ -1,0 +1,20 @@
+-- REDEEM: KEYS[1] scene; ARGV the kind the code's shape names ("login" or
+-- "code"), the code's hash, the attempts allowed, prefix.  The code of a
+-- scanned login or code scene is taken once: { "ok", kind, openid, the
+-- user bound to it or nil }.  Anything else is { "wrong" }; a wrong code
+-- counts against the scene, which is burnt (deleted) at the limit.
+local s = redis.call('HMGET', KEYS[1], 'kind', 'status', 'openid', 'code')
+if (s[1] ~= 'login' and s[1] ~= 'code') or s[2] == 'redeemed' then
+  return { 'wrong' }
+end
+if s[1] ~= ARGV[1] or s[4] ~= ARGV[2]
+   or (s[2] ~= 'confirmed' and s[2] ~= 'unbound' and s[2] ~= 'code_sent')
+then
+  if redis.call('HINCRBY', KEYS[1], 'attempts', 1) >= tonumber(ARGV[3]) then
+    redis.call('DEL', KEYS[1])
+  end
+  return { 'wrong' }
+end
+redis.call('HSET', KEYS[1], 'status', 'redeemed')
+redis.call('HDEL', KEYS[1], 'code')
+return { 'ok', s[1], s[3], redis.call('GET', ARGV[4] .. 'openid:' .. s[3]) }

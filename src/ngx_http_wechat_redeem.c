@@ -1,0 +1,223 @@
+
+/*
+ * ngx_http_wechat_module: wechat_redeem, for the site's backend: the code
+ * of a scanned login or code scene, taken once, in one script, for the
+ * openid that scanned it and the site user bound to that openid.
+ */
+
+
+#include "ngx_http_wechat_module.h"
+
+
+/* a form of a scene and a code is far smaller */
+#define NGX_HTTP_WECHAT_REDEEM_BODY_MAX  1024
+
+
+static void ngx_http_wechat_redeem_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_wechat_redeem_start(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+static ngx_int_t ngx_http_wechat_code_kind(ngx_str_t *code);
+static void ngx_http_wechat_redeem_done(ngx_http_request_t *r,
+    redisReply *response, ngx_uint_t ended);
+static ngx_int_t ngx_http_wechat_redeem_wrong(ngx_http_request_t *r);
+
+
+ngx_int_t
+ngx_http_wechat_redeem_handler(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    if (r->method != NGX_HTTP_POST) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    if (ngx_http_wechat_create_ctx(r) == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_wechat_redeem_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_wechat_redeem_body(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_wechat_redeem_start(r, ngx_http_wechat_get_ctx(r));
+
+    if (rc == NGX_OK || rc == NGX_DONE) {
+        return;
+    }
+
+    ngx_http_finalize_request(r, rc == NGX_DECLINED
+                                 ? ngx_http_wechat_send_unavailable(r) : rc);
+}
+
+
+/*
+ * POST scene=S&code=C: one script checks, counts and takes the code.
+ * NGX_OK while it runs, NGX_DONE when answered already.
+ */
+
+static ngx_int_t
+ngx_http_wechat_redeem_start(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx)
+{
+    ngx_int_t                    rc, kind;
+    ngx_str_t                    body, args[2], argv[6];
+    wx_span_t                    spans[2];
+    wx_allocator_t               a;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    static const char  *names[] = { "scene", "code" };
+
+    rc = ngx_http_wechat_read_body(r, NGX_HTTP_WECHAT_REDEEM_BODY_MAX, &body);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    if (wx_query_args(ngx_http_wechat_span(&body), names, 2, &a, spans)
+        != WX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    args[0].data = (u_char *) spans[0].data;
+    args[0].len = spans[0].len;
+    args[1].data = (u_char *) spans[1].data;
+    args[1].len = spans[1].len;
+
+    kind = ngx_http_wechat_code_kind(&args[1]);
+
+    if (!wx_scene_is_ours(spans[0]) || kind == NGX_DECLINED) {
+        ngx_http_finalize_request(r, ngx_http_wechat_redeem_wrong(r));
+        return NGX_DONE;
+    }
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    ctx->scene = args[0];
+
+    ngx_str_set(&argv[0], "1");
+    argv[1] = ngx_http_wechat_key(r, wlcf, "scene:", &ctx->scene);
+    argv[2] = ngx_http_wechat_kinds[kind];
+    argv[3].data = ngx_pnalloc(r->pool, WX_SHA256_HEX_LEN);
+    argv[3].len = WX_SHA256_HEX_LEN;
+    argv[4] = ngx_http_wechat_number(r->pool, wlcf->redeem_attempts);
+    argv[5] = wlcf->key_prefix;
+
+    if (argv[1].data == NULL || argv[3].data == NULL || argv[4].len == 0
+        || wx_code_hash(ngx_http_wechat_span(&argv[2]), spans[0], spans[1],
+                        (char *) argv[3].data)
+           != WX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_wechat_redis_command(r, ngx_http_wechat_redeem_done,
+                                         NGX_HTTP_WECHAT_SCRIPT_REDEEM, 6,
+                                         argv);
+}
+
+
+/*
+ * The kind of scene a code's shape names: a login code is 32 hex digits,
+ * a verification code 4 to 12 decimal ones; NGX_DECLINED for neither.
+ */
+
+static ngx_int_t
+ngx_http_wechat_code_kind(ngx_str_t *code)
+{
+    size_t      i;
+    ngx_uint_t  digits;
+
+    digits = 1;
+
+    for (i = 0; i < code->len; i++) {
+        if (code->data[i] >= '0' && code->data[i] <= '9') {
+            continue;
+        }
+
+        if (code->data[i] < 'a' || code->data[i] > 'f') {
+            return NGX_DECLINED;
+        }
+
+        digits = 0;
+    }
+
+    if (code->len == WX_LOGIN_CODE_LEN) {
+        return NGX_HTTP_WECHAT_KIND_LOGIN;
+    }
+
+    if (digits && code->len >= 4 && code->len <= WX_DIGITS_MAX) {
+        return NGX_HTTP_WECHAT_KIND_CODE;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static void
+ngx_http_wechat_redeem_done(ngx_http_request_t *r, redisReply *response,
+    ngx_uint_t ended)
+{
+    wx_status_t     status;
+    wx_redeem_t     redeemed;
+    wx_allocator_t  a;
+
+    if (response == NULL) {
+        ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
+        return;
+    }
+
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    status = wx_redis_redeem(response, &a, &redeemed);
+
+    if (status == WX_ERR_NOT_FOUND) {
+        ngx_http_finalize_request(r, ngx_http_wechat_redeem_wrong(r));
+        return;
+    }
+
+    if (status != WX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wechat redeem: %s", wx_status_text(status));
+        ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
+        return;
+    }
+
+    wx_json_field_t  answer[] = {
+        { "openid", WX_JSON_STRING, redeemed.openid, 0 },
+        { "user", WX_JSON_STRING_OR_NULL, redeemed.user, 0 },
+        { "kind", WX_JSON_STRING, redeemed.kind, 0 }
+    };
+
+    ngx_http_finalize_request(r,
+        ngx_http_wechat_send_json(r, NGX_HTTP_OK, answer, 3));
+}
+
+
+/* An unknown scene, a wrong code and a used one look the same. */
+
+static ngx_int_t
+ngx_http_wechat_redeem_wrong(ngx_http_request_t *r)
+{
+    static wx_json_field_t  not_found[] = {
+        { "error", WX_JSON_STRING,
+          { (const unsigned char *) "not found", 9 }, 0 }
+    };
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "wechat redeem: wrong, used or unknown code");
+
+    return ngx_http_wechat_send_json(r, NGX_HTTP_NOT_FOUND, not_found, 1);
+}
