@@ -60,9 +60,9 @@
       box.appendChild(both('未登录', 'not logged in'));
       return;
     }
-    box.appendChild(el('span', {}, ['已登录 ', el('b', { text: account.user, id: 'account-user' }),
-                                     account.openid ? ' · 已绑定微信 ' : ' · 未绑定微信 ',
-                                     el('span', { class: 'en', text: account.openid ? 'WeChat bound' : 'no WeChat bound' })]));
+    box.appendChild(el('b', { text: account.user, id: 'account-user' }));
+    box.appendChild(el('span', { id: 'account-binding' }, [' · ', account.openid
+      ? both('已绑定微信', 'bound') : both('未绑定微信', 'not bound')]));
     if (account.openid) {
       box.appendChild(el('button', { class: 'link', id: 'unbind', text: '解除绑定 Unbind',
         onclick: function () { api('POST', '/app/unbind').then(loadAccount); } }));
@@ -205,10 +205,10 @@
       el('label', { for: 'sim-openid' }, [both('微信用户 openid', 'WeChat user')]), openid]));
     panel.appendChild(el('div', { class: 'field' }, [el('label', { class: 'check' }, [
       follows, both('已关注公众号', 'already follows the account')])]));
-    panel.appendChild(button);
-    panel.appendChild(el('button', { class: 'link', style: 'margin-left:12px',
-      onclick: function () { openid.value = randomOpenid(); follows.checked = false; } },
-      ['换一个用户 another user']));
+    panel.appendChild(el('div', { class: 'buttons' }, [button,
+      el('button', { class: 'link',
+        onclick: function () { openid.value = randomOpenid(); follows.checked = false; } },
+        ['换一个用户 another user'])]));
     panel.appendChild(el('div', { class: 'chat' }, [
       el('div', { class: 'who' }, [both('微信里用户看到', 'what the user sees in WeChat')]), reply]));
 

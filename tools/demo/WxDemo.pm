@@ -30,11 +30,11 @@ sub features {
         my $dir = tempdir('wechat-probe-XXXXXX', TMPDIR => 1, CLEANUP => 1);
         mkdir "$dir/logs";
         open my $fh, '>', "$dir/nginx.conf" or die $!;
-        print $fh "load_module $MODULE;\nevents {}\nhttp {\n"
+        print $fh ($MODULE ? "load_module $MODULE;\n" : '') . "events {}\nhttp {\n"
                 . "wechat_redis 127.0.0.1:6379;\n"
                 . "server { location /probe { $directives } }\n}\n";
         close $fh;
-        my $out = `/usr/sbin/nginx -t -p $dir/ -c $dir/nginx.conf -e $dir/logs/error.log 2>&1`;
+        my $out = `$WxTest::NGINX -t -p $dir/ -c $dir/nginx.conf -e $dir/logs/error.log 2>&1`;
         return $out !~ /unknown directive|invalid QR code kind/;
     };
     my $redeem = $probe->('wechat_redeem;');
@@ -46,7 +46,7 @@ sub features {
 }
 
 # demo.conf's http block for these ports and this checkout; with the login
-# and code locations when the module has them.
+# and code locations, and long polls, when the module has them.
 sub http_block {
     my (%port) = @_;
     my $conf = slurp("$ROOT/conf-examples/demo.conf");
@@ -59,10 +59,17 @@ sub http_block {
         or die "demo.conf: no 'root html;'\n";
     my $features = features();
     if ($features->{login} || $features->{code}) {
-        my $locations = slurp("$ROOT/conf-examples/demo-login.locations");
+        # the fragment's paragraphs, less those of a kind the module lacks
+        my @paragraphs = grep {
+            ($features->{login} || !m{/login/}) && ($features->{code} || !m{/code/})
+        } split /(?<=\n)\n/, slurp("$ROOT/conf-examples/demo-login.locations");
+        my $locations = join "\n", @paragraphs;
         $http =~ s/$LOCATIONS_MARK/$locations/
             or die "demo.conf: no place for the login and code locations\n";
     }
+    # polls held open until the status changes, and SSE, once the module can
+    $http =~ s/^([ \t]*)wechat_poll;\n/$1wechat_poll;\n$1wechat_poll_timeout 20s;\n/mg
+        if $features->{longpoll};
     return ($http, $features);
 }
 
