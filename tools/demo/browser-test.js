@@ -134,6 +134,8 @@ async function bindFlow(browser) {
   await check('bind page: logged out, it asks to log in', bob, async () => {
     await bob.goto(`${opts.url}/bind.html`);
     expectMatch(await expectState(bob, 'login'), /请先登录/, 'title');
+    if (!await bob.$eval('#sim-scan', (b) => b.disabled)) throw new Error('Scan enabled without a code');
+    await shot(bob, 'bind-login');
     await loginByName(bob, 'bob');
     await qrImageShown(bob);
   });
