@@ -187,6 +187,61 @@ async function bindFlow(browser) {
   return alice;
 }
 
+// wechat-scan.js against polls the module does not answer yet, played by
+// the browser's request routing: a poll answering at once, a long poll
+// holding the request, and SSE.  Answers the statuses it reported.
+async function helperChecks(browser) {
+  const page = await newPage(browser);
+  const scene = { scene: 'wxs_0123456789abcdef0123456789abcdef', token: 'f'.repeat(32),
+                  expire_seconds: 60 };
+  let polls = 0;
+  let accept = '';
+  await page.route('**/t/qrcode', (route) => route.fulfill({ json: scene }));
+  await page.route('**/t/image*', (route) => route.fulfill({ status: 204 }));
+  await page.route('**/t/short-poll*', (route) => {
+    polls++;
+    route.fulfill({ json: polls < 3 ? { status: 'pending' } : { status: 'bound', openid: 'oShort' } });
+  });
+  await page.route('**/t/long-poll*', (route) => setTimeout(() => route.fulfill({
+    json: { status: 'conflict' } }), 1500));
+  await page.route('**/t/sse-poll*', (route) => {
+    accept = route.request().headers().accept || '';
+    route.fulfill({ status: 200, headers: { 'Content-Type': 'text/event-stream' },
+      body: 'data: {"status":"pending"}\n\ndata: {"status":"bound","openid":"oSse"}\n\n' });
+  });
+  await page.goto(`${opts.url}/index.html`);
+  await page.addScriptTag({ url: '/wechat-scan.js' });
+  const run = (poll, sse) => page.evaluate(([pollUrl, useSse]) => new Promise((resolve) => {
+    const seen = [];
+    const img = document.createElement('img');
+    WechatScan.start({
+      qrcode: '/t/qrcode', poll: pollUrl, image: '/t/image', img, sse: useSse, interval: 100,
+      onStatus: (status, answer) => {
+        seen.push(status + (answer.openid ? `:${answer.openid}` : ''));
+        if (WechatScan.FINAL.includes(status)) resolve({ seen, src: img.getAttribute('src') });
+      },
+      onError: (e) => resolve({ seen, error: e.message }),
+    });
+  }), [poll, sse]);
+
+  await check('wechat-scan.js: repeats a poll that answers pending at once', page, async () => {
+    const r = await run('/t/short-poll', false);
+    expectEqual(r.seen.join(' '), 'pending bound:oShort', 'statuses');
+    expectEqual(polls, 3, 'polls');
+    expectEqual(r.src, `/t/image?scene=${scene.scene}&token=${scene.token}&size=6`, 'image URL');
+  });
+  await check('wechat-scan.js: waits on a long poll', page, async () => {
+    const r = await run('/t/long-poll', false);
+    expectEqual(r.seen.join(' '), 'conflict', 'statuses');
+  });
+  await check('wechat-scan.js: listens with SSE when asked', page, async () => {
+    const r = await run('/t/sse-poll', true);
+    expectEqual(r.seen.join(' '), 'pending bound:oSse', 'statuses');
+    expectMatch(accept, /text\/event-stream/, 'Accept');
+  });
+  await page.context().close();
+}
+
 // Without the feature, the page must say so rather than break.
 async function unavailablePage(browser, file, skipReason, feature) {
   const page = await newPage(browser);
@@ -277,6 +332,7 @@ async function main() {
     return;
   }
   try {
+    await helperChecks(browser);
     await bindFlow(browser);
     const later = (directives, work) => `the module has no ${directives} yet: ${work} has not landed`;
     if (opts.features.has('login')) await loginFlow(browser);

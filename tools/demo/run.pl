@@ -10,6 +10,7 @@ use utf8;
 use FindBin;
 use lib "$FindBin::Bin/../../t/lib", $FindBin::Bin;
 use Getopt::Long;
+use IO::Socket::INET;
 use WxTest;
 use WxDemo;
 
@@ -32,7 +33,7 @@ for my $role (sort keys %port) {
 my $demo = WxDemo::start(%port);
 my $url = $demo->{url};
 my %f = %{ $demo->{features} };
-my $later = '(needs the module\'s scan-to-login, not in this build)';
+my $later = '(not in this build yet)';
 
 print <<"EOT";
 
