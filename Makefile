@@ -3,10 +3,15 @@
 #   make deps     install the Debian packages the project needs
 #   make build    build/ngx_http_wechat_module.so for Debian's nginx
 #   make test     deps, build, unit tests (CTest) and integration tests (t/)
-#   make run      start the demo on 127.0.0.1:$(PORT)
+#   make run      the demo site on http://127.0.0.1:$(PORT)/ until Ctrl-C
+#   make screenshots  the browser tests, saving their screenshots in docs/
 
 SHELL       := /bin/bash
+# make run's ports: nginx, the demo app, the fake WeChat, Redis (0: any free)
 PORT        ?= 8080
+APP_PORT    ?= 8081
+FAKE_PORT   ?= 8082
+REDIS_PORT  ?= 6380
 BUILD       := $(CURDIR)/build
 NGINX_SRC   := /usr/share/nginx/src
 NGINX_BUILD := $(BUILD)/nginx
@@ -17,7 +22,8 @@ PACKAGES := nginx nginx-dev redis-server cmake g++ make pkg-config \
             libhiredis-dev libxml2-dev libssl-dev libcmocka-dev \
             nlohmann-json3-dev libpcre2-dev zlib1g-dev perl \
             libdigest-sha-perl openssl clang libclang-rt-14-dev valgrind \
-            libqrencode-dev libpng-dev libzbar-dev nodejs qrencode zbar-tools
+            libqrencode-dev libpng-dev libzbar-dev nodejs qrencode zbar-tools \
+            chromium fonts-wqy-microhei
 
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := event decrypt query redis_reply api
@@ -27,7 +33,8 @@ SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
            src/lua/generate.sh
 
 .PHONY: all deps build core unit integration test test-static fuzz run \
-        test-valgrind test-reliability bench profile clean
+        demo-deps screenshots test-valgrind test-reliability bench profile \
+        clean
 
 all: build
 
@@ -71,7 +78,15 @@ build: $(MODULE)
 unit: core
 	cd $(BUILD)/core && ctest --output-on-failure
 
-integration: build
+# playwright-core for the browser tests (t/50-browser.t), from the lock file
+DEMO_MODULES := tools/demo/node_modules/.package-lock.json
+
+$(DEMO_MODULES): tools/demo/package.json tools/demo/package-lock.json
+	cd tools/demo && npm ci --no-audit --no-fund
+
+demo-deps: $(DEMO_MODULES)
+
+integration: build demo-deps
 	prove -r t/
 
 # The reliability suite at full length: the fuzzers a minute each, the
@@ -85,7 +100,7 @@ test-reliability: deps build
 
 # The integration suite with nginx as one process under memcheck; a memcheck
 # error or a definite leak fails the test file.
-test-valgrind: deps build
+test-valgrind: deps build demo-deps
 	WX_VALGRIND=1 prove -r t/
 
 test: deps
@@ -141,7 +156,12 @@ profile: deps build
 	perl bench/profile.pl
 
 run: deps build
-	perl t/run.pl --port $(PORT)
+	perl tools/demo/run.pl --port $(PORT) --app-port $(APP_PORT) \
+	    --fake-port $(FAKE_PORT) --redis-port $(REDIS_PORT)
+
+# The README's pictures of the demo pages, as the browser tests see them.
+screenshots: deps build demo-deps
+	WX_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots prove -v t/50-browser.t
 
 clean:
 	rm -rf $(BUILD)

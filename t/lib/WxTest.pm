@@ -26,7 +26,7 @@ use Exporter 'import';
 our @EXPORT = qw(generated_scripts start_nginx start_redis start_upstream redis_cmd
                  http_req sign signed_query send_push run_case event_xml
                  stop_redis restart_redis start_fake_wechat
-                 text_xml wait_until free_port $ROOT $MODULE);
+                 text_xml wait_until free_port start_process $ROOT $MODULE);
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
 # WECHAT_MODULE= (empty) with NGINX_BINARY runs the suite on a static build.
@@ -498,6 +498,28 @@ sub start_upstream {
             return map { local $/; open(my $fh, '<', "$dir/$_") or die; scalar <$fh> } @f;
         },
     };
+}
+
+# --- any other server ------------------------------------------------------
+
+# Runs @{$opt{cmd}} with its output in $opt{log}, stopped at exit with the
+# other children, and waits until it listens on $opt{port}; $opt{name} names
+# it in errors.  Returns its pid.
+sub start_process {
+    my (%opt) = @_;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>', $opt{log} or die "$opt{log}: $!";
+        open STDERR, '>&', \*STDOUT;
+        exec @{ $opt{cmd} } or exit 127;
+    }
+    push @children, $pid;
+    wait_until("$opt{name} on port $opt{port}", sub {
+        die "$opt{name} exited:\n" . `tail -5 $opt{log}` . "\n"
+            if waitpid($pid, WNOHANG) == $pid;
+        port_open($opt{port});
+    });
+    return $pid;
 }
 
 # --- the fake WeChat platform (tools/fake-wechat) ----------------------------

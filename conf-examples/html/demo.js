@@ -1,0 +1,226 @@
+/*
+ * The demo pages' shared parts: the account in the header, the login-by-name
+ * form, the QR flow's states, and the simulated phone.  The module's side of
+ * the flows is wechat-scan.js; this file is only the demo site around it.
+ */
+(function (global) {
+  'use strict';
+
+  function $(selector, root) { return (root || document).querySelector(selector); }
+
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    for (var k in attrs || {}) {
+      if (k === 'text') node.textContent = attrs[k];
+      else if (k === 'onclick') node.addEventListener('click', attrs[k]);
+      else node.setAttribute(k, attrs[k]);
+    }
+    (children || []).forEach(function (c) {
+      node.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
+    });
+    return node;
+  }
+
+  // Chinese first, English after it in grey: every label of the demo.
+  function both(zh, en) {
+    return el('span', {}, [zh + ' ', el('span', { class: 'en', text: en })]);
+  }
+
+  function api(method, url, body) {
+    return fetch(url, {
+      method: method,
+      credentials: 'same-origin',
+      headers: body ? { 'Content-Type': 'application/json' } : {},
+      body: body ? JSON.stringify(body) : undefined
+    }).then(function (res) {
+      return res.json().catch(function () { return {}; }).then(function (json) {
+        json.httpStatus = res.status;
+        return json;
+      });
+    });
+  }
+
+  // --- the account --------------------------------------------------------
+
+  var account = { user: null, openid: null };
+
+  function loadAccount() {
+    return api('GET', '/app/me').then(function (me) {
+      account = me.httpStatus === 200 ? me : { user: null, openid: null };
+      renderAccount();
+      return account;
+    });
+  }
+
+  function renderAccount() {
+    var box = $('#account');
+    if (!box) return;
+    box.textContent = '';
+    if (!account.user) {
+      box.appendChild(both('未登录', 'not logged in'));
+      return;
+    }
+    box.appendChild(el('b', { text: account.user, id: 'account-user' }));
+    box.appendChild(el('span', { id: 'account-binding' }, [' · ', account.openid
+      ? both('已绑定微信', 'bound') : both('未绑定微信', 'not bound')]));
+    if (account.openid) {
+      box.appendChild(el('button', { class: 'link', id: 'unbind', text: '解除绑定 Unbind',
+        onclick: function () { api('POST', '/app/unbind').then(loadAccount); } }));
+    }
+    box.appendChild(el('button', { class: 'link', id: 'logout', text: '退出 Log out',
+      onclick: function () {
+        api('POST', '/app/logout').then(function () { location.reload(); });
+      } }));
+  }
+
+  // A form that logs in by name (the stand-in app trusts any name).
+  function loginForm(onLogin) {
+    var input = el('input', { type: 'text', id: 'login-name', placeholder: 'alice',
+                              autocomplete: 'username' });
+    var message = el('div', { class: 'detail' });
+    var form = el('form', { id: 'login-form' }, [
+      el('div', { class: 'field' }, [
+        el('label', { for: 'login-name' }, [both('演示账号名', 'Demo user name')]), input]),
+      el('button', { class: 'primary', type: 'submit' }, [both('登录', 'Log in')]),
+      message
+    ]);
+    form.addEventListener('submit', function (e) {
+      e.preventDefault();
+      api('POST', '/app/login', { name: input.value.trim() }).then(function (answer) {
+        if (answer.httpStatus !== 200) {
+          message.textContent = answer.error || 'login failed';
+          return;
+        }
+        loadAccount().then(onLogin);
+      });
+    });
+    return form;
+  }
+
+  // --- the QR flow's states -----------------------------------------------
+
+  var MARKS = { done: ['✓', 'ok'], conflict: ['✕', 'bad'], error: ['!', 'bad'],
+                expired: ['↻', 'old'] };
+
+  // state: loading, waiting, done, conflict, expired, error, login,
+  // unavailable, or a page's own; opts: title [zh, en], detail (text or
+  // node), kind (ok, bad, old), actions (nodes).
+  function setState(flow, state, opts) {
+    opts = opts || {};
+    flow.setAttribute('data-state', state);
+    var veil = $('.veil', flow);
+    veil.textContent = '';
+    if (state === 'loading') veil.appendChild(el('div', { class: 'spinner' }));
+    var mark = MARKS[state] || (opts.kind && ['✓', opts.kind]);
+    if (mark && state !== 'waiting') veil.appendChild(el('div', { class: 'mark ' + mark[1], text: mark[0] }));
+    var status = $('.status', flow);
+    status.textContent = '';
+    status.setAttribute('data-state', state);
+    if (opts.title) {
+      status.appendChild(el('div', { class: 'title ' + (opts.kind || (mark ? mark[1] : '')) },
+                            [both(opts.title[0], opts.title[1])]));
+    }
+    if (opts.detail) {
+      status.appendChild(el('div', { class: 'detail' },
+                            [typeof opts.detail === 'string' ? opts.detail : opts.detail]));
+    }
+    if (opts.actions) status.appendChild(el('div', { class: 'actions' }, opts.actions));
+  }
+
+  function restartButton(onClick) {
+    return el('button', { class: 'primary', id: 'restart', onclick: onClick },
+              [both('刷新二维码', 'New code')]);
+  }
+
+  // Seconds left on the code, under it.
+  function countdown(node, seconds) {
+    var end = Date.now() + seconds * 1000;
+    function tick() {
+      var left = Math.max(0, Math.round((end - Date.now()) / 1000));
+      node.textContent = '二维码 ' + Math.floor(left / 60) + ':' + ('0' + left % 60).slice(-2)
+        + ' 后过期 · expires in ' + left + ' s';
+      if (left > 0) node.timer = setTimeout(tick, 1000);
+    }
+    clearTimeout(node.timer);
+    tick();
+    return function () { clearTimeout(node.timer); node.textContent = ''; };
+  }
+
+  // --- the simulated phone ------------------------------------------------
+
+  function randomOpenid() {
+    var abc = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+    var id = 'oDemo';
+    for (var i = 0; i < 23; i++) id += abc[Math.floor(Math.random() * abc.length)];
+    return id;
+  }
+
+  // The panel beside a QR code: the fake WeChat platform scans the current
+  // scene (currentScene() answers the qrcode answer, or null) as the chosen
+  // WeChat user, and shows what WeChat would show that user.
+  function phone(panel, currentScene) {
+    var openid = el('input', { type: 'text', id: 'sim-openid', class: 'mono',
+                               value: randomOpenid(), spellcheck: 'false' });
+    var follows = el('input', { type: 'checkbox', id: 'sim-follows' });
+    var reply = el('div', { id: 'sim-reply' }, [el('span', { class: 'empty' },
+                  [both('还没有扫码', 'not scanned yet')])]);
+    var button = el('button', { class: 'primary', id: 'sim-scan' }, [both('模拟扫码', 'Scan')]);
+
+    button.addEventListener('click', function () {
+      var scene = currentScene();
+      if (!scene) return;
+      button.disabled = true;
+      api('POST', '/_fake/scan', {
+        ticket: scene.ticket, scene: scene.ticket ? undefined : scene.scene,
+        openid: openid.value.trim(), subscribed: follows.checked
+      }).then(function (answer) {
+        button.disabled = false;
+        reply.textContent = '';
+        if (answer.httpStatus !== 200) {
+          reply.appendChild(el('div', { class: 'bubble failed', id: 'sim-sees' },
+            [answer.httpStatus === 410 ? '二维码已过期 (WeChat: QR code expired)'
+                                       : (answer.error || 'scan failed')]));
+          return;
+        }
+        follows.checked = true;   // scanning follows the account
+        reply.appendChild(el('div', { class: 'who' }, [
+          answer.event === 'subscribe' ? '关注并扫码 · followed and scanned'
+                                       : '已关注用户扫码 · a follower scanned']));
+        reply.appendChild(el('div', { class: 'bubble' + (answer.user_sees ? '' : ' failed'),
+                                      id: 'sim-sees',
+                                      text: answer.user_sees || '（没有回复 no reply）' }));
+      }, function (e) {
+        button.disabled = false;
+        reply.textContent = e.message;
+      });
+    });
+
+    panel.appendChild(el('span', { class: 'tag', text: '演示 DEMO · 不需要手机 no phone needed' }));
+    panel.appendChild(el('h2', {}, [both('模拟扫码', 'Simulate scan')]));
+    panel.appendChild(el('p', { class: 'note' }, [
+      '假的微信平台扮演用户的手机：它把签名的扫码事件推送到 /wechat，和微信一样。',
+      el('br'), el('span', { class: 'en',
+        text: 'The fake WeChat platform plays the phone: it pushes the signed scan to /wechat, as WeChat does.' })]));
+    panel.appendChild(el('div', { class: 'field' }, [
+      el('label', { for: 'sim-openid' }, [both('微信用户 openid', 'WeChat user')]), openid]));
+    panel.appendChild(el('div', { class: 'field' }, [el('label', { class: 'check' }, [
+      follows, both('已关注公众号', 'already follows the account')])]));
+    panel.appendChild(el('div', { class: 'buttons' }, [button,
+      el('button', { class: 'link',
+        onclick: function () { openid.value = randomOpenid(); follows.checked = false; } },
+        ['换一个用户 another user'])]));
+    panel.appendChild(el('div', { class: 'chat' }, [
+      el('div', { class: 'who' }, [both('微信里用户看到', 'what the user sees in WeChat')]), reply]));
+
+    return {
+      enable: function (on) { button.disabled = !on; }
+    };
+  }
+
+  global.Demo = {
+    $: $, el: el, both: both, api: api,
+    loadAccount: loadAccount, account: function () { return account; },
+    loginForm: loginForm, setState: setState, restartButton: restartButton,
+    countdown: countdown, phone: phone
+  };
+})(this);

@@ -1,0 +1,172 @@
+/*
+ * wechat-scan.js: the browser's side of ngx_http_wechat_module's QR flows,
+ * for any page; no dependencies.
+ *
+ *   var scan = WechatScan.start({
+ *     qrcode: '/bind/qrcode',     // wechat_qrcode: {scene, token, expire_seconds, ...}
+ *     poll: '/bind/poll',         // wechat_poll
+ *     image: '/qrcode/image',     // wechat_qrcode_image
+ *     img: document.getElementById('qr'),
+ *     onScene: function (scene) {},            // the answer of `qrcode`
+ *     onStatus: function (status, answer) {},  // each new status
+ *     onError: function (error) {}             // error.final: it gave up
+ *   });
+ *   scan.stop();
+ *
+ * It asks `qrcode` for a scene (GET, with the page's cookies), shows its QR
+ * code in `img`, and asks `poll` until a final status.  A poll that answers
+ * "pending" at once is asked again after `interval` ms; a long poll that
+ * holds the request is asked again as soon as it answers.  With `sse: true`
+ * it listens with an EventSource on the poll URL instead, and falls back to
+ * polling when the server does not speak SSE.  It stops on a final status
+ * and when the scene's expire_seconds have passed (status "expired").
+ */
+(function (global) {
+  'use strict';
+
+  // Statuses after which the scene can change no more.
+  var FINAL = ['bound', 'conflict', 'expired', 'confirmed', 'unbound',
+               'redeemed'];
+
+  var DEFAULTS = {
+    image: '/qrcode/image',
+    imageParams: { size: 6 },   // PNG modules of 6 px: about 200 px wide
+    interval: 1000,             // ms between the starts of two short polls
+    retry: 2000,                // ms before asking again after an error
+    sse: false,
+    fetchOptions: { credentials: 'same-origin' }
+  };
+
+  function query(params) {
+    return Object.keys(params).map(function (k) {
+      return encodeURIComponent(k) + '=' + encodeURIComponent(params[k]);
+    }).join('&');
+  }
+
+  function withQuery(url, params) {
+    return url + (url.indexOf('?') < 0 ? '?' : '&') + query(params);
+  }
+
+  function ScanError(message, fields) {
+    var e = new Error(message);
+    for (var k in fields) e[k] = fields[k];
+    return e;
+  }
+
+  function getJson(url, options) {
+    return fetch(url, options).then(function (res) {
+      return res.text().then(function (text) {
+        var body;
+        try { body = JSON.parse(text); } catch (e) { body = null; }
+        if (!res.ok || !body) {
+          throw ScanError('HTTP ' + res.status + ' from ' + url.split('?')[0],
+                          { status: res.status, body: body });
+        }
+        return body;
+      });
+    });
+  }
+
+  function start(options) {
+    var o = {};
+    var k;
+    for (k in DEFAULTS) o[k] = DEFAULTS[k];
+    for (k in options) o[k] = options[k];
+
+    var stopped = false;
+    var timer = null;
+    var source = null;
+    var expiryTimer = null;
+    var lastStatus = null;
+    var scene = null;
+
+    function stop() {
+      stopped = true;
+      clearTimeout(timer);
+      clearTimeout(expiryTimer);
+      if (source) source.close();
+    }
+
+    function fail(error, final) {
+      error.final = final;
+      if (final) stop();
+      if (o.onError) o.onError(error);
+    }
+
+    function report(answer) {
+      if (stopped) return;
+      if (answer.status !== lastStatus) {
+        lastStatus = answer.status;
+        if (FINAL.indexOf(answer.status) >= 0) stop();
+        if (o.onStatus) o.onStatus(answer.status, answer);
+      }
+    }
+
+    function pollOnce() {
+      var started = Date.now();
+      getJson(withQuery(o.poll, { scene: scene.scene, token: scene.token }),
+              o.fetchOptions)
+        .then(function (answer) {
+          report(answer);
+          if (stopped) return;
+          var wait = Math.max(0, o.interval - (Date.now() - started));
+          timer = setTimeout(pollOnce, wait);
+        }, function (error) {
+          if (stopped) return;
+          // 4xx will not get better; Redis away (503) or a lost
+          // connection may
+          var final = error.status >= 400 && error.status < 500;
+          fail(error, final);
+          if (!final) timer = setTimeout(pollOnce, o.retry);
+        });
+    }
+
+    function listen() {
+      var answered = false;
+      source = new EventSource(withQuery(o.poll, { scene: scene.scene,
+                                                   token: scene.token }));
+      function onMessage(event) {
+        var answer;
+        try { answer = JSON.parse(event.data); } catch (e) { return; }
+        answered = true;
+        report(answer);
+      }
+      source.addEventListener('message', onMessage);
+      source.addEventListener('status', onMessage);
+      source.onerror = function () {
+        if (stopped || source.readyState !== EventSource.CLOSED) return;
+        // closed for good: no SSE here (a JSON answer), or it went away
+        source = null;
+        if (!answered) pollOnce();
+        else timer = setTimeout(pollOnce, o.retry);
+      };
+    }
+
+    getJson(o.qrcode, o.fetchOptions).then(function (answer) {
+      if (stopped) return;
+      scene = answer;
+      if (o.img) {
+        var params = { scene: answer.scene, token: answer.token };
+        for (var p in o.imageParams) params[p] = o.imageParams[p];
+        o.img.src = withQuery(o.image, params);
+      }
+      if (o.onScene) o.onScene(answer);
+      if (answer.expire_seconds) {
+        expiryTimer = setTimeout(function () {
+          report({ status: 'expired', local: true });
+        }, answer.expire_seconds * 1000);
+      }
+      if (o.sse && global.EventSource) listen(); else pollOnce();
+    }, function (error) {
+      fail(error, true);
+    });
+
+    return {
+      stop: stop,
+      scene: function () { return scene; },
+      status: function () { return lastStatus; }
+    };
+  }
+
+  global.WechatScan = { start: start, FINAL: FINAL };
+})(this);

@@ -1,0 +1,109 @@
+package WxDemo;
+
+# The demo stack, for `make run` (tools/demo/run.pl) and the browser tests
+# (t/50-browser.t): a redis-server, the fake WeChat platform, the stand-in
+# business app (tools/demo/app.js) and Debian's nginx with the built module
+# and conf-examples/demo.conf, all on 127.0.0.1.  Every process is stopped
+# when the calling program exits (WxTest's END).
+
+use strict;
+use warnings;
+use File::Temp qw(tempdir);
+use WxTest;
+
+# The account demo.conf configures; the fake platform plays it.
+our %ACCOUNT = (appid => 'wx1234567890abcdef', token => 'exampletoken',
+                secret => '0123456789abcdef0123456789abcdef');
+
+# The addresses demo.conf is written with, by role.
+my %CONF_PORT = (nginx => 8080, app => 8081, fake => 8082, redis => 6380);
+
+my $LOCATIONS_MARK = qr/^[ \t]*# tools\/demo\/run\.pl adds the login and code.*?\n(?:[ \t]*#.*\n)*/m;
+
+# What the built module can do beyond the bind flow: login => 1 when it has
+# "wechat_qrcode login" and wechat_redeem, code => 1 for "wechat_qrcode code"
+# and wechat_redeem, longpoll => 1 for wechat_poll_timeout.  Asked of
+# `nginx -t`, which names an unknown directive or QR code kind.
+sub features {
+    my $probe = sub {
+        my ($directives) = @_;
+        my $dir = tempdir('wechat-probe-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+        mkdir "$dir/logs";
+        open my $fh, '>', "$dir/nginx.conf" or die $!;
+        print $fh ($MODULE ? "load_module $MODULE;\n" : '') . "events {}\nhttp {\n"
+                . "wechat_redis 127.0.0.1:6379;\n"
+                . "server { location /probe { $directives } }\n}\n";
+        close $fh;
+        my $out = `$WxTest::NGINX -t -p $dir/ -c $dir/nginx.conf -e $dir/logs/error.log 2>&1`;
+        return $out !~ /unknown directive|invalid QR code kind/;
+    };
+    my $redeem = $probe->('wechat_redeem;');
+    return {
+        login => $redeem && $probe->('wechat_qrcode login;') ? 1 : 0,
+        code => $redeem && $probe->('wechat_qrcode code;') ? 1 : 0,
+        longpoll => $probe->('wechat_poll_timeout 10s;') ? 1 : 0,
+    };
+}
+
+# demo.conf's http block for these ports and this checkout; with the login
+# and code locations, and long polls, when the module has them.
+sub http_block {
+    my (%port) = @_;
+    my $conf = slurp("$ROOT/conf-examples/demo.conf");
+    my ($http) = $conf =~ /^http \{\n(.*)^\}/ms
+        or die "demo.conf: no http block\n";
+    for my $role (keys %CONF_PORT) {
+        $http =~ s/\b127\.0\.0\.1:$CONF_PORT{$role}\b/127.0.0.1:$port{$role}/g;
+    }
+    $http =~ s{^(\s*)root html;}{$1root $ROOT/conf-examples/html;}m
+        or die "demo.conf: no 'root html;'\n";
+    my $features = features();
+    if ($features->{login} || $features->{code}) {
+        # the fragment's paragraphs, less those of a kind the module lacks
+        my @paragraphs = grep {
+            ($features->{login} || !m{/login/}) && ($features->{code} || !m{/code/})
+        } split /(?<=\n)\n/, slurp("$ROOT/conf-examples/demo-login.locations");
+        my $locations = join "\n", @paragraphs;
+        $http =~ s/$LOCATIONS_MARK/$locations/
+            or die "demo.conf: no place for the login and code locations\n";
+    }
+    # polls held open until the status changes, and SSE, once the module can
+    $http =~ s/^([ \t]*)wechat_poll;\n/$1wechat_poll;\n$1wechat_poll_timeout 20s;\n/mg
+        if $features->{longpoll};
+    return ($http, $features);
+}
+
+sub slurp {
+    my ($file) = @_;
+    open my $fh, '<:raw', $file or die "$file: $!\n";
+    local $/;
+    return scalar <$fh>;
+}
+
+# Starts the stack.  %opt: the ports nginx, app, fake, redis (a free one
+# for each left out or 0).  Returns { url, nginx, fake, redis, app_log,
+# features }.
+sub start {
+    my (%opt) = @_;
+    my %port = map { $_ => $opt{$_} || free_port() } keys %CONF_PORT;
+    my $logs = tempdir('wechat-demo-XXXXXX', TMPDIR => 1,
+                       CLEANUP => !$ENV{WX_KEEP});
+    chmod 0755, $logs;
+    my $url = "http://127.0.0.1:$port{nginx}";
+
+    my $redis = start_redis(port => $port{redis});
+    my $fake = start_fake_wechat(port => $port{fake}, %ACCOUNT,
+                                 callback => "$url/wechat");
+    start_process(name => 'demo app', port => $port{app},
+                  log => "$logs/app.log",
+                  cmd => [ $ENV{NODE} // 'node', "$ROOT/tools/demo/app.js",
+                           '--port', $port{app}, '--nginx', $url ]);
+    my ($http, $features) = http_block(%port);
+    my $nginx = WxTest::Nginx->new(port => $port{nginx}, http => $http,
+                                   log_level => 'notice');
+    $nginx->start;
+    return { url => $url, nginx => $nginx, fake => $fake, redis => $redis,
+             app_log => "$logs/app.log", features => $features };
+}
+
+1;

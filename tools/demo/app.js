@@ -1,0 +1,200 @@
+#!/usr/bin/env node
+'use strict';
+
+// The stand-in business app of the demo (conf-examples/demo.conf): only
+// what the demo pages need.  Node built-in modules only.
+//
+//   node app.js --port 8081 --nginx http://127.0.0.1:8080
+//
+//   GET  /session        nginx's auth_request: 200 with X-User-Id, or 401
+//   POST /app/login      {"name"}: a session for that name, no password
+//   POST /app/logout
+//   GET  /app/me         {"user","openid"}: the binding, from wechat_binding
+//   POST /app/unbind     drops the binding, so the demo can run again
+//   POST /app/redeem     {"code"}: trades a login or verification code at
+//                        wechat_redeem for a session
+//   POST /wechat         pushes the module passes on (wechat_pass): printed
+
+const http = require('http');
+const crypto = require('crypto');
+
+const SESSION_COOKIE = 'demo_session';
+// ASCII, so the name is the same in a header, a query and a Redis key
+const NAME = /^[A-Za-z0-9_.-]{1,32}$/;
+
+function parseArgs(argv) {
+  const opts = { port: 8081, nginx: 'http://127.0.0.1:8080' };
+  for (let i = 0; i < argv.length; i += 2) {
+    const name = argv[i].replace(/^--/, '');
+    if (!(name in opts) || argv[i + 1] === undefined) {
+      throw new Error(`usage: app.js [--port N] [--nginx URL]`);
+    }
+    opts[name] = argv[i + 1];
+  }
+  return opts;
+}
+
+const opts = parseArgs(process.argv.slice(2));
+const sessions = new Map();   // session id -> site user
+
+function log(line) {
+  process.stderr.write(`${new Date().toISOString()} app: ${line}\n`);
+}
+
+function cookies(req) {
+  const jar = {};
+  for (const part of (req.headers.cookie || '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0) jar[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
+  }
+  return jar;
+}
+
+function sessionUser(req) {
+  return sessions.get(cookies(req)[SESSION_COOKIE]);
+}
+
+function send(res, status, body, headers = {}) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json',
+    'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store',
+    ...headers });
+  res.end(text);
+}
+
+function startSession(res, user, body) {
+  const id = crypto.randomBytes(16).toString('hex');
+  sessions.set(id, user);
+  log(`session for ${user}`);
+  send(res, 200, { user, ...body }, {
+    'Set-Cookie': `${SESSION_COOKIE}=${id}; Path=/; HttpOnly; SameSite=Lax` });
+}
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+async function readJson(req) {
+  try {
+    const body = JSON.parse(await readBody(req));
+    return body && typeof body === 'object' ? body : {};
+  } catch (e) {
+    return {};
+  }
+}
+
+// A call to one of the module's internal locations on nginx: the answer's
+// status and decoded JSON.
+function nginx(method, path, { body, cookie } = {}) {
+  return new Promise((resolve, reject) => {
+    const headers = {};
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/x-www-form-urlencoded';
+      headers['Content-Length'] = Buffer.byteLength(body);
+    }
+    if (cookie) headers.Cookie = cookie;
+    const req = http.request(`${opts.nginx}${path}`, { method, headers, timeout: 5000 },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          let json = null;
+          try { json = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch (e) { /* none */ }
+          resolve({ status: res.statusCode, json });
+        });
+      });
+    req.on('timeout', () => req.destroy(new Error('nginx did not answer')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const ROUTES = {
+  'GET /session': async (req, res) => {
+    const user = sessionUser(req);
+    res.writeHead(user ? 200 : 401, user ? { 'X-User-Id': user } : {});
+    res.end();
+  },
+
+  'POST /app/login': async (req, res) => {
+    const { name } = await readJson(req);
+    if (typeof name !== 'string' || !NAME.test(name)) {
+      return send(res, 400, { error: 'name: 1 to 32 letters, digits, _ . -' });
+    }
+    return startSession(res, name);
+  },
+
+  'POST /app/logout': async (req, res) => {
+    sessions.delete(cookies(req)[SESSION_COOKIE]);
+    send(res, 200, { ok: true }, {
+      'Set-Cookie': `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0` });
+  },
+
+  'GET /app/me': async (req, res) => {
+    const user = sessionUser(req);
+    if (!user) return send(res, 401, { error: 'not logged in' });
+    const binding = await nginx('GET', `/internal/binding?user=${encodeURIComponent(user)}`);
+    return send(res, 200, { user, openid: binding.status === 200 ? binding.json.openid : null });
+  },
+
+  'POST /app/unbind': async (req, res) => {
+    const user = sessionUser(req);
+    if (!user) return send(res, 401, { error: 'not logged in' });
+    const answer = await nginx('DELETE', `/internal/binding?user=${encodeURIComponent(user)}`);
+    return send(res, answer.status === 200 ? 200 : 502, answer.json || { error: 'unbind failed' });
+  },
+
+  // The code comes from the page: the login poll's "code" or what the user
+  // typed from WeChat.  wechat_redeem takes it once and names the WeChat
+  // user and the site user bound to it; the browser's cookies go along for
+  // the poll-token cookie.
+  'POST /app/redeem': async (req, res) => {
+    const { code } = await readJson(req);
+    if (typeof code !== 'string' || !/^[A-Za-z0-9]{1,64}$/.test(code)) {
+      return send(res, 400, { error: 'bad code' });
+    }
+    const answer = await nginx('POST', '/internal/redeem',
+      { body: `code=${encodeURIComponent(code)}`, cookie: req.headers.cookie });
+    const redeemed = answer.json || {};
+    if (answer.status !== 200) {
+      return send(res, answer.status === 404 ? 404 : 502,
+        { error: answer.status === 404 ? 'code unknown or used' : 'redeem failed' });
+    }
+    if (!redeemed.user) {
+      // a WeChat user with no site account: the site would offer to register
+      return send(res, 200, { status: 'unbound', openid: redeemed.openid });
+    }
+    return startSession(res, redeemed.user, { status: 'redeemed', openid: redeemed.openid });
+  },
+
+  'POST /wechat': async (req, res) => {
+    const body = await readBody(req);
+    const who = ['x-wechat-openid', 'x-wechat-user', 'x-wechat-resolution']
+      .map((h) => `${h.slice(9)}=${req.headers[h] || '-'}`).join(' ');
+    log(`push passed by nginx: ${who}\n${body}`);
+    res.writeHead(200, { 'Content-Type': 'text/plain' });
+    res.end('success');
+  },
+};
+
+const server = http.createServer((req, res) => {
+  const route = ROUTES[`${req.method} ${req.url.split('?')[0]}`];
+  if (!route) return send(res, 404, { error: 'not found' });
+  return route(req, res).catch((e) => {
+    log(`${req.method} ${req.url}: ${e.message}`);
+    if (!res.headersSent) send(res, 502, { error: e.message });
+  });
+});
+
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.on(signal, () => process.exit(0));
+}
+
+server.listen(Number(opts.port), '127.0.0.1', () => {
+  log(`listening on http://127.0.0.1:${server.address().port}`);
+});
