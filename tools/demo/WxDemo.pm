@@ -18,35 +18,23 @@ our %ACCOUNT = (appid => 'wx1234567890abcdef', token => 'exampletoken',
 # The addresses demo.conf is written with, by role.
 my %CONF_PORT = (nginx => 8080, app => 8081, fake => 8082, redis => 6380);
 
-my $LOCATIONS_MARK = qr/^[ \t]*# tools\/demo\/run\.pl adds the login and code.*?\n(?:[ \t]*#.*\n)*/m;
-
-# What the built module can do beyond the bind flow: login => 1 when it has
-# "wechat_qrcode login" and wechat_redeem, code => 1 for "wechat_qrcode code"
-# and wechat_redeem, longpoll => 1 for wechat_poll_timeout.  Asked of
-# `nginx -t`, which names an unknown directive or QR code kind.
+# Whether the built module holds polls open (wechat_poll_timeout), asked of
+# `nginx -t`, which names an unknown directive.
 sub features {
-    my $probe = sub {
-        my ($directives) = @_;
-        my $dir = tempdir('wechat-probe-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-        mkdir "$dir/logs";
-        open my $fh, '>', "$dir/nginx.conf" or die $!;
-        print $fh ($MODULE ? "load_module $MODULE;\n" : '') . "events {}\nhttp {\n"
-                . "wechat_redis 127.0.0.1:6379;\n"
-                . "server { location /probe { $directives } }\n}\n";
-        close $fh;
-        my $out = `$WxTest::NGINX -t -p $dir/ -c $dir/nginx.conf -e $dir/logs/error.log 2>&1`;
-        return $out !~ /unknown directive|invalid QR code kind/;
-    };
-    my $redeem = $probe->('wechat_redeem;');
-    return {
-        login => $redeem && $probe->('wechat_qrcode login;') ? 1 : 0,
-        code => $redeem && $probe->('wechat_qrcode code;') ? 1 : 0,
-        longpoll => $probe->('wechat_poll_timeout 10s;') ? 1 : 0,
-    };
+    my $dir = tempdir('wechat-probe-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    mkdir "$dir/logs";
+    open my $fh, '>', "$dir/nginx.conf" or die $!;
+    print $fh ($MODULE ? "load_module $MODULE;\n" : '') . "events {}\nhttp {\n"
+            . "wechat_redis 127.0.0.1:6379;\n"
+            . "server { location /probe { wechat_poll_timeout 10s; } }\n}\n";
+    close $fh;
+    my $out = `$WxTest::NGINX -t -p $dir/ -c $dir/nginx.conf -e $dir/logs/error.log 2>&1`;
+    return { login => 1, code => 1,
+             longpoll => $out =~ /unknown directive/ ? 0 : 1 };
 }
 
-# demo.conf's http block for these ports and this checkout; with the login
-# and code locations, and long polls, when the module has them.
+# demo.conf's http block for these ports and this checkout; with long polls
+# when the module has them.
 sub http_block {
     my (%port) = @_;
     my $conf = slurp("$ROOT/conf-examples/demo.conf");
@@ -58,15 +46,6 @@ sub http_block {
     $http =~ s{^(\s*)root html;}{$1root $ROOT/conf-examples/html;}m
         or die "demo.conf: no 'root html;'\n";
     my $features = features();
-    if ($features->{login} || $features->{code}) {
-        # the fragment's paragraphs, less those of a kind the module lacks
-        my @paragraphs = grep {
-            ($features->{login} || !m{/login/}) && ($features->{code} || !m{/code/})
-        } split /(?<=\n)\n/, slurp("$ROOT/conf-examples/demo-login.locations");
-        my $locations = join "\n", @paragraphs;
-        $http =~ s/$LOCATIONS_MARK/$locations/
-            or die "demo.conf: no place for the login and code locations\n";
-    }
     # polls held open until the status changes, and SSE, once the module can
     $http =~ s/^([ \t]*)wechat_poll;\n/$1wechat_poll;\n$1wechat_poll_timeout 20s;\n/mg
         if $features->{longpoll};

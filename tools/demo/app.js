@@ -11,7 +11,7 @@
 //   POST /app/logout
 //   GET  /app/me         {"user","openid"}: the binding, from wechat_binding
 //   POST /app/unbind     drops the binding, so the demo can run again
-//   POST /app/redeem     {"code"}: trades a login or verification code at
+//   POST /app/redeem     {"scene","code"}: trades a login or verification code at
 //                        wechat_redeem for a session
 //   POST /wechat         pushes the module passes on (wechat_pass): printed
 
@@ -154,12 +154,13 @@ const ROUTES = {
   // user and the site user bound to it; the browser's cookies go along for
   // the poll-token cookie.
   'POST /app/redeem': async (req, res) => {
-    const { code } = await readJson(req);
-    if (typeof code !== 'string' || !/^[A-Za-z0-9]{1,64}$/.test(code)) {
-      return send(res, 400, { error: 'bad code' });
+    const { scene, code } = await readJson(req);
+    if (typeof code !== 'string' || !/^[A-Za-z0-9]{1,64}$/.test(code)
+        || typeof scene !== 'string' || !/^[A-Za-z0-9_]{1,64}$/.test(scene)) {
+      return send(res, 400, { error: 'bad scene or code' });
     }
     const answer = await nginx('POST', '/internal/redeem',
-      { body: `code=${encodeURIComponent(code)}`, cookie: req.headers.cookie });
+      { body: `scene=${encodeURIComponent(scene)}&code=${encodeURIComponent(code)}` });
     const redeemed = answer.json || {};
     if (answer.status !== 200) {
       return send(res, answer.status === 404 ? 404 : 502,
