@@ -182,6 +182,20 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       0,
       &ngx_http_wechat_poll_endpoint },
 
+    { ngx_string("wechat_poll_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, poll_timeout),
+      NULL },
+
+    { ngx_string("wechat_poll_heartbeat"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, poll_heartbeat),
+      NULL },
+
     { ngx_string("wechat_binding"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_wechat_endpoint,
@@ -396,6 +410,8 @@ ngx_http_wechat_create_loc_conf(ngx_conf_t *cf)
     conf->unbind_on_unsubscribe = NGX_CONF_UNSET;
     conf->mode = NGX_CONF_UNSET_UINT;
     conf->aes_keys = NGX_CONF_UNSET_PTR;
+    conf->poll_timeout = NGX_CONF_UNSET_MSEC;
+    conf->poll_heartbeat = NGX_CONF_UNSET_MSEC;
 
     return conf;
 }
@@ -422,6 +438,9 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->mode, prev->mode,
                               NGX_HTTP_WECHAT_MODE_PLAIN);
     ngx_conf_merge_ptr_value(conf->aes_keys, prev->aes_keys, NULL);
+    ngx_conf_merge_msec_value(conf->poll_timeout, prev->poll_timeout, 25000);
+    ngx_conf_merge_msec_value(conf->poll_heartbeat, prev->poll_heartbeat,
+                              10000);
 
     for (i = 0; i < WX_SCAN_OUTCOMES; i++) {
         if (conf->reply[i].data == NULL) {
@@ -490,6 +509,10 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
 
     if (conf->endpoint->kind == NGX_HTTP_WECHAT_CALLBACK) {
         return ngx_http_wechat_check_account(cf, conf);
+    }
+
+    if (conf->endpoint->kind == NGX_HTTP_WECHAT_POLL && conf->poll_timeout) {
+        wmcf->pubsub = 1;
     }
 
     if (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE && conf->user == NULL) {
@@ -808,12 +831,19 @@ ngx_http_wechat_qrcode(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_wechat_init_process(ngx_cycle_t *cycle)
 {
-    return ngx_http_wechat_redis_init_process(cycle);
+    if (ngx_http_wechat_redis_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_wechat_pubsub_init_process(cycle);
 }
 
 
 static void
 ngx_http_wechat_exit_process(ngx_cycle_t *cycle)
 {
+    /* waiting polls are answered first, while Redis is still there */
+
+    ngx_http_wechat_pubsub_exit_process(cycle);
     ngx_http_wechat_redis_exit_process(cycle);
 }

@@ -33,7 +33,9 @@ if s[1] == 'pending' then
              'scene', ARGV[5], 'kind', s[4], 'user', user,
              'openid', openid, 'status', outcome,
              'replaced', replaced, 'time', now)
-  redis.call('PUBLISH', p .. 'resolved', ARGV[5])
+  -- one channel per scene, where the polls of that scene wait; SPUBLISH
+  -- with NGX_HTTP_WECHAT_SHARDED (in the channel's slot: the hash tag)
+  redis.call('PUBLISH', p .. 'resolved:' .. ARGV[5], outcome)
 elseif s[1] and s[3] == openid then
   outcome = s[1]
 end
