@@ -240,6 +240,8 @@ wait_until('resubscribed', sub {
     (redis_cmd($redis, 'PUBSUB', 'NUMSUB',
                "${P}resolved:$scenes[99]{scene}")->[1] // 0) == 1 }, 10);
 
+wait_until('commands again', sub {
+    http_req('GET', $ng->url('/qrcode?user=x'))->{status} == 200 }, 10);
 my $resolved = grep { scan($scenes[$_]{scene}, "oLoud$_")->{content}
                       =~ /绑定成功/ } 50 .. 99;
 is($resolved, 50, 'restart: the other 50 scanned and resolved');
