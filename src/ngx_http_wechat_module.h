@@ -302,6 +302,8 @@ ngx_int_t ngx_http_wechat_redis_attach(redisAsyncContext *ac);
 redisAsyncContext *ngx_http_wechat_redis_open(
     ngx_http_wechat_main_conf_t *wmcf, void *data);
 ngx_msec_t ngx_http_wechat_redis_backoff(ngx_uint_t attempts);
+void ngx_http_wechat_redis_timer(ngx_event_t *ev,
+    ngx_event_handler_pt handler, void *data, ngx_log_t *log);
 ngx_int_t ngx_http_wechat_pubsub_init_process(ngx_cycle_t *cycle);
 void ngx_http_wechat_pubsub_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_wechat_pubsub_wait(ngx_http_wechat_waiter_t *w,

@@ -36,6 +36,8 @@ struct ngx_http_wechat_poll_s {
 
 static ngx_int_t ngx_http_wechat_poll_command(ngx_http_request_t *r,
     ngx_str_t *key, ngx_http_wechat_redis_handler_pt handler);
+static ngx_int_t ngx_http_wechat_poll_parse(ngx_http_request_t *r,
+    redisReply *response, wx_scene_status_t *status, wx_span_t *json);
 static ngx_int_t ngx_http_wechat_poll_short(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, ngx_str_t *key);
 static void ngx_http_wechat_poll_done(ngx_http_request_t *r,
@@ -147,6 +149,29 @@ ngx_http_wechat_poll_command(ngx_http_request_t *r, ngx_str_t *key,
 }
 
 
+/* The scene's status and the JSON answer, from the HMGET's reply. */
+
+static ngx_int_t
+ngx_http_wechat_poll_parse(ngx_http_request_t *r, redisReply *response,
+    wx_scene_status_t *status, wx_span_t *json)
+{
+    wx_allocator_t          a;
+    ngx_http_wechat_ctx_t  *ctx;
+
+    if (response == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx = ngx_http_wechat_get_ctx(r);
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    return wx_redis_poll_answer(response,
+                                ngx_http_wechat_span(&ctx->poll_token),
+                                &a, status, json)
+           == WX_OK ? NGX_OK : NGX_ERROR;
+}
+
+
 /* wechat_poll_timeout 0: the state as it is now */
 
 static ngx_int_t
@@ -184,22 +209,15 @@ ngx_http_wechat_poll_done(ngx_http_request_t *r, redisReply *response,
     ngx_uint_t ended)
 {
     wx_span_t               json;
-    wx_allocator_t          a;
     wx_scene_status_t       status;
     ngx_http_wechat_ctx_t  *ctx;
 
     ctx = ngx_http_wechat_get_ctx(r);
-    ngx_http_wechat_allocator(r->pool, &a);
 
     ctx->waiting = 0;
     ngx_http_wechat_add(polls_waiting, -1);
 
-    if (response == NULL
-        || wx_redis_poll_answer(response,
-                                ngx_http_wechat_span(&ctx->poll_token),
-                                &a, &status, &json)
-           != WX_OK)
-    {
+    if (ngx_http_wechat_poll_parse(r, response, &status, &json) != NGX_OK) {
         ngx_http_wechat_count(polls[NGX_HTTP_WECHAT_POLL_UNAVAILABLE]);
         ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
         return;
@@ -373,23 +391,13 @@ ngx_http_wechat_poll_answered(ngx_http_request_t *r, redisReply *response,
     ngx_uint_t ended)
 {
     wx_span_t                json;
-    wx_allocator_t           a;
     wx_scene_status_t        status;
-    ngx_http_wechat_ctx_t   *ctx;
     ngx_http_wechat_poll_t  *p;
 
-    ctx = ngx_http_wechat_get_ctx(r);
-    p = ctx->poll;
+    p = ngx_http_wechat_get_ctx(r)->poll;
     p->reading = 0;
 
-    ngx_http_wechat_allocator(r->pool, &a);
-
-    if (response == NULL
-        || wx_redis_poll_answer(response,
-                                ngx_http_wechat_span(&ctx->poll_token),
-                                &a, &status, &json)
-           != WX_OK)
-    {
+    if (ngx_http_wechat_poll_parse(r, response, &status, &json) != NGX_OK) {
         (void) ngx_http_wechat_poll_failed(p);
         return;
     }

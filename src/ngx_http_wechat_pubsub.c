@@ -108,17 +108,11 @@ ngx_http_wechat_pubsub_init_process(ngx_cycle_t *cycle)
     ngx_rbtree_init(&ps->rbtree, &ps->sentinel, ngx_str_rbtree_insert_value);
     ngx_queue_init(&ps->channels);
 
-    /* cancelable: they never keep a worker that shuts down */
-
-    ps->timer.handler = ngx_http_wechat_pubsub_timeout;
-    ps->timer.data = ps;
-    ps->timer.log = cycle->log;
-    ps->timer.cancelable = 1;
-
-    ps->reconnect_timer.handler = ngx_http_wechat_pubsub_reconnect_handler;
-    ps->reconnect_timer.data = ps;
-    ps->reconnect_timer.log = cycle->log;
-    ps->reconnect_timer.cancelable = 1;
+    ngx_http_wechat_redis_timer(&ps->timer, ngx_http_wechat_pubsub_timeout,
+                                ps, cycle->log);
+    ngx_http_wechat_redis_timer(&ps->reconnect_timer,
+                                ngx_http_wechat_pubsub_reconnect_handler, ps,
+                                cycle->log);
 
     ngx_http_wechat_pubsub_connect(ps);
 

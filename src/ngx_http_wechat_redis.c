@@ -95,15 +95,12 @@ ngx_http_wechat_redis_init_process(ngx_cycle_t *cycle)
 
     rd->conf = wmcf;
 
-    rd->connect_timer.handler = ngx_http_wechat_redis_connect_timeout;
-    rd->connect_timer.data = rd;
-    rd->connect_timer.log = cycle->log;
-    rd->connect_timer.cancelable = 1;
-
-    rd->reconnect_timer.handler = ngx_http_wechat_redis_reconnect_handler;
-    rd->reconnect_timer.data = rd;
-    rd->reconnect_timer.log = cycle->log;
-    rd->reconnect_timer.cancelable = 1;
+    ngx_http_wechat_redis_timer(&rd->connect_timer,
+                                ngx_http_wechat_redis_connect_timeout, rd,
+                                cycle->log);
+    ngx_http_wechat_redis_timer(&rd->reconnect_timer,
+                                ngx_http_wechat_redis_reconnect_handler, rd,
+                                cycle->log);
 
     ngx_http_wechat_redis_connect(rd);
 

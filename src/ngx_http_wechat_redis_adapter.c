@@ -70,6 +70,19 @@ ngx_http_wechat_redis_open(ngx_http_wechat_main_conf_t *wmcf, void *data)
 }
 
 
+/* A connection's timer: cancelable, it never keeps a worker that exits. */
+
+void
+ngx_http_wechat_redis_timer(ngx_event_t *ev, ngx_event_handler_pt handler,
+    void *data, ngx_log_t *log)
+{
+    ev->handler = handler;
+    ev->data = data;
+    ev->log = log;
+    ev->cancelable = 1;
+}
+
+
 /*
  * The delay before reconnect attempt n (from 0): 100 ms doubling to 5 s,
  * plus up to half as much jitter, which keeps the workers of many nodes
