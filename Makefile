@@ -27,7 +27,8 @@ SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
            src/lua/generate.sh
 
 .PHONY: all deps build core unit integration test test-static fuzz run \
-        test-valgrind test-reliability bench profile clean
+        test-valgrind test-reliability bench bench-longpoll profile \
+        clean
 
 all: build
 
@@ -141,6 +142,10 @@ bench: deps build
 
 # Instruction counts of the callback path under callgrind; writes
 # bench/profile.md.
+# 10,000 waiting polls on one worker: memory, wake-up latency, commands
+bench-longpoll: deps build
+	perl bench/longpoll.pl
+
 profile: deps build
 	perl bench/profile.pl
 
