@@ -37,7 +37,8 @@ EOF
     my $file = "$ng->{dir}/nginx.conf";
     open my $fh, '<', $file or die;
     my $conf = do { local $/; <$fh> };
-    $conf =~ s/worker_connections \d+;/'worker_connections ' . ($n + 1000) . ';'/e;
+    my $wc = $n + 1000;
+    $conf =~ s/worker_connections \d+;/worker_connections $wc;/;
     $conf = 'worker_rlimit_nofile ' . ($n + 2000) . ";\n$conf";
     open $fh, '>', $file or die;
     print $fh $conf;

@@ -109,14 +109,14 @@ sub poll_read {
 sub waiting_is {
     my ($node, $n, $what) = @_;
     my $ok = eval {
-        wait_until($what, sub { (metric($node, 'wechat_polls_waiting') // -1)
-                                == $n }, 10);
+        wait_until($what, sub {
+            (metric($node, 'wechat_polls_waiting') // -1) == $n }, 10);
     };
     ok($ok, $what);
 }
 
-wait_until('Redis ready', sub { http_req('GET', $ng->url('/qrcode?user=x'))
-                                ->{status} == 200 }, 20);
+wait_until('Redis ready', sub {
+    http_req('GET', $ng->url('/qrcode?user=x'))->{status} == 200 }, 20);
 
 # --- wake-up on the same node ------------------------------------------------
 
@@ -138,14 +138,14 @@ is(metric($ng, 'wechat_pubsub_channels'), 0, 'channel unsubscribed');
 is(redis_cmd($redis, 'PUBSUB', 'NUMSUB', "${P}resolved:$q->{scene}")->[1], 0,
    'Redis has no subscriber left');
 
-# --- a poll on a resolved scene answers at once ---------------------------------
+# --- a poll on a resolved scene answers at once ------------------------------
 
 $p = poll_start($ng, '/poll', $q);
 poll_read($p, 5);
 is($p->{body}, '{"status":"bound","openid":"oAlice"}', 'resolved: answer');
 cmp_ok($p->{elapsed}, '<', 1, 'resolved: at once');
 
-# --- across nodes --------------------------------------------------------------
+# --- across nodes ------------------------------------------------------------
 
 $q = qrcode($ng2, 'bob');
 $p = poll_start($ng2, '/poll', $q);
@@ -157,7 +157,7 @@ poll_read($p, 5);
 is($p->{body}, '{"status":"bound","openid":"oBob"}', 'other node: bound');
 cmp_ok(time - $t0, '<', 1, 'other node: woken at once');
 
-# --- the timeout, and 0 --------------------------------------------------------
+# --- the timeout, and 0 ------------------------------------------------------
 
 $q = qrcode($ng, 'carol');
 $p = poll_start($ng, '/poll1s', $q);
@@ -182,7 +182,7 @@ for (@ps) {
     is($_->{body}, '{"status":"bound","openid":"oCarol"}', 'all woken');
 }
 
-# --- a client that leaves -------------------------------------------------------
+# --- a client that leaves ----------------------------------------------------
 
 $q = qrcode($ng, 'dave');
 $p = poll_start($ng, '/poll', $q);
@@ -192,7 +192,7 @@ waiting_is($ng, 0, 'disconnect: the wait is freed');
 is(metric($ng, 'wechat_pubsub_channels'), 0, 'disconnect: channel left');
 $ng->check_log('wake-ups, timeouts, disconnects');
 
-# --- the event stream --------------------------------------------------------------
+# --- the event stream --------------------------------------------------------
 
 $q = qrcode($ng, 'erin');
 $p = poll_start($ng, '/sse', $q, Accept => 'text/event-stream');
@@ -219,7 +219,7 @@ ok($p->{eof}, 'sse: ends at the timeout');
 is_deeply(\@events, [ '{"status":"pending"}' ], 'sse: no event unchanged');
 $ng->check_log('sse');
 
-# --- a Redis restart while 100 polls wait ---------------------------------------
+# --- a Redis restart while 100 polls wait ------------------------------------
 
 my @scenes = map { qrcode($ng, "user$_") } 1 .. 100;
 @ps = map { poll_start($ng, '/poll', $_) } @scenes;
@@ -259,7 +259,7 @@ cmp_ok(metric($ng, 'wechat_pubsub_reconnects_total'), '>=', 1,
 $ng->check_log('redis restart', errors_ok => 1,
                log => [qr/wechat pubsub: connection to .* lost/]);
 
-# --- a reload while polls wait ----------------------------------------------------
+# --- a reload while polls wait -----------------------------------------------
 
 sub workers {
     my ($node) = @_;
@@ -283,5 +283,15 @@ ok(eval { wait_until('old worker gone',
                      sub { !grep { kill 0, $_ } @old }, 5) },
    'reload: the old worker exited long before the timeout');
 $ng->check_log('reload');
+
+# --- Redis away: a poll that cannot read at all gets 503 at once -------------
+
+WxTest::stop_redis($redis);
+$p = poll_start($ng, '/poll', $q);
+poll_read($p, 5);
+is($p->{status}, 503, 'redis down: 503');
+cmp_ok($p->{elapsed}, '<', 1, 'redis down: at once');
+waiting_is($ng, 0, 'redis down: nothing waits');
+$ng->check_log('redis down', errors_ok => 1);
 
 done_testing;
