@@ -33,7 +33,8 @@ SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
            src/lua/generate.sh
 
 .PHONY: all deps build core unit integration test test-static fuzz run \
-        demo-deps screenshots test-valgrind test-reliability bench profile \
+        demo-deps screenshots test-valgrind test-reliability bench \
+        bench-longpoll profile \
         clean
 
 all: build
@@ -152,6 +153,10 @@ bench: deps build
 
 # Instruction counts of the callback path under callgrind; writes
 # bench/profile.md.
+# 10,000 waiting polls on one worker: memory, wake-up latency, commands
+bench-longpoll: deps build
+	perl bench/longpoll.pl
+
 profile: deps build
 	perl bench/profile.pl
 

@@ -76,7 +76,7 @@ my $ng = start_nginx(log_level => 'warn', http => <<"EOF");
         location = /wx { wechat_callback; }
         location = /safe { wechat_mode safe; wechat_callback; }
         location = /pass { wechat_callback; wechat_pass \@app; }
-        location = /poll { wechat_poll; }
+        location = /poll { wechat_poll_timeout 0; wechat_poll; }
         location = /limit { return 200 "success"; }
 
         location \@app {

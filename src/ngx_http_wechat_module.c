@@ -227,6 +227,20 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       0,
       &ngx_http_wechat_poll_endpoint },
 
+    { ngx_string("wechat_poll_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, poll_timeout),
+      NULL },
+
+    { ngx_string("wechat_poll_heartbeat"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, poll_heartbeat),
+      NULL },
+
     { ngx_string("wechat_binding"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_wechat_endpoint,
@@ -574,6 +588,8 @@ ngx_http_wechat_create_loc_conf(ngx_conf_t *cf)
     conf->code_data = NGX_CONF_UNSET_PTR;
     conf->link_secrets = NGX_CONF_UNSET_PTR;
     conf->link_expire = NGX_CONF_UNSET;
+    conf->poll_timeout = NGX_CONF_UNSET_MSEC;
+    conf->poll_heartbeat = NGX_CONF_UNSET_MSEC;
 
     return conf;
 }
@@ -616,6 +632,9 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->link_secrets, prev->link_secrets, NULL);
     ngx_conf_merge_sec_value(conf->link_expire, prev->link_expire, 600);
     ngx_conf_merge_str_value(conf->link_url, prev->link_url, "");
+    ngx_conf_merge_msec_value(conf->poll_timeout, prev->poll_timeout, 25000);
+    ngx_conf_merge_msec_value(conf->poll_heartbeat, prev->poll_heartbeat,
+                              10000);
 
     for (i = 0; i < WX_SCAN_OUTCOMES; i++) {
         if (conf->reply[i].data == NULL) {
@@ -692,6 +711,10 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
         }
 
         return ngx_http_wechat_check_account(cf, conf);
+    }
+
+    if (conf->endpoint->kind == NGX_HTTP_WECHAT_POLL && conf->poll_timeout) {
+        wmcf->pubsub = 1;
     }
 
     if ((conf->endpoint->kind == NGX_HTTP_WECHAT_API
@@ -1208,12 +1231,19 @@ ngx_http_wechat_check_login(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
 static ngx_int_t
 ngx_http_wechat_init_process(ngx_cycle_t *cycle)
 {
-    return ngx_http_wechat_redis_init_process(cycle);
+    if (ngx_http_wechat_redis_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_wechat_pubsub_init_process(cycle);
 }
 
 
 static void
 ngx_http_wechat_exit_process(ngx_cycle_t *cycle)
 {
+    /* waiting polls are answered first, while Redis is still there */
+
+    ngx_http_wechat_pubsub_exit_process(cycle);
     ngx_http_wechat_redis_exit_process(cycle);
 }

@@ -18,6 +18,8 @@
  *              _crypto.c                safe mode
  *   stores     _api.c                   WeChat's API, through subrequests
  *              _redis.c                 the Redis connection and commands
+ *   stores     _redis.c                 the Redis connection and commands
+ *              _pubsub.c                the pub/sub connection, waiters
  *              _redis_adapter.c         hiredis on nginx's event loop
  *              _queries.c               the node-local query record
  *              _scripts.c               generated from src/lua/
@@ -77,6 +79,7 @@ typedef struct {
 
     ngx_flag_t                  lookup_user;    /* $wechat_user is used */
     ngx_flag_t                  endpoints;      /* any location uses us */
+    ngx_flag_t                  pubsub;         /* a poll location waits */
 } ngx_http_wechat_main_conf_t;
 
 
@@ -143,7 +146,12 @@ typedef struct {
     ngx_str_t                   secret;
     ngx_uint_t                  token_api;
     ngx_str_t                   token_key;      /* kept by another service */
+    ngx_msec_t                  poll_timeout;
+    ngx_msec_t                  poll_heartbeat;
 } ngx_http_wechat_loc_conf_t;
+
+
+typedef struct ngx_http_wechat_poll_s  ngx_http_wechat_poll_t;
 
 
 typedef struct ngx_http_wechat_ctx_s  ngx_http_wechat_ctx_t;
@@ -246,6 +254,7 @@ struct ngx_http_wechat_ctx_s {
     ngx_str_t                   poll_hash;      /* what Redis keeps of it */
     ngx_str_t                   resolution;
     ngx_http_wechat_next_pt     claimed;
+    ngx_http_wechat_poll_t     *poll;           /* a waiting poll's state */
 
     ngx_http_wechat_api_call_t  api;
     ngx_http_wechat_wx_t        wx;
@@ -292,6 +301,32 @@ typedef struct {
 } ngx_http_wechat_script_t;
 
 
+/*
+ * A poll waiting on a pub/sub channel.  The store wakes it through its
+ * wake pointer: READY when the channel is subscribed (read the state now:
+ * whatever changes later is published), CHANGED for a message, DOWN when
+ * the connection is lost (READY follows the reconnect), EXIT when the
+ * worker shuts down.
+ */
+
+#define NGX_HTTP_WECHAT_WAKE_READY       0
+#define NGX_HTTP_WECHAT_WAKE_CHANGED     1
+#define NGX_HTTP_WECHAT_WAKE_DOWN        2
+#define NGX_HTTP_WECHAT_WAKE_EXIT        3
+
+typedef struct ngx_http_wechat_waiter_s  ngx_http_wechat_waiter_t;
+
+typedef void (*ngx_http_wechat_wake_pt)(ngx_http_wechat_waiter_t *w,
+    ngx_uint_t why);
+
+struct ngx_http_wechat_waiter_s {
+    ngx_queue_t                 queue;          /* in its channel's */
+    void                       *channel;        /* the store's, or NULL */
+    ngx_http_wechat_wake_pt     wake;
+    void                       *data;
+};
+
+
 /* metrics: pushes by outcome (the first ones are the scan outcomes) */
 #define NGX_HTTP_WECHAT_PUSH_UNAVAILABLE  WX_SCAN_OUTCOMES
 #define NGX_HTTP_WECHAT_PUSH_UNKNOWN      (WX_SCAN_OUTCOMES + 1)
@@ -327,6 +362,10 @@ typedef struct {
     ngx_atomic_t                dedup_hits;
     ngx_atomic_t                polls[NGX_HTTP_WECHAT_POLL_STATUSES];
     ngx_atomic_t                polls_waiting;
+    ngx_atomic_t                poll_wakeups;
+    ngx_atomic_t                poll_timeouts;
+    ngx_atomic_t                pubsub_channels;
+    ngx_atomic_t                pubsub_reconnects;
     ngx_atomic_t                redis_connected[NGX_HTTP_WECHAT_MAX_WORKERS];
                                                 /* pids, by worker number */
     ngx_atomic_t                redis_reconnects;
@@ -409,6 +448,16 @@ ngx_int_t ngx_http_wechat_redis_command(ngx_http_request_t *r,
     ngx_http_wechat_redis_handler_pt handler, ngx_int_t script,
     ngx_uint_t argc, ngx_str_t *argv);
 ngx_int_t ngx_http_wechat_redis_attach(redisAsyncContext *ac);
+redisAsyncContext *ngx_http_wechat_redis_open(
+    ngx_http_wechat_main_conf_t *wmcf, void *data);
+ngx_msec_t ngx_http_wechat_redis_backoff(ngx_uint_t attempts);
+void ngx_http_wechat_redis_timer(ngx_event_t *ev,
+    ngx_event_handler_pt handler, void *data, ngx_log_t *log);
+ngx_int_t ngx_http_wechat_pubsub_init_process(ngx_cycle_t *cycle);
+void ngx_http_wechat_pubsub_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_wechat_pubsub_wait(ngx_http_wechat_waiter_t *w,
+    ngx_str_t *channel);
+void ngx_http_wechat_pubsub_leave(ngx_http_wechat_waiter_t *w);
 ngx_int_t ngx_http_wechat_queries_zone(ngx_conf_t *cf, size_t size);
 ngx_int_t ngx_http_wechat_queries_claim(ngx_http_request_t *r,
     ngx_str_t *signature, u_char *digest, time_t ttl);
@@ -439,6 +488,7 @@ ngx_int_t ngx_http_wechat_send(ngx_http_request_t *r, ngx_uint_t status,
     const char *content_type, u_char *data, size_t len);
 ngx_int_t ngx_http_wechat_send_json(ngx_http_request_t *r, ngx_uint_t status,
     const wx_json_field_t *fields, size_t n);
+ngx_int_t ngx_http_wechat_no_store(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_send_answer(ngx_http_request_t *r,
     ngx_uint_t status, wx_span_t json);
 ngx_int_t ngx_http_wechat_send_unavailable(ngx_http_request_t *r);

@@ -67,13 +67,21 @@ static ngx_int_t
 ngx_http_wechat_qrimage_args(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx)
 {
-    ngx_int_t   size;
-    ngx_str_t   args[4];
+    ngx_int_t                    size;
+    ngx_str_t                    args[4];
+    ngx_http_wechat_loc_conf_t  *wlcf;
 
     static const char  *names[] = { "scene", "token", "format", "size" };
 
     if (ngx_http_wechat_args(r, names, 4, args) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the token from the query, else from wechat_qrcode's cookie */
+
+    if (args[1].data == NULL) {
+        wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+        (void) ngx_http_wechat_cookie(r, &wlcf->poll_cookie, &args[1]);
     }
 
     ctx->scene = args[0];

@@ -13,10 +13,6 @@
 #include <hiredis/async.h>
 
 
-#define NGX_HTTP_WECHAT_RECONNECT_MIN  100
-#define NGX_HTTP_WECHAT_RECONNECT_MAX  5000
-
-
 typedef enum {
     ngx_http_wechat_redis_disconnected = 0,
     ngx_http_wechat_redis_connecting,
@@ -99,15 +95,12 @@ ngx_http_wechat_redis_init_process(ngx_cycle_t *cycle)
 
     rd->conf = wmcf;
 
-    rd->connect_timer.handler = ngx_http_wechat_redis_connect_timeout;
-    rd->connect_timer.data = rd;
-    rd->connect_timer.log = cycle->log;
-    rd->connect_timer.cancelable = 1;
-
-    rd->reconnect_timer.handler = ngx_http_wechat_redis_reconnect_handler;
-    rd->reconnect_timer.data = rd;
-    rd->reconnect_timer.log = cycle->log;
-    rd->reconnect_timer.cancelable = 1;
+    ngx_http_wechat_redis_timer(&rd->connect_timer,
+                                ngx_http_wechat_redis_connect_timeout, rd,
+                                cycle->log);
+    ngx_http_wechat_redis_timer(&rd->reconnect_timer,
+                                ngx_http_wechat_redis_reconnect_handler, rd,
+                                cycle->log);
 
     ngx_http_wechat_redis_connect(rd);
 
@@ -136,38 +129,12 @@ ngx_http_wechat_redis_connect(ngx_http_wechat_redis_t *rd)
     redisAsyncContext            *ac;
     ngx_http_wechat_main_conf_t  *wmcf = rd->conf;
 
-    if (wmcf->port) {
-        ac = redisAsyncConnect((char *) wmcf->host.data, wmcf->port);
-
-    } else {
-        ac = redisAsyncConnectUnix((char *) wmcf->host.data);
-    }
-
+    ac = ngx_http_wechat_redis_open(wmcf, rd);
     if (ac == NULL) {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "wechat redis: no memory for a connection");
         ngx_http_wechat_redis_schedule(rd);
         return;
     }
 
-    if (ac->err) {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "wechat redis: connect to \"%V\" failed: %s",
-                      &wmcf->name, ac->errstr);
-        redisAsyncFree(ac);
-        ngx_http_wechat_redis_schedule(rd);
-        return;
-    }
-
-    wx_redis_limit_reader(ac->c.reader);
-
-    if (ngx_http_wechat_redis_attach(ac) != NGX_OK) {
-        redisAsyncFree(ac);
-        ngx_http_wechat_redis_schedule(rd);
-        return;
-    }
-
-    ac->data = rd;
     rd->ac = ac;
     rd->state = ngx_http_wechat_redis_connecting;
     rd->connected = 0;
@@ -344,21 +311,12 @@ ngx_http_wechat_redis_drop(ngx_http_wechat_redis_t *rd)
 static void
 ngx_http_wechat_redis_schedule(ngx_http_wechat_redis_t *rd)
 {
-    ngx_msec_t  delay;
-
     if (rd->exiting || rd->reconnect_timer.timer_set) {
         return;
     }
 
-    delay = NGX_HTTP_WECHAT_RECONNECT_MIN << ngx_min(rd->attempts, 6);
-    delay = ngx_min(delay, NGX_HTTP_WECHAT_RECONNECT_MAX);
-
-    /* jitter keeps the workers of many nodes from reconnecting in step */
-    delay += (ngx_msec_t) ngx_random() % (delay / 2 + 1);
-
-    rd->attempts++;
-
-    ngx_add_timer(&rd->reconnect_timer, delay);
+    ngx_add_timer(&rd->reconnect_timer,
+                  ngx_http_wechat_redis_backoff(rd->attempts++));
 }
 
 

@@ -2,11 +2,16 @@
 /*
  * ngx_http_wechat_module: hiredis's asynchronous context driven by nginx's
  * event loop.  hiredis asks for read and write events through the hooks
- * below, and nginx's handlers call back into hiredis when they fire.
+ * below, and nginx's handlers call back into hiredis when they fire.  The
+ * command and pub/sub connections open and back off the same way, here.
  */
 
 
 #include "ngx_http_wechat_module.h"
+
+
+#define NGX_HTTP_WECHAT_RECONNECT_MIN  100
+#define NGX_HTTP_WECHAT_RECONNECT_MAX  5000
 
 
 static void ngx_http_wechat_redis_read_handler(ngx_event_t *ev);
@@ -19,6 +24,81 @@ static void ngx_http_wechat_redis_del_read(void *data);
 static void ngx_http_wechat_redis_add_write(void *data);
 static void ngx_http_wechat_redis_del_write(void *data);
 static void ngx_http_wechat_redis_cleanup(void *data);
+
+
+/*
+ * Opens a connection to wechat_redis on nginx's event loop; ac->data is
+ * data.  NULL, logged, when it cannot even start.
+ */
+
+redisAsyncContext *
+ngx_http_wechat_redis_open(ngx_http_wechat_main_conf_t *wmcf, void *data)
+{
+    redisAsyncContext  *ac;
+
+    if (wmcf->port) {
+        ac = redisAsyncConnect((char *) wmcf->host.data, wmcf->port);
+
+    } else {
+        ac = redisAsyncConnectUnix((char *) wmcf->host.data);
+    }
+
+    if (ac == NULL) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "wechat redis: no memory for a connection");
+        return NULL;
+    }
+
+    if (ac->err) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "wechat redis: connect to \"%V\" failed: %s",
+                      &wmcf->name, ac->errstr);
+        redisAsyncFree(ac);
+        return NULL;
+    }
+
+    wx_redis_limit_reader(ac->c.reader);
+
+    if (ngx_http_wechat_redis_attach(ac) != NGX_OK) {
+        redisAsyncFree(ac);
+        return NULL;
+    }
+
+    ac->data = data;
+
+    return ac;
+}
+
+
+/* A connection's timer: cancelable, it never keeps a worker that exits. */
+
+void
+ngx_http_wechat_redis_timer(ngx_event_t *ev, ngx_event_handler_pt handler,
+    void *data, ngx_log_t *log)
+{
+    ev->handler = handler;
+    ev->data = data;
+    ev->log = log;
+    ev->cancelable = 1;
+}
+
+
+/*
+ * The delay before reconnect attempt n (from 0): 100 ms doubling to 5 s,
+ * plus up to half as much jitter, which keeps the workers of many nodes
+ * from reconnecting in step.
+ */
+
+ngx_msec_t
+ngx_http_wechat_redis_backoff(ngx_uint_t attempts)
+{
+    ngx_msec_t  delay;
+
+    delay = NGX_HTTP_WECHAT_RECONNECT_MIN << ngx_min(attempts, 6);
+    delay = ngx_min(delay, NGX_HTTP_WECHAT_RECONNECT_MAX);
+
+    return delay + (ngx_msec_t) ngx_random() % (delay / 2 + 1);
+}
 
 
 /* Wraps the hiredis socket in an nginx connection, for its events. */

@@ -8,7 +8,7 @@
 #include "ngx_http_wechat_module.h"
 
 
-#define NGX_HTTP_WECHAT_FAMILIES  11
+#define NGX_HTTP_WECHAT_FAMILIES  15
 
 
 typedef const char *(*ngx_http_wechat_label_pt)(ngx_uint_t i);
@@ -55,8 +55,23 @@ static ngx_http_wechat_family_t  ngx_http_wechat_families[] = {
     { "wechat_polls_total", "counter", "Status polls answered, by status.",
       "status", ngx_http_wechat_poll_label, NGX_HTTP_WECHAT_POLL_STATUSES },
 
-    { "wechat_polls_waiting", "gauge", "Status polls waiting for Redis.",
+    { "wechat_polls_waiting", "gauge",
+      "Status polls in progress: waiting for Redis or for a change.",
       NULL, NULL, 1 },
+
+    { "wechat_poll_wakeups_total", "counter",
+      "Waiting polls woken by a message on their scene's channel.",
+      NULL, NULL, 1 },
+
+    { "wechat_poll_timeouts_total", "counter",
+      "Waiting polls answered pending at wechat_poll_timeout.",
+      NULL, NULL, 1 },
+
+    { "wechat_pubsub_channels", "gauge",
+      "Scene channels that polls wait on, over all workers.", NULL, NULL, 1 },
+
+    { "wechat_pubsub_reconnects_total", "counter",
+      "Pub/sub connection attempts after the first.", NULL, NULL, 1 },
 
     { "wechat_redis_connected_workers", "gauge",
       "Workers whose Redis connection is ready.", NULL, NULL, 1 },
@@ -200,12 +215,16 @@ ngx_http_wechat_status_snapshot(ngx_http_wechat_metrics_t *m,
     values[2] = (ngx_atomic_uint_t *) &m->dedup_hits;
     values[3] = (ngx_atomic_uint_t *) m->polls;
     values[4] = (ngx_atomic_uint_t *) &m->polls_waiting;
-    values[5] = &computed[0];
-    values[6] = (ngx_atomic_uint_t *) &m->redis_reconnects;
-    values[7] = (ngx_atomic_uint_t *) &m->redis_timeouts;
-    values[8] = (ngx_atomic_uint_t *) m->token_refreshes;
-    values[9] = &computed[1];
-    values[10] = buckets;
+    values[5] = (ngx_atomic_uint_t *) &m->poll_wakeups;
+    values[6] = (ngx_atomic_uint_t *) &m->poll_timeouts;
+    values[7] = (ngx_atomic_uint_t *) &m->pubsub_channels;
+    values[8] = (ngx_atomic_uint_t *) &m->pubsub_reconnects;
+    values[9] = &computed[0];
+    values[10] = (ngx_atomic_uint_t *) &m->redis_reconnects;
+    values[11] = (ngx_atomic_uint_t *) &m->redis_timeouts;
+    values[12] = (ngx_atomic_uint_t *) m->token_refreshes;
+    values[13] = &computed[1];
+    values[14] = buckets;
 }
 
 

@@ -444,22 +444,33 @@ ngx_http_wechat_send_json(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+/* Answers about scenes and bindings are per user and change. */
+
 ngx_int_t
-ngx_http_wechat_send_answer(ngx_http_request_t *r, ngx_uint_t status,
-    wx_span_t json)
+ngx_http_wechat_no_store(ngx_http_request_t *r)
 {
     ngx_table_elt_t  *h;
 
-    /* answers about scenes and bindings are per user and change */
-
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     h->hash = 1;
     ngx_str_set(&h->key, "Cache-Control");
     ngx_str_set(&h->value, "no-store");
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_wechat_send_answer(ngx_http_request_t *r, ngx_uint_t status,
+    wx_span_t json)
+{
+    if (ngx_http_wechat_no_store(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     return ngx_http_wechat_send(r, status, "application/json",
                                 (u_char *) json.data, json.len);

@@ -48,6 +48,7 @@ my $ng = start_nginx(http => <<"EOF");
         }
 
         location = /poll {
+            wechat_poll_timeout 0;      # pending is asserted at once
             wechat_poll;
         }
 

@@ -33,8 +33,13 @@ my $conf = <<"EOF";
 
         location = /a/qrcode { wechat_appid wxaaaa; wechat_qrcode bind; }
         location = /b/qrcode { wechat_appid wxbbbb; wechat_qrcode bind; }
-        location = /a/poll { wechat_appid wxaaaa; wechat_poll; }
-        location = /b/poll { wechat_appid wxbbbb; wechat_poll; }
+        # pending is asserted at once
+        location = /a/poll {
+            wechat_appid wxaaaa; wechat_poll_timeout 0; wechat_poll;
+        }
+        location = /b/poll {
+            wechat_appid wxbbbb; wechat_poll_timeout 0; wechat_poll;
+        }
     }
 EOF
 

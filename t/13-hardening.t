@@ -49,6 +49,7 @@ my $ng = start_nginx(http => <<"EOF");
 
         location = /poll {
             add_header X-Scene \$wechat_scene;
+            wechat_poll_timeout 0;      # pending is asserted at once
             wechat_poll;
         }
 

@@ -20,6 +20,10 @@
  * it listens with an EventSource on the poll URL instead, and falls back to
  * polling when the server does not speak SSE.  It stops on a final status
  * and when the scene's expire_seconds have passed (status "expired").
+ *
+ * The poll token rides in the cookie wechat_qrcode set, not in the URLs:
+ * URLs end up in access logs, and the token is what gets a login code.
+ * `tokenInQuery: true` puts it in the URLs, for a poll on another origin.
  */
 (function (global) {
   'use strict';
@@ -34,6 +38,7 @@
     interval: 1000,             // ms between the starts of two short polls
     retry: 2000,                // ms before asking again after an error
     sse: false,
+    tokenInQuery: false,
     fetchOptions: { credentials: 'same-origin' }
   };
 
@@ -80,6 +85,12 @@
     var lastStatus = null;
     var scene = null;
 
+    function sceneParams() {
+      var params = { scene: scene.scene };
+      if (o.tokenInQuery) params.token = scene.token;
+      return params;
+    }
+
     function stop() {
       stopped = true;
       clearTimeout(timer);
@@ -104,8 +115,7 @@
 
     function pollOnce() {
       var started = Date.now();
-      getJson(withQuery(o.poll, { scene: scene.scene, token: scene.token }),
-              o.fetchOptions)
+      getJson(withQuery(o.poll, sceneParams()), o.fetchOptions)
         .then(function (answer) {
           report(answer);
           if (stopped) return;
@@ -123,8 +133,7 @@
 
     function listen() {
       var answered = false;
-      source = new EventSource(withQuery(o.poll, { scene: scene.scene,
-                                                   token: scene.token }));
+      source = new EventSource(withQuery(o.poll, sceneParams()));
       function onMessage(event) {
         var answer;
         try { answer = JSON.parse(event.data); } catch (e) { return; }
@@ -146,11 +155,13 @@
       if (stopped) return;
       scene = answer;
       if (o.img) {
-        var params = { scene: answer.scene, token: answer.token };
+        var params = sceneParams();
         for (var p in o.imageParams) params[p] = o.imageParams[p];
         o.img.src = withQuery(o.image, params);
       }
       if (o.onScene) o.onScene(answer);
+      // waiting from now on: a long poll answers only when that changes
+      report({ status: 'pending' });
       if (answer.expire_seconds) {
         expiryTimer = setTimeout(function () {
           report({ status: 'expired', local: true });

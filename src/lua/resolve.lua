@@ -31,7 +31,9 @@ if s[1] == 'pending' then
     redis.call('HSET', KEYS[1], 'code', ARGV[9])
   end
   redis.call('HSET', KEYS[1], 'status', outcome, 'openid', openid)
-  redis.call('PUBLISH', p .. 'resolved', ARGV[5])
+  -- one channel per scene, where the polls of that scene wait; SPUBLISH
+  -- with NGX_HTTP_WECHAT_SHARDED (in the channel's slot: the hash tag)
+  redis.call('PUBLISH', p .. 'resolved:' .. ARGV[5], outcome)
 elseif s[1] and s[3] == openid and s[1] ~= 'redeemed' then
   -- the same user again: a code scene sends a new code, nothing else moves
   outcome = s[1]

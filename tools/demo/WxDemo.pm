@@ -18,23 +18,7 @@ our %ACCOUNT = (appid => 'wx1234567890abcdef', token => 'exampletoken',
 # The addresses demo.conf is written with, by role.
 my %CONF_PORT = (nginx => 8080, app => 8081, fake => 8082, redis => 6380);
 
-# Whether the built module holds polls open (wechat_poll_timeout), asked of
-# `nginx -t`, which names an unknown directive.
-sub features {
-    my $dir = tempdir('wechat-probe-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-    mkdir "$dir/logs";
-    open my $fh, '>', "$dir/nginx.conf" or die $!;
-    print $fh ($MODULE ? "load_module $MODULE;\n" : '') . "events {}\nhttp {\n"
-            . "wechat_redis 127.0.0.1:6379;\n"
-            . "server { location /probe { wechat_poll_timeout 10s; } }\n}\n";
-    close $fh;
-    my $out = `$WxTest::NGINX -t -p $dir/ -c $dir/nginx.conf -e $dir/logs/error.log 2>&1`;
-    return { login => 1, code => 1,
-             longpoll => $out =~ /unknown directive/ ? 0 : 1 };
-}
-
-# demo.conf's http block for these ports and this checkout; with long polls
-# when the module has them.
+# demo.conf's http block for these ports and this checkout.
 sub http_block {
     my (%port) = @_;
     my $conf = slurp("$ROOT/conf-examples/demo.conf");
@@ -45,11 +29,7 @@ sub http_block {
     }
     $http =~ s{^(\s*)root html;}{$1root $ROOT/conf-examples/html;}m
         or die "demo.conf: no 'root html;'\n";
-    my $features = features();
-    # polls held open until the status changes, and SSE, once the module can
-    $http =~ s/^([ \t]*)wechat_poll;\n/$1wechat_poll;\n$1wechat_poll_timeout 20s;\n/mg
-        if $features->{longpoll};
-    return ($http, $features);
+    return ($http, { login => 1, code => 1, longpoll => 1 });
 }
 
 sub slurp {

@@ -1,0 +1,714 @@
+
+/*
+ * ngx_http_wechat_module: the worker's pub/sub connection, and the polls
+ * waiting on it.  A poll waits on its scene's channel; channels live in an
+ * rbtree by name, counted, so that a message reaches its waiters without a
+ * walk, a channel is subscribed while a poll waits on it and unsubscribed
+ * when the last one leaves.  connect -> AUTH -> ready -> SUBSCRIBE of every
+ * channel waited on; replies not seen within wechat_redis_timeout drop the
+ * connection, which reconnects with the command connection's backoff.
+ */
+
+
+#include "ngx_http_wechat_module.h"
+
+
+/* 1: Redis 7's sharded pub/sub; resolve.lua then uses SPUBLISH */
+#define NGX_HTTP_WECHAT_SHARDED  0
+
+#if (NGX_HTTP_WECHAT_SHARDED)
+#define NGX_HTTP_WECHAT_SUB      "ssubscribe"
+#define NGX_HTTP_WECHAT_UNSUB    "sunsubscribe"
+#define NGX_HTTP_WECHAT_MESSAGE  "smessage"
+#else
+#define NGX_HTTP_WECHAT_SUB      "subscribe"
+#define NGX_HTTP_WECHAT_UNSUB    "unsubscribe"
+#define NGX_HTTP_WECHAT_MESSAGE  "message"
+#endif
+
+/* channels per SUBSCRIBE when a new connection takes over the waiters */
+#define NGX_HTTP_WECHAT_BATCH    128
+
+
+typedef struct {
+    ngx_str_node_t                sn;         /* the channel's name */
+    ngx_queue_t                   queue;      /* in the store's list */
+    ngx_queue_t                   waiters;
+    ngx_uint_t                    refs;       /* waiters, and wakes running */
+    ngx_uint_t                    subs;       /* SUBSCRIBE replies due */
+    ngx_uint_t                    unsubs;     /* UNSUBSCRIBE replies due */
+    unsigned                      subscribed:1;
+} ngx_http_wechat_channel_t;
+
+
+typedef struct {
+    ngx_http_wechat_main_conf_t  *conf;
+    redisAsyncContext            *ac;
+    ngx_uint_t                    ready;
+    ngx_uint_t                    attempts;
+    ngx_uint_t                    due;        /* replies due, all channels */
+    ngx_rbtree_t                  rbtree;
+    ngx_rbtree_node_t             sentinel;
+    ngx_queue_t                   channels;
+    ngx_event_t                   timer;      /* connect, then replies */
+    ngx_event_t                   reconnect_timer;
+    unsigned                      exiting:1;
+} ngx_http_wechat_pubsub_t;
+
+
+static void ngx_http_wechat_pubsub_connect(ngx_http_wechat_pubsub_t *ps);
+static void ngx_http_wechat_pubsub_read_handler(ngx_event_t *ev);
+static void ngx_http_wechat_pubsub_auth_done(redisAsyncContext *ac,
+    void *data, void *privdata);
+static void ngx_http_wechat_pubsub_on_connect(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_wechat_pubsub_on_disconnect(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_wechat_pubsub_ready(ngx_http_wechat_pubsub_t *ps);
+static void ngx_http_wechat_pubsub_subscribe_all(
+    ngx_http_wechat_pubsub_t *ps);
+static void ngx_http_wechat_pubsub_send(ngx_http_wechat_pubsub_t *ps,
+    const char *command, ngx_http_wechat_channel_t *ch);
+static void ngx_http_wechat_pubsub_reply(redisAsyncContext *ac, void *data,
+    void *privdata);
+static void ngx_http_wechat_pubsub_replied(ngx_http_wechat_pubsub_t *ps,
+    ngx_http_wechat_channel_t *ch, ngx_str_t *type);
+static void ngx_http_wechat_pubsub_wake(ngx_http_wechat_channel_t *ch,
+    ngx_uint_t why);
+static void ngx_http_wechat_pubsub_wake_all(ngx_http_wechat_pubsub_t *ps,
+    ngx_uint_t why);
+static void ngx_http_wechat_pubsub_release(ngx_http_wechat_channel_t *ch);
+static void ngx_http_wechat_pubsub_free(ngx_http_wechat_pubsub_t *ps,
+    ngx_http_wechat_channel_t *ch);
+static void ngx_http_wechat_pubsub_drop(ngx_http_wechat_pubsub_t *ps);
+static void ngx_http_wechat_pubsub_lost(ngx_http_wechat_pubsub_t *ps);
+static void ngx_http_wechat_pubsub_shutdown(ngx_http_wechat_pubsub_t *ps);
+static void ngx_http_wechat_pubsub_timeout(ngx_event_t *ev);
+static void ngx_http_wechat_pubsub_reconnect_handler(ngx_event_t *ev);
+
+
+static ngx_http_wechat_pubsub_t  ngx_http_wechat_pubsub;
+
+
+ngx_int_t
+ngx_http_wechat_pubsub_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_wechat_pubsub_t     *ps;
+    ngx_http_wechat_main_conf_t  *wmcf;
+
+    wmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_wechat_module);
+    if (wmcf == NULL || wmcf->host.data == NULL || !wmcf->pubsub) {
+        return NGX_OK;
+    }
+
+    ps = &ngx_http_wechat_pubsub;
+    ngx_memzero(ps, sizeof(ngx_http_wechat_pubsub_t));
+
+    ps->conf = wmcf;
+    ngx_rbtree_init(&ps->rbtree, &ps->sentinel, ngx_str_rbtree_insert_value);
+    ngx_queue_init(&ps->channels);
+
+    ngx_http_wechat_redis_timer(&ps->timer, ngx_http_wechat_pubsub_timeout,
+                                ps, cycle->log);
+    ngx_http_wechat_redis_timer(&ps->reconnect_timer,
+                                ngx_http_wechat_pubsub_reconnect_handler, ps,
+                                cycle->log);
+
+    ngx_http_wechat_pubsub_connect(ps);
+
+    return NGX_OK;
+}
+
+
+/* Answers the waiters that are left, if shutting down had not yet. */
+
+void
+ngx_http_wechat_pubsub_exit_process(ngx_cycle_t *cycle)
+{
+    if (ngx_http_wechat_pubsub.conf) {
+        ngx_http_wechat_pubsub_shutdown(&ngx_http_wechat_pubsub);
+    }
+}
+
+
+static void
+ngx_http_wechat_pubsub_connect(ngx_http_wechat_pubsub_t *ps)
+{
+    ngx_connection_t   *c;
+    redisAsyncContext  *ac;
+
+    ac = ngx_http_wechat_redis_open(ps->conf, ps);
+    if (ac == NULL) {
+        ngx_http_wechat_pubsub_lost(ps);
+        return;
+    }
+
+    ps->ac = ac;
+
+    /*
+     * Marked idle, the connection hears at once when the worker starts to
+     * shut down: ngx_close_idle_connections() calls its read handler with
+     * c->close set, and the waiting polls are answered then.
+     */
+
+    c = ac->ev.data;
+    c->idle = 1;
+    c->read->handler = ngx_http_wechat_pubsub_read_handler;
+
+    redisAsyncSetConnectCallback(ac, ngx_http_wechat_pubsub_on_connect);
+    redisAsyncSetDisconnectCallback(ac, ngx_http_wechat_pubsub_on_disconnect);
+
+    ngx_add_timer(&ps->timer, ps->conf->connect_timeout);
+
+    if (ps->conf->password.len) {
+        redisAsyncCommand(ac, ngx_http_wechat_pubsub_auth_done, NULL,
+                          "AUTH %b", ps->conf->password.data,
+                          ps->conf->password.len);
+    }
+}
+
+
+static void
+ngx_http_wechat_pubsub_read_handler(ngx_event_t *ev)
+{
+    ngx_connection_t  *c = ev->data;
+
+    if (c->close) {
+        ngx_http_wechat_pubsub_shutdown(&ngx_http_wechat_pubsub);
+        return;
+    }
+
+    redisAsyncHandleRead(c->data);
+}
+
+
+static void
+ngx_http_wechat_pubsub_auth_done(redisAsyncContext *ac, void *data,
+    void *privdata)
+{
+    redisReply                *response = data;
+    ngx_http_wechat_pubsub_t  *ps = &ngx_http_wechat_pubsub;
+
+    if (response == NULL || ac != ps->ac) {
+        return;
+    }
+
+    if (response->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "wechat pubsub: AUTH failed: %s", response->str);
+        ngx_http_wechat_pubsub_drop(ps);
+        return;
+    }
+
+    ngx_http_wechat_pubsub_ready(ps);
+}
+
+
+static void
+ngx_http_wechat_pubsub_on_connect(const redisAsyncContext *ac, int status)
+{
+    ngx_http_wechat_pubsub_t  *ps = &ngx_http_wechat_pubsub;
+
+    if (ac != ps->ac) {
+        return;
+    }
+
+    if (status == REDIS_OK) {
+        if (ps->conf->password.len == 0) {
+            ngx_http_wechat_pubsub_ready(ps);
+        }
+
+        return;
+    }
+
+    /* hiredis frees the context after this callback */
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "wechat pubsub: connect to \"%V\" failed: %s",
+                  &ps->conf->name, ac->errstr);
+
+    ps->ac = NULL;
+    ngx_http_wechat_pubsub_lost(ps);
+}
+
+
+static void
+ngx_http_wechat_pubsub_on_disconnect(const redisAsyncContext *ac,
+    int status)
+{
+    ngx_http_wechat_pubsub_t  *ps = &ngx_http_wechat_pubsub;
+
+    if (ac != ps->ac) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "wechat pubsub: connection to \"%V\" lost: %s",
+                  &ps->conf->name,
+                  ac->errstr[0] ? ac->errstr : "closed by the server");
+
+    ps->ac = NULL;
+    ngx_http_wechat_pubsub_lost(ps);
+}
+
+
+/*
+ * A new connection takes over every channel waited on; its waiters read
+ * the state again when the channel is subscribed, for a message may have
+ * been lost while there was no connection.
+ */
+
+static void
+ngx_http_wechat_pubsub_ready(ngx_http_wechat_pubsub_t *ps)
+{
+    if (ps->timer.timer_set) {
+        ngx_del_timer(&ps->timer);
+    }
+
+    ps->ready = 1;
+    ps->attempts = 0;
+
+    ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                  "wechat pubsub: connected to \"%V\"", &ps->conf->name);
+
+    ngx_http_wechat_pubsub_subscribe_all(ps);
+}
+
+
+static void
+ngx_http_wechat_pubsub_subscribe_all(ngx_http_wechat_pubsub_t *ps)
+{
+    size_t                      lens[NGX_HTTP_WECHAT_BATCH + 1];
+    ngx_uint_t                  n;
+    ngx_queue_t                *q;
+    const char                 *argv[NGX_HTTP_WECHAT_BATCH + 1];
+    ngx_http_wechat_channel_t  *ch;
+
+    argv[0] = NGX_HTTP_WECHAT_SUB;
+    lens[0] = sizeof(NGX_HTTP_WECHAT_SUB) - 1;
+    n = 1;
+
+    for (q = ngx_queue_head(&ps->channels);
+         q != ngx_queue_sentinel(&ps->channels);
+         q = ngx_queue_next(q))
+    {
+        ch = ngx_queue_data(q, ngx_http_wechat_channel_t, queue);
+
+        argv[n] = (const char *) ch->sn.str.data;
+        lens[n] = ch->sn.str.len;
+        n++;
+
+        ch->subs++;
+        ps->due++;
+
+        if (n == NGX_HTTP_WECHAT_BATCH + 1
+            || ngx_queue_next(q) == ngx_queue_sentinel(&ps->channels))
+        {
+            redisAsyncCommandArgv(ps->ac, ngx_http_wechat_pubsub_reply,
+                                  NULL, (int) n, argv, lens);
+            n = 1;
+        }
+    }
+
+    if (ps->due && !ps->timer.timer_set) {
+        ngx_add_timer(&ps->timer, ps->conf->timeout);
+    }
+}
+
+
+static void
+ngx_http_wechat_pubsub_send(ngx_http_wechat_pubsub_t *ps,
+    const char *command, ngx_http_wechat_channel_t *ch)
+{
+    if (redisAsyncCommand(ps->ac, ngx_http_wechat_pubsub_reply, NULL,
+                          "%s %b", command, ch->sn.str.data, ch->sn.str.len)
+        != REDIS_OK)
+    {
+        return;
+    }
+
+    if (command[0] == NGX_HTTP_WECHAT_SUB[0]) {
+        ch->subs++;
+
+    } else {
+        ch->unsubs++;
+    }
+
+    ps->due++;
+
+    if (!ps->timer.timer_set) {
+        ngx_add_timer(&ps->timer, ps->conf->timeout);
+    }
+}
+
+
+/* A poll starts to wait on a channel: NGX_OK if it is subscribed. */
+
+ngx_int_t
+ngx_http_wechat_pubsub_wait(ngx_http_wechat_waiter_t *w, ngx_str_t *channel)
+{
+    uint32_t                    hash;
+    ngx_http_wechat_channel_t  *ch;
+    ngx_http_wechat_pubsub_t   *ps = &ngx_http_wechat_pubsub;
+
+    if (ps->conf == NULL || ps->exiting) {
+        return NGX_ERROR;
+    }
+
+    hash = ngx_crc32_long(channel->data, channel->len);
+
+    ch = (ngx_http_wechat_channel_t *)
+             ngx_str_rbtree_lookup(&ps->rbtree, channel, hash);
+
+    if (ch == NULL) {
+        ch = ngx_calloc(sizeof(ngx_http_wechat_channel_t) + channel->len,
+                        ngx_cycle->log);
+        if (ch == NULL) {
+            return NGX_ERROR;
+        }
+
+        ch->sn.node.key = hash;
+        ch->sn.str.len = channel->len;
+        ch->sn.str.data = (u_char *) (ch + 1);
+        ngx_memcpy(ch->sn.str.data, channel->data, channel->len);
+        ngx_queue_init(&ch->waiters);
+
+        ngx_rbtree_insert(&ps->rbtree, &ch->sn.node);
+        ngx_queue_insert_tail(&ps->channels, &ch->queue);
+    }
+
+    ngx_queue_insert_tail(&ch->waiters, &w->queue);
+    w->channel = ch;
+
+    if (ch->refs++ == 0) {
+        ngx_http_wechat_count(pubsub_channels);
+
+        if (ps->ready) {
+            ngx_http_wechat_pubsub_send(ps, NGX_HTTP_WECHAT_SUB, ch);
+        }
+    }
+
+    if (ch->subscribed) {
+        return NGX_OK;
+    }
+
+    /* subscribing: READY follows; no connection: read, READY follows too */
+
+    return (ps->ready && ch->subs) ? NGX_AGAIN : NGX_DECLINED;
+}
+
+
+void
+ngx_http_wechat_pubsub_leave(ngx_http_wechat_waiter_t *w)
+{
+    ngx_http_wechat_channel_t  *ch = w->channel;
+
+    if (ch == NULL) {
+        return;
+    }
+
+    w->channel = NULL;
+    ngx_queue_remove(&w->queue);
+
+    ngx_http_wechat_pubsub_release(ch);
+}
+
+
+static void
+ngx_http_wechat_pubsub_release(ngx_http_wechat_channel_t *ch)
+{
+    ngx_http_wechat_pubsub_t  *ps = &ngx_http_wechat_pubsub;
+
+    if (--ch->refs > 0) {
+        return;
+    }
+
+    ngx_http_wechat_add(pubsub_channels, -1);
+
+    if (ps->ready && !ps->exiting && (ch->subscribed || ch->subs)) {
+        ngx_http_wechat_pubsub_send(ps, NGX_HTTP_WECHAT_UNSUB, ch);
+    }
+
+    ch->subscribed = 0;
+
+    /* kept while replies are due, so that they find no other channel */
+
+    if (ch->subs == 0 && ch->unsubs == 0) {
+        ngx_http_wechat_pubsub_free(ps, ch);
+    }
+}
+
+
+static void
+ngx_http_wechat_pubsub_free(ngx_http_wechat_pubsub_t *ps,
+    ngx_http_wechat_channel_t *ch)
+{
+    ngx_rbtree_delete(&ps->rbtree, &ch->sn.node);
+    ngx_queue_remove(&ch->queue);
+    ngx_free(ch);
+}
+
+
+static void
+ngx_http_wechat_pubsub_reply(redisAsyncContext *ac, void *data,
+    void *privdata)
+{
+    redisReply                 *response = data;
+    ngx_str_t                   type, name;
+    ngx_http_wechat_channel_t  *ch;
+    ngx_http_wechat_pubsub_t   *ps = &ngx_http_wechat_pubsub;
+
+    if (response == NULL || ac != ps->ac) {
+        return;
+    }
+
+    if (response->type != REDIS_REPLY_ARRAY || response->elements != 3
+        || response->element[0]->type != REDIS_REPLY_STRING
+        || response->element[1]->type != REDIS_REPLY_STRING)
+    {
+        return;
+    }
+
+    type.data = (u_char *) response->element[0]->str;
+    type.len = response->element[0]->len;
+    name.data = (u_char *) response->element[1]->str;
+    name.len = response->element[1]->len;
+
+    ch = (ngx_http_wechat_channel_t *)
+             ngx_str_rbtree_lookup(&ps->rbtree, &name,
+                                   ngx_crc32_long(name.data, name.len));
+
+    if (type.len == sizeof(NGX_HTTP_WECHAT_MESSAGE) - 1
+        && ngx_strncmp(type.data, NGX_HTTP_WECHAT_MESSAGE, type.len) == 0)
+    {
+        if (ch && ch->refs) {
+            ngx_http_wechat_pubsub_wake(ch, NGX_HTTP_WECHAT_WAKE_CHANGED);
+        }
+
+        return;
+    }
+
+    ngx_http_wechat_pubsub_replied(ps, ch, &type);
+}
+
+
+/* A SUBSCRIBE or UNSUBSCRIBE reply: the channel is subscribed when the
+   last one due is in and someone waits. */
+
+static void
+ngx_http_wechat_pubsub_replied(ngx_http_wechat_pubsub_t *ps,
+    ngx_http_wechat_channel_t *ch, ngx_str_t *type)
+{
+    ngx_uint_t  sub;
+
+    sub = (type->len == sizeof(NGX_HTTP_WECHAT_SUB) - 1
+           && ngx_strncmp(type->data, NGX_HTTP_WECHAT_SUB, type->len) == 0);
+
+    if (ps->due) {
+        ps->due--;
+    }
+
+    if (ps->timer.timer_set) {
+        ngx_del_timer(&ps->timer);
+    }
+
+    if (ps->due) {
+        ngx_add_timer(&ps->timer, ps->conf->timeout);
+    }
+
+    if (ch == NULL) {
+        return;
+    }
+
+    if (sub && ch->subs) {
+        ch->subs--;
+
+    } else if (!sub && ch->unsubs) {
+        ch->unsubs--;
+    }
+
+    if (ch->subs || ch->unsubs) {
+        return;
+    }
+
+    if (ch->refs == 0) {
+        ngx_http_wechat_pubsub_free(ps, ch);
+        return;
+    }
+
+    if (sub && !ch->subscribed) {
+        ch->subscribed = 1;
+        ngx_http_wechat_pubsub_wake(ch, NGX_HTTP_WECHAT_WAKE_READY);
+    }
+}
+
+
+/*
+ * Wakes the channel's waiters.  A woken waiter may leave, and may be
+ * answered and freed: each is moved back before its wake, and the channel
+ * is held until all are done.
+ */
+
+static void
+ngx_http_wechat_pubsub_wake(ngx_http_wechat_channel_t *ch, ngx_uint_t why)
+{
+    ngx_queue_t                woken, *q;
+    ngx_http_wechat_waiter_t  *w;
+
+    if (ngx_queue_empty(&ch->waiters)) {
+        return;
+    }
+
+    ngx_queue_init(&woken);
+    ngx_queue_add(&woken, &ch->waiters);
+    ngx_queue_init(&ch->waiters);
+
+    ch->refs++;
+
+    while (!ngx_queue_empty(&woken)) {
+        q = ngx_queue_head(&woken);
+        ngx_queue_remove(q);
+        ngx_queue_insert_tail(&ch->waiters, q);
+
+        w = ngx_queue_data(q, ngx_http_wechat_waiter_t, queue);
+        w->wake(w, why);
+    }
+
+    ngx_http_wechat_pubsub_release(ch);
+}
+
+
+static void
+ngx_http_wechat_pubsub_wake_all(ngx_http_wechat_pubsub_t *ps, ngx_uint_t why)
+{
+    ngx_queue_t                *q, *next;
+    ngx_http_wechat_channel_t  *ch;
+
+    for (q = ngx_queue_head(&ps->channels);
+         q != ngx_queue_sentinel(&ps->channels);
+         q = next)
+    {
+        ch = ngx_queue_data(q, ngx_http_wechat_channel_t, queue);
+
+        ch->refs++;
+        ngx_http_wechat_pubsub_wake(ch, why);
+        next = ngx_queue_next(q);
+        ngx_http_wechat_pubsub_release(ch);
+    }
+}
+
+
+/* Frees the connection; its subscriptions go with it. */
+
+static void
+ngx_http_wechat_pubsub_drop(ngx_http_wechat_pubsub_t *ps)
+{
+    redisAsyncContext  *ac = ps->ac;
+
+    if (ac == NULL) {
+        return;
+    }
+
+    ps->ac = NULL;
+    ac->onDisconnect = NULL;
+    redisAsyncFree(ac);
+
+    ngx_http_wechat_pubsub_lost(ps);
+}
+
+
+/* No connection: nothing is subscribed, nothing due; reconnect. */
+
+static void
+ngx_http_wechat_pubsub_lost(ngx_http_wechat_pubsub_t *ps)
+{
+    ngx_queue_t                *q, *next;
+    ngx_http_wechat_channel_t  *ch;
+
+    if (ps->timer.timer_set) {
+        ngx_del_timer(&ps->timer);
+    }
+
+    ps->ready = 0;
+    ps->due = 0;
+
+    for (q = ngx_queue_head(&ps->channels);
+         q != ngx_queue_sentinel(&ps->channels);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        ch = ngx_queue_data(q, ngx_http_wechat_channel_t, queue);
+
+        ch->subs = 0;
+        ch->unsubs = 0;
+        ch->subscribed = 0;
+
+        if (ch->refs == 0) {
+            ngx_http_wechat_pubsub_free(ps, ch);
+        }
+    }
+
+    if (ps->exiting) {
+        return;
+    }
+
+    ngx_http_wechat_pubsub_wake_all(ps, NGX_HTTP_WECHAT_WAKE_DOWN);
+
+    if (!ps->reconnect_timer.timer_set) {
+        ngx_add_timer(&ps->reconnect_timer,
+                      ngx_http_wechat_redis_backoff(ps->attempts++));
+    }
+}
+
+
+static void
+ngx_http_wechat_pubsub_shutdown(ngx_http_wechat_pubsub_t *ps)
+{
+    if (ps->exiting) {
+        return;
+    }
+
+    ps->exiting = 1;
+
+    if (ps->reconnect_timer.timer_set) {
+        ngx_del_timer(&ps->reconnect_timer);
+    }
+
+    ngx_http_wechat_pubsub_wake_all(ps, NGX_HTTP_WECHAT_WAKE_EXIT);
+    ngx_http_wechat_pubsub_drop(ps);
+}
+
+
+static void
+ngx_http_wechat_pubsub_timeout(ngx_event_t *ev)
+{
+    ngx_http_wechat_pubsub_t  *ps = ev->data;
+
+    if (!ev->timedout) {
+        /* cancelled at worker exit */
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                  ps->ready ? "wechat pubsub: no reply in time, "
+                              "dropping the connection"
+                            : "wechat pubsub: connect to \"%V\" timed out",
+                  &ps->conf->name);
+
+    ngx_http_wechat_pubsub_drop(ps);
+}
+
+
+static void
+ngx_http_wechat_pubsub_reconnect_handler(ngx_event_t *ev)
+{
+    ngx_http_wechat_pubsub_t  *ps = ev->data;
+
+    if (ps->exiting || ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    ngx_http_wechat_count(pubsub_reconnects);
+
+    ngx_http_wechat_pubsub_connect(ps);
+}
