@@ -165,6 +165,16 @@ on_document(void *)
 }
 
 void
+on_comment(void *, const xmlChar *)
+{
+}
+
+void
+on_processing_instruction(void *, const xmlChar *, const xmlChar *)
+{
+}
+
+void
 on_reference(void *ctx, const xmlChar *)
 {
     stop_hostile(ctx);
@@ -285,9 +295,14 @@ acquire_ctxt()
     sax->ignorableWhitespace = on_text;
     sax->cdataBlock = on_text;
 
-    /* no document: the handlers above collect all there is to keep */
+    /*
+     * No document: the handlers above collect all there is to keep, and
+     * nothing else may make nodes, which would have no document to go to.
+     */
     sax->startDocument = on_document;
     sax->endDocument = on_document;
+    sax->comment = on_comment;
+    sax->processingInstruction = on_processing_instruction;
 
     return ctxt;
 }

@@ -414,6 +414,20 @@ test_message_requires_fields(void **state)
                   "</xml>", WX_OK, NULL);
 }
 
+/* Comments and processing instructions are no part of a push's fields. */
+static void
+test_comments_and_instructions(void **state)
+{
+    (void) state;
+    wx_event_t ev;
+    const char *xml = "<?xml version=\"1.0\"?><?pi data?><!-- c -->"
+                      "<xml><?inner x?><FromUserName>o<!-- split -->1"
+                      "</FromUserName></xml><!-- after -->";
+
+    assert_int_equal(parse(xml, strlen(xml), &ev), WX_OK);
+    assert_span_equal(ev.from_user, "o1");
+}
+
 /* An encrypted envelope carries only the account and Encrypt. */
 static void
 test_envelope_parses(void **state)
@@ -454,6 +468,7 @@ main(void)
         cmocka_unit_test_setup(test_field_lengths, reset_arena),
         cmocka_unit_test_setup(test_message_requires_fields, reset_arena),
         cmocka_unit_test_setup(test_envelope_parses, reset_arena),
+        cmocka_unit_test_setup(test_comments_and_instructions, reset_arena),
     };
 
     return cmocka_run_group_tests_name("xml", tests, NULL, NULL);
