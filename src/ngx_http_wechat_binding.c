@@ -188,7 +188,7 @@ ngx_http_wechat_bind(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
 
     if (args[0].len == 0 || args[1].len == 0
         || !ngx_http_wechat_is_name(&args[0])
-        || !ngx_http_wechat_is_name(&args[1]))
+        || !ngx_http_wechat_is_openid(&args[1]))
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "wechat binding: no \"user\" and \"openid\", "

@@ -16,6 +16,7 @@
 
 static ngx_int_t ngx_http_wechat_link_check(ngx_http_request_t *r,
     ngx_str_t *args, time_t *expires);
+static ngx_uint_t ngx_http_wechat_link_repeated(ngx_http_request_t *r);
 static ngx_int_t ngx_http_wechat_link_claim(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, ngx_str_t *nonce, time_t expires);
 static void ngx_http_wechat_link_done(ngx_http_request_t *r,
@@ -99,9 +100,22 @@ ngx_http_wechat_link_check(ngx_http_request_t *r, ngx_str_t *args,
         }
     }
 
-    *expires = ngx_atotm(args[1].data, args[1].len);
+    /*
+     * What the link signs is read once: a repeated argument, or a number
+     * in another spelling, would let an app read what was not signed.
+     */
 
-    if (*expires == NGX_ERROR || !ngx_http_wechat_is_name(&args[0])
+    if (ngx_http_wechat_link_repeated(r)) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "wechat link: refused: a repeated argument");
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    *expires = (args[1].data[0] == '0') ? NGX_ERROR
+                                        : ngx_atotm(args[1].data,
+                                                    args[1].len);
+
+    if (*expires == NGX_ERROR || !ngx_http_wechat_is_openid(&args[0])
         || args[2].len > NGX_HTTP_WECHAT_LINK_NONCE_MAX
         || !ngx_http_wechat_is_name(&args[2]))
     {
@@ -127,6 +141,47 @@ ngx_http_wechat_link_check(ngx_http_request_t *r, ngx_str_t *args,
                   "wechat link: refused: %s", why);
 
     return NGX_HTTP_FORBIDDEN;
+}
+
+
+/* Whether openid, expires, nonce or sig comes more than once. */
+
+static ngx_uint_t
+ngx_http_wechat_link_repeated(ngx_http_request_t *r)
+{
+    u_char      *p, *end, *amp, *eq;
+    ngx_uint_t   i, seen[4];
+
+    static ngx_str_t  names[] = {
+        ngx_string("openid"), ngx_string("expires"), ngx_string("nonce"),
+        ngx_string("sig")
+    };
+
+    ngx_memzero(seen, sizeof(seen));
+    end = r->args.data + r->args.len;
+
+    for (p = r->args.data; p < end; p = amp + 1) {
+        amp = ngx_strlchr(p, end, '&');
+        if (amp == NULL) {
+            amp = end;
+        }
+
+        eq = ngx_strlchr(p, amp, '=');
+        if (eq == NULL) {
+            eq = amp;
+        }
+
+        for (i = 0; i < 4; i++) {
+            if ((size_t) (eq - p) == names[i].len
+                && ngx_strncmp(p, names[i].data, names[i].len) == 0
+                && seen[i]++)
+            {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
 }
 
 

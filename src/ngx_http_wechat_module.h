@@ -475,6 +475,7 @@ ngx_int_t ngx_http_wechat_args(ngx_http_request_t *r,
 ngx_int_t ngx_http_wechat_read_body(ngx_http_request_t *r, size_t max,
     ngx_str_t *body);
 ngx_uint_t ngx_http_wechat_is_name(ngx_str_t *s);
+ngx_uint_t ngx_http_wechat_is_openid(ngx_str_t *s);
 ngx_int_t ngx_http_wechat_cookie(ngx_http_request_t *r, ngx_str_t *name,
     ngx_str_t *value);
 ngx_str_t ngx_http_wechat_number(ngx_pool_t *pool, int64_t n);

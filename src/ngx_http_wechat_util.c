@@ -289,6 +289,32 @@ ngx_http_wechat_cookie(ngx_http_request_t *r, ngx_str_t *name,
 }
 
 
+/* An openid in WeChat's shape: URL-safe base64 letters, at most 64. */
+
+ngx_uint_t
+ngx_http_wechat_is_openid(ngx_str_t *s)
+{
+    u_char  c;
+    size_t  i;
+
+    if (s->len == 0 || s->len > 64) {
+        return 0;
+    }
+
+    for (i = 0; i < s->len; i++) {
+        c = s->data[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 ngx_str_t
 ngx_http_wechat_key(ngx_http_request_t *r, ngx_http_wechat_loc_conf_t *wlcf,
     const char *kind, ngx_str_t *id)

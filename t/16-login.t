@@ -272,6 +272,23 @@ run_case($ng, { name => 'an expired link', status => 403,
 run_case($ng, { name => 'a link without its signature', status => 403,
                 path => '/register?openid=oEve&expires=' . $t . '&nonce=1',
                 log => [qr/refused: an argument is missing/] });
+# what the link signs is read once, and spelled one way
+my %other = (%good, nonce => 'n-repeat');
+run_case($ng, { name => 'a genuine link with a second openid appended',
+                status => 403,
+                path => '/register?' . link_query(%other) . '&openid=oMallory',
+                log => [qr/refused: a repeated argument/] });
+run_case($ng, { name => 'a genuine link with expires spelled 000...',
+                status => 403,
+                path => '/register?' . link_query(%other, expires => "000$t"),
+                log => [qr/refused: malformed/] });
+run_case($ng, { name => 'a link for an openid of another shape', status => 403,
+                path => '/register?' . link_query(%other, openid => 'o:1'),
+                log => [qr/refused: malformed/] });
+run_case($ng, { name => 'PUT of an openid of another shape', method => 'PUT',
+                path => '/binding?user=bob&openid=not%20an%20openid',
+                status => 400 });
+
 run_case($ng, { name => 'a link signed with the previous secret',
                 path => '/register?' . link_query(%good, secret => $old_secret),
                 status => 200 });

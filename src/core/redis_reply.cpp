@@ -120,6 +120,12 @@ wx_redis_resolution(const struct redisReply *reply, wx_resolution_t *out)
     });
 }
 
+namespace {
+
+bool is_name(const redisReply *r);
+
+} // namespace
+
 extern "C" wx_status_t
 wx_redis_claim(const struct redisReply *reply, const wx_allocator_t *a,
     wx_claim_t *out)
@@ -158,6 +164,11 @@ wx_redis_claim(const struct redisReply *reply, const wx_allocator_t *a,
 
         if (!is_string(reply->element[1])) {
             return WX_ERR_REPLY;
+        }
+
+        /* it becomes $wechat_user: a user no site gave is no user */
+        if (!is_name(reply->element[1])) {
+            return WX_OK;
         }
 
         return wx::copy_out(a, text(reply->element[1]), &out->user);

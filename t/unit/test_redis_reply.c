@@ -87,6 +87,11 @@ test_claim(void **state)
     assert_int_equal(claim("*1\r\n$6\r\nreplay\r\n", &c), WX_OK);
     assert_true(c.replay);
 
+    /* a user with a line break would become a header: no user */
+    assert_int_equal(claim("*2\r\n$3\r\nnew\r\n$15\r\neve\r\nX-Admin: 1\r\n",
+                           &c), WX_OK);
+    assert_span_equal(c.user, "");
+
     /* shapes the script never answers */
     assert_int_equal(claim("*2\r\n$6\r\nreplay\r\n$1\r\nu\r\n", &c),
                      WX_ERR_REPLY);
