@@ -59,8 +59,6 @@
 
 /* WeChat tries a push three times in all, within about 15 s */
 #define NGX_HTTP_WECHAT_QUERY_USES       3
-/* and the first answer is kept longer than that */
-#define NGX_HTTP_WECHAT_DEDUP_TTL        "60"
 #define NGX_HTTP_WECHAT_STREAM_MAXLEN    "100000"
 
 

@@ -17,12 +17,8 @@ static void ngx_http_wechat_unresolved(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, ngx_uint_t ended);
 static void ngx_http_wechat_claim_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
-static ngx_int_t ngx_http_wechat_dedup_id(ngx_http_request_t *r,
-    ngx_http_wechat_ctx_t *ctx, ngx_str_t *id);
 
 
-static ngx_str_t  ngx_http_wechat_dedup_ttl =
-    ngx_string(NGX_HTTP_WECHAT_DEDUP_TTL);
 
 
 /* Resolves a scan of one of our scenes in one script, one round trip. */
@@ -31,7 +27,7 @@ void
 ngx_http_wechat_resolve(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 {
     ngx_int_t                    rc;
-    ngx_str_t                    argv[15], id, openid, digest, ttl, hash;
+    ngx_str_t                    argv[13], openid, digest, ttl, hash;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
@@ -43,8 +39,7 @@ ngx_http_wechat_resolve(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 
     ttl.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
 
-    if (ttl.data == NULL || ngx_http_wechat_dedup_id(r, ctx, &id) != NGX_OK
-        || ngx_http_wechat_code_new(r, ctx, &hash) != NGX_OK)
+    if (ttl.data == NULL || ngx_http_wechat_code_new(r, ctx, &hash) != NGX_OK)
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
@@ -58,39 +53,37 @@ ngx_http_wechat_resolve(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     openid.data = (u_char *) ctx->ev.from_user.data;
     openid.len = ctx->ev.from_user.len;
 
-    ngx_str_set(&argv[0], "4");
+    ngx_str_set(&argv[0], "3");
     argv[1] = ngx_http_wechat_key(r, wlcf, "scene:", &ctx->scene);
-    argv[2] = ngx_http_wechat_key(r, wlcf, "dedup:", &id);
-    argv[3] = ngx_http_wechat_key(r, wlcf, "resolutions", NULL);
-    argv[4] = ngx_http_wechat_key(r, wlcf, "query:", &ctx->signature);
-    argv[5] = wlcf->key_prefix;
-    argv[6] = openid;
-    argv[7] = ngx_http_wechat_now(r);
-    argv[8] = ngx_http_wechat_dedup_ttl;
-    argv[9] = ctx->scene;
-    argv[10] = ngx_http_wechat_stream_maxlen;
-    argv[11] = digest;
-    argv[12] = ttl;
-    argv[13] = hash;
+    argv[2] = ngx_http_wechat_key(r, wlcf, "resolutions", NULL);
+    argv[3] = ngx_http_wechat_key(r, wlcf, "query:", &ctx->signature);
+    argv[4] = wlcf->key_prefix;
+    argv[5] = openid;
+    argv[6] = ngx_http_wechat_now(r);
+    argv[7] = ctx->scene;
+    argv[8] = ngx_http_wechat_stream_maxlen;
+    argv[9] = digest;
+    argv[10] = ttl;
+    argv[11] = hash;
 
     /* a retry's reply carries a new code, a template message does not */
 
     if (wlcf->code_template.len) {
-        ngx_str_set(&argv[14], "0");
+        ngx_str_set(&argv[12], "0");
 
     } else {
-        ngx_str_set(&argv[14], "1");
+        ngx_str_set(&argv[12], "1");
     }
 
     if (argv[1].data == NULL || argv[2].data == NULL || argv[3].data == NULL
-        || argv[4].data == NULL || argv[7].data == NULL)
+        || argv[6].data == NULL)
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
     rc = ngx_http_wechat_redis_command(r, ngx_http_wechat_resolve_done,
-                                       NGX_HTTP_WECHAT_SCRIPT_RESOLVE, 15,
+                                       NGX_HTTP_WECHAT_SCRIPT_RESOLVE, 13,
                                        argv);
     if (rc == NGX_ERROR) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -350,51 +343,3 @@ ngx_http_wechat_claim_done(ngx_http_request_t *r, redisReply *response,
 }
 
 
-/*
- * A retried scan carries the same sender, time, event and key; the fields
- * are length-delimited before hashing so none can bleed into the next.
- */
-
-static ngx_int_t
-ngx_http_wechat_dedup_id(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
-    ngx_str_t *id)
-{
-    u_char      *p;
-    size_t       len;
-    wx_span_t    all;
-    ngx_uint_t   i;
-    wx_span_t    parts[5];
-
-    parts[0] = ctx->ev.to_user;
-    parts[1] = ctx->ev.from_user;
-    parts[2] = ctx->ev.create_time;
-    parts[3] = ctx->ev.event;
-    parts[4] = ctx->ev.event_key;
-
-    len = 0;
-    for (i = 0; i < 5; i++) {
-        len += NGX_SIZE_T_LEN + 1 + parts[i].len;
-    }
-
-    p = ngx_pnalloc(r->pool, len + WX_SHA1_HEX_LEN);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    all.data = p;
-    for (i = 0; i < 5; i++) {
-        p = ngx_sprintf(p, "%uz:", parts[i].len);
-        p = ngx_cpymem(p, parts[i].data, parts[i].len);
-    }
-
-    all.len = p - all.data;
-
-    if (wx_sha1_hex(all, (char *) p) != WX_OK) {
-        return NGX_ERROR;
-    }
-
-    id->data = p;
-    id->len = WX_SHA1_HEX_LEN;
-
-    return NGX_OK;
-}

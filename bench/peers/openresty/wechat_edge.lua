@@ -12,7 +12,7 @@
 -- nonce) and its timestamp are checked, the fields of the event are taken
 -- from the XML with string patterns, a scan of one of our scenes is resolved
 -- with one EVALSHA of the module's own RESOLVE script (its text is handed
--- over by bench/run.pl, which takes it from src/ngx_http_wechat_scripts.c),
+-- over by bench/run.pl, which takes it from the build's generated C),
 -- with the same keys and arguments as the module, and the passive reply is
 -- built.  A poll: one HMGET of the scene and the token's hash compared.
 -- Redis connections come from the cosocket keepalive pool.
@@ -39,7 +39,6 @@ local prefix
 local resolve_text, resolve_sha
 local query_ttl
 
-local DEDUP_TTL = "60"
 local STREAM_MAXLEN = "100000"
 local POOL_SIZE = 256
 local POOL_IDLE_MS = 60000
@@ -183,17 +182,6 @@ local function answer(status, ctype, body)
 end
 
 
--- the retry's identity: length-prefixed fields, as the module builds it
-local function dedup_id(to, from, created, event, key, msgid)
-    local a, b, c, d, e = to, from, created, event, key
-    if msgid then
-        b, c, d, e = msgid, "", "", ""
-    end
-    return to_hex(sha1_bin(concat {
-        #a, ":", a, #b, ":", b, #c, ":", c, #d, ":", d, #e, ":", e }))
-end
-
-
 function _M.push()
     if ngx.req.get_method() ~= "POST" then
         return ngx.exit(405)
@@ -233,8 +221,6 @@ function _M.push()
         return answer(200, "text/plain", "success")
     end
 
-    local id = dedup_id(to, from, created, event or "", key or "",
-                        field(body, "MsgId"))
     local digest = to_hex(sha1_bin(body))
     local now = tostring(ngx.time())
 
@@ -245,17 +231,17 @@ function _M.push()
     end
 
     local res
-    res, err = red:evalsha(resolve_sha, 4,
-        prefix .. "scene:" .. scene, prefix .. "dedup:" .. id,
-        prefix .. "resolutions", prefix .. "query:" .. sig,
-        prefix, from, now, DEDUP_TTL, scene, STREAM_MAXLEN, digest, query_ttl)
+    res, err = red:evalsha(resolve_sha, 3,
+        prefix .. "scene:" .. scene, prefix .. "resolutions",
+        prefix .. "query:" .. sig,
+        prefix, from, now, scene, STREAM_MAXLEN, digest, query_ttl, "", "1")
 
     if not res and err and find(err, "NOSCRIPT", 1, true) then
-        res, err = red:eval(resolve_text, 4,
-            prefix .. "scene:" .. scene, prefix .. "dedup:" .. id,
-            prefix .. "resolutions", prefix .. "query:" .. sig,
-            prefix, from, now, DEDUP_TTL, scene, STREAM_MAXLEN, digest,
-            query_ttl)
+        res, err = red:eval(resolve_text, 3,
+            prefix .. "scene:" .. scene, prefix .. "resolutions",
+            prefix .. "query:" .. sig,
+            prefix, from, now, scene, STREAM_MAXLEN, digest, query_ttl, "",
+            "1")
     end
 
     if not res or type(res) ~= "table" then

@@ -3,11 +3,10 @@
 -- time, true for the same digest again (one of WeChat's retries: three
 -- tries in all), "replay" for another digest or for a fourth use.
 local function claim(key, digest, ttl)
-  local used = redis.call('GET', key)
-  if not used then
-    redis.call('SET', key, digest .. ' 1', 'EX', ttl)
+  if redis.call('SET', key, digest .. ' 1', 'NX', 'EX', ttl) then
     return false
   end
+  local used = redis.call('GET', key)
   local sp = string.find(used, ' ', 1, true)
   local uses = tonumber(string.sub(used, sp + 1))
   if string.sub(used, 1, sp - 1) ~= digest or uses >= 3 then
