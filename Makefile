@@ -147,7 +147,7 @@ BENCH_PACKAGES := wrk libnginx-mod-http-lua lua-nginx-redis \
                   lua-nginx-string lua-cjson
 
 bench: deps build
-	@$(call install_missing,$(BENCH_PACKAGES) npm)
+	@$(call install_missing,$(BENCH_PACKAGES))
 	cd bench/peers/node-webot && npm ci --no-audit --no-fund
 	perl bench/run.pl
 
