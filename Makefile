@@ -150,6 +150,8 @@ bench: deps build
 	@$(call install_missing,$(BENCH_PACKAGES))
 	cd bench/peers/node-webot && npm ci --no-audit --no-fund
 	perl bench/run.pl
+	@{ printf '\n## Long polls: 10,000 waiting on one worker (make bench-longpoll)\n\n```\n'; \
+	   perl bench/longpoll.pl; printf '```\n'; } >> bench/results.md
 
 # Instruction counts of the callback path under callgrind; writes
 # bench/profile.md.
