@@ -141,10 +141,21 @@ print "bench: signing and encrypting $n_scenes pushes of each kind\n";
 pushes('plain', "$tmp/scan.txt");
 pushes('safe', "$tmp/safe.txt");
 
+# menu clicks: fresh ones for each server and load, so that none is a retry
+my %clicks;
+for my $i (0 .. $#conns) {
+    for my $who (qw(module node)) {
+        my $file = $clicks{$who}{$conns[$i]} = "$tmp/click-$who-$i.txt";
+        pushes('click', $file, $i * $n_scenes);
+    }
+}
+
 sub pushes {
-    my ($mode, $file) = @_;
+    my ($mode, $file, $first) = @_;
+    $first //= 0;
     system("node $bench/peers/node-webot/gen-pushes.js $mode $token $aes "
-           . "$appid 0 $n_scenes > $file") == 0 or die "gen-pushes failed";
+           . "$appid $first $n_scenes > $file") == 0
+        or die "gen-pushes failed";
 }
 
 my $click = event_xml(to => 'gh_bench', from => 'oClick', event => 'CLICK',
@@ -187,8 +198,8 @@ my @cases = (
       resolves => 1 },
     { name => 'menu click passed to the upstream',
       limit => [ $ng->url('/limit'), 'fixed', $query, $click ],
-      module => [ $ng->url('/pass'), 'fixed', $query, $click ],
-      node => [ "$peer_url/wx", 'fixed', $query, $click ],
+      module => sub { [ $ng->url('/pass'), 'lines', $clicks{module}{$_[0]} ] },
+      node => sub { [ "$peer_url/wx", 'lines', $clicks{node}{$_[0]} ] },
       targets => {} },
 );
 my @who = qw(limit module node lua);
@@ -215,7 +226,9 @@ for my $c (@cases) {
             my %cpu = (server => cpu_seconds($server{$who}),
                        redis => cpu_seconds($r->{pid}));
             print "bench: $c->{name}: $who, $n connections\n";
-            my $res = $c->{result}{$n}{$who} = wrk($c->{$who}, $seconds, $n);
+            my $spec = ref $c->{$who} eq 'CODE' ? $c->{$who}->($n)
+                                                 : $c->{$who};
+            my $res = $c->{result}{$n}{$who} = wrk($spec, $seconds, $n);
             if ($c->{resolves}) {
                 $res->{resolutions} = int((resolved_keys($r) - $before) / 2);
                 $res->{commands} = commandstats($r) if $who ne 'limit';

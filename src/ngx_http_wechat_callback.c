@@ -23,6 +23,8 @@ static ngx_int_t ngx_http_wechat_process(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 static ngx_int_t ngx_http_wechat_dispatch(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
+static void ngx_http_wechat_greet(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
 
 
 ngx_int_t
@@ -321,6 +323,7 @@ ngx_http_wechat_dispatch(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 {
     ngx_int_t                     rc;
     wx_span_t                     scene;
+    ngx_http_wechat_loc_conf_t   *wlcf;
     ngx_http_wechat_main_conf_t  *wmcf;
 
     wmcf = ngx_http_get_module_main_conf(r, ngx_http_wechat_module);
@@ -339,7 +342,21 @@ ngx_http_wechat_dispatch(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
         return NGX_DONE;
     }
 
-    rc = ngx_http_wechat_claim(r, ctx, ngx_http_wechat_pass);
+    /* a new follower who is no user yet gets wechat_reply subscribe */
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    if (wlcf->reply_subscribe.len && scene.len == 0
+        && ctx->ev.msg_type.len == sizeof("event") - 1
+        && ngx_strncmp(ctx->ev.msg_type.data, "event", 5) == 0
+        && ctx->ev.event.len == sizeof("subscribe") - 1
+        && ngx_strncmp(ctx->ev.event.data, "subscribe", 9) == 0)
+    {
+        ctx->want_user = 1;
+    }
+
+    rc = ngx_http_wechat_claim(r, ctx, ctx->want_user ? ngx_http_wechat_greet
+                                                      : ngx_http_wechat_pass);
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -350,4 +367,31 @@ ngx_http_wechat_dispatch(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     }
 
     return NGX_DONE;
+}
+
+
+/*
+ * A plain subscribe, its sender looked up: a site user is passed on as any
+ * push; a follower who is no user yet gets the subscribe reply, with a
+ * signed {link} into the site's registration.  Without Redis's answer the
+ * push is passed on: a site user is not sent to register again.
+ */
+
+static void
+ngx_http_wechat_greet(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
+{
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    if (ctx->user.len || !ctx->looked_up) {
+        ngx_http_wechat_pass(r, ctx);
+        return;
+    }
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    ngx_http_wechat_count(pushes[NGX_HTTP_WECHAT_PUSH_ANSWERED]);
+
+    ngx_http_finalize_request(r,
+        ngx_http_wechat_code_reply(r, ctx, &wlcf->reply_subscribe,
+                                   ngx_time()));
 }

@@ -64,6 +64,32 @@ ngx_http_wechat_code_new(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
 }
 
 
+/* The passive reply of text, its placeholders filled in, sent at time. */
+
+ngx_int_t
+ngx_http_wechat_code_reply(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
+    ngx_str_t *text, int64_t time)
+{
+    wx_span_t       expanded, xml;
+    wx_status_t     status;
+    wx_allocator_t  a;
+
+    if (ngx_http_wechat_code_text(r, ctx, text, &expanded) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    status = wx_reply_text(ctx->ev.from_user, ctx->ev.to_user, time,
+                           expanded, &a, &xml);
+    if (status != WX_OK) {
+        return ngx_http_wechat_reject(r, status, "reply");
+    }
+
+    return ngx_http_wechat_send_reply(r, ctx, xml);
+}
+
+
 /* A reply text with its placeholders filled in. */
 
 ngx_int_t

@@ -636,6 +636,9 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->poll_heartbeat, prev->poll_heartbeat,
                               10000);
 
+    ngx_conf_merge_str_value(conf->reply_subscribe, prev->reply_subscribe,
+                             "");
+
     for (i = 0; i < WX_SCAN_OUTCOMES; i++) {
         if (conf->reply[i].data == NULL) {
             conf->reply[i] = prev->reply[i].data
@@ -949,6 +952,15 @@ ngx_http_wechat_reply(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
+    if (ngx_strcmp(value[1].data, "subscribe") == 0) {
+        if (wlcf->reply_subscribe.data) {
+            return "is duplicate";
+        }
+
+        wlcf->reply_subscribe = value[2];
+        return NGX_CONF_OK;
+    }
+
     for (i = 0; i < WX_SCAN_OUTCOMES; i++) {
         if (ngx_strcmp(value[1].data, ngx_http_wechat_reply_names[i]) == 0) {
             if (wlcf->reply[i].data) {
@@ -962,8 +974,8 @@ ngx_http_wechat_reply(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid outcome \"%V\", it must be \"bound\", "
-                       "\"conflict\", \"expired\", \"login\", \"register\" "
-                       "or \"code\"", &value[1]);
+                       "\"conflict\", \"expired\", \"login\", \"register\", "
+                       "\"code\" or \"subscribe\"", &value[1]);
     return NGX_CONF_ERROR;
 }
 

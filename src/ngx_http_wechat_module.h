@@ -122,6 +122,8 @@ typedef struct {
     ngx_uint_t                  qrcode_kind;
     time_t                      qrcode_expire;
     ngx_str_t                   reply[WX_SCAN_OUTCOMES];
+    ngx_str_t                   reply_subscribe;    /* to a new follower
+                                                       who is no user */
     ngx_flag_t                  unbind_on_unsubscribe;
     ngx_str_t                   poll_cookie;
 
@@ -267,6 +269,8 @@ struct ngx_http_wechat_ctx_s {
 
     unsigned                    parsed:1;
     unsigned                    retry:1;        /* its query was used before */
+    unsigned                    want_user:1;    /* look the sender's up */
+    unsigned                    looked_up:1;    /* Redis answered it */
     unsigned                    encrypted:1;
     unsigned                    passed:1;
     unsigned                    holding:1;
@@ -414,6 +418,8 @@ ngx_int_t ngx_http_wechat_claim(ngx_http_request_t *r,
 /* flow: _code.c */
 ngx_int_t ngx_http_wechat_code_new(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, ngx_str_t *hash);
+ngx_int_t ngx_http_wechat_code_reply(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, ngx_str_t *text, int64_t time);
 ngx_int_t ngx_http_wechat_code_text(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, ngx_str_t *text, wx_span_t *out);
 void ngx_http_wechat_code_template(ngx_http_request_t *r,

@@ -154,13 +154,9 @@ static void
 ngx_http_wechat_scan_reply(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     wx_resolution_t *res)
 {
-    wx_span_t                    xml, text;
-    wx_status_t                  status;
-    wx_allocator_t               a;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
-    ngx_http_wechat_allocator(r->pool, &a);
 
     /* with a template message, the code goes after the answer, once */
 
@@ -175,27 +171,14 @@ ngx_http_wechat_scan_reply(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
         return;
     }
 
-    if (ngx_http_wechat_code_text(r, ctx, &wlcf->reply[res->outcome], &text)
-        != NGX_OK)
-    {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
     /*
      * the reply time is the first answer's, so a retry gets its bytes,
      * but for a fresh code or link in them
      */
 
-    status = wx_reply_text(ctx->ev.from_user, ctx->ev.to_user, res->time,
-                           text, &a, &xml);
-    if (status != WX_OK) {
-        ngx_http_finalize_request(r,
-            ngx_http_wechat_reject(r, status, "reply"));
-        return;
-    }
-
-    ngx_http_finalize_request(r, ngx_http_wechat_send_reply(r, ctx, xml));
+    ngx_http_finalize_request(r,
+        ngx_http_wechat_code_reply(r, ctx, &wlcf->reply[res->outcome],
+                                   res->time));
 }
 
 
@@ -295,7 +278,7 @@ ngx_http_wechat_claim(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     {
         ngx_str_set(&argv[5], "unbind");
 
-    } else if (wlcf->pass.len && wmcf->lookup_user) {
+    } else if (ctx->want_user || (wlcf->pass.len && wmcf->lookup_user)) {
         ngx_str_set(&argv[5], "user");
     }
 
@@ -338,6 +321,7 @@ ngx_http_wechat_claim_done(ngx_http_request_t *r, redisReply *response,
     ctx->user.data = (u_char *) claim.user.data;
     ctx->user.len = claim.user.len;
     ctx->retry |= claim.retry;
+    ctx->looked_up = 1;
 
     ctx->claimed(r, ctx);
 }

@@ -56,6 +56,11 @@ my $ng = start_nginx(http => <<"EOF");
             wechat_callback;
         }
 
+        location = /wx-greet {
+            wechat_reply subscribe "欢迎关注！注册：{link}";
+            wechat_callback;
+        }
+
         location = /wx-tpl {
             wechat_api_pass /wechat-api-upstream;
             wechat_code_template TPL_CODE "code={code}" "note=valid_{minutes}m";
@@ -272,6 +277,22 @@ run_case($ng, { name => 'an expired link', status => 403,
 run_case($ng, { name => 'a link without its signature', status => 403,
                 path => '/register?openid=oEve&expires=' . $t . '&nonce=1',
                 log => [qr/refused: an argument is missing/] });
+# A plain subscribe (no scene) by a follower who is no user yet gets
+# wechat_reply subscribe with a signed link; a site user is answered as any
+# push (here "success": no wechat_pass).
+{
+    my $body = event_xml(from => 'oNewFollower', event => 'subscribe');
+    my $greeted = content(send_push($ng, '/wx-greet', $token, $body));
+    like($greeted // '', qr{^欢迎关注！注册：https://example\.com/register\?openid=oNewFollower&expires=\d+&nonce=[0-9a-f]+&sig=[0-9a-f]{64}$},
+         'a new follower who is no user gets the subscribe reply and a link');
+    my ($link) = ($greeted // '') =~ m{register\?(\S+)$};
+    run_case($ng, { name => 'the link of the subscribe reply verifies',
+                    path => "/register?$link", status => 200 });
+    $body = event_xml(from => 'oAlice', event => 'subscribe');
+    is(send_push($ng, '/wx-greet', $token, $body)->{content}, 'success',
+       'a follower who is a site user: answered as any push');
+}
+
 # what the link signs is read once, and spelled one way
 my %other = (%good, nonce => 'n-repeat');
 run_case($ng, { name => 'a genuine link with a second openid appended',

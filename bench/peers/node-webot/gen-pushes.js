@@ -1,10 +1,11 @@
 'use strict';
 
-// Writes N signed SCAN pushes, one per line: "QUERY\tBODY", each with its
-// own nonce (the module refuses a signed query that comes back with another
-// body) and each scanning a fresh scene.  In safe mode they are encrypted
-// with wechat-crypto, the middleware's own library, not with the module.
-//   node gen-pushes.js plain|safe TOKEN AES_KEY APPID FIRST_SCENE N > file
+// Writes N signed pushes, one per line: "QUERY\tBODY", each with its own
+// nonce (the module takes a signed query once, and refuses it with another
+// body): SCANs of fresh scenes, plain or, in safe mode, encrypted with
+// wechat-crypto, the middleware's own library, not with the module; or
+// menu CLICKs, with nonces apart from the SCANs'.
+//   node gen-pushes.js plain|safe|click TOKEN AES_KEY APPID FIRST N > file
 
 const crypto = require('crypto');
 const WXBizMsgCrypt = require('wechat-crypto');
@@ -16,11 +17,13 @@ const out = [];
 
 for (let i = Number(first); i < Number(first) + Number(n); i++) {
   const scene = 'wxs_' + i.toString(16).padStart(32, '0');
+  const event = mode === 'click' ? ['CLICK', 'MENU_1'] : ['SCAN', scene];
   const xml = '<xml><ToUserName><![CDATA[gh_bench]]></ToUserName>'
     + `<FromUserName><![CDATA[o${i}]]></FromUserName>`
     + `<CreateTime>${ts}</CreateTime><MsgType><![CDATA[event]]></MsgType>`
-    + `<Event><![CDATA[SCAN]]></Event><EventKey><![CDATA[${scene}]]></EventKey></xml>`;
-  const nonce = String(i);
+    + `<Event><![CDATA[${event[0]}]]></Event>`
+    + `<EventKey><![CDATA[${event[1]}]]></EventKey></xml>`;
+  const nonce = (mode === 'click' ? 'c' : '') + String(i);
   const signature = crypto.createHash('sha1')
     .update([token, String(ts), nonce].sort().join('')).digest('hex');
   let query = `signature=${signature}&timestamp=${ts}&nonce=${nonce}`;
