@@ -217,10 +217,87 @@
     };
   }
 
+  // --- the scan card every page shares ------------------------------------
+
+  // Gets a QR code of o.kind, counts it down, drives the phone beside it,
+  // and shows what the page does not: waiting, expiry and failures.  The
+  // page's o.onStatus(status, answer) answers true for a status it showed;
+  // o.onError(error) true for an error it took care of; o.onStart() runs
+  // before each new code; o.waiting and o.unavailable are the details shown
+  // while waiting and when the build lacks the flow (404).
+  function scanFlow(o) {
+    var flow = $('#flow');
+    var scan = null;
+    var stopCountdown = function () {};
+    var card = {
+      flow: flow,
+      scene: function () { return scan && scan.scene(); },
+      stopCountdown: function () { stopCountdown(); },
+      stop: function () { if (scan) scan.stop(); stopCountdown(); },
+      fail: function (title, detail) {
+        setState(flow, 'error', { title: title, detail: detail,
+                                  actions: [restartButton(start)] });
+      },
+      start: start
+    };
+    var panel = phone($('#phone'), card.scene);
+
+    function start() {
+      if (scan) scan.stop();
+      if (o.onStart) o.onStart();
+      setState(flow, 'loading', { title: ['正在生成二维码…', 'Getting a QR code…'] });
+      panel.enable(false);
+      scan = WechatScan.start({
+        qrcode: '/' + o.kind + '/qrcode',
+        poll: '/' + o.kind + '/poll',
+        img: $('#qr'),
+        sse: /[?&]sse=1/.test(location.search),
+        onScene: function (scene) {
+          panel.enable(true);
+          stopCountdown = countdown($('#countdown'), scene.expire_seconds);
+        },
+        onStatus: show,
+        onError: function (error) {
+          if (o.onError && o.onError(error)) return;
+          if (!error.final) return;
+          stopCountdown();
+          if (error.status === 404 && o.unavailable) {
+            return setState(flow, 'unavailable', { detail: o.unavailable,
+              title: ['此功能尚未启用', 'Not available in this build'] });
+          }
+          card.fail(['出错了', 'Something went wrong'], error.message);
+        }
+      });
+    }
+
+    function show(status, answer) {
+      if (status === 'pending') {
+        return setState(flow, 'waiting', { detail: o.waiting,
+          title: ['请用微信扫一扫', 'Scan with WeChat'] });
+      }
+      if (o.onStatus(status, answer)) return;
+      stopCountdown();
+      if (status === 'expired') {
+        setState(flow, 'expired', { title: ['二维码已过期', 'The code has expired'],
+          actions: [restartButton(start)] });
+      } else {
+        card.fail(['出错了', 'Something went wrong'], 'status ' + status);
+      }
+    }
+
+    card.disable = function () { panel.enable(false); };
+    return card;
+  }
+
+  // The signed-in user's name, as the pages show it.
+  function signedIn(user) {
+    return el('span', {}, ['欢迎 welcome, ', el('b', { id: 'signed-in-user', text: user })]);
+  }
+
   global.Demo = {
     $: $, el: el, both: both, api: api,
     loadAccount: loadAccount, account: function () { return account; },
     loginForm: loginForm, setState: setState, restartButton: restartButton,
-    countdown: countdown, phone: phone
+    countdown: countdown, phone: phone, scanFlow: scanFlow, signedIn: signedIn
   };
 })(this);
