@@ -135,6 +135,7 @@ test-static:
 	@test -x "$(NGINX_SOURCE)/configure" || \
 	    { echo "set NGINX_SOURCE to an upstream nginx source tree"; exit 1; }
 	cd $(NGINX_SOURCE) && ./configure --with-compat \
+	    --with-http_auth_request_module \
 	    --add-module=$(CURDIR) >$(BUILD)/static-configure.log && \
 	    $(MAKE) -j2 >$(BUILD)/static-make.log
 	NGINX_BINARY=$(NGINX_SOURCE)/objs/nginx WECHAT_MODULE= \
