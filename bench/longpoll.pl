@@ -73,9 +73,14 @@ sub worker_rss_kb {
     return $kb;
 }
 
+# Redis's calls of each command, and its microseconds as "NAME usec"
 sub commands {
     my $info = redis_cmd($redis, 'INFO', 'commandstats');
-    my %c = $info =~ /^cmdstat_(\w+):calls=(\d+)/mg;
+    my %c;
+    while ($info =~ /^cmdstat_(\w+):calls=(\d+),usec=(\d+)/mg) {
+        $c{$1} = $2;
+        $c{"$1 usec"} = $3;
+    }
     return \%c;
 }
 
@@ -133,7 +138,7 @@ my $pct = sub { $lat[int($_[0] * $#lat)] };
 my $delta = sub {
     my ($from, $to) = @_;
     my %d = map { $_ => ($to->{$_} // 0) - ($from->{$_} // 0) }
-            qw(hmget subscribe unsubscribe);
+            map { ($_, "$_ usec") } qw(hmget subscribe unsubscribe);
     return \%d;
 };
 my $open = $delta->($cmd0, $cmd_open);
@@ -149,6 +154,12 @@ printf "Redis commands to open %d polls: HMGET %d SUBSCRIBE %d; "
        . "to wake %d: HMGET %d UNSUBSCRIBE %d\n",
        $n, $open->{hmget}, $open->{subscribe}, $wakes, $woken->{hmget},
        $woken->{unsubscribe};
+printf "Redis CPU per wait: SUBSCRIBE %.2f us, UNSUBSCRIBE %.2f us, "
+       . "HMGET %.2f us\n",
+       $open->{'subscribe usec'} / ($open->{subscribe} || 1),
+       $woken->{'unsubscribe usec'} / ($woken->{unsubscribe} || 1),
+       ($open->{'hmget usec'} + $woken->{'hmget usec'})
+           / (($open->{hmget} + $woken->{hmget}) || 1);
 printf "per completed poll: %.2f commands, whatever the wait; "
        . "1 s short polling: 1 per second waited\n",
        $sum->($open) / $n + $sum->($woken) / $wakes;
