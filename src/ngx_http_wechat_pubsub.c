@@ -268,6 +268,17 @@ ngx_http_wechat_pubsub_ready(ngx_http_wechat_pubsub_t *ps)
     ps->ready = 1;
     ps->attempts = 0;
 
+    /*
+     * While polls only wait, nothing is due from Redis and no reply timer
+     * runs: TCP keepalive (hiredis's 15 s idle, then probes) is what ends
+     * a connection whose Redis host died or went away without a word.
+     */
+
+    if (redisEnableKeepAlive(&ps->ac->c) != REDIS_OK) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, ngx_socket_errno,
+                      "wechat pubsub: TCP keepalive not enabled");
+    }
+
     ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
                   "wechat pubsub: connected to \"%V\"", &ps->conf->name);
 

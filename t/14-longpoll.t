@@ -182,6 +182,17 @@ for (@ps) {
     is($_->{body}, '{"status":"bound","openid":"oCarol"}', 'all woken');
 }
 
+# the pub/sub connection, idle while polls only wait, has TCP keepalive on,
+# so a Redis host that dies without a word is noticed (/proc/net/tcp: the
+# connection to Redis, established, its keepalive timer running)
+{
+    my $port = sprintf '%04X', $redis->{port};
+    open my $tcp, '<', '/proc/net/tcp' or die;
+    my $kept = grep { /^\s*\d+: [0-9A-F]+:[0-9A-F]+ 0100007F:$port 01 \S+ 02:/ }
+               <$tcp>;
+    cmp_ok($kept, '>=', 1, 'the pub/sub connection has TCP keepalive on');
+}
+
 # --- a client that leaves ----------------------------------------------------
 
 $q = qrcode($ng, 'dave');
