@@ -48,6 +48,8 @@ static char *ngx_http_wechat_link_verify(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wechat_code_length(ngx_conf_t *cf, void *post,
     void *data);
+static ngx_int_t ngx_http_wechat_check_links(ngx_conf_t *cf,
+    ngx_http_wechat_loc_conf_t *conf);
 static ngx_int_t ngx_http_wechat_check_login(ngx_conf_t *cf,
     ngx_http_wechat_loc_conf_t *conf);
 static ngx_int_t ngx_http_wechat_init_process(ngx_cycle_t *cycle);
@@ -707,8 +709,9 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
     }
 
     if (conf->endpoint->kind == NGX_HTTP_WECHAT_CALLBACK) {
-        if (conf->code_template.len
-            && ngx_http_wechat_check_api(cf, conf) != NGX_OK)
+        if ((conf->code_template.len
+             && ngx_http_wechat_check_api(cf, conf) != NGX_OK)
+            || ngx_http_wechat_check_links(cf, conf) != NGX_OK)
         {
             return NGX_ERROR;
         }
@@ -802,6 +805,34 @@ ngx_http_wechat_check_api(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
                            "\"wechat_secret\" or "
                            "\"wechat_access_token_key\"");
         return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* A reply with a {link} needs a link to put there. */
+
+static ngx_int_t
+ngx_http_wechat_check_links(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
+{
+    ngx_uint_t   i;
+    ngx_str_t   *text;
+
+    if (conf->link_url.len) {
+        return NGX_OK;
+    }
+
+    for (i = 0; i <= WX_SCAN_OUTCOMES; i++) {
+        text = (i < WX_SCAN_OUTCOMES) ? &conf->reply[i]
+                                      : &conf->reply_subscribe;
+
+        if (ngx_strnstr(text->data, "{link}", text->len)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"{link}\" in \"wechat_reply\" needs "
+                               "\"wechat_link_url\"");
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;

@@ -69,6 +69,10 @@ my @bad = (
       'wechat_redis 127.0.0.1:6379; server { location /l { '
       . 'wechat_link_verify; } }',
       qr/"wechat_link_verify" needs "wechat_link_secret"/ ],
+    [ 'a {link} without wechat_link_url',
+      'server { location /wx { wechat_token t; '
+      . 'wechat_reply subscribe "welcome: {link}"; wechat_callback; } }',
+      qr/"\{link\}" in "wechat_reply" needs "wechat_link_url"/ ],
     [ 'code length',
       'wechat_code_length 3;',
       qr/must be between 4 and 12/ ],
