@@ -7,6 +7,8 @@
  * when the last one leaves.  connect -> AUTH -> ready -> SUBSCRIBE of every
  * channel waited on; replies not seen within wechat_redis_timeout drop the
  * connection, which reconnects with the command connection's backoff.
+ * While polls only wait, a probe every few seconds asks for a reply, so a
+ * Redis that stops answering is noticed then too.
  */
 
 
@@ -25,6 +27,14 @@
 #define NGX_HTTP_WECHAT_UNSUB    "unsubscribe"
 #define NGX_HTTP_WECHAT_MESSAGE  "message"
 #endif
+
+/*
+ * The probe: a SUBSCRIBE of a channel nobody publishes on, which Redis
+ * answers like any other (hiredis 0.14 drops a PING's reply while
+ * subscribed), sent when polls wait and no other reply is due.
+ */
+#define NGX_HTTP_WECHAT_PROBE           "wechat:pubsub:probe"
+#define NGX_HTTP_WECHAT_PROBE_INTERVAL  5000
 
 /* channels per SUBSCRIBE when a new connection takes over the waiters */
 #define NGX_HTTP_WECHAT_BATCH    128
@@ -52,6 +62,7 @@ typedef struct {
     ngx_queue_t                   channels;
     ngx_event_t                   timer;      /* connect, then replies */
     ngx_event_t                   reconnect_timer;
+    ngx_event_t                   probe_timer;
     unsigned                      exiting:1;
 } ngx_http_wechat_pubsub_t;
 
@@ -85,6 +96,7 @@ static void ngx_http_wechat_pubsub_lost(ngx_http_wechat_pubsub_t *ps);
 static void ngx_http_wechat_pubsub_shutdown(ngx_http_wechat_pubsub_t *ps);
 static void ngx_http_wechat_pubsub_timeout(ngx_event_t *ev);
 static void ngx_http_wechat_pubsub_reconnect_handler(ngx_event_t *ev);
+static void ngx_http_wechat_pubsub_probe(ngx_event_t *ev);
 
 
 static ngx_http_wechat_pubsub_t  ngx_http_wechat_pubsub;
@@ -113,6 +125,8 @@ ngx_http_wechat_pubsub_init_process(ngx_cycle_t *cycle)
     ngx_http_wechat_redis_timer(&ps->reconnect_timer,
                                 ngx_http_wechat_pubsub_reconnect_handler, ps,
                                 cycle->log);
+    ngx_http_wechat_redis_timer(&ps->probe_timer,
+                                ngx_http_wechat_pubsub_probe, ps, cycle->log);
 
     ngx_http_wechat_pubsub_connect(ps);
 
@@ -283,6 +297,8 @@ ngx_http_wechat_pubsub_ready(ngx_http_wechat_pubsub_t *ps)
                   "wechat pubsub: connected to \"%V\"", &ps->conf->name);
 
     ngx_http_wechat_pubsub_subscribe_all(ps);
+
+    ngx_add_timer(&ps->probe_timer, NGX_HTTP_WECHAT_PROBE_INTERVAL);
 }
 
 
@@ -640,6 +656,10 @@ ngx_http_wechat_pubsub_lost(ngx_http_wechat_pubsub_t *ps)
         ngx_del_timer(&ps->timer);
     }
 
+    if (ps->probe_timer.timer_set) {
+        ngx_del_timer(&ps->probe_timer);
+    }
+
     ps->ready = 0;
     ps->due = 0;
 
@@ -722,4 +742,27 @@ ngx_http_wechat_pubsub_reconnect_handler(ngx_event_t *ev)
     ngx_http_wechat_count(pubsub_reconnects);
 
     ngx_http_wechat_pubsub_connect(ps);
+}
+
+
+static void
+ngx_http_wechat_pubsub_probe(ngx_event_t *ev)
+{
+    ngx_http_wechat_pubsub_t  *ps = ev->data;
+
+    if (!ev->timedout || ngx_exiting || ps->exiting || ps->ac == NULL) {
+        /* cancelled at worker exit, or the connection is gone */
+        return;
+    }
+
+    if (ps->due == 0 && !ngx_queue_empty(&ps->channels)
+        && redisAsyncCommand(ps->ac, ngx_http_wechat_pubsub_reply, NULL,
+                             NGX_HTTP_WECHAT_SUB " " NGX_HTTP_WECHAT_PROBE)
+           == REDIS_OK)
+    {
+        ps->due++;
+        ngx_add_timer(&ps->timer, ps->conf->timeout);
+    }
+
+    ngx_add_timer(ev, NGX_HTTP_WECHAT_PROBE_INTERVAL);
 }

@@ -270,6 +270,34 @@ cmp_ok(metric($ng, 'wechat_pubsub_reconnects_total'), '>=', 1,
 $ng->check_log('redis restart', errors_ok => 1,
                log => [qr/wechat pubsub: connection to .* lost/]);
 
+# --- a Redis that hangs while polls only wait --------------------------------
+
+# nothing is due from Redis while polls only wait: the probe asks, and its
+# reply not coming within wechat_redis_timeout drops the connection
+$q = qrcode($ng, 'hung');
+$p = poll_start($ng, '/poll', $q);
+waiting_is($ng, 1, 'hung: the poll waits');
+my $reconnects = metric($ng, 'wechat_pubsub_reconnects_total');
+kill 'STOP', $redis->{pid};
+my $logged = length $ng->log_text;
+my $noticed = eval {
+    wait_until('the probe', sub {
+        substr($ng->log_text, $logged) =~ /no reply in time/ }, 9);
+};
+kill 'CONT', $redis->{pid};
+ok($noticed, 'hung: a Redis that stops answering is noticed');
+wait_until('reconnected', sub {
+    metric($ng, 'wechat_pubsub_reconnects_total') > $reconnects }, 10);
+wait_until('resubscribed', sub {
+    (redis_cmd($redis, 'PUBSUB', 'NUMSUB',
+               "${P}resolved:$q->{scene}")->[1] // 0) == 1 }, 10);
+scan($q->{scene}, 'oHung');
+poll_read($p, 5);
+is($p->{body}, '{"status":"bound","openid":"oHung"}',
+   'hung: the poll is answered after the reconnect');
+$ng->check_log('hung redis', errors_ok => 1,
+               log => [qr/wechat pubsub: no reply in time/]);
+
 # --- a reload while polls wait -----------------------------------------------
 
 sub workers {
