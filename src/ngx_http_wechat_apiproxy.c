@@ -155,31 +155,24 @@ ngx_http_wechat_apiproxy_path(ngx_http_request_t *r, ngx_str_t *path)
 static ngx_int_t
 ngx_http_wechat_apiproxy_args(ngx_http_request_t *r, ngx_str_t *args)
 {
-    u_char  *p, *end, *amp, *eq, *dst, *src;
-    u_char   name[3 * sizeof("access_token")];
+    u_char     *p, *end, *dst, *src;
+    u_char      name[3 * sizeof("access_token")];
+    ngx_str_t   arg;
 
     end = r->args.data + r->args.len;
 
-    for (p = r->args.data; p < end; p = amp + 1) {
-        amp = ngx_strlchr(p, end, '&');
-        if (amp == NULL) {
-            amp = end;
-        }
-
-        eq = ngx_strlchr(p, amp, '=');
-        if (eq == NULL) {
-            eq = amp;
-        }
+    for (p = r->args.data; p < end; /* void */) {
+        ngx_http_wechat_arg_name(&p, end, &arg);
 
         /* longer, it cannot decode to the name */
 
-        if (eq - p > (ssize_t) sizeof(name)) {
+        if (arg.len > sizeof(name)) {
             continue;
         }
 
         dst = name;
-        src = p;
-        ngx_unescape_uri(&dst, &src, eq - p, NGX_UNESCAPE_URI);
+        src = arg.data;
+        ngx_unescape_uri(&dst, &src, arg.len, NGX_UNESCAPE_URI);
 
         if (dst - name == sizeof("access_token") - 1
             && ngx_strncasecmp(name, (u_char *) "access_token",

@@ -149,7 +149,8 @@ ngx_http_wechat_link_check(ngx_http_request_t *r, ngx_str_t *args,
 static ngx_uint_t
 ngx_http_wechat_link_repeated(ngx_http_request_t *r)
 {
-    u_char      *p, *end, *amp, *eq;
+    u_char      *p, *end;
+    ngx_str_t    arg;
     ngx_uint_t   i, seen[4];
 
     static ngx_str_t  names[] = {
@@ -160,20 +161,12 @@ ngx_http_wechat_link_repeated(ngx_http_request_t *r)
     ngx_memzero(seen, sizeof(seen));
     end = r->args.data + r->args.len;
 
-    for (p = r->args.data; p < end; p = amp + 1) {
-        amp = ngx_strlchr(p, end, '&');
-        if (amp == NULL) {
-            amp = end;
-        }
-
-        eq = ngx_strlchr(p, amp, '=');
-        if (eq == NULL) {
-            eq = amp;
-        }
+    for (p = r->args.data; p < end; /* void */) {
+        ngx_http_wechat_arg_name(&p, end, &arg);
 
         for (i = 0; i < 4; i++) {
-            if ((size_t) (eq - p) == names[i].len
-                && ngx_strncmp(p, names[i].data, names[i].len) == 0
+            if (arg.len == names[i].len
+                && ngx_strncmp(arg.data, names[i].data, names[i].len) == 0
                 && seen[i]++)
             {
                 return 1;

@@ -476,6 +476,7 @@ void ngx_http_wechat_allocator(ngx_pool_t *pool, wx_allocator_t *a);
 wx_span_t ngx_http_wechat_span(ngx_str_t *s);
 ngx_int_t ngx_http_wechat_args(ngx_http_request_t *r,
     const char *const *names, ngx_uint_t n, ngx_str_t *values);
+void ngx_http_wechat_arg_name(u_char **p, u_char *end, ngx_str_t *name);
 ngx_int_t ngx_http_wechat_read_body(ngx_http_request_t *r, size_t max,
     ngx_str_t *body);
 ngx_uint_t ngx_http_wechat_is_name(ngx_str_t *s);

@@ -177,6 +177,34 @@ ngx_http_wechat_args(ngx_http_request_t *r, const char *const *names,
 
 
 /*
+ * The raw name of the query argument at *p, up to its '=' or '&'; *p moves
+ * to the next one.  For the walks that see every argument, repeated ones
+ * too.
+ */
+
+void
+ngx_http_wechat_arg_name(u_char **p, u_char *end, ngx_str_t *name)
+{
+    u_char  *amp, *eq;
+
+    amp = ngx_strlchr(*p, end, '&');
+    if (amp == NULL) {
+        amp = end;
+    }
+
+    eq = ngx_strlchr(*p, amp, '=');
+    if (eq == NULL) {
+        eq = amp;
+    }
+
+    name->data = *p;
+    name->len = eq - *p;
+
+    *p = (amp < end) ? amp + 1 : end;
+}
+
+
+/*
  * The request body read whole into memory, at most max bytes (413 past
  * that, with an info line); an empty body is an empty string.
  */
