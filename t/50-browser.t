@@ -59,6 +59,18 @@ for my $r (@results) {
     ok($r->{ok}, $r->{name}) or diag($r->{diag} // '');
 }
 ok(@results > 1, 'the browser tests ran');
+
+# what the stack said, for a failure seen only in CI's output
+if (grep { !$_->{ok} && !$_->{skip} } @results) {
+    my $tail = sub {
+        my @lines = split /\n/, shift // '';
+        splice @lines, 0, @lines - 40 if @lines > 40;
+        return join "\n", @lines;
+    };
+    diag("nginx error log (last lines):\n" . $tail->($demo->{nginx}->log_text));
+    diag("fake WeChat log (last lines):\n" . $tail->($demo->{fake}->log_text));
+    diag("demo app log (last lines):\n" . $tail->(WxDemo::slurp($demo->{app_log})));
+}
 is($exit, 0, 'browser-test.js exited 0');
 $demo->{nginx}->check_log('the demo', errors_ok => 0);
 

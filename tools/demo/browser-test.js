@@ -50,8 +50,19 @@ async function check(name, page, fn) {
     failures++;
     const shot = path.join(opts.out, `failure-${failures}.png`);
     await page.screenshot({ path: shot, fullPage: true }).catch(() => {});
-    emit({ ok: false, name, diag: `${e.message.split('\n').slice(0, 6).join('\n')}\nscreenshot: ${shot}` });
+    const seen = await pageSummary(page);
+    emit({ ok: false, name, diag: `${e.message.split('\n').slice(0, 6).join('\n')}\n${seen}\nscreenshot: ${shot}` });
   }
+}
+
+// What the page showed when a check failed: the flow's state and texts.
+async function pageSummary(page) {
+  return page.evaluate(() => {
+    const text = (sel) => { const e = document.querySelector(sel); return e ? e.innerText.trim() : '-'; };
+    const flow = document.querySelector('#flow');
+    return `page ${location.pathname}${location.search}: state ${flow ? flow.getAttribute('data-state') : '-'}, `
+      + `status "${text('#flow .status')}", account "${text('#account')}", WeChat shows "${text('#sim-sees')}"`;
+  }).catch((e) => `page: ${e.message.split('\n')[0]}`);
 }
 
 async function shot(page, name) {
