@@ -104,7 +104,7 @@ ngx_http_wechat_verify_url(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 
     wmcf = ngx_http_get_module_main_conf(r, ngx_http_wechat_module);
 
-    if (wmcf->host.data) {
+    if (wmcf->server.name.data) {
         rc = ngx_http_wechat_claim(r, ctx, ngx_http_wechat_answer_url);
 
         if (rc == NGX_OK) {
@@ -332,7 +332,7 @@ ngx_http_wechat_dispatch(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     ctx->scene.data = (u_char *) scene.data;
     ctx->scene.len = scene.len;
 
-    if (wmcf->host.data == NULL) {
+    if (wmcf->server.name.data == NULL) {
         ngx_http_wechat_pass(r, ctx);
         return NGX_DONE;
     }

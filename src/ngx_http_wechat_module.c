@@ -27,7 +27,11 @@ static ngx_int_t ngx_http_wechat_check_api(ngx_conf_t *cf,
 static char *ngx_http_wechat_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_wechat_redis_params(ngx_conf_t *cf,
-    ngx_http_wechat_main_conf_t *wmcf);
+    ngx_http_wechat_main_conf_t *wmcf, ngx_uint_t first);
+static ngx_int_t ngx_http_wechat_sentinels(ngx_conf_t *cf,
+    ngx_http_wechat_main_conf_t *wmcf, ngx_str_t *list);
+static ngx_int_t ngx_http_wechat_redis_addr(ngx_conf_t *cf, ngx_str_t *text,
+    ngx_http_wechat_addr_t *addr);
 static char *ngx_http_wechat_pass_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wechat_reply(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -160,7 +164,7 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       NULL },
 
     { ngx_string("wechat_redis"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE123,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_wechat_redis,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
@@ -500,9 +504,11 @@ ngx_http_wechat_create_main_conf(ngx_conf_t *cf)
     /*
      * set by ngx_pcalloc():
      *
-     *     wmcf->name = { 0, NULL };
-     *     wmcf->host = { 0, NULL };
-     *     wmcf->port = 0;
+     *     wmcf->server = { { 0, NULL }, { 0, NULL }, 0 };
+     *     wmcf->sentinels = NULL;
+     *     wmcf->master = { 0, NULL };
+     *     wmcf->sentinel_password = { 0, NULL };
+     *     wmcf->moves = 0;
      *     wmcf->db = 0;
      *     wmcf->password = { 0, NULL };
      *     wmcf->lookup_user = 0;
@@ -701,7 +707,7 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
         return NGX_OK;
     }
 
-    if (conf->endpoint->redis && wmcf->host.data == NULL) {
+    if (conf->endpoint->redis && wmcf->server.name.data == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"wechat_qrcode\", \"wechat_poll\" and "
                            "\"wechat_binding\" need \"wechat_redis\"");
@@ -744,19 +750,22 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
 }
 
 
-/* wechat_redis's db= and password= */
+/*
+ * wechat_redis's parameters from the first'th: db=, password=, and for
+ * Sentinel sentinel=, master= and sentinel_password=.
+ */
 
 static ngx_int_t
 ngx_http_wechat_redis_params(ngx_conf_t *cf,
-    ngx_http_wechat_main_conf_t *wmcf)
+    ngx_http_wechat_main_conf_t *wmcf, ngx_uint_t first)
 {
     ngx_int_t    db;
-    ngx_str_t   *value;
+    ngx_str_t   *value, v;
     ngx_uint_t   i;
 
     value = cf->args->elts;
 
-    for (i = 2; i < cf->args->nelts; i++) {
+    for (i = first; i < cf->args->nelts; i++) {
 
         if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
             db = ngx_atoi(value[i].data + 3, value[i].len - 3);
@@ -776,10 +785,149 @@ ngx_http_wechat_redis_params(ngx_conf_t *cf,
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "sentinel_password=", 18) == 0) {
+            wmcf->sentinel_password.data = value[i].data + 18;
+            wmcf->sentinel_password.len = value[i].len - 18;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "master=", 7) == 0) {
+            v.data = value[i].data + 7;
+            v.len = value[i].len - 7;
+
+            /* it goes into commands, log lines, and space-separated
+               messages from the sentinels */
+
+            if (v.len == 0 || !ngx_http_wechat_is_name(&v)
+                || ngx_strlchr(v.data, v.data + v.len, ' '))
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid master name \"%V\"", &v);
+                return NGX_ERROR;
+            }
+
+            wmcf->master = v;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "sentinel=", 9) == 0) {
+            v.data = value[i].data + 9;
+            v.len = value[i].len - 9;
+
+            if (ngx_http_wechat_sentinels(cf, wmcf, &v) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\"", &value[i]);
         return NGX_ERROR;
     }
+
+    return NGX_OK;
+}
+
+
+/* sentinel=host:port[,host:port...] */
+
+static ngx_int_t
+ngx_http_wechat_sentinels(ngx_conf_t *cf, ngx_http_wechat_main_conf_t *wmcf,
+    ngx_str_t *list)
+{
+    u_char                  *p, *last, *comma;
+    ngx_str_t                text;
+    ngx_http_wechat_addr_t  *addr;
+
+    if (wmcf->sentinels) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate \"sentinel=\" parameter");
+        return NGX_ERROR;
+    }
+
+    wmcf->sentinels = ngx_array_create(cf->pool, 3,
+                                       sizeof(ngx_http_wechat_addr_t));
+    if (wmcf->sentinels == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = list->data;
+    last = list->data + list->len;
+
+    do {
+        comma = ngx_strlchr(p, last, ',');
+
+        text.data = p;
+        text.len = (comma ? comma : last) - p;
+
+        addr = ngx_array_push(wmcf->sentinels);
+        if (addr == NULL
+            || ngx_http_wechat_redis_addr(cf, &text, addr) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        p = comma + 1;
+
+    } while (comma);
+
+    return NGX_OK;
+}
+
+
+/*
+ * An address, resolved here, once: a worker must not block on DNS.  A
+ * unix: path is taken as it is.
+ */
+
+static ngx_int_t
+ngx_http_wechat_redis_addr(ngx_conf_t *cf, ngx_str_t *text,
+    ngx_http_wechat_addr_t *addr)
+{
+    u_char     *p;
+    size_t      len;
+    ngx_url_t   u;
+
+    addr->name = *text;
+
+    if (ngx_strncmp(text->data, "unix:", 5) == 0) {
+        len = text->len - 5;
+        p = ngx_pnalloc(cf->pool, len + 1);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_cpystrn(p, text->data + 5, len + 1);
+        addr->host.data = p;
+        addr->host.len = len;
+        addr->port = 0;
+        return NGX_OK;
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url = *text;
+    u.default_port = 6379;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s in \"%V\"",
+                           u.err ? u.err : "no address", text);
+        return NGX_ERROR;
+    }
+
+    p = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, p,
+                        NGX_SOCKADDR_STRLEN, 0);
+    p[len] = '\0';
+
+    addr->host.data = p;
+    addr->host.len = len;
+    addr->port = ngx_inet_get_port(u.addrs[0].sockaddr);
 
     return NGX_OK;
 }
@@ -895,61 +1043,54 @@ ngx_http_wechat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_wechat_main_conf_t *wmcf = conf;
 
-    u_char      *p;
-    size_t       len;
     ngx_str_t   *value;
-    ngx_url_t    u;
+    ngx_uint_t   sentinel;
 
-    if (wmcf->host.data) {
+    if (wmcf->server.name.data) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
+    sentinel = (ngx_strncmp(value[1].data, "sentinel=", 9) == 0);
 
-    wmcf->name = value[1];
-
-    if (ngx_http_wechat_redis_params(cf, wmcf) != NGX_OK) {
+    if (ngx_http_wechat_redis_params(cf, wmcf, sentinel ? 1 : 2) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_strncmp(value[1].data, "unix:", 5) == 0) {
-        len = value[1].len - 5;
-        p = ngx_pnalloc(cf->pool, len + 1);
-        if (p == NULL) {
+    if (!sentinel) {
+        if (wmcf->sentinels || wmcf->master.len
+            || wmcf->sentinel_password.len)
+        {
+            return "takes \"sentinel=\", \"master=\" and "
+                   "\"sentinel_password=\" in place of an address";
+        }
+
+        if (ngx_http_wechat_redis_addr(cf, &value[1], &wmcf->server)
+            != NGX_OK)
+        {
             return NGX_CONF_ERROR;
         }
 
-        ngx_cpystrn(p, value[1].data + 5, len + 1);
-        wmcf->host.data = p;
-        wmcf->host.len = len;
         return NGX_CONF_OK;
     }
 
-    /* names resolve here, once: a worker must not block on DNS */
+    if (wmcf->master.len == 0) {
+        return "with \"sentinel=\" needs \"master=\"";
+    }
 
-    ngx_memzero(&u, sizeof(ngx_url_t));
+    /* filled in by each worker, once a sentinel names the master */
 
-    u.url = value[1];
-    u.default_port = 6379;
+    wmcf->server.host.data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+    wmcf->server.name.data = ngx_pnalloc(cf->pool, wmcf->master.len
+                                         + NGX_HTTP_WECHAT_MASTER_NAME_LEN);
 
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s in \"%V\"",
-                           u.err ? u.err : "no address", &value[1]);
+    if (wmcf->server.host.data == NULL || wmcf->server.name.data == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    p = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
-    if (p == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, p,
-                        NGX_SOCKADDR_STRLEN, 0);
-    p[len] = '\0';
-
-    wmcf->host.data = p;
-    wmcf->host.len = len;
-    wmcf->port = ngx_inet_get_port(u.addrs[0].sockaddr);
+    wmcf->server.name.len = ngx_sprintf(wmcf->server.name.data, "%V",
+                                        &wmcf->master)
+                            - wmcf->server.name.data;
 
     return NGX_CONF_OK;
 }
@@ -1252,7 +1393,7 @@ ngx_http_wechat_check_login(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
     wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wechat_module);
 
     if (conf->link_verify
-        && (conf->link_secrets == NULL || wmcf->host.data == NULL))
+        && (conf->link_secrets == NULL || wmcf->server.name.data == NULL))
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"wechat_link_verify\" needs "
@@ -1274,7 +1415,9 @@ ngx_http_wechat_check_login(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
 static ngx_int_t
 ngx_http_wechat_init_process(ngx_cycle_t *cycle)
 {
-    if (ngx_http_wechat_redis_init_process(cycle) != NGX_OK) {
+    if (ngx_http_wechat_sentinel_init_process(cycle) != NGX_OK
+        || ngx_http_wechat_redis_init_process(cycle) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -1289,4 +1432,5 @@ ngx_http_wechat_exit_process(ngx_cycle_t *cycle)
 
     ngx_http_wechat_pubsub_exit_process(cycle);
     ngx_http_wechat_redis_exit_process(cycle);
+    ngx_http_wechat_sentinel_exit_process(cycle);
 }

@@ -18,8 +18,8 @@
  *              _crypto.c                safe mode
  *   stores     _api.c                   WeChat's API, through subrequests
  *              _redis.c                 the Redis connection and commands
- *   stores     _redis.c                 the Redis connection and commands
  *              _pubsub.c                the pub/sub connection, waiters
+ *              _sentinel.c              where the master is, and failovers
  *              _redis_adapter.c         hiredis on nginx's event loop
  *              _queries.c               the node-local query record
  *              _scripts.c               generated from src/lua/
@@ -62,12 +62,31 @@
 #define NGX_HTTP_WECHAT_STREAM_MAXLEN    "100000"
 
 
+/* what a master's name grows by for the log: " ([address]:port)" */
+#define NGX_HTTP_WECHAT_MASTER_NAME_LEN                                      \
+    (sizeof(" ([]:65535)") + NGX_SOCKADDR_STRLEN)
+
+
+/* A Redis server, or a sentinel, to connect to. */
+
 typedef struct {
-    ngx_str_t                   name;       /* as configured, for logs */
+    ngx_str_t                   name;       /* for logs */
     ngx_str_t                   host;       /* address text, or unix path */
     in_port_t                   port;       /* 0 for a unix socket */
+} ngx_http_wechat_addr_t;
+
+
+typedef struct {
+    ngx_http_wechat_addr_t      server;     /* with sentinels: the master
+                                               they name, per worker */
     ngx_uint_t                  db;
     ngx_str_t                   password;
+
+    ngx_array_t                *sentinels;  /* of ngx_http_wechat_addr_t */
+    ngx_str_t                   master;     /* its name at the sentinels */
+    ngx_str_t                   sentinel_password;
+    ngx_uint_t                  moves;      /* changes of server, counted
+                                               per worker */
 
     ngx_msec_t                  connect_timeout;
     ngx_msec_t                  timeout;
@@ -443,7 +462,10 @@ ngx_int_t ngx_http_wechat_decrypt(ngx_http_request_t *r,
 ngx_int_t ngx_http_wechat_encrypt(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, wx_span_t xml, wx_span_t *out);
 
-/* stores: _api.c, _redis.c, _redis_adapter.c, _queries.c, _scripts.c */
+/*
+ * stores: _api.c, _redis.c, _redis_adapter.c, _pubsub.c, _sentinel.c,
+ * _queries.c, _scripts.c
+ */
 ngx_int_t ngx_http_wechat_api_call(ngx_http_request_t *r,
     ngx_http_wechat_api_call_t *call);
 ngx_int_t ngx_http_wechat_redis_init_process(ngx_cycle_t *cycle);
@@ -452,8 +474,9 @@ ngx_int_t ngx_http_wechat_redis_command(ngx_http_request_t *r,
     ngx_http_wechat_redis_handler_pt handler, ngx_int_t script,
     ngx_uint_t argc, ngx_str_t *argv);
 ngx_int_t ngx_http_wechat_redis_attach(redisAsyncContext *ac);
-redisAsyncContext *ngx_http_wechat_redis_open(
-    ngx_http_wechat_main_conf_t *wmcf, void *data);
+void ngx_http_wechat_redis_moved(void);
+redisAsyncContext *ngx_http_wechat_redis_open(ngx_http_wechat_addr_t *addr,
+    void *data);
 ngx_msec_t ngx_http_wechat_redis_backoff(ngx_uint_t attempts);
 void ngx_http_wechat_redis_timer(ngx_event_t *ev,
     ngx_event_handler_pt handler, void *data, ngx_log_t *log);
@@ -462,6 +485,10 @@ void ngx_http_wechat_pubsub_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_wechat_pubsub_wait(ngx_http_wechat_waiter_t *w,
     ngx_str_t *channel);
 void ngx_http_wechat_pubsub_leave(ngx_http_wechat_waiter_t *w);
+void ngx_http_wechat_pubsub_moved(void);
+ngx_int_t ngx_http_wechat_sentinel_init_process(ngx_cycle_t *cycle);
+void ngx_http_wechat_sentinel_exit_process(ngx_cycle_t *cycle);
+void ngx_http_wechat_sentinel_ask(void);
 ngx_int_t ngx_http_wechat_queries_zone(ngx_conf_t *cf, size_t size);
 ngx_int_t ngx_http_wechat_queries_claim(ngx_http_request_t *r,
     ngx_str_t *signature, u_char *digest, time_t ttl);

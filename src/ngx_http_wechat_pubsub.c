@@ -109,7 +109,7 @@ ngx_http_wechat_pubsub_init_process(ngx_cycle_t *cycle)
     ngx_http_wechat_main_conf_t  *wmcf;
 
     wmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_wechat_module);
-    if (wmcf == NULL || wmcf->host.data == NULL || !wmcf->pubsub) {
+    if (wmcf == NULL || wmcf->server.name.data == NULL || !wmcf->pubsub) {
         return NGX_OK;
     }
 
@@ -151,7 +151,7 @@ ngx_http_wechat_pubsub_connect(ngx_http_wechat_pubsub_t *ps)
     ngx_connection_t   *c;
     redisAsyncContext  *ac;
 
-    ac = ngx_http_wechat_redis_open(ps->conf, ps);
+    ac = ngx_http_wechat_redis_open(&ps->conf->server, ps);
     if (ac == NULL) {
         ngx_http_wechat_pubsub_lost(ps);
         return;
@@ -239,7 +239,7 @@ ngx_http_wechat_pubsub_on_connect(const redisAsyncContext *ac, int status)
 
     ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                   "wechat pubsub: connect to \"%V\" failed: %s",
-                  &ps->conf->name, ac->errstr);
+                  &ps->conf->server.name, ac->errstr);
 
     ps->ac = NULL;
     ngx_http_wechat_pubsub_lost(ps);
@@ -258,7 +258,7 @@ ngx_http_wechat_pubsub_on_disconnect(const redisAsyncContext *ac,
 
     ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                   "wechat pubsub: connection to \"%V\" lost: %s",
-                  &ps->conf->name,
+                  &ps->conf->server.name,
                   ac->errstr[0] ? ac->errstr : "closed by the server");
 
     ps->ac = NULL;
@@ -294,7 +294,7 @@ ngx_http_wechat_pubsub_ready(ngx_http_wechat_pubsub_t *ps)
     }
 
     ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
-                  "wechat pubsub: connected to \"%V\"", &ps->conf->name);
+                  "wechat pubsub: connected to \"%V\"", &ps->conf->server.name);
 
     ngx_http_wechat_pubsub_subscribe_all(ps);
 
@@ -724,7 +724,7 @@ ngx_http_wechat_pubsub_timeout(ngx_event_t *ev)
                   ps->ready ? "wechat pubsub: no reply in time, "
                               "dropping the connection"
                             : "wechat pubsub: connect to \"%V\" timed out",
-                  &ps->conf->name);
+                  &ps->conf->server.name);
 
     ngx_http_wechat_pubsub_drop(ps);
 }
@@ -741,6 +741,28 @@ ngx_http_wechat_pubsub_reconnect_handler(ngx_event_t *ev)
 
     ngx_http_wechat_count(pubsub_reconnects);
 
+    ngx_http_wechat_pubsub_connect(ps);
+}
+
+
+/* The sentinels named another master: the waiters move with it. */
+
+void
+ngx_http_wechat_pubsub_moved(void)
+{
+    ngx_http_wechat_pubsub_t  *ps = &ngx_http_wechat_pubsub;
+
+    if (ps->conf == NULL || ps->exiting) {
+        return;
+    }
+
+    ngx_http_wechat_pubsub_drop(ps);
+
+    if (ps->reconnect_timer.timer_set) {
+        ngx_del_timer(&ps->reconnect_timer);
+    }
+
+    ps->attempts = 0;
     ngx_http_wechat_pubsub_connect(ps);
 }
 

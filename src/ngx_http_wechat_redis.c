@@ -54,10 +54,12 @@ static void ngx_http_wechat_redis_connect(ngx_http_wechat_redis_t *rd);
 static void ngx_http_wechat_redis_handshake(ngx_http_wechat_redis_t *rd);
 static void ngx_http_wechat_redis_handshake_done(redisAsyncContext *ac,
     void *data, void *privdata);
+static ngx_uint_t ngx_http_wechat_redis_is_master(redisReply *role);
 static void ngx_http_wechat_redis_on_connect(const redisAsyncContext *ac,
     int status);
 static void ngx_http_wechat_redis_on_disconnect(const redisAsyncContext *ac,
     int status);
+static void ngx_http_wechat_redis_close(ngx_http_wechat_redis_t *rd);
 static void ngx_http_wechat_redis_drop(ngx_http_wechat_redis_t *rd);
 static void ngx_http_wechat_redis_schedule(ngx_http_wechat_redis_t *rd);
 static void ngx_http_wechat_redis_reconnect_handler(ngx_event_t *ev);
@@ -86,7 +88,7 @@ ngx_http_wechat_redis_init_process(ngx_cycle_t *cycle)
     ngx_http_wechat_main_conf_t  *wmcf;
 
     wmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_wechat_module);
-    if (wmcf == NULL || wmcf->host.data == NULL) {
+    if (wmcf == NULL || wmcf->server.name.data == NULL) {
         return NGX_OK;
     }
 
@@ -119,7 +121,7 @@ ngx_http_wechat_redis_exit_process(ngx_cycle_t *cycle)
         ngx_del_timer(&rd->reconnect_timer);
     }
 
-    ngx_http_wechat_redis_drop(rd);
+    ngx_http_wechat_redis_close(rd);
 }
 
 
@@ -129,7 +131,7 @@ ngx_http_wechat_redis_connect(ngx_http_wechat_redis_t *rd)
     redisAsyncContext            *ac;
     ngx_http_wechat_main_conf_t  *wmcf = rd->conf;
 
-    ac = ngx_http_wechat_redis_open(wmcf, rd);
+    ac = ngx_http_wechat_redis_open(&wmcf->server, rd);
     if (ac == NULL) {
         ngx_http_wechat_redis_schedule(rd);
         return;
@@ -177,6 +179,14 @@ ngx_http_wechat_redis_handshake(ngx_http_wechat_redis_t *rd)
                           "SELECT", "SELECT %b", db, (size_t) (p - db));
     }
 
+    /* the master a sentinel named may have become a replica since */
+
+    if (wmcf->sentinels) {
+        rd->handshake++;
+        redisAsyncCommand(rd->ac, ngx_http_wechat_redis_handshake_done,
+                          "ROLE", "ROLE");
+    }
+
     for (i = 0; i < NGX_HTTP_WECHAT_SCRIPTS; i++) {
         redisAsyncCommand(rd->ac, ngx_http_wechat_redis_handshake_done,
                           "SCRIPT LOAD", "SCRIPT LOAD %b",
@@ -206,6 +216,17 @@ ngx_http_wechat_redis_handshake_done(redisAsyncContext *ac, void *data,
         return;
     }
 
+    if (ngx_strcmp(privdata, "ROLE") == 0
+        && !ngx_http_wechat_redis_is_master(response))
+    {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "wechat redis: \"%V\" is not the master, "
+                      "asking the sentinels again", &rd->conf->server.name);
+        ngx_http_wechat_redis_drop(rd);
+        ngx_http_wechat_sentinel_ask();
+        return;
+    }
+
     if (--rd->handshake > 0) {
         return;
     }
@@ -220,7 +241,18 @@ ngx_http_wechat_redis_handshake_done(redisAsyncContext *ac, void *data,
     ngx_http_wechat_metrics_redis_connected(1);
 
     ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
-                  "wechat redis: connected to \"%V\"", &rd->conf->name);
+                  "wechat redis: connected to \"%V\"", &rd->conf->server.name);
+}
+
+
+static ngx_uint_t
+ngx_http_wechat_redis_is_master(redisReply *role)
+{
+    return role->type == REDIS_REPLY_ARRAY && role->elements > 0
+           && role->element[0]->type == REDIS_REPLY_STRING
+           && role->element[0]->len == sizeof("master") - 1
+           && ngx_strncmp(role->element[0]->str, "master",
+                          sizeof("master") - 1) == 0;
 }
 
 
@@ -242,7 +274,7 @@ ngx_http_wechat_redis_on_connect(const redisAsyncContext *ac, int status)
 
     ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                   "wechat redis: connect to \"%V\" failed: %s",
-                  &rd->conf->name, ac->errstr);
+                  &rd->conf->server.name, ac->errstr);
 
     rd->ac = NULL;
     rd->state = ngx_http_wechat_redis_disconnected;
@@ -267,7 +299,7 @@ ngx_http_wechat_redis_on_disconnect(const redisAsyncContext *ac, int status)
 
     ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                   "wechat redis: connection to \"%V\" lost: %s",
-                  &rd->conf->name,
+                  &rd->conf->server.name,
                   ac->errstr[0] ? ac->errstr : "closed by the server");
 
     rd->ac = NULL;
@@ -285,7 +317,7 @@ ngx_http_wechat_redis_on_disconnect(const redisAsyncContext *ac, int status)
 /* Frees the connection: every command in flight is answered with NULL. */
 
 static void
-ngx_http_wechat_redis_drop(ngx_http_wechat_redis_t *rd)
+ngx_http_wechat_redis_close(ngx_http_wechat_redis_t *rd)
 {
     redisAsyncContext  *ac = rd->ac;
 
@@ -303,10 +335,18 @@ ngx_http_wechat_redis_drop(ngx_http_wechat_redis_t *rd)
 
     ac->onDisconnect = NULL;
     redisAsyncFree(ac);
+}
 
+
+static void
+ngx_http_wechat_redis_drop(ngx_http_wechat_redis_t *rd)
+{
+    ngx_http_wechat_redis_close(rd);
     ngx_http_wechat_redis_schedule(rd);
 }
 
+
+/* A reconnect after a backoff; with sentinels, to where they say. */
 
 static void
 ngx_http_wechat_redis_schedule(ngx_http_wechat_redis_t *rd)
@@ -317,6 +357,30 @@ ngx_http_wechat_redis_schedule(ngx_http_wechat_redis_t *rd)
 
     ngx_add_timer(&rd->reconnect_timer,
                   ngx_http_wechat_redis_backoff(rd->attempts++));
+
+    ngx_http_wechat_sentinel_ask();
+}
+
+
+/* The sentinels named another master: go there now. */
+
+void
+ngx_http_wechat_redis_moved(void)
+{
+    ngx_http_wechat_redis_t  *rd = &ngx_http_wechat_redis;
+
+    if (rd->conf == NULL || rd->exiting) {
+        return;
+    }
+
+    ngx_http_wechat_redis_close(rd);
+
+    if (rd->reconnect_timer.timer_set) {
+        ngx_del_timer(&rd->reconnect_timer);
+    }
+
+    rd->attempts = 0;
+    ngx_http_wechat_redis_connect(rd);
 }
 
 
@@ -347,7 +411,7 @@ ngx_http_wechat_redis_connect_timeout(ngx_event_t *ev)
 
     ngx_log_error(NGX_LOG_ERR, ev->log, 0,
                   "wechat redis: connect to \"%V\" timed out",
-                  &rd->conf->name);
+                  &rd->conf->server.name);
 
     ngx_http_wechat_redis_drop(rd);
 }
@@ -568,7 +632,7 @@ ngx_http_wechat_redis_done(redisAsyncContext *ac, void *data,
     void *privdata)
 {
     redisReply                        *response = data;
-    ngx_uint_t                         ended;
+    ngx_uint_t                         ended, failover;
     ngx_connection_t                  *c;
     ngx_http_request_t                *r;
     ngx_http_wechat_cmd_t             *cmd = privdata;
@@ -583,6 +647,7 @@ ngx_http_wechat_redis_done(redisAsyncContext *ac, void *data,
     ended = response ? NGX_HTTP_WECHAT_REDIS_OK
             : rd->connected ? NGX_HTTP_WECHAT_REDIS_LOST
             : NGX_HTTP_WECHAT_REDIS_REFUSED;
+    failover = 0;
 
     if (response && response->type == REDIS_REPLY_ERROR) {
 
@@ -599,6 +664,12 @@ ngx_http_wechat_redis_done(redisAsyncContext *ac, void *data,
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "wechat redis: %V failed: %s", &cmd->name,
                       response->str);
+
+        /* with sentinels, a replica is no place to stay: ask them again */
+
+        failover = rd->conf->sentinels && ac == rd->ac
+                   && ngx_strncmp(response->str, "READONLY", 8) == 0;
+
         response = NULL;
         ended = NGX_HTTP_WECHAT_REDIS_REFUSED;
     }
@@ -620,6 +691,10 @@ ngx_http_wechat_redis_done(redisAsyncContext *ac, void *data,
     }
 
     ngx_free(cmd);
+
+    if (failover) {
+        ngx_http_wechat_redis_drop(rd);
+    }
 
     if (r == NULL) {
         return;

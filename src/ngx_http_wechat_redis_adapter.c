@@ -27,20 +27,25 @@ static void ngx_http_wechat_redis_cleanup(void *data);
 
 
 /*
- * Opens a connection to wechat_redis on nginx's event loop; ac->data is
- * data.  NULL, logged, when it cannot even start.
+ * Opens a connection to addr on nginx's event loop; ac->data is data.
+ * NULL when it cannot even start (logged), or when the address is not
+ * known yet: a sentinel has not named the master.
  */
 
 redisAsyncContext *
-ngx_http_wechat_redis_open(ngx_http_wechat_main_conf_t *wmcf, void *data)
+ngx_http_wechat_redis_open(ngx_http_wechat_addr_t *addr, void *data)
 {
     redisAsyncContext  *ac;
 
-    if (wmcf->port) {
-        ac = redisAsyncConnect((char *) wmcf->host.data, wmcf->port);
+    if (addr->host.len == 0) {
+        return NULL;
+    }
+
+    if (addr->port) {
+        ac = redisAsyncConnect((char *) addr->host.data, addr->port);
 
     } else {
-        ac = redisAsyncConnectUnix((char *) wmcf->host.data);
+        ac = redisAsyncConnectUnix((char *) addr->host.data);
     }
 
     if (ac == NULL) {
@@ -52,7 +57,7 @@ ngx_http_wechat_redis_open(ngx_http_wechat_main_conf_t *wmcf, void *data)
     if (ac->err) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "wechat redis: connect to \"%V\" failed: %s",
-                      &wmcf->name, ac->errstr);
+                      &addr->name, ac->errstr);
         redisAsyncFree(ac);
         return NULL;
     }

@@ -96,6 +96,18 @@ my @bad = (
       . 'wechat_callback; } location /b { wechat_token t; '
       . 'wechat_appid wxb; wechat_callback; } }',
       qr/the same "wechat_token" for the accounts "wxa" and "wxb"/ ],
+    [ 'sentinels without a master name',
+      'wechat_redis sentinel=127.0.0.1:26379;',
+      qr/"wechat_redis" directive with "sentinel=" needs "master="/ ],
+    [ 'a master name without sentinels',
+      'wechat_redis 127.0.0.1:6379 master=mymaster;',
+      qr/takes "sentinel=", "master=" and "sentinel_password=" in place of an address/ ],
+    [ 'a master name with a space',
+      'wechat_redis sentinel=127.0.0.1:26379 "master=my master";',
+      qr/invalid master name "my master"/ ],
+    [ 'a sentinel that is no address',
+      'wechat_redis sentinel=127.0.0.1:26379,:x master=m;',
+      qr/in ":x"/ ],
     [ 'duplicate redis',
       'wechat_redis 127.0.0.1:6379; wechat_redis 127.0.0.1:6380;',
       qr/is duplicate/ ],
@@ -113,5 +125,10 @@ my ($ok, $out) = nginx_t($head . 'wechat_aes_key '
     . 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefg;'
     . "wechat_redis unix:/tmp/r.sock db=2 password=secret;\n}\n");
 ok($ok, 'two AES keys, unix socket redis') or diag($out);
+
+($ok, $out) = nginx_t($head . 'wechat_redis sentinel=127.0.0.1:26379,'
+    . '127.0.0.2:26379,[::1]:26380 master=mymaster db=1 password=a '
+    . "sentinel_password=b;\n}\n");
+ok($ok, 'redis through sentinels') or diag($out);
 
 done_testing;

@@ -72,40 +72,6 @@ sub metric {
     return $text =~ /^\Q$name\E (\d+)$/m ? $1 : undef;
 }
 
-# A poll on its own socket, as HTTP/1.0 so that the answer ends with the
-# connection: start it, then read it whole later.
-sub poll_start {
-    my ($node, $path, $q, %headers) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                  PeerPort => $node->{port}, Proto => 'tcp',
-                                  Timeout => 5) or die "connect: $!";
-    my $h = join '', map { "$_: $headers{$_}\r\n" } sort keys %headers;
-    print $s "GET $path?scene=$q->{scene}&token=$q->{token} HTTP/1.0\r\n"
-           . "Host: localhost\r\n$h\r\n";
-    return { sock => $s, t0 => time, buf => '' };
-}
-
-# Reads what the poll has sent until it ends or the time runs out.
-sub poll_read {
-    my ($p, $seconds) = @_;
-    my $deadline = time + $seconds;
-    my $sel = IO::Select->new($p->{sock});
-    while (!$p->{eof} && time < $deadline) {
-        next unless $sel->can_read(0.05);
-        my $n = sysread($p->{sock}, my $chunk, 65536);
-        if (!$n) {
-            $p->{eof} = 1;
-            $p->{elapsed} = time - $p->{t0};
-            last;
-        }
-        $p->{buf} .= $chunk;
-    }
-    my ($head, $body) = split /\r\n\r\n/, $p->{buf}, 2;
-    $p->{status} = ($head // '') =~ m{^HTTP/1\.\d (\d+)} ? $1 : 0;
-    $p->{body} = $body // '';
-    return $p;
-}
-
 sub waiting_is {
     my ($node, $n, $what) = @_;
     my $ok = eval {

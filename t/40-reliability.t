@@ -11,10 +11,10 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use JSON::PP;
-use POSIX ();
 use Test::More;
 use Time::HiRes qw(time sleep);
 use WxTest;
+use WxLoad ();
 
 plan skip_all => 'needs nginx with a master process'
     if $WxTest::Nginx::VALGRIND;
@@ -54,102 +54,12 @@ wait_until('the Redis connection',
            sub { http_req('GET', $ng->url('/qrcode?user=w'))->{status} == 200 },
            20);
 
-# One client: a mix of bind flows, menu clicks and polls, each request
-# recorded as "kind status elapsed answer" in $file.
-sub client {
-    my ($ng, $file, $until, $id) = @_;
-    open my $out, '>', $file or die;
-    my $n = 0;
-    while (time < $until) {
-        $n++;
-        my $user = "u$id-$n";
-        my $q = http_req('GET', $ng->url("/qrcode?user=$user"), timeout => 6);
-        my $scene = $q->{status} == 200
-                  ? $json->decode($q->{content})->{scene}
-                  : 'wxs_' . ('f' x 32);
-        my %req = (
-            scan => event_xml(from => "o$id-$n", event => 'SCAN',
-                              key => $scene),
-            click => event_xml(from => "o$id-$n", event => 'CLICK',
-                               key => 'MENU'),
-        );
-        for my $kind (qw(scan click)) {
-            my $res = send_push($ng, '/wx', $token, $req{$kind}, timeout => 6);
-            my $answer = $res->{content} eq 'app-answer' ? 'passed'
-                       : $res->{content} =~ /<MsgType><!\[CDATA\[text\]\]>/
-                         ? 'resolved' : 'other';
-            printf $out "%s %d %.3f %s\n", $kind, $res->{status},
-                   $res->{elapsed}, $answer;
-        }
-        my $p = http_req('GET', $ng->url('/poll'),
-                         query => { scene => $scene, token => 'x' x 32 },
-                         timeout => 6);
-        printf $out "poll %d %.3f -\n", $p->{status}, $p->{elapsed};
-    }
-    close $out;
-}
-
-# Runs $clients clients for $secs seconds while $fault runs; returns the
-# records.
 sub under_load {
     my ($ng, $secs, $fault, $clients) = @_;
-    $clients //= 4;
-    my $dir = File::Temp::tempdir(CLEANUP => 1);
-    my $until = time + $secs;
-    my @pids;
-    for my $i (1 .. $clients) {
-        my $pid = fork // die;
-        if ($pid == 0) {
-            client($ng, "$dir/$i", $until, $i);
-            POSIX::_exit(0);
-        }
-        push @pids, $pid;
-    }
-    $fault->() if $fault;
-    waitpid $_, 0 for @pids;
-    my @records;
-    for my $i (1 .. $clients) {
-        open my $fh, '<', "$dir/$i" or next;
-        push @records, map { chomp; [ split / / ] } <$fh>;
-    }
-    return @records;
+    return WxLoad::under_load($ng, $token, $secs, $fault, $clients);
 }
-
-# The invariants every phase must keep.
-sub check_phase {
-    my ($name, $before, @records) = @_;
-    my @pushes = grep { $_->[0] ne 'poll' } @records;
-    ok(@pushes > 0, "$name: pushes sent (" . scalar(@pushes) . ")");
-    my @bad = grep { $_->[1] != 200 } @pushes;
-    ok(!@bad, "$name: every push answered 200")
-        or diag(join "\n", map { "@$_" } @bad[0 .. ($#bad > 9 ? 9 : $#bad)]);
-    my @slow = grep { $_->[2] >= 5 } @pushes;
-    ok(!@slow, "$name: every push answered within 5 s");
-    my @lost = grep { $_->[3] eq 'other' } @pushes;
-    ok(!@lost, "$name: every push resolved or passed");
-    my $passed = grep { $_->[3] eq 'passed' } @pushes;
-    wait_until('upstream receipts', sub {
-        scalar($app->{requests}->()) - $before >= $passed }, 10);
-    is(scalar($app->{requests}->()) - $before, $passed,
-       "$name: the upstream received every passed push ($passed)");
-    my @polls = grep { $_->[0] eq 'poll' } @records;
-    my ($max) = sort { $b <=> $a } map { $_->[2] } @pushes;
-    my $resolved = grep { $_->[3] eq 'resolved' } @pushes;
-    my $unavailable = grep { $_->[1] == 503 } @polls;
-    diag(sprintf "%-16s pushes %6d  resolved %6d  passed %6d  slowest %.2fs"
-                 . "  polls %6d (503: %d)", $name, scalar @pushes, $resolved,
-                 $passed, $max // 0, scalar @polls, $unavailable);
-    ok(!grep({ $_->[1] != 200 && $_->[1] != 503 } @polls),
-       "$name: polls answered 200 or 503");
-    ok(!grep({ $_->[2] >= 5 } @polls), "$name: polls answered within 5 s");
-}
-
-sub no_crash {
-    my ($name) = @_;
-    unlike($ng->log_text, qr/exited on signal|\[alert\]|\[emerg\]|\[crit\]/,
-           "$name: no worker crashed, no alert");
-}
-
+sub check_phase { WxLoad::check_phase($app, @_) }
+sub no_crash { WxLoad::no_crash($ng, @_) }
 sub receipts { scalar $app->{requests}->() }
 
 # --- Redis killed and restarted under load --------------------------------------

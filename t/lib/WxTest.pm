@@ -17,6 +17,7 @@ use File::Basename qw(dirname);
 use File::Path qw(make_path);
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
+use IO::Select;
 use IO::Socket::INET;
 use POSIX qw(:sys_wait_h);
 use Test::More;
@@ -26,7 +27,8 @@ use Exporter 'import';
 our @EXPORT = qw(generated_scripts start_nginx start_redis start_upstream redis_cmd
                  http_req sign signed_query send_push run_case event_xml
                  stop_redis restart_redis start_fake_wechat
-                 text_xml wait_until free_port start_process $ROOT $MODULE);
+                 text_xml wait_until free_port start_process poll_start poll_read
+                 $ROOT $MODULE);
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
 # WECHAT_MODULE= (empty) with NGINX_BINARY runs the suite on a static build.
@@ -423,12 +425,21 @@ sub redis_cmd {
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
                                   PeerPort => $redis->{port}, Proto => 'tcp',
                                   Timeout => 5) or die "redis: $!";
-    my $req = '*' . @args . "\r\n";
-    $req .= '$' . length($_) . "\r\n$_\r\n" for @args;
-    print $s $req;
+    if (defined $redis->{password}) {
+        print $s resp_command('AUTH', $redis->{password});
+        read_resp($s);
+    }
+    print $s resp_command(@args);
     my $reply = read_resp($s);
     close $s;
     return $reply;
+}
+
+sub resp_command {
+    my (@args) = @_;
+    my $req = '*' . @args . "\r\n";
+    $req .= '$' . length($_) . "\r\n$_\r\n" for @args;
+    return $req;
 }
 
 sub read_resp {
@@ -450,6 +461,42 @@ sub read_resp {
         return [ map { read_resp($s) } 1 .. $v ];
     }
     die "redis: bad reply $line\n";
+}
+
+# --- long polls ---------------------------------------------------------------
+
+# A poll on its own socket, as HTTP/1.0 so that the answer ends with the
+# connection: start it, then read it whole later.
+sub poll_start {
+    my ($node, $path, $q, %headers) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $node->{port}, Proto => 'tcp',
+                                  Timeout => 5) or die "connect: $!";
+    my $h = join '', map { "$_: $headers{$_}\r\n" } sort keys %headers;
+    print $s "GET $path?scene=$q->{scene}&token=$q->{token} HTTP/1.0\r\n"
+           . "Host: localhost\r\n$h\r\n";
+    return { sock => $s, t0 => time, buf => '' };
+}
+
+# Reads what the poll has sent until it ends or the time runs out.
+sub poll_read {
+    my ($p, $seconds) = @_;
+    my $deadline = time + $seconds;
+    my $sel = IO::Select->new($p->{sock});
+    while (!$p->{eof} && time < $deadline) {
+        next unless $sel->can_read(0.05);
+        my $n = sysread($p->{sock}, my $chunk, 65536);
+        if (!$n) {
+            $p->{eof} = 1;
+            $p->{elapsed} = time - $p->{t0};
+            last;
+        }
+        $p->{buf} .= $chunk;
+    }
+    my ($head, $body) = split /\r\n\r\n/, $p->{buf}, 2;
+    $p->{status} = ($head // '') =~ m{^HTTP/1\.\d (\d+)} ? $1 : 0;
+    $p->{body} = $body // '';
+    return $p;
 }
 
 # --- the stand-in business upstream ---------------------------------------

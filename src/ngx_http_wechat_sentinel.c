@@ -1,0 +1,503 @@
+
+/*
+ * ngx_http_wechat_module: where the master is, from Redis Sentinel.  Each
+ * worker keeps one connection to a sentinel: AUTH -> SENTINEL
+ * get-master-addr-by-name -> SUBSCRIBE +switch-master, on which it hears of
+ * a failover.  A lost connection, a replica where the master should be, or
+ * a READONLY reply make the command connection ask again; the sentinels
+ * are tried in turn.  When the address changes, the command and pub/sub
+ * connections move to it at once.
+ */
+
+
+#include "ngx_http_wechat_module.h"
+
+
+#define NGX_HTTP_WECHAT_SWITCH  "+switch-master"
+
+
+typedef struct {
+    ngx_http_wechat_main_conf_t  *conf;
+    redisAsyncContext            *ac;
+    ngx_uint_t                    current;    /* the sentinel asked */
+    ngx_uint_t                    attempts;
+    ngx_event_t                   timer;      /* connect, and the answer */
+    ngx_event_t                   reconnect_timer;
+    unsigned                      watching:1; /* subscribed, answered */
+    unsigned                      exiting:1;
+} ngx_http_wechat_sentinel_t;
+
+
+static void ngx_http_wechat_sentinel_connect(ngx_http_wechat_sentinel_t *st);
+static void ngx_http_wechat_sentinel_on_connect(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_wechat_sentinel_on_disconnect(
+    const redisAsyncContext *ac, int status);
+static void ngx_http_wechat_sentinel_auth_done(redisAsyncContext *ac,
+    void *data, void *privdata);
+static void ngx_http_wechat_sentinel_answer(redisAsyncContext *ac,
+    void *data, void *privdata);
+static void ngx_http_wechat_sentinel_message(redisAsyncContext *ac,
+    void *data, void *privdata);
+static ngx_int_t ngx_http_wechat_sentinel_switch(
+    ngx_http_wechat_sentinel_t *st, ngx_str_t *text);
+static ngx_int_t ngx_http_wechat_sentinel_master(
+    ngx_http_wechat_sentinel_t *st, ngx_str_t *host, ngx_str_t *port);
+static void ngx_http_wechat_sentinel_failed(ngx_http_wechat_sentinel_t *st,
+    const char *what, const char *detail);
+static void ngx_http_wechat_sentinel_drop(ngx_http_wechat_sentinel_t *st);
+static void ngx_http_wechat_sentinel_timeout(ngx_event_t *ev);
+static void ngx_http_wechat_sentinel_reconnect_handler(ngx_event_t *ev);
+
+
+static ngx_http_wechat_sentinel_t  ngx_http_wechat_sentinel;
+
+
+ngx_int_t
+ngx_http_wechat_sentinel_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_wechat_sentinel_t   *st;
+    ngx_http_wechat_main_conf_t  *wmcf;
+
+    wmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_wechat_module);
+    if (wmcf == NULL || wmcf->sentinels == NULL) {
+        return NGX_OK;
+    }
+
+    st = &ngx_http_wechat_sentinel;
+    ngx_memzero(st, sizeof(ngx_http_wechat_sentinel_t));
+
+    st->conf = wmcf;
+
+    /* workers start at different sentinels, to share the load */
+
+    st->current = ngx_worker % wmcf->sentinels->nelts;
+
+    ngx_http_wechat_redis_timer(&st->timer, ngx_http_wechat_sentinel_timeout,
+                                st, cycle->log);
+    ngx_http_wechat_redis_timer(&st->reconnect_timer,
+                                ngx_http_wechat_sentinel_reconnect_handler,
+                                st, cycle->log);
+
+    ngx_http_wechat_sentinel_connect(st);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_wechat_sentinel_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_wechat_sentinel_t  *st = &ngx_http_wechat_sentinel;
+
+    if (st->conf == NULL) {
+        return;
+    }
+
+    st->exiting = 1;
+
+    if (st->reconnect_timer.timer_set) {
+        ngx_del_timer(&st->reconnect_timer);
+    }
+
+    ngx_http_wechat_sentinel_drop(st);
+}
+
+
+/*
+ * The command connection's call when the master it reached failed it.  A
+ * question in flight will answer; a watching connection is replaced by a
+ * new one, which asks.
+ */
+
+void
+ngx_http_wechat_sentinel_ask(void)
+{
+    ngx_http_wechat_sentinel_t  *st = &ngx_http_wechat_sentinel;
+
+    if (st->conf == NULL || st->exiting || ngx_exiting) {
+        return;
+    }
+
+    if (st->ac && !st->watching) {
+        return;
+    }
+
+    ngx_http_wechat_sentinel_drop(st);
+
+    if (st->reconnect_timer.timer_set) {
+        ngx_del_timer(&st->reconnect_timer);
+    }
+
+    ngx_http_wechat_sentinel_connect(st);
+}
+
+
+static void
+ngx_http_wechat_sentinel_connect(ngx_http_wechat_sentinel_t *st)
+{
+    redisAsyncContext            *ac;
+    ngx_http_wechat_addr_t       *addr;
+    ngx_http_wechat_main_conf_t  *wmcf = st->conf;
+
+    addr = wmcf->sentinels->elts;
+
+    ac = ngx_http_wechat_redis_open(&addr[st->current], st);
+    if (ac == NULL) {
+        ngx_http_wechat_sentinel_failed(st, NULL, NULL);
+        return;
+    }
+
+    st->ac = ac;
+    st->watching = 0;
+
+    redisAsyncSetConnectCallback(ac, ngx_http_wechat_sentinel_on_connect);
+    redisAsyncSetDisconnectCallback(ac,
+                                    ngx_http_wechat_sentinel_on_disconnect);
+
+    ngx_add_timer(&st->timer, wmcf->connect_timeout + wmcf->timeout);
+
+    if (wmcf->sentinel_password.len) {
+        redisAsyncCommand(ac, ngx_http_wechat_sentinel_auth_done, NULL,
+                          "AUTH %b", wmcf->sentinel_password.data,
+                          wmcf->sentinel_password.len);
+    }
+
+    redisAsyncCommand(ac, ngx_http_wechat_sentinel_answer, NULL,
+                      "SENTINEL get-master-addr-by-name %b",
+                      wmcf->master.data, wmcf->master.len);
+}
+
+
+static void
+ngx_http_wechat_sentinel_on_connect(const redisAsyncContext *ac, int status)
+{
+    ngx_http_wechat_sentinel_t  *st = &ngx_http_wechat_sentinel;
+
+    if (ac != st->ac || status == REDIS_OK) {
+        return;
+    }
+
+    /* hiredis frees the context after this callback */
+
+    st->ac = NULL;
+    ngx_http_wechat_sentinel_failed(st, "connect failed", ac->errstr);
+}
+
+
+static void
+ngx_http_wechat_sentinel_on_disconnect(const redisAsyncContext *ac,
+    int status)
+{
+    ngx_http_wechat_sentinel_t  *st = &ngx_http_wechat_sentinel;
+
+    if (ac != st->ac) {
+        return;
+    }
+
+    st->ac = NULL;
+    ngx_http_wechat_sentinel_failed(st, "connection lost",
+                                    ac->errstr[0] ? ac->errstr
+                                                  : "closed by the server");
+}
+
+
+static void
+ngx_http_wechat_sentinel_auth_done(redisAsyncContext *ac, void *data,
+    void *privdata)
+{
+    redisReply                  *response = data;
+    ngx_http_wechat_sentinel_t  *st = &ngx_http_wechat_sentinel;
+
+    if (response == NULL || ac != st->ac
+        || response->type != REDIS_REPLY_ERROR)
+    {
+        return;
+    }
+
+    ngx_http_wechat_sentinel_failed(st, "AUTH failed", response->str);
+}
+
+
+/* The answer to get-master-addr-by-name: [host, port], or nil. */
+
+static void
+ngx_http_wechat_sentinel_answer(redisAsyncContext *ac, void *data,
+    void *privdata)
+{
+    ngx_str_t                    host, port;
+    redisReply                  *response = data;
+    ngx_http_wechat_sentinel_t  *st = &ngx_http_wechat_sentinel;
+
+    if (response == NULL || ac != st->ac) {
+        return;
+    }
+
+    if (response->type == REDIS_REPLY_ERROR) {
+        ngx_http_wechat_sentinel_failed(st, "SENTINEL failed", response->str);
+        return;
+    }
+
+    if (response->type != REDIS_REPLY_ARRAY || response->elements != 2
+        || response->element[0]->type != REDIS_REPLY_STRING
+        || response->element[1]->type != REDIS_REPLY_STRING)
+    {
+        ngx_http_wechat_sentinel_failed(st, "does not know the master", NULL);
+        return;
+    }
+
+    host.data = (u_char *) response->element[0]->str;
+    host.len = response->element[0]->len;
+    port.data = (u_char *) response->element[1]->str;
+    port.len = response->element[1]->len;
+
+    if (ngx_http_wechat_sentinel_master(st, &host, &port) != NGX_OK) {
+        ngx_http_wechat_sentinel_failed(st, "named no usable address",
+                                        NULL);
+        return;
+    }
+
+    /* the timer still runs: the SUBSCRIBE's reply is due */
+
+    redisAsyncCommand(ac, ngx_http_wechat_sentinel_message, NULL,
+                      "SUBSCRIBE " NGX_HTTP_WECHAT_SWITCH);
+}
+
+
+/*
+ * SUBSCRIBE's reply, then each message on +switch-master:
+ * "name old-host old-port new-host new-port".
+ */
+
+static void
+ngx_http_wechat_sentinel_message(redisAsyncContext *ac, void *data,
+    void *privdata)
+{
+    ngx_str_t                    type, text;
+    redisReply                  *response = data;
+    ngx_http_wechat_sentinel_t  *st = &ngx_http_wechat_sentinel;
+
+    if (response == NULL || ac != st->ac) {
+        return;
+    }
+
+    if (response->type != REDIS_REPLY_ARRAY || response->elements != 3
+        || response->element[0]->type != REDIS_REPLY_STRING)
+    {
+        ngx_http_wechat_sentinel_failed(st, "SUBSCRIBE failed",
+                                        response->type == REDIS_REPLY_ERROR
+                                        ? response->str : NULL);
+        return;
+    }
+
+    type.data = (u_char *) response->element[0]->str;
+    type.len = response->element[0]->len;
+
+    if (type.len == sizeof("subscribe") - 1
+        && ngx_strncmp(type.data, "subscribe", type.len) == 0)
+    {
+        if (st->timer.timer_set) {
+            ngx_del_timer(&st->timer);
+        }
+
+        st->watching = 1;
+        st->attempts = 0;
+
+        /* nothing is due while it watches: keepalive notices a dead host */
+
+        (void) redisEnableKeepAlive(&ac->c);
+        return;
+    }
+
+    if (response->element[2]->type != REDIS_REPLY_STRING) {
+        return;
+    }
+
+    text.data = (u_char *) response->element[2]->str;
+    text.len = response->element[2]->len;
+
+    if (ngx_http_wechat_sentinel_switch(st, &text) != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "wechat sentinel: a " NGX_HTTP_WECHAT_SWITCH
+                      " message that is not understood, asking again");
+        ngx_http_wechat_sentinel_ask();
+    }
+}
+
+
+/* NGX_DECLINED: another master's switch. */
+
+static ngx_int_t
+ngx_http_wechat_sentinel_switch(ngx_http_wechat_sentinel_t *st,
+    ngx_str_t *text)
+{
+    u_char     *p, *last, *space;
+    ngx_str_t   field[5];
+    ngx_uint_t  i;
+
+    p = text->data;
+    last = text->data + text->len;
+
+    for (i = 0; i < 5; i++) {
+        space = ngx_strlchr(p, last, ' ');
+
+        if ((space == NULL) != (i == 4)) {
+            return NGX_ERROR;
+        }
+
+        field[i].data = p;
+        field[i].len = (space ? space : last) - p;
+
+        p = space + 1;
+    }
+
+    if (field[0].len != st->conf->master.len
+        || ngx_strncmp(field[0].data, st->conf->master.data,
+                       field[0].len) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_wechat_sentinel_master(st, &field[3], &field[4]);
+}
+
+
+/*
+ * Takes the master's address: an IP address, for resolving a name would
+ * block the worker, and a port.  The connections move when it changed.
+ */
+
+static ngx_int_t
+ngx_http_wechat_sentinel_master(ngx_http_wechat_sentinel_t *st,
+    ngx_str_t *host, ngx_str_t *port)
+{
+    ngx_int_t                     n;
+    ngx_uint_t                    ip;
+    ngx_http_wechat_addr_t       *server;
+    ngx_http_wechat_main_conf_t  *wmcf = st->conf;
+#if (NGX_HAVE_INET6)
+    struct in6_addr               inaddr6;
+#endif
+
+    n = ngx_atoi(port->data, port->len);
+
+    ip = host->len > 0 && host->len < NGX_SOCKADDR_STRLEN
+         && (ngx_inet_addr(host->data, host->len) != INADDR_NONE
+#if (NGX_HAVE_INET6)
+             || ngx_inet6_addr(host->data, host->len, inaddr6.s6_addr)
+                == NGX_OK
+#endif
+            );
+
+    if (!ip || n < 1 || n > 65535) {
+        return NGX_ERROR;
+    }
+
+    server = &wmcf->server;
+
+    if (server->port == (in_port_t) n && server->host.len == host->len
+        && ngx_strncmp(server->host.data, host->data, host->len) == 0)
+    {
+        return NGX_OK;
+    }
+
+    ngx_memcpy(server->host.data, host->data, host->len);
+    server->host.data[host->len] = '\0';
+    server->host.len = host->len;
+    server->port = (in_port_t) n;
+
+    server->name.len = ngx_sprintf(server->name.data,
+                                   ngx_strlchr(host->data,
+                                               host->data + host->len, ':')
+                                   ? "%V ([%V]:%i)" : "%V (%V:%i)",
+                                   &wmcf->master, host, n)
+                       - server->name.data;
+
+    wmcf->moves++;
+
+    ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                  "wechat sentinel: the master is \"%V\"", &server->name);
+
+    ngx_http_wechat_redis_moved();
+    ngx_http_wechat_pubsub_moved();
+
+    return NGX_OK;
+}
+
+
+/* what: logged, when there is something to say; the next sentinel. */
+
+static void
+ngx_http_wechat_sentinel_failed(ngx_http_wechat_sentinel_t *st,
+    const char *what, const char *detail)
+{
+    ngx_http_wechat_addr_t  *addr;
+
+    addr = st->conf->sentinels->elts;
+
+    if (what) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "wechat sentinel: \"%V\" %s%s%s, for \"%V\"",
+                      &addr[st->current].name, what, detail ? ": " : "",
+                      detail ? detail : "", &st->conf->master);
+    }
+
+    ngx_http_wechat_sentinel_drop(st);
+
+    st->current = (st->current + 1) % st->conf->sentinels->nelts;
+
+    if (st->exiting || st->reconnect_timer.timer_set) {
+        return;
+    }
+
+    ngx_add_timer(&st->reconnect_timer,
+                  ngx_http_wechat_redis_backoff(st->attempts++));
+}
+
+
+static void
+ngx_http_wechat_sentinel_drop(ngx_http_wechat_sentinel_t *st)
+{
+    redisAsyncContext  *ac = st->ac;
+
+    if (st->timer.timer_set) {
+        ngx_del_timer(&st->timer);
+    }
+
+    st->watching = 0;
+
+    if (ac == NULL) {
+        return;
+    }
+
+    st->ac = NULL;
+    ac->onDisconnect = NULL;
+    redisAsyncFree(ac);
+}
+
+
+static void
+ngx_http_wechat_sentinel_timeout(ngx_event_t *ev)
+{
+    ngx_http_wechat_sentinel_t  *st = ev->data;
+
+    if (!ev->timedout) {
+        /* cancelled at worker exit */
+        return;
+    }
+
+    ngx_http_wechat_sentinel_failed(st, "did not answer in time", NULL);
+}
+
+
+static void
+ngx_http_wechat_sentinel_reconnect_handler(ngx_event_t *ev)
+{
+    ngx_http_wechat_sentinel_t  *st = ev->data;
+
+    if (st->exiting || ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    ngx_http_wechat_sentinel_connect(st);
+}

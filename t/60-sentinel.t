@@ -1,0 +1,171 @@
+# Redis Sentinel: a master, a replica and three sentinels, all with
+# passwords.  nginx's workers find the master through the sentinels and
+# follow it: the master killed under load, then a failover back that the
+# sentinels are asked for.  Each time, every push is answered within 5 s and
+# resolved or passed upstream, a long poll that waited across the failover
+# is answered, a new bind flow works again within seconds, and no worker
+# crashes.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use JSON::PP;
+use Test::More;
+use Time::HiRes qw(time sleep);
+use WxTest;
+use WxLoad ();
+use WxTopology;
+
+plan skip_all => 'needs nginx with a master process'
+    if $WxTest::Nginx::VALGRIND;
+
+my $seconds = $ENV{WX_LOAD_SECONDS} // 3;
+my $name = 'wxmaster';
+my $token = 'sentinelTok';
+my $password = 'masterPw';
+my ($master, $replica) = start_replicated(password => $password);
+my @sentinels = start_sentinels(master => $master, name => $name,
+                                password => $password,
+                                sentinel_password => 'sentinelPw');
+my $app = start_upstream(reply => 'app-answer');
+my $list = join ',', map { "127.0.0.1:$_->{port}" } @sentinels;
+
+my $ng = start_nginx(workers => 2, log_level => 'notice', http => <<"EOF");
+    wechat_redis sentinel=$list master=$name
+                 password=$password sentinel_password=sentinelPw;
+    wechat_redis_timeout 500ms;
+    wechat_redis_connect_timeout 500ms;
+
+    server {
+        listen 127.0.0.1:PORT;
+        wechat_appid wxsentinel;
+        wechat_token $token;
+
+        location = /wx { wechat_callback; wechat_pass \@app; }
+        location = /qrcode { wechat_user \$arg_user; wechat_qrcode bind; }
+        location = /poll { wechat_poll; }
+        location = /longpoll { wechat_poll_timeout 30s; wechat_poll; }
+        location = /status { wechat_status; }
+        location \@app {
+            proxy_pass http://127.0.0.1:$app->{port};
+            proxy_set_header X-WeChat-Resolution \$wechat_resolution;
+        }
+    }
+EOF
+
+my $json = JSON::PP->new->utf8;
+
+sub qrcode {
+    my ($user) = @_;
+    my $res = http_req('GET', $ng->url("/qrcode?user=$user"), timeout => 3);
+    return $res->{status} == 200 ? $json->decode($res->{content}) : undef;
+}
+
+sub scan {
+    my ($scene, $openid) = @_;
+    return send_push($ng, '/wx', $token,
+                     event_xml(from => $openid, event => 'SCAN',
+                               key => $scene), timeout => 6)->{content};
+}
+
+# A whole bind flow: what the poll answers at its end, or what failed.
+my $flows = 0;
+sub bind_flow {
+    my $n = ++$flows;
+    my $q = qrcode("flow$n") or return 'no QR code';
+    my $scan = scan($q->{scene}, "oFlow$n");
+    return "scan: $scan" unless $scan =~ /绑定成功/;
+    return http_req('GET', $ng->url('/poll'), timeout => 3,
+                    query => { scene => $q->{scene}, token => $q->{token} })
+        ->{content};
+}
+
+sub master_is {
+    my ($redis) = @_;
+    return (sentinel_master($sentinels[0], $name) // 0) == $redis->{port};
+}
+
+sub workers_follow {
+    my ($redis, $what) = @_;
+    my $at = qr/the master is "\Q$name\E \(127\.0\.0\.1:$redis->{port}\)"/;
+    ok(eval { wait_until($what, sub {
+        my @seen = $ng->log_text =~ /$at/g;
+        @seen >= 2 }, 10) }, "$what: both workers follow")
+        or diag($ng->log_text);
+}
+
+# Fails over while clients load nginx: $failover->() starts it; then waits
+# for the sentinels to name $to, and for a bind flow to work again.
+sub failover_under_load {
+    my ($phase, $to, $failover) = @_;
+    my $before = scalar $app->{requests}->();
+    my ($started, $switched, $recovered);
+    my @records = WxLoad::under_load($ng, $token, $seconds + 6, sub {
+        sleep 1;
+        $started = time;
+        $failover->();
+        wait_until('the sentinels switch', sub { master_is($to) }, 30);
+        $switched = time;
+        wait_until('a bind flow works', sub { bind_flow() =~ /"bound"/ }, 20);
+        $recovered = time;
+    });
+    WxLoad::check_phase($app, $phase, $before, @records);
+    diag(sprintf '%s: switched after %.1f s, binds again %.1f s later',
+                 $phase, $switched - $started, $recovered - $switched);
+    cmp_ok($recovered - $switched, '<', 5,
+           "$phase: binds again within 5 s of the switch");
+    ok((grep { $_->[0] eq 'scan' && $_->[3] eq 'resolved' } @records),
+       "$phase: scans resolved under load");
+}
+
+my $first = '';
+eval { wait_until('the master', sub { ($first = bind_flow()) =~ /"bound"/ }, 20) };
+like($first, qr/"bound"/, 'a bind flow through the master the sentinels name')
+    or diag($ng->log_text);
+workers_follow($master, 'at start');
+
+# --- the master killed under load ----------------------------------------------
+
+my $across = qrcode('across');
+my $waiting = poll_start($ng, '/longpoll', $across);
+sleep 0.5;    # the scene reaches the replica
+
+failover_under_load('master killed', $replica, sub {
+    kill 'KILL', $master->{pid};
+    waitpid $master->{pid}, 0;
+});
+workers_follow($replica, 'master killed');
+
+like(scan($across->{scene}, 'oAcross'), qr/绑定成功/,
+     'a scene made before the failover resolves after it');
+poll_read($waiting, 5);
+is($waiting->{body}, '{"status":"bound","openid":"oAcross"}',
+   'the long poll that waited across the failover is answered');
+WxLoad::no_crash($ng, 'master killed');
+
+# --- a failover back, asked of the sentinels -------------------------------------
+
+my $old = start_redis(port => $master->{port},
+                      args => [ '--requirepass', $password,
+                                '--masterauth', $password,
+                                '--replicaof', '127.0.0.1', $replica->{port} ]);
+$old->{password} = $password;
+wait_until('the old master in sync as a replica', sub {
+    redis_cmd($old, 'INFO', 'replication') =~ /master_link_status:up/ }, 20);
+wait_until('the sentinels see it', sub {
+    my $replicas = redis_cmd($sentinels[0], 'SENTINEL', 'replicas', $name);
+    grep { my %h = @$_; $h{port} == $old->{port} && $h{flags} eq 'slave' }
+        @$replicas }, 30);
+
+failover_under_load('failover back', $old, sub {
+    is(redis_cmd($sentinels[1], 'SENTINEL', 'FAILOVER', $name), 'OK',
+       'the sentinels fail over');
+});
+workers_follow($old, 'failover back');
+WxLoad::no_crash($ng, 'failover back');
+
+like(http_req('GET', $ng->url('/status'))->{content},
+     qr/^wechat_redis_connected_workers 2$/m, 'both workers connected');
+
+done_testing;
