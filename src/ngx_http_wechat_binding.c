@@ -23,7 +23,7 @@ ngx_int_t
 ngx_http_wechat_binding_handler(ngx_http_request_t *r)
 {
     ngx_int_t                    rc;
-    ngx_str_t                    argv[8], args[2];
+    ngx_str_t                    argv[9], args[2];
     ngx_http_wechat_ctx_t       *ctx;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
@@ -48,13 +48,15 @@ ngx_http_wechat_binding_handler(ngx_http_request_t *r)
 
     if (args[0].len && ngx_http_wechat_is_name(&args[0])) {
         ctx->user = args[0];
-        argv[1] = ngx_http_wechat_key(r, wlcf, "user:", &ctx->user);
+        argv[1] = ngx_http_wechat_key(r, wlcf, "users", NULL);
+        argv[2] = ctx->user;
 
     } else if (r->method == NGX_HTTP_GET && args[0].len == 0
                && args[1].len && ngx_http_wechat_is_name(&args[1]))
     {
         ctx->openid = args[1];
-        argv[1] = ngx_http_wechat_key(r, wlcf, "openid:", &ctx->openid);
+        argv[1] = ngx_http_wechat_key(r, wlcf, "openids", NULL);
+        argv[2] = ctx->openid;
 
     } else {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -64,29 +66,29 @@ ngx_http_wechat_binding_handler(ngx_http_request_t *r)
     }
 
     if (r->method == NGX_HTTP_GET) {
-        ngx_str_set(&argv[0], "GET");
+        ngx_str_set(&argv[0], "HGET");
 
         rc = ngx_http_wechat_redis_command(r, ngx_http_wechat_binding_done,
-                                           NGX_HTTP_WECHAT_NO_SCRIPT, 2,
+                                           NGX_HTTP_WECHAT_NO_SCRIPT, 3,
                                            argv);
         return ngx_http_wechat_wait_redis(r, rc);
     }
 
-    ngx_str_set(&argv[0], "1");
-    argv[1] = ngx_http_wechat_key(r, wlcf, "resolutions", NULL);
-    argv[2] = wlcf->key_prefix;
-    ngx_str_set(&argv[3], "user");
-    argv[4] = ctx->user;
-    ngx_str_set(&argv[5], "site");
-    argv[6] = ngx_http_wechat_now(r);
-    argv[7] = ngx_http_wechat_stream_maxlen;
+    ngx_str_set(&argv[0], "3");
+    ngx_str_set(&argv[4], "user");
+    argv[5] = ctx->user;
+    ngx_str_set(&argv[6], "site");
+    argv[7] = ngx_http_wechat_now(r);
+    argv[8] = ngx_http_wechat_stream_maxlen;
 
-    if (argv[1].data == NULL || argv[6].data == NULL) {
+    if (ngx_http_wechat_binding_keys(r, wlcf, &argv[1]) != NGX_OK
+        || argv[7].data == NULL)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     rc = ngx_http_wechat_redis_command(r, ngx_http_wechat_unbind_done,
-                                       NGX_HTTP_WECHAT_SCRIPT_UNBIND, 8,
+                                       NGX_HTTP_WECHAT_SCRIPT_UNBIND, 9,
                                        argv);
     return ngx_http_wechat_wait_redis(r, rc);
 }
@@ -183,7 +185,7 @@ static ngx_int_t
 ngx_http_wechat_bind(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     ngx_str_t *args)
 {
-    ngx_str_t                    argv[7];
+    ngx_str_t                    argv[8];
     ngx_http_wechat_loc_conf_t  *wlcf;
 
     if (args[0].len == 0 || args[1].len == 0
@@ -201,20 +203,20 @@ ngx_http_wechat_bind(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     ctx->user = args[0];
     ctx->openid = args[1];
 
-    ngx_str_set(&argv[0], "1");
-    argv[1] = ngx_http_wechat_key(r, wlcf, "resolutions", NULL);
-    argv[2] = wlcf->key_prefix;
-    argv[3] = ctx->user;
-    argv[4] = ctx->openid;
-    argv[5] = ngx_http_wechat_now(r);
-    argv[6] = ngx_http_wechat_stream_maxlen;
+    ngx_str_set(&argv[0], "3");
+    argv[4] = ctx->user;
+    argv[5] = ctx->openid;
+    argv[6] = ngx_http_wechat_now(r);
+    argv[7] = ngx_http_wechat_stream_maxlen;
 
-    if (argv[1].data == NULL || argv[5].len == 0) {
+    if (ngx_http_wechat_binding_keys(r, wlcf, &argv[1]) != NGX_OK
+        || argv[6].len == 0)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     return ngx_http_wechat_redis_command(r, ngx_http_wechat_bind_done,
-                                         NGX_HTTP_WECHAT_SCRIPT_BIND, 7,
+                                         NGX_HTTP_WECHAT_SCRIPT_BIND, 8,
                                          argv);
 }
 

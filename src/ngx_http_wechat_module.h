@@ -514,6 +514,8 @@ ngx_str_t ngx_http_wechat_number(ngx_pool_t *pool, int64_t n);
 extern ngx_str_t  ngx_http_wechat_kinds[];
 ngx_str_t ngx_http_wechat_key(ngx_http_request_t *r,
     ngx_http_wechat_loc_conf_t *wlcf, const char *kind, ngx_str_t *id);
+ngx_int_t ngx_http_wechat_binding_keys(ngx_http_request_t *r,
+    ngx_http_wechat_loc_conf_t *wlcf, ngx_str_t *keys);
 ngx_str_t ngx_http_wechat_now(ngx_http_request_t *r);
 ngx_chain_t *ngx_http_wechat_chain(ngx_pool_t *pool, u_char *data,
     size_t len);

@@ -107,17 +107,18 @@ ngx_http_wechat_redeem_start(ngx_http_request_t *r,
 
     ctx->scene = args[0];
 
-    ngx_str_set(&argv[0], "1");
+    ngx_str_set(&argv[0], "2");
     argv[1] = ngx_http_wechat_key(r, wlcf, "scene:", &ctx->scene);
-    argv[2] = ngx_http_wechat_kinds[kind];
-    argv[3].data = ngx_pnalloc(r->pool, WX_SHA256_HEX_LEN);
-    argv[3].len = WX_SHA256_HEX_LEN;
-    argv[4] = ngx_http_wechat_number(r->pool, wlcf->redeem_attempts);
-    argv[5] = wlcf->key_prefix;
+    argv[2] = ngx_http_wechat_key(r, wlcf, "openids", NULL);
+    argv[3] = ngx_http_wechat_kinds[kind];
+    argv[4].data = ngx_pnalloc(r->pool, WX_SHA256_HEX_LEN);
+    argv[4].len = WX_SHA256_HEX_LEN;
+    argv[5] = ngx_http_wechat_number(r->pool, wlcf->redeem_attempts);
 
-    if (argv[1].data == NULL || argv[3].data == NULL || argv[4].len == 0
-        || wx_code_hash(ngx_http_wechat_span(&argv[2]), spans[0], spans[1],
-                        (char *) argv[3].data)
+    if (argv[1].data == NULL || argv[2].data == NULL || argv[4].data == NULL
+        || argv[5].len == 0
+        || wx_code_hash(ngx_http_wechat_span(&argv[3]), spans[0], spans[1],
+                        (char *) argv[4].data)
            != WX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -27,7 +27,7 @@ void
 ngx_http_wechat_resolve(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 {
     ngx_int_t                    rc;
-    ngx_str_t                    argv[13], openid, digest, ttl, hash;
+    ngx_str_t                    argv[15], openid, digest, ttl, hash;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
@@ -53,37 +53,39 @@ ngx_http_wechat_resolve(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     openid.data = (u_char *) ctx->ev.from_user.data;
     openid.len = ctx->ev.from_user.len;
 
-    ngx_str_set(&argv[0], "3");
+    /* keys: scene, query, then stream, users, openids */
+
+    ngx_str_set(&argv[0], "5");
     argv[1] = ngx_http_wechat_key(r, wlcf, "scene:", &ctx->scene);
-    argv[2] = ngx_http_wechat_key(r, wlcf, "resolutions", NULL);
-    argv[3] = ngx_http_wechat_key(r, wlcf, "query:", &ctx->signature);
-    argv[4] = wlcf->key_prefix;
-    argv[5] = openid;
-    argv[6] = ngx_http_wechat_now(r);
-    argv[7] = ctx->scene;
-    argv[8] = ngx_http_wechat_stream_maxlen;
-    argv[9] = digest;
-    argv[10] = ttl;
-    argv[11] = hash;
+    argv[2] = ngx_http_wechat_key(r, wlcf, "query:", &ctx->signature);
+    argv[6] = wlcf->key_prefix;
+    argv[7] = openid;
+    argv[8] = ngx_http_wechat_now(r);
+    argv[9] = ctx->scene;
+    argv[10] = ngx_http_wechat_stream_maxlen;
+    argv[11] = digest;
+    argv[12] = ttl;
+    argv[13] = hash;
 
     /* a retry's reply carries a new code, a template message does not */
 
     if (wlcf->code_template.len) {
-        ngx_str_set(&argv[12], "0");
+        ngx_str_set(&argv[14], "0");
 
     } else {
-        ngx_str_set(&argv[12], "1");
+        ngx_str_set(&argv[14], "1");
     }
 
-    if (argv[1].data == NULL || argv[2].data == NULL || argv[3].data == NULL
-        || argv[6].data == NULL)
+    if (ngx_http_wechat_binding_keys(r, wlcf, &argv[3]) != NGX_OK
+        || argv[1].data == NULL || argv[2].data == NULL
+        || argv[8].data == NULL)
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
     rc = ngx_http_wechat_redis_command(r, ngx_http_wechat_resolve_done,
-                                       NGX_HTTP_WECHAT_SCRIPT_RESOLVE, 13,
+                                       NGX_HTTP_WECHAT_SCRIPT_RESOLVE, 15,
                                        argv);
     if (rc == NGX_ERROR) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -233,7 +235,7 @@ ngx_int_t
 ngx_http_wechat_claim(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     ngx_http_wechat_next_pt next)
 {
-    ngx_str_t                     argv[10], openid, ttl;
+    ngx_str_t                     argv[11], openid, ttl;
     ngx_http_wechat_loc_conf_t   *wlcf;
     ngx_http_wechat_main_conf_t  *wmcf;
 
@@ -251,19 +253,20 @@ ngx_http_wechat_claim(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     ttl.len = ngx_sprintf(ttl.data, "%T", 2 * wlcf->timestamp_skew + 1)
               - ttl.data;
 
-    ngx_str_set(&argv[0], "2");
-    argv[1] = ngx_http_wechat_key(r, wlcf, "query:", &ctx->signature);
-    argv[2] = ngx_http_wechat_key(r, wlcf, "resolutions", NULL);
-    argv[3].data = ctx->digest;
-    argv[3].len = WX_SHA1_HEX_LEN;
-    argv[4] = ttl;
-    ngx_str_set(&argv[5], "");
-    argv[6] = wlcf->key_prefix;
-    argv[7] = openid;
-    argv[8] = ngx_http_wechat_now(r);
-    argv[9] = ngx_http_wechat_stream_maxlen;
+    /* keys: query, then stream, users, openids */
 
-    if (argv[1].data == NULL || argv[2].data == NULL || argv[8].data == NULL)
+    ngx_str_set(&argv[0], "4");
+    argv[1] = ngx_http_wechat_key(r, wlcf, "query:", &ctx->signature);
+    argv[5].data = ctx->digest;
+    argv[5].len = WX_SHA1_HEX_LEN;
+    argv[6] = ttl;
+    ngx_str_set(&argv[7], "");
+    argv[8] = openid;
+    argv[9] = ngx_http_wechat_now(r);
+    argv[10] = ngx_http_wechat_stream_maxlen;
+
+    if (ngx_http_wechat_binding_keys(r, wlcf, &argv[2]) != NGX_OK
+        || argv[1].data == NULL || argv[9].data == NULL)
     {
         return NGX_ERROR;
     }
@@ -276,16 +279,16 @@ ngx_http_wechat_claim(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
                && ngx_strncmp(ctx->ev.event.data, "unsubscribe",
                               ctx->ev.event.len) == 0)
     {
-        ngx_str_set(&argv[5], "unbind");
+        ngx_str_set(&argv[7], "unbind");
 
     } else if (ctx->want_user || (wlcf->pass.len && wmcf->lookup_user)) {
-        ngx_str_set(&argv[5], "user");
+        ngx_str_set(&argv[7], "user");
     }
 
     ctx->claimed = next;
 
     return ngx_http_wechat_redis_command(r, ngx_http_wechat_claim_done,
-                                         NGX_HTTP_WECHAT_SCRIPT_CLAIM, 10,
+                                         NGX_HTTP_WECHAT_SCRIPT_CLAIM, 11,
                                          argv);
 }
 

@@ -371,6 +371,24 @@ ngx_http_wechat_key(ngx_http_request_t *r, ngx_http_wechat_loc_conf_t *wlcf,
 }
 
 
+/*
+ * The keys every script that binds or unbinds declares: the stream, and
+ * the account's two hashes of bindings (user -> openid, openid -> user).
+ */
+
+ngx_int_t
+ngx_http_wechat_binding_keys(ngx_http_request_t *r,
+    ngx_http_wechat_loc_conf_t *wlcf, ngx_str_t *keys)
+{
+    keys[0] = ngx_http_wechat_key(r, wlcf, "resolutions", NULL);
+    keys[1] = ngx_http_wechat_key(r, wlcf, "users", NULL);
+    keys[2] = ngx_http_wechat_key(r, wlcf, "openids", NULL);
+
+    return (keys[0].data && keys[1].data && keys[2].data) ? NGX_OK
+                                                           : NGX_ERROR;
+}
+
+
 ngx_str_t
 ngx_http_wechat_now(ngx_http_request_t *r)
 {

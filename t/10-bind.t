@@ -136,8 +136,8 @@ like($res->{content}, qr/<CreateTime>\d{10}<\/CreateTime>/, 'reply time in secon
 
 is(poll($q->{scene}, $q->{token}), '{"status":"bound","openid":"oAlice"}',
    'poll: bound');
-is(redis_cmd($redis, 'GET', "${P}user:alice"), 'oAlice', 'user -> openid');
-is(redis_cmd($redis, 'GET', "${P}openid:oAlice"), 'alice', 'openid -> user');
+is(redis_cmd($redis, 'HGET', "${P}users", "alice"), 'oAlice', 'user -> openid');
+is(redis_cmd($redis, 'HGET', "${P}openids", "oAlice"), 'alice', 'openid -> user');
 
 my $entries = redis_cmd($redis, 'XRANGE', "${P}resolutions", '-', '+');
 is(scalar @$entries, 1, 'one resolution in the stream');
@@ -161,16 +161,16 @@ my $qc = qrcode('carol');
 $res = scan($qc->{scene}, 'oAlice');
 is(reply_content($res->{content}), '该微信已绑定其他账号', 'conflict reply');
 is(poll($qc->{scene}, $qc->{token}), '{"status":"conflict"}', 'poll: conflict');
-is(redis_cmd($redis, 'GET', "${P}openid:oAlice"), 'alice', 'binding kept');
-is(redis_cmd($redis, 'GET', "${P}user:carol"), undef, 'carol not bound');
+is(redis_cmd($redis, 'HGET', "${P}openids", "oAlice"), 'alice', 'binding kept');
+is(redis_cmd($redis, 'HGET', "${P}users", "carol"), undef, 'carol not bound');
 
 # --- rebind: the user binds another WeChat account --------------------------
 
 my $qa2 = qrcode('alice');
 $res = scan($qa2->{scene}, 'oAlice2');
 is(reply_content($res->{content}), '绑定成功', 'rebind reply');
-is(redis_cmd($redis, 'GET', "${P}user:alice"), 'oAlice2', 'rebound');
-is(redis_cmd($redis, 'GET', "${P}openid:oAlice"), undef, 'old openid released');
+is(redis_cmd($redis, 'HGET', "${P}users", "alice"), 'oAlice2', 'rebound');
+is(redis_cmd($redis, 'HGET', "${P}openids", "oAlice"), undef, 'old openid released');
 $entries = redis_cmd($redis, 'XRANGE', "${P}resolutions", '-', '+');
 %e = @{ $entries->[-1][1] };
 is($e{replaced}, 'oAlice', 'stream names the replaced openid');
@@ -195,7 +195,7 @@ is(stream_len(), $before, 'foreign scene: nothing resolved');
 $res = scan($qb->{scene}, 'oMallory', event => 'SCAN');
 is(reply_content($res->{content}), '二维码已过期，请刷新页面后重试',
    'used scene scanned by another openid: expired');
-is(redis_cmd($redis, 'GET', "${P}user:bob"), 'oBob', 'used scene: bob kept');
+is(redis_cmd($redis, 'HGET', "${P}users", "bob"), 'oBob', 'used scene: bob kept');
 
 # --- a captured query cannot carry another scan ------------------------------
 
@@ -304,8 +304,8 @@ for my $n (1, 2) {
                     status => 200,
                     body_is => '{"user":"bob","status":"unbound"}' });
 }
-is(redis_cmd($redis, 'GET', "${P}user:bob"), undef, 'unbound: user key');
-is(redis_cmd($redis, 'GET', "${P}openid:oBob"), undef, 'unbound: openid key');
+is(redis_cmd($redis, 'HGET', "${P}users", "bob"), undef, 'unbound: user key');
+is(redis_cmd($redis, 'HGET', "${P}openids", "oBob"), undef, 'unbound: openid key');
 is(stream_len(), $before + 1, 'one unbind in the stream');
 
 # --- unsubscribe --------------------------------------------------------------
@@ -313,12 +313,12 @@ is(stream_len(), $before + 1, 'one unbind in the stream');
 my $unsub = event_xml(from => 'oAlice2', event => 'unsubscribe');
 $res = send_push($ng, '/wx', $token, $unsub);
 is($res->{content}, 'app-answer', 'unsubscribe (option off) passed');
-is(redis_cmd($redis, 'GET', "${P}user:alice"), 'oAlice2', 'option off: kept');
+is(redis_cmd($redis, 'HGET', "${P}users", "alice"), 'oAlice2', 'option off: kept');
 
 $res = send_push($ng, '/wx-unbind', $token, $unsub);
 is($res->{content}, 'app-answer', 'unsubscribe (option on) passed too');
-is(redis_cmd($redis, 'GET', "${P}user:alice"), undef, 'option on: unbound');
-is(redis_cmd($redis, 'GET', "${P}openid:oAlice2"), undef,
+is(redis_cmd($redis, 'HGET', "${P}users", "alice"), undef, 'option on: unbound');
+is(redis_cmd($redis, 'HGET', "${P}openids", "oAlice2"), undef,
    'option on: openid released');
 $entries = redis_cmd($redis, 'XRANGE', "${P}resolutions", '-', '+');
 %e = @{ $entries->[-1][1] };

@@ -83,7 +83,7 @@ my $keys = do {
     WxTest::read_resp($s) for 1 .. 2;
     WxTest::read_resp($s);
 };
-ok((grep { $_ eq 'wx:{wxaaaa}:user:alice' } @$keys), 'keys live in db 3');
+ok((grep { $_ eq 'wx:{wxaaaa}:users' } @$keys), 'keys live in db 3');
 
 # --- two accounts, kept apart ------------------------------------------------
 

@@ -172,7 +172,7 @@ for my $first (['a text message', push_xml(%good, MsgType => 'text',
                     status => 403,
                     log => [qr/\[warn\].*replayed query with other content/] });
     is(poll_status($victim), 'pending', "$what: the victim's scene is untouched");
-    is(redis_cmd($redis, 'GET', "${P}openid:oAttacker1"), undef,
+    is(redis_cmd($redis, 'HGET', "${P}openids", "oAttacker1"), undef,
        "$what: the attacker is bound to nobody");
 }
 
@@ -196,14 +196,14 @@ for my $n (1, 2) {
     my $s = issue("user$n");
     send_push($ng, '/wx', $token, scan_xml($s->{scene}, "oBound$n"));
 }
-is(redis_cmd($redis, 'GET', "${P}openid:oBound2"), 'user2', 'two bindings');
+is(redis_cmd($redis, 'HGET', "${P}openids", "oBound2"), 'user2', 'two bindings');
 
 my $q = signed_query($token);
 run_case($ng, { name => 'unsubscribe of oBound1', path => '/wx', token => $token,
                 push => { query => $q }, status => 200,
                 body => push_xml(%good, FromUserName => 'oBound1',
                                  Event => 'unsubscribe', EventKey => undef) });
-is(redis_cmd($redis, 'GET', "${P}openid:oBound1"), undef, 'oBound1 unbound');
+is(redis_cmd($redis, 'HGET', "${P}openids", "oBound1"), undef, 'oBound1 unbound');
 
 # the attacker replays the query to unbind everyone whose openid they know
 my $before = requests();
@@ -212,7 +212,7 @@ run_case($ng, { name => 'the same query unsubscribes oBound2', path => '/wx',
                 body => push_xml(%good, FromUserName => 'oBound2',
                                  Event => 'unsubscribe', EventKey => undef),
                 log => [qr/replayed query/] });
-is(redis_cmd($redis, 'GET', "${P}openid:oBound2"), 'user2',
+is(redis_cmd($redis, 'HGET', "${P}openids", "oBound2"), 'user2',
    'oBound2 is still bound');
 is(requests(), $before, 'the replay never reached the upstream as verified');
 

@@ -167,7 +167,7 @@ run_case($ng, { name => 'PUT of an openid bound to another user',
                 method => 'PUT', path => '/binding',
                 query => { user => 'mallory', openid => 'oAlice' },
                 status => 409, body_like => qr/"status":"conflict"/ });
-is(redis_cmd($redis, 'GET', "${P}openid:oAlice"), 'alice',
+is(redis_cmd($redis, 'HGET', "${P}openids", "oAlice"), 'alice',
    'conflict: binding kept');
 
 my $q = issue('login');

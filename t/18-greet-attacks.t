@@ -99,7 +99,7 @@ is(send_push($ng, '/g', $token, text_xml(from => 'oK5'))->{content},
 }
 
 # a bound follower is passed on
-redis_cmd($redis, 'SET', "wx:{$appid}:openid:oBound", 'alice');
+redis_cmd($redis, 'HSET', "wx:{$appid}:openids", 'oBound', 'alice');
 is(send_push($ng, '/gp', $token, sub_xml(from => 'oBound'))->{content},
    'app-got-it', 'bound follower passed on');
 is(send_push($ng, '/g', $token, sub_xml(from => 'oBound'))->{content},

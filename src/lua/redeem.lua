@@ -1,5 +1,5 @@
--- REDEEM: KEYS[1] scene; ARGV the kind the code's shape names ("login" or
--- "code"), the code's hash, the attempts allowed, prefix.  The code of a
+-- REDEEM: KEYS scene, openids; ARGV the kind the code's shape names
+-- ("login" or "code"), the code's hash, the attempts allowed.  The code of a
 -- scanned login or code scene is taken once: { "ok", kind, openid, the
 -- user bound to it or nil }.  Anything else is { "wrong" }; a wrong code
 -- counts against the scene, which is burnt (deleted) at the limit.
@@ -17,4 +17,4 @@ then
 end
 redis.call('HSET', KEYS[1], 'status', 'redeemed')
 redis.call('HDEL', KEYS[1], 'code')
-return { 'ok', s[1], s[3], redis.call('GET', ARGV[4] .. 'openid:' .. s[3]) }
+return { 'ok', s[1], s[3], redis.call('HGET', KEYS[2], s[3]) }

@@ -1,7 +1,7 @@
 -- uses: claim bind
--- RESOLVE: KEYS[1] scene, KEYS[2] stream, KEYS[3] the signed query's
--- record; ARGV prefix, openid, now, scene, stream maxlen, digest of what
--- the query signed, query record ttl, the hash of a fresh verification
+-- RESOLVE: KEYS scene, the signed query's record, stream, users, openids;
+-- ARGV prefix (for the channel), openid, now, scene, stream maxlen, digest
+-- of what the query signed, query record ttl, the hash of a fresh verification
 -- code, "1" when the answer carries that code (the passive reply: a
 -- retry's answer then carries a new one).
 -- A bind scene becomes bound or conflict, a login scene confirmed (the
@@ -10,16 +10,17 @@
 -- { outcome, reply time, "new" }; the same user again (WeChat's retry, or
 -- a second scan) gets the first answer, marked "dup"; a replayed query
 -- { "replay" }.
-if claim(KEYS[3], ARGV[6], ARGV[7]) == 'replay' then return { 'replay' } end
+if claim(KEYS[2], ARGV[6], ARGV[7]) == 'replay' then return { 'replay' } end
 local p, openid, now = ARGV[1], ARGV[2], ARGV[3]
 local s = redis.call('HMGET', KEYS[1], 'status', 'user', 'openid', 'kind',
                      'time')
 if s[1] == 'pending' then
   local outcome
   if s[4] == 'bind' then
-    outcome = bind(KEYS[2], p, s[2], openid, ARGV[4], 'bind', now, ARGV[5])
+    outcome = bind(KEYS[3], KEYS[4], KEYS[5], s[2], openid, ARGV[4], 'bind',
+                   now, ARGV[5])
   elseif s[4] == 'login' then
-    local bound = redis.call('EXISTS', p .. 'openid:' .. openid) == 1
+    local bound = redis.call('HEXISTS', KEYS[5], openid) == 1
     outcome = bound and 'confirmed' or 'unbound'
   else
     outcome = 'code_sent'
