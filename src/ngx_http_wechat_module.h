@@ -312,6 +312,9 @@ struct ngx_http_wechat_ctx_s {
                                                have run */
 
 /* response is NULL unless ended is NGX_HTTP_WECHAT_REDIS_OK */
+/* a connection's call when the sentinels name another master */
+typedef void (*ngx_http_wechat_moved_pt)(void);
+
 typedef void (*ngx_http_wechat_redis_handler_pt)(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
 
@@ -474,7 +477,6 @@ ngx_int_t ngx_http_wechat_redis_command(ngx_http_request_t *r,
     ngx_http_wechat_redis_handler_pt handler, ngx_int_t script,
     ngx_uint_t argc, ngx_str_t *argv);
 ngx_int_t ngx_http_wechat_redis_attach(redisAsyncContext *ac);
-void ngx_http_wechat_redis_moved(void);
 redisAsyncContext *ngx_http_wechat_redis_open(ngx_http_wechat_addr_t *addr,
     void *data);
 ngx_msec_t ngx_http_wechat_redis_backoff(ngx_uint_t attempts);
@@ -485,9 +487,9 @@ void ngx_http_wechat_pubsub_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_wechat_pubsub_wait(ngx_http_wechat_waiter_t *w,
     ngx_str_t *channel);
 void ngx_http_wechat_pubsub_leave(ngx_http_wechat_waiter_t *w);
-void ngx_http_wechat_pubsub_moved(void);
 ngx_int_t ngx_http_wechat_sentinel_init_process(ngx_cycle_t *cycle);
 void ngx_http_wechat_sentinel_exit_process(ngx_cycle_t *cycle);
+void ngx_http_wechat_sentinel_watch(ngx_http_wechat_moved_pt moved);
 void ngx_http_wechat_sentinel_ask(void);
 ngx_int_t ngx_http_wechat_queries_zone(ngx_conf_t *cf, size_t size);
 ngx_int_t ngx_http_wechat_queries_claim(ngx_http_request_t *r,

@@ -96,6 +96,7 @@ static void ngx_http_wechat_pubsub_lost(ngx_http_wechat_pubsub_t *ps);
 static void ngx_http_wechat_pubsub_shutdown(ngx_http_wechat_pubsub_t *ps);
 static void ngx_http_wechat_pubsub_timeout(ngx_event_t *ev);
 static void ngx_http_wechat_pubsub_reconnect_handler(ngx_event_t *ev);
+static void ngx_http_wechat_pubsub_moved(void);
 static void ngx_http_wechat_pubsub_probe(ngx_event_t *ev);
 
 
@@ -128,6 +129,7 @@ ngx_http_wechat_pubsub_init_process(ngx_cycle_t *cycle)
     ngx_http_wechat_redis_timer(&ps->probe_timer,
                                 ngx_http_wechat_pubsub_probe, ps, cycle->log);
 
+    ngx_http_wechat_sentinel_watch(ngx_http_wechat_pubsub_moved);
     ngx_http_wechat_pubsub_connect(ps);
 
     return NGX_OK;
@@ -747,7 +749,7 @@ ngx_http_wechat_pubsub_reconnect_handler(ngx_event_t *ev)
 
 /* The sentinels named another master: the waiters move with it. */
 
-void
+static void
 ngx_http_wechat_pubsub_moved(void)
 {
     ngx_http_wechat_pubsub_t  *ps = &ngx_http_wechat_pubsub;

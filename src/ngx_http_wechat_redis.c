@@ -62,6 +62,7 @@ static void ngx_http_wechat_redis_on_disconnect(const redisAsyncContext *ac,
 static void ngx_http_wechat_redis_close(ngx_http_wechat_redis_t *rd);
 static void ngx_http_wechat_redis_drop(ngx_http_wechat_redis_t *rd);
 static void ngx_http_wechat_redis_schedule(ngx_http_wechat_redis_t *rd);
+static void ngx_http_wechat_redis_moved(void);
 static void ngx_http_wechat_redis_reconnect_handler(ngx_event_t *ev);
 static void ngx_http_wechat_redis_connect_timeout(ngx_event_t *ev);
 static size_t ngx_http_wechat_resp_size(ngx_str_t *args, ngx_uint_t n);
@@ -104,6 +105,7 @@ ngx_http_wechat_redis_init_process(ngx_cycle_t *cycle)
                                 ngx_http_wechat_redis_reconnect_handler, rd,
                                 cycle->log);
 
+    ngx_http_wechat_sentinel_watch(ngx_http_wechat_redis_moved);
     ngx_http_wechat_redis_connect(rd);
 
     return NGX_OK;
@@ -364,7 +366,7 @@ ngx_http_wechat_redis_schedule(ngx_http_wechat_redis_t *rd)
 
 /* The sentinels named another master: go there now. */
 
-void
+static void
 ngx_http_wechat_redis_moved(void)
 {
     ngx_http_wechat_redis_t  *rd = &ngx_http_wechat_redis;

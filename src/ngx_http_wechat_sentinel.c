@@ -13,7 +13,10 @@
 #include "ngx_http_wechat_module.h"
 
 
-#define NGX_HTTP_WECHAT_SWITCH  "+switch-master"
+#define NGX_HTTP_WECHAT_SWITCH    "+switch-master"
+
+/* the command and the pub/sub connection */
+#define NGX_HTTP_WECHAT_WATCHERS  2
 
 
 typedef struct {
@@ -23,6 +26,8 @@ typedef struct {
     ngx_uint_t                    attempts;
     ngx_event_t                   timer;      /* connect, and the answer */
     ngx_event_t                   reconnect_timer;
+    ngx_http_wechat_moved_pt      watchers[NGX_HTTP_WECHAT_WATCHERS];
+    ngx_uint_t                    nwatchers;
     unsigned                      watching:1; /* subscribed, answered */
     unsigned                      exiting:1;
 } ngx_http_wechat_sentinel_t;
@@ -101,6 +106,19 @@ ngx_http_wechat_sentinel_exit_process(ngx_cycle_t *cycle)
     }
 
     ngx_http_wechat_sentinel_drop(st);
+}
+
+
+/* A connection asks to be told when the master moves. */
+
+void
+ngx_http_wechat_sentinel_watch(ngx_http_wechat_moved_pt moved)
+{
+    ngx_http_wechat_sentinel_t  *st = &ngx_http_wechat_sentinel;
+
+    if (st->conf && st->nwatchers < NGX_HTTP_WECHAT_WATCHERS) {
+        st->watchers[st->nwatchers++] = moved;
+    }
 }
 
 
@@ -372,7 +390,7 @@ ngx_http_wechat_sentinel_master(ngx_http_wechat_sentinel_t *st,
     ngx_str_t *host, ngx_str_t *port)
 {
     ngx_int_t                     n;
-    ngx_uint_t                    ip;
+    ngx_uint_t                    ip, i;
     ngx_http_wechat_addr_t       *server;
     ngx_http_wechat_main_conf_t  *wmcf = st->conf;
 #if (NGX_HAVE_INET6)
@@ -418,8 +436,9 @@ ngx_http_wechat_sentinel_master(ngx_http_wechat_sentinel_t *st,
     ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
                   "wechat sentinel: the master is \"%V\"", &server->name);
 
-    ngx_http_wechat_redis_moved();
-    ngx_http_wechat_pubsub_moved();
+    for (i = 0; i < st->nwatchers; i++) {
+        st->watchers[i]();
+    }
 
     return NGX_OK;
 }
