@@ -28,10 +28,12 @@ static char *ngx_http_wechat_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_wechat_redis_params(ngx_conf_t *cf,
     ngx_http_wechat_main_conf_t *wmcf, ngx_uint_t first);
-static ngx_int_t ngx_http_wechat_sentinels(ngx_conf_t *cf,
-    ngx_http_wechat_main_conf_t *wmcf, ngx_str_t *list);
+static ngx_int_t ngx_http_wechat_redis_list(ngx_conf_t *cf, ngx_str_t *list,
+    ngx_array_t **addrs);
 static ngx_int_t ngx_http_wechat_redis_addr(ngx_conf_t *cf, ngx_str_t *text,
     ngx_http_wechat_addr_t *addr);
+static ngx_int_t ngx_http_wechat_cluster_tag(ngx_conf_t *cf,
+    ngx_http_wechat_loc_conf_t *conf);
 static char *ngx_http_wechat_pass_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wechat_reply(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -505,10 +507,11 @@ ngx_http_wechat_create_main_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     wmcf->server = { { 0, NULL }, { 0, NULL }, 0 };
+     *     wmcf->cluster = NULL;
+     *     wmcf->tags = NULL;
      *     wmcf->sentinels = NULL;
      *     wmcf->master = { 0, NULL };
      *     wmcf->sentinel_password = { 0, NULL };
-     *     wmcf->moves = 0;
      *     wmcf->db = 0;
      *     wmcf->password = { 0, NULL };
      *     wmcf->lookup_user = 0;
@@ -680,7 +683,8 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     *p++ = '}';
     *p = ':';
 
-    return NGX_CONF_OK;
+    return ngx_http_wechat_cluster_tag(cf, conf) == NGX_OK ? NGX_CONF_OK
+                                                           : NGX_CONF_ERROR;
 }
 
 
@@ -814,7 +818,22 @@ ngx_http_wechat_redis_params(ngx_conf_t *cf,
             v.data = value[i].data + 9;
             v.len = value[i].len - 9;
 
-            if (ngx_http_wechat_sentinels(cf, wmcf, &v) != NGX_OK) {
+            if (ngx_http_wechat_redis_list(cf, &v, &wmcf->sentinels)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "cluster=", 8) == 0) {
+            v.data = value[i].data + 8;
+            v.len = value[i].len - 8;
+
+            if (ngx_http_wechat_redis_list(cf, &v, &wmcf->cluster)
+                != NGX_OK)
+            {
                 return NGX_ERROR;
             }
 
@@ -830,25 +849,24 @@ ngx_http_wechat_redis_params(ngx_conf_t *cf,
 }
 
 
-/* sentinel=host:port[,host:port...] */
+/* sentinel= and cluster=: host:port[,host:port...] */
 
 static ngx_int_t
-ngx_http_wechat_sentinels(ngx_conf_t *cf, ngx_http_wechat_main_conf_t *wmcf,
-    ngx_str_t *list)
+ngx_http_wechat_redis_list(ngx_conf_t *cf, ngx_str_t *list,
+    ngx_array_t **addrs)
 {
     u_char                  *p, *last, *comma;
     ngx_str_t                text;
     ngx_http_wechat_addr_t  *addr;
 
-    if (wmcf->sentinels) {
+    if (*addrs) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "duplicate \"sentinel=\" parameter");
+                           "duplicate list of addresses \"%V\"", list);
         return NGX_ERROR;
     }
 
-    wmcf->sentinels = ngx_array_create(cf->pool, 3,
-                                       sizeof(ngx_http_wechat_addr_t));
-    if (wmcf->sentinels == NULL) {
+    *addrs = ngx_array_create(cf->pool, 3, sizeof(ngx_http_wechat_addr_t));
+    if (*addrs == NULL) {
         return NGX_ERROR;
     }
 
@@ -861,7 +879,7 @@ ngx_http_wechat_sentinels(ngx_conf_t *cf, ngx_http_wechat_main_conf_t *wmcf,
         text.data = p;
         text.len = (comma ? comma : last) - p;
 
-        addr = ngx_array_push(wmcf->sentinels);
+        addr = ngx_array_push(*addrs);
         if (addr == NULL
             || ngx_http_wechat_redis_addr(cf, &text, addr) != NGX_OK)
         {
@@ -959,6 +977,64 @@ ngx_http_wechat_check_api(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
 }
 
 
+/*
+ * With a Redis Cluster an account's keys share its hash tag, the AppID, so
+ * that its scripts find them on one node; the workers connect to the nodes
+ * of the key prefixes they collect here.
+ */
+
+static ngx_int_t
+ngx_http_wechat_cluster_tag(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
+{
+    ngx_str_t                    *tag;
+    ngx_uint_t                    i;
+    ngx_http_wechat_main_conf_t  *wmcf;
+
+    wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wechat_module);
+
+    if (wmcf->cluster == NULL || conf->endpoint == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_strlchr(conf->redis_prefix.data,
+                    conf->redis_prefix.data + conf->redis_prefix.len, '{'))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "with a Redis Cluster, \"wechat_redis_prefix\" "
+                           "may have no \"{\": the AppID is the hash tag");
+        return NGX_ERROR;
+    }
+
+    if (conf->appid.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "a Redis Cluster needs \"wechat_appid\": it is "
+                           "the hash tag that keeps an account's keys on "
+                           "one node");
+        return NGX_ERROR;
+    }
+
+    tag = wmcf->tags->elts;
+
+    for (i = 0; i < wmcf->tags->nelts; i++) {
+        if (tag[i].len == conf->key_prefix.len
+            && ngx_strncmp(tag[i].data, conf->key_prefix.data, tag[i].len)
+               == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    tag = ngx_array_push(wmcf->tags);
+    if (tag == NULL) {
+        return NGX_ERROR;
+    }
+
+    *tag = conf->key_prefix;
+
+    return NGX_OK;
+}
+
+
 /* A reply with a {link} needs a link to put there. */
 
 static ngx_int_t
@@ -1044,7 +1120,7 @@ ngx_http_wechat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_wechat_main_conf_t *wmcf = conf;
 
     ngx_str_t   *value;
-    ngx_uint_t   sentinel;
+    ngx_uint_t   sentinel, cluster;
 
     if (wmcf->server.name.data) {
         return "is duplicate";
@@ -1052,17 +1128,40 @@ ngx_http_wechat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
     sentinel = (ngx_strncmp(value[1].data, "sentinel=", 9) == 0);
+    cluster = (ngx_strncmp(value[1].data, "cluster=", 8) == 0);
 
-    if (ngx_http_wechat_redis_params(cf, wmcf, sentinel ? 1 : 2) != NGX_OK) {
+    if (ngx_http_wechat_redis_params(cf, wmcf, (sentinel || cluster) ? 1 : 2)
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
+    }
+
+    if (cluster) {
+        if (wmcf->sentinels || wmcf->master.len
+            || wmcf->sentinel_password.len || wmcf->db)
+        {
+            return "with \"cluster=\" takes no \"sentinel=\", "
+                   "\"master=\", \"sentinel_password=\" or \"db=\": "
+                   "a Redis Cluster has database 0 only";
+        }
+
+        wmcf->server.name = value[1];
+
+        wmcf->tags = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
+        if (wmcf->tags == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
     }
 
     if (!sentinel) {
         if (wmcf->sentinels || wmcf->master.len
-            || wmcf->sentinel_password.len)
+            || wmcf->sentinel_password.len || wmcf->cluster)
         {
-            return "takes \"sentinel=\", \"master=\" and "
-                   "\"sentinel_password=\" in place of an address";
+            return "takes \"sentinel=\", \"master=\", "
+                   "\"sentinel_password=\" and \"cluster=\" in place of "
+                   "an address";
         }
 
         if (ngx_http_wechat_redis_addr(cf, &value[1], &wmcf->server)
@@ -1074,15 +1173,16 @@ ngx_http_wechat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_OK;
     }
 
-    if (wmcf->master.len == 0) {
-        return "with \"sentinel=\" needs \"master=\"";
+    if (wmcf->master.len == 0 || wmcf->cluster) {
+        return "with \"sentinel=\" needs \"master=\", and no "
+               "\"cluster=\"";
     }
 
     /* filled in by each worker, once a sentinel names the master */
 
     wmcf->server.host.data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
     wmcf->server.name.data = ngx_pnalloc(cf->pool, wmcf->master.len
-                                         + NGX_HTTP_WECHAT_MASTER_NAME_LEN);
+                                         + NGX_HTTP_WECHAT_ADDR_NAME_LEN);
 
     if (wmcf->server.host.data == NULL || wmcf->server.name.data == NULL) {
         return NGX_CONF_ERROR;
@@ -1415,7 +1515,8 @@ ngx_http_wechat_check_login(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
 static ngx_int_t
 ngx_http_wechat_init_process(ngx_cycle_t *cycle)
 {
-    if (ngx_http_wechat_sentinel_init_process(cycle) != NGX_OK
+    if (ngx_http_wechat_cluster_init_process(cycle) != NGX_OK
+        || ngx_http_wechat_sentinel_init_process(cycle) != NGX_OK
         || ngx_http_wechat_redis_init_process(cycle) != NGX_OK)
     {
         return NGX_ERROR;

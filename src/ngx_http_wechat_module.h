@@ -20,6 +20,7 @@
  *              _redis.c                 the Redis connection and commands
  *              _pubsub.c                the pub/sub connection, waiters
  *              _sentinel.c              where the master is, and failovers
+ *              _cluster.c               which cluster node serves a slot
  *              _redis_adapter.c         hiredis on nginx's event loop
  *              _queries.c               the node-local query record
  *              _scripts.c               generated from src/lua/
@@ -62,9 +63,13 @@
 #define NGX_HTTP_WECHAT_STREAM_MAXLEN    "100000"
 
 
-/* what a master's name grows by for the log: " ([address]:port)" */
-#define NGX_HTTP_WECHAT_MASTER_NAME_LEN                                      \
+/* what a label grows by as an address's name: " ([address]:port)" */
+#define NGX_HTTP_WECHAT_ADDR_NAME_LEN                                        \
     (sizeof(" ([]:65535)") + NGX_SOCKADDR_STRLEN)
+
+
+/* the nodes of a Redis Cluster a worker may know */
+#define NGX_HTTP_WECHAT_MAX_NODES        64
 
 
 /* A Redis server, or a sentinel, to connect to. */
@@ -82,11 +87,14 @@ typedef struct {
     ngx_uint_t                  db;
     ngx_str_t                   password;
 
+    ngx_array_t                *cluster;    /* its seed nodes, of
+                                               ngx_http_wechat_addr_t */
+    ngx_array_t                *tags;       /* with a cluster: the hash
+                                               tags of the accounts, of
+                                               ngx_str_t */
     ngx_array_t                *sentinels;  /* of ngx_http_wechat_addr_t */
     ngx_str_t                   master;     /* its name at the sentinels */
     ngx_str_t                   sentinel_password;
-    ngx_uint_t                  moves;      /* changes of server, counted
-                                               per worker */
 
     ngx_msec_t                  connect_timeout;
     ngx_msec_t                  timeout;
@@ -312,7 +320,10 @@ struct ngx_http_wechat_ctx_s {
                                                have run */
 
 /* response is NULL unless ended is NGX_HTTP_WECHAT_REDIS_OK */
-/* a connection's call when the sentinels name another master */
+/*
+ * a connection's call when where it should be moved: the sentinels named
+ * another master, or a cluster's slot map changed
+ */
 typedef void (*ngx_http_wechat_moved_pt)(void);
 
 typedef void (*ngx_http_wechat_redis_handler_pt)(ngx_http_request_t *r,
@@ -467,7 +478,7 @@ ngx_int_t ngx_http_wechat_encrypt(ngx_http_request_t *r,
 
 /*
  * stores: _api.c, _redis.c, _redis_adapter.c, _pubsub.c, _sentinel.c,
- * _queries.c, _scripts.c
+ * _cluster.c, _queries.c, _scripts.c
  */
 ngx_int_t ngx_http_wechat_api_call(ngx_http_request_t *r,
     ngx_http_wechat_api_call_t *call);
@@ -479,6 +490,8 @@ ngx_int_t ngx_http_wechat_redis_command(ngx_http_request_t *r,
 ngx_int_t ngx_http_wechat_redis_attach(redisAsyncContext *ac);
 redisAsyncContext *ngx_http_wechat_redis_open(ngx_http_wechat_addr_t *addr,
     void *data);
+ngx_int_t ngx_http_wechat_redis_addr_set(ngx_http_wechat_addr_t *addr,
+    ngx_str_t *label, ngx_str_t *host, ngx_uint_t port);
 ngx_msec_t ngx_http_wechat_redis_backoff(ngx_uint_t attempts);
 void ngx_http_wechat_redis_timer(ngx_event_t *ev,
     ngx_event_handler_pt handler, void *data, ngx_log_t *log);
@@ -487,6 +500,17 @@ void ngx_http_wechat_pubsub_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_wechat_pubsub_wait(ngx_http_wechat_waiter_t *w,
     ngx_str_t *channel);
 void ngx_http_wechat_pubsub_leave(ngx_http_wechat_waiter_t *w);
+ngx_int_t ngx_http_wechat_cluster_init_process(ngx_cycle_t *cycle);
+void ngx_http_wechat_cluster_watch(ngx_http_wechat_moved_pt changed);
+ngx_uint_t ngx_http_wechat_cluster_seeds(void);
+ngx_uint_t ngx_http_wechat_cluster_nodes(void);
+ngx_http_wechat_addr_t *ngx_http_wechat_cluster_addr(ngx_uint_t node);
+ngx_int_t ngx_http_wechat_cluster_route(ngx_str_t *key);
+ngx_uint_t ngx_http_wechat_cluster_wanted(ngx_uint_t node);
+ngx_int_t ngx_http_wechat_cluster_redirect(ngx_uint_t from,
+    wx_redirect_t *to);
+void ngx_http_wechat_cluster_stale(void);
+void ngx_http_wechat_cluster_learn(redisAsyncContext *ac, ngx_uint_t node);
 ngx_int_t ngx_http_wechat_sentinel_init_process(ngx_cycle_t *cycle);
 void ngx_http_wechat_sentinel_exit_process(ngx_cycle_t *cycle);
 void ngx_http_wechat_sentinel_watch(ngx_http_wechat_moved_pt moved);

@@ -53,6 +53,7 @@ typedef struct {
 
 typedef struct {
     ngx_http_wechat_main_conf_t  *conf;
+    ngx_http_wechat_addr_t       *addr;       /* where it connects */
     redisAsyncContext            *ac;
     ngx_uint_t                    ready;
     ngx_uint_t                    attempts;
@@ -153,7 +154,17 @@ ngx_http_wechat_pubsub_connect(ngx_http_wechat_pubsub_t *ps)
     ngx_connection_t   *c;
     redisAsyncContext  *ac;
 
-    ac = ngx_http_wechat_redis_open(&ps->conf->server, ps);
+    /*
+     * In a cluster PUBLISH reaches every node over the cluster's bus: any
+     * seed will do, the next one after a failure.
+     */
+
+    ps->addr = ps->conf->cluster
+               ? ngx_http_wechat_cluster_addr(
+                     ps->attempts % ngx_http_wechat_cluster_seeds())
+               : &ps->conf->server;
+
+    ac = ngx_http_wechat_redis_open(ps->addr, ps);
     if (ac == NULL) {
         ngx_http_wechat_pubsub_lost(ps);
         return;
@@ -241,7 +252,7 @@ ngx_http_wechat_pubsub_on_connect(const redisAsyncContext *ac, int status)
 
     ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                   "wechat pubsub: connect to \"%V\" failed: %s",
-                  &ps->conf->server.name, ac->errstr);
+                  &ps->addr->name, ac->errstr);
 
     ps->ac = NULL;
     ngx_http_wechat_pubsub_lost(ps);
@@ -260,7 +271,7 @@ ngx_http_wechat_pubsub_on_disconnect(const redisAsyncContext *ac,
 
     ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                   "wechat pubsub: connection to \"%V\" lost: %s",
-                  &ps->conf->server.name,
+                  &ps->addr->name,
                   ac->errstr[0] ? ac->errstr : "closed by the server");
 
     ps->ac = NULL;
@@ -296,7 +307,7 @@ ngx_http_wechat_pubsub_ready(ngx_http_wechat_pubsub_t *ps)
     }
 
     ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
-                  "wechat pubsub: connected to \"%V\"", &ps->conf->server.name);
+                  "wechat pubsub: connected to \"%V\"", &ps->addr->name);
 
     ngx_http_wechat_pubsub_subscribe_all(ps);
 
@@ -726,7 +737,7 @@ ngx_http_wechat_pubsub_timeout(ngx_event_t *ev)
                   ps->ready ? "wechat pubsub: no reply in time, "
                               "dropping the connection"
                             : "wechat pubsub: connect to \"%V\" timed out",
-                  &ps->conf->server.name);
+                  &ps->addr->name);
 
     ngx_http_wechat_pubsub_drop(ps);
 }

@@ -1,10 +1,12 @@
 
 /*
  * ngx_http_wechat_module: one hiredis async connection per worker, driven by
- * nginx's event loop.  connect -> AUTH -> SELECT -> SCRIPT LOAD -> ready;
- * nginx timers bound the connect and every command; a command that times
- * out drops the whole connection so that a late reply can never reach
- * another request; reconnects back off with jitter.
+ * nginx's event loop, or with a Redis Cluster one per node it uses.
+ * connect -> AUTH -> SELECT -> (ROLE) -> SCRIPT LOAD -> ready; nginx timers
+ * bound the connect and every command; a command that times out drops the
+ * whole connection so that a late reply can never reach another request;
+ * reconnects back off with jitter.  In a cluster a command goes to the node
+ * of its first key's slot and follows MOVED and ASK.
  */
 
 
@@ -20,8 +22,14 @@ typedef enum {
 } ngx_http_wechat_redis_state_e;
 
 
+/* redirections one command may follow */
+#define NGX_HTTP_WECHAT_REDIRECTS  3
+
+
 typedef struct {
     ngx_http_wechat_main_conf_t    *conf;
+    ngx_http_wechat_addr_t         *addr;
+    ngx_uint_t                      index;      /* among a cluster's nodes */
     redisAsyncContext              *ac;
     ngx_http_wechat_redis_state_e   state;
     ngx_uint_t                      attempts;
@@ -40,6 +48,7 @@ typedef struct {
     ngx_pool_cleanup_t                 *cleanup;    /* on the request's pool */
     ngx_http_wechat_redis_handler_pt    handler;
     ngx_event_t                         timer;
+    ngx_http_wechat_redis_t            *node;       /* where it was sent */
     ngx_int_t                           script;
     ngx_msec_int_t                      sent;       /* usec, monotonic */
     ngx_uint_t                          argc;
@@ -47,9 +56,15 @@ typedef struct {
     u_char                             *tail;       /* args after the head */
     u_char                             *last;
     unsigned                            retried:1;
+    unsigned                            redirects:2;
 } ngx_http_wechat_cmd_t;
 
 
+static ngx_http_wechat_redis_t *ngx_http_wechat_redis_node(ngx_uint_t i);
+static ngx_http_wechat_redis_t *ngx_http_wechat_redis_route(ngx_str_t *key);
+static void ngx_http_wechat_redis_changed(void);
+static void ngx_http_wechat_redis_learn(void);
+static void ngx_http_wechat_redis_report(void);
 static void ngx_http_wechat_redis_connect(ngx_http_wechat_redis_t *rd);
 static void ngx_http_wechat_redis_handshake(ngx_http_wechat_redis_t *rd);
 static void ngx_http_wechat_redis_handshake_done(redisAsyncContext *ac,
@@ -70,6 +85,8 @@ static u_char *ngx_http_wechat_resp_args(u_char *p, ngx_str_t *args,
     ngx_uint_t n);
 static ngx_int_t ngx_http_wechat_redis_retry(redisAsyncContext *ac,
     ngx_http_wechat_cmd_t *cmd);
+static ngx_int_t ngx_http_wechat_redis_redirect(ngx_http_wechat_redis_t *rd,
+    ngx_http_wechat_cmd_t *cmd, redisReply *response);
 static void ngx_http_wechat_redis_command_timeout(ngx_event_t *ev);
 static ngx_http_wechat_cmd_t *ngx_http_wechat_redis_format(ngx_log_t *log,
     ngx_str_t *head, ngx_uint_t nhead, ngx_uint_t argc, ngx_str_t *argv);
@@ -79,13 +96,16 @@ static void ngx_http_wechat_redis_done(redisAsyncContext *ac, void *data,
 static ngx_msec_int_t ngx_http_wechat_redis_usec(void);
 
 
-static ngx_http_wechat_redis_t  ngx_http_wechat_redis;
+/* node 0 alone, or a cluster's nodes by the map's index */
+static ngx_http_wechat_redis_t  *ngx_http_wechat_redis_nodes[
+                                     NGX_HTTP_WECHAT_MAX_NODES];
+static ngx_http_wechat_main_conf_t  *ngx_http_wechat_redis_conf;
 
 
 ngx_int_t
 ngx_http_wechat_redis_init_process(ngx_cycle_t *cycle)
 {
-    ngx_http_wechat_redis_t      *rd;
+    ngx_uint_t                    i, n;
     ngx_http_wechat_main_conf_t  *wmcf;
 
     wmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_wechat_module);
@@ -93,20 +113,24 @@ ngx_http_wechat_redis_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    rd = &ngx_http_wechat_redis;
-    ngx_memzero(rd, sizeof(ngx_http_wechat_redis_t));
+    ngx_http_wechat_redis_conf = wmcf;
 
-    rd->conf = wmcf;
+    if (wmcf->cluster == NULL) {
+        ngx_http_wechat_sentinel_watch(ngx_http_wechat_redis_moved);
+        return ngx_http_wechat_redis_node(0) ? NGX_OK : NGX_ERROR;
+    }
 
-    ngx_http_wechat_redis_timer(&rd->connect_timer,
-                                ngx_http_wechat_redis_connect_timeout, rd,
-                                cycle->log);
-    ngx_http_wechat_redis_timer(&rd->reconnect_timer,
-                                ngx_http_wechat_redis_reconnect_handler, rd,
-                                cycle->log);
+    /* the seeds first: any of them tells where the slots are */
 
-    ngx_http_wechat_sentinel_watch(ngx_http_wechat_redis_moved);
-    ngx_http_wechat_redis_connect(rd);
+    ngx_http_wechat_cluster_watch(ngx_http_wechat_redis_changed);
+
+    n = ngx_http_wechat_cluster_seeds();
+
+    for (i = 0; i < n; i++) {
+        if (ngx_http_wechat_redis_node(i) == NULL) {
+            return NGX_ERROR;
+        }
+    }
 
     return NGX_OK;
 }
@@ -115,15 +139,139 @@ ngx_http_wechat_redis_init_process(ngx_cycle_t *cycle)
 void
 ngx_http_wechat_redis_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_http_wechat_redis_t  *rd = &ngx_http_wechat_redis;
+    ngx_uint_t                i;
+    ngx_http_wechat_redis_t  *rd;
 
-    rd->exiting = 1;
+    for (i = 0; i < NGX_HTTP_WECHAT_MAX_NODES; i++) {
+        rd = ngx_http_wechat_redis_nodes[i];
 
-    if (rd->reconnect_timer.timer_set) {
-        ngx_del_timer(&rd->reconnect_timer);
+        if (rd == NULL) {
+            continue;
+        }
+
+        rd->exiting = 1;
+
+        if (rd->reconnect_timer.timer_set) {
+            ngx_del_timer(&rd->reconnect_timer);
+        }
+
+        ngx_http_wechat_redis_close(rd);
+    }
+}
+
+
+/* The connection to node i, opened when first wanted. */
+
+static ngx_http_wechat_redis_t *
+ngx_http_wechat_redis_node(ngx_uint_t i)
+{
+    ngx_http_wechat_redis_t      *rd;
+    ngx_http_wechat_main_conf_t  *wmcf = ngx_http_wechat_redis_conf;
+
+    if (ngx_http_wechat_redis_nodes[i]) {
+        return ngx_http_wechat_redis_nodes[i];
     }
 
-    ngx_http_wechat_redis_close(rd);
+    rd = ngx_calloc(sizeof(ngx_http_wechat_redis_t), ngx_cycle->log);
+    if (rd == NULL) {
+        return NULL;
+    }
+
+    rd->conf = wmcf;
+    rd->index = i;
+    rd->addr = wmcf->cluster ? ngx_http_wechat_cluster_addr(i)
+                             : &wmcf->server;
+
+    ngx_http_wechat_redis_timer(&rd->connect_timer,
+                                ngx_http_wechat_redis_connect_timeout, rd,
+                                ngx_cycle->log);
+    ngx_http_wechat_redis_timer(&rd->reconnect_timer,
+                                ngx_http_wechat_redis_reconnect_handler, rd,
+                                ngx_cycle->log);
+
+    ngx_http_wechat_redis_nodes[i] = rd;
+    ngx_http_wechat_redis_connect(rd);
+
+    return rd;
+}
+
+
+/* Where a command for key goes; NULL while a cluster's map is unknown. */
+
+static ngx_http_wechat_redis_t *
+ngx_http_wechat_redis_route(ngx_str_t *key)
+{
+    ngx_int_t  n;
+
+    if (ngx_http_wechat_redis_conf->cluster == NULL) {
+        return ngx_http_wechat_redis_nodes[0];
+    }
+
+    n = ngx_http_wechat_cluster_route(key);
+
+    if (n == NGX_DECLINED) {
+        ngx_http_wechat_redis_learn();
+        return NULL;
+    }
+
+    return ngx_http_wechat_redis_node(n);
+}
+
+
+/* The cluster's map changed: connect to the nodes the accounts live on. */
+
+static void
+ngx_http_wechat_redis_changed(void)
+{
+    ngx_uint_t  i, n;
+
+    n = ngx_http_wechat_cluster_nodes();
+
+    for (i = 0; i < n; i++) {
+        if (ngx_http_wechat_cluster_wanted(i)) {
+            (void) ngx_http_wechat_redis_node(i);
+        }
+    }
+}
+
+
+/* Has a stale map learnt on a ready connection, if there is one. */
+
+static void
+ngx_http_wechat_redis_learn(void)
+{
+    ngx_uint_t                i;
+    ngx_http_wechat_redis_t  *rd;
+
+    for (i = 0; i < NGX_HTTP_WECHAT_MAX_NODES; i++) {
+        rd = ngx_http_wechat_redis_nodes[i];
+
+        if (rd && rd->state == ngx_http_wechat_redis_ready) {
+            ngx_http_wechat_cluster_learn(rd->ac, i);
+            return;
+        }
+    }
+}
+
+
+/* The worker counts as connected while every connection it has is ready. */
+
+static void
+ngx_http_wechat_redis_report(void)
+{
+    ngx_uint_t                i;
+    ngx_http_wechat_redis_t  *rd;
+
+    for (i = 0; i < NGX_HTTP_WECHAT_MAX_NODES; i++) {
+        rd = ngx_http_wechat_redis_nodes[i];
+
+        if (rd && rd->state != ngx_http_wechat_redis_ready) {
+            ngx_http_wechat_metrics_redis_connected(0);
+            return;
+        }
+    }
+
+    ngx_http_wechat_metrics_redis_connected(1);
 }
 
 
@@ -133,7 +281,7 @@ ngx_http_wechat_redis_connect(ngx_http_wechat_redis_t *rd)
     redisAsyncContext            *ac;
     ngx_http_wechat_main_conf_t  *wmcf = rd->conf;
 
-    ac = ngx_http_wechat_redis_open(&wmcf->server, rd);
+    ac = ngx_http_wechat_redis_open(rd->addr, rd);
     if (ac == NULL) {
         ngx_http_wechat_redis_schedule(rd);
         return;
@@ -203,7 +351,7 @@ ngx_http_wechat_redis_handshake_done(redisAsyncContext *ac, void *data,
     void *privdata)
 {
     redisReply               *response = data;
-    ngx_http_wechat_redis_t  *rd = &ngx_http_wechat_redis;
+    ngx_http_wechat_redis_t  *rd = ac->data;
 
     if (response == NULL || ac != rd->ac) {
         /* the connection went away; its disconnect path reconnects */
@@ -223,7 +371,7 @@ ngx_http_wechat_redis_handshake_done(redisAsyncContext *ac, void *data,
     {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "wechat redis: \"%V\" is not the master, "
-                      "asking the sentinels again", &rd->conf->server.name);
+                      "asking the sentinels again", &rd->addr->name);
         ngx_http_wechat_redis_drop(rd);
         ngx_http_wechat_sentinel_ask();
         return;
@@ -240,10 +388,14 @@ ngx_http_wechat_redis_handshake_done(redisAsyncContext *ac, void *data,
     rd->state = ngx_http_wechat_redis_ready;
     rd->attempts = 0;
 
-    ngx_http_wechat_metrics_redis_connected(1);
+    ngx_http_wechat_redis_report();
+
+    if (rd->conf->cluster) {
+        ngx_http_wechat_cluster_learn(rd->ac, rd->index);
+    }
 
     ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
-                  "wechat redis: connected to \"%V\"", &rd->conf->server.name);
+                  "wechat redis: connected to \"%V\"", &rd->addr->name);
 }
 
 
@@ -261,7 +413,7 @@ ngx_http_wechat_redis_is_master(redisReply *role)
 static void
 ngx_http_wechat_redis_on_connect(const redisAsyncContext *ac, int status)
 {
-    ngx_http_wechat_redis_t  *rd = &ngx_http_wechat_redis;
+    ngx_http_wechat_redis_t  *rd = ac->data;
 
     if (ac != rd->ac) {
         return;
@@ -276,11 +428,11 @@ ngx_http_wechat_redis_on_connect(const redisAsyncContext *ac, int status)
 
     ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                   "wechat redis: connect to \"%V\" failed: %s",
-                  &rd->conf->server.name, ac->errstr);
+                  &rd->addr->name, ac->errstr);
 
     rd->ac = NULL;
     rd->state = ngx_http_wechat_redis_disconnected;
-    ngx_http_wechat_metrics_redis_connected(0);
+    ngx_http_wechat_redis_report();
 
     if (rd->connect_timer.timer_set) {
         ngx_del_timer(&rd->connect_timer);
@@ -293,7 +445,7 @@ ngx_http_wechat_redis_on_connect(const redisAsyncContext *ac, int status)
 static void
 ngx_http_wechat_redis_on_disconnect(const redisAsyncContext *ac, int status)
 {
-    ngx_http_wechat_redis_t  *rd = &ngx_http_wechat_redis;
+    ngx_http_wechat_redis_t  *rd = ac->data;
 
     if (ac != rd->ac) {
         return;
@@ -301,12 +453,12 @@ ngx_http_wechat_redis_on_disconnect(const redisAsyncContext *ac, int status)
 
     ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                   "wechat redis: connection to \"%V\" lost: %s",
-                  &rd->conf->server.name,
+                  &rd->addr->name,
                   ac->errstr[0] ? ac->errstr : "closed by the server");
 
     rd->ac = NULL;
     rd->state = ngx_http_wechat_redis_disconnected;
-    ngx_http_wechat_metrics_redis_connected(0);
+    ngx_http_wechat_redis_report();
 
     if (rd->connect_timer.timer_set) {
         ngx_del_timer(&rd->connect_timer);
@@ -333,7 +485,7 @@ ngx_http_wechat_redis_close(ngx_http_wechat_redis_t *rd)
 
     rd->ac = NULL;
     rd->state = ngx_http_wechat_redis_disconnected;
-    ngx_http_wechat_metrics_redis_connected(0);
+    ngx_http_wechat_redis_report();
 
     ac->onDisconnect = NULL;
     redisAsyncFree(ac);
@@ -360,6 +512,14 @@ ngx_http_wechat_redis_schedule(ngx_http_wechat_redis_t *rd)
     ngx_add_timer(&rd->reconnect_timer,
                   ngx_http_wechat_redis_backoff(rd->attempts++));
 
+    /* a node lost may be a failover: the map is learnt until it shows */
+
+    if (rd->conf->cluster) {
+        ngx_http_wechat_cluster_stale();
+        ngx_http_wechat_redis_learn();
+        return;
+    }
+
     ngx_http_wechat_sentinel_ask();
 }
 
@@ -369,9 +529,9 @@ ngx_http_wechat_redis_schedule(ngx_http_wechat_redis_t *rd)
 static void
 ngx_http_wechat_redis_moved(void)
 {
-    ngx_http_wechat_redis_t  *rd = &ngx_http_wechat_redis;
+    ngx_http_wechat_redis_t  *rd = ngx_http_wechat_redis_nodes[0];
 
-    if (rd->conf == NULL || rd->exiting) {
+    if (rd == NULL || rd->exiting) {
         return;
     }
 
@@ -413,7 +573,7 @@ ngx_http_wechat_redis_connect_timeout(ngx_event_t *ev)
 
     ngx_log_error(NGX_LOG_ERR, ev->log, 0,
                   "wechat redis: connect to \"%V\" timed out",
-                  &rd->conf->server.name);
+                  &rd->addr->name);
 
     ngx_http_wechat_redis_drop(rd);
 }
@@ -427,9 +587,13 @@ ngx_http_wechat_redis_command(ngx_http_request_t *r,
     ngx_str_t                 head[2];
     ngx_uint_t                nhead;
     ngx_http_wechat_cmd_t    *cmd;
-    ngx_http_wechat_redis_t  *rd = &ngx_http_wechat_redis;
+    ngx_http_wechat_redis_t  *rd;
 
-    if (rd->ac == NULL) {
+    /* every command's first argument after its name is its first key */
+
+    rd = ngx_http_wechat_redis_route(&argv[1]);
+
+    if (rd == NULL || rd->ac == NULL) {
         return NGX_DECLINED;
     }
 
@@ -451,6 +615,7 @@ ngx_http_wechat_redis_command(ngx_http_request_t *r,
     cmd->script = script;
     cmd->handler = handler;
     cmd->request = r;
+    cmd->node = rd;
 
     /* the answer, whenever it comes, must not touch a request that ended */
 
@@ -612,10 +777,64 @@ ngx_http_wechat_redis_retry(redisAsyncContext *ac, ngx_http_wechat_cmd_t *cmd)
 }
 
 
+/*
+ * A cluster's MOVED or ASK: the command, formatted as it was, goes to the
+ * node named, after an ASKING for an ASK; a MOVED has the map learnt.
+ */
+
+static ngx_int_t
+ngx_http_wechat_redis_redirect(ngx_http_wechat_redis_t *rd,
+    ngx_http_wechat_cmd_t *cmd, redisReply *response)
+{
+    ngx_int_t                 n;
+    wx_span_t                 error;
+    wx_redirect_t             to;
+    ngx_http_wechat_redis_t  *target;
+
+    if (rd->conf->cluster == NULL
+        || cmd->redirects == NGX_HTTP_WECHAT_REDIRECTS)
+    {
+        return NGX_DECLINED;
+    }
+
+    error.data = (u_char *) response->str;
+    error.len = response->len;
+
+    if (wx_redis_redirect(error, &to) != WX_OK) {
+        return NGX_DECLINED;
+    }
+
+    n = ngx_http_wechat_cluster_redirect(rd->index, &to);
+    target = (n == NGX_ERROR) ? NULL : ngx_http_wechat_redis_node(n);
+
+    if (target == NULL || target->ac == NULL
+        || (to.ask && redisAsyncCommand(target->ac, NULL, NULL, "ASKING")
+                      != REDIS_OK)
+        || redisAsyncFormattedCommand(target->ac, ngx_http_wechat_redis_done,
+                                      cmd, (char *) (cmd + 1),
+                                      cmd->last - (u_char *) (cmd + 1))
+           != REDIS_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    cmd->node = target;
+    cmd->redirects++;
+    cmd->retried = 0;
+
+    if (!to.ask) {
+        ngx_http_wechat_redis_learn();
+    }
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_http_wechat_redis_command_timeout(ngx_event_t *ev)
 {
-    ngx_http_wechat_redis_t  *rd = &ngx_http_wechat_redis;
+    ngx_http_wechat_cmd_t    *cmd = ev->data;
+    ngx_http_wechat_redis_t  *rd = cmd->node;
 
     if (ev->timedout) {
         ngx_log_error(NGX_LOG_ERR, ev->log, 0,
@@ -638,7 +857,7 @@ ngx_http_wechat_redis_done(redisAsyncContext *ac, void *data,
     ngx_connection_t                  *c;
     ngx_http_request_t                *r;
     ngx_http_wechat_cmd_t             *cmd = privdata;
-    ngx_http_wechat_redis_t           *rd = &ngx_http_wechat_redis;
+    ngx_http_wechat_redis_t           *rd = ac->data;
     ngx_http_wechat_redis_handler_pt   handler;
 
     /*
@@ -660,6 +879,10 @@ ngx_http_wechat_redis_done(redisAsyncContext *ac, void *data,
             && ac == rd->ac
             && ngx_http_wechat_redis_retry(ac, cmd) == NGX_OK)
         {
+            return;
+        }
+
+        if (ngx_http_wechat_redis_redirect(rd, cmd, response) == NGX_OK) {
             return;
         }
 

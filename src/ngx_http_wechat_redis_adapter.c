@@ -75,6 +75,65 @@ ngx_http_wechat_redis_open(ngx_http_wechat_addr_t *addr, void *data)
 }
 
 
+/*
+ * Sets an address Redis named (a master, a cluster node) whose host and
+ * name have room for any: an IP address, for resolving a name would block
+ * the worker.  Its name is "label (host:port)", or "host:port".
+ * NGX_DECLINED when it is the address already.
+ */
+
+ngx_int_t
+ngx_http_wechat_redis_addr_set(ngx_http_wechat_addr_t *addr,
+    ngx_str_t *label, ngx_str_t *host, ngx_uint_t port)
+{
+    u_char           *p;
+    ngx_uint_t        ip, v6;
+#if (NGX_HAVE_INET6)
+    struct in6_addr   inaddr6;
+#endif
+
+    v6 = 0;
+
+#if (NGX_HAVE_INET6)
+    v6 = ngx_inet6_addr(host->data, host->len, inaddr6.s6_addr) == NGX_OK;
+#endif
+
+    ip = host->len > 0 && host->len < NGX_SOCKADDR_STRLEN
+         && (v6 || ngx_inet_addr(host->data, host->len) != INADDR_NONE);
+
+    if (!ip || port < 1 || port > 65535) {
+        return NGX_ERROR;
+    }
+
+    if (addr->port == port && addr->host.len == host->len
+        && ngx_strncmp(addr->host.data, host->data, host->len) == 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    ngx_memcpy(addr->host.data, host->data, host->len);
+    addr->host.data[host->len] = '\0';
+    addr->host.len = host->len;
+    addr->port = (in_port_t) port;
+
+    p = addr->name.data;
+
+    if (label->len) {
+        p = ngx_sprintf(p, "%V (", label);
+    }
+
+    p = ngx_sprintf(p, v6 ? "[%V]:%ui" : "%V:%ui", host, port);
+
+    if (label->len) {
+        *p++ = ')';
+    }
+
+    addr->name.len = p - addr->name.data;
+
+    return NGX_OK;
+}
+
+
 /* A connection's timer: cancelable, it never keeps a worker that exits. */
 
 void

@@ -380,61 +380,30 @@ ngx_http_wechat_sentinel_switch(ngx_http_wechat_sentinel_t *st,
 }
 
 
-/*
- * Takes the master's address: an IP address, for resolving a name would
- * block the worker, and a port.  The connections move when it changed.
- */
+/* Takes the master's address; the connections move when it changed. */
 
 static ngx_int_t
 ngx_http_wechat_sentinel_master(ngx_http_wechat_sentinel_t *st,
     ngx_str_t *host, ngx_str_t *port)
 {
-    ngx_int_t                     n;
-    ngx_uint_t                    ip, i;
-    ngx_http_wechat_addr_t       *server;
+    ngx_int_t                     n, rc;
+    ngx_uint_t                    i;
     ngx_http_wechat_main_conf_t  *wmcf = st->conf;
-#if (NGX_HAVE_INET6)
-    struct in6_addr               inaddr6;
-#endif
 
     n = ngx_atoi(port->data, port->len);
-
-    ip = host->len > 0 && host->len < NGX_SOCKADDR_STRLEN
-         && (ngx_inet_addr(host->data, host->len) != INADDR_NONE
-#if (NGX_HAVE_INET6)
-             || ngx_inet6_addr(host->data, host->len, inaddr6.s6_addr)
-                == NGX_OK
-#endif
-            );
-
-    if (!ip || n < 1 || n > 65535) {
+    if (n == NGX_ERROR) {
         return NGX_ERROR;
     }
 
-    server = &wmcf->server;
-
-    if (server->port == (in_port_t) n && server->host.len == host->len
-        && ngx_strncmp(server->host.data, host->data, host->len) == 0)
-    {
-        return NGX_OK;
+    rc = ngx_http_wechat_redis_addr_set(&wmcf->server, &wmcf->master, host,
+                                        n);
+    if (rc != NGX_OK) {
+        return rc == NGX_DECLINED ? NGX_OK : NGX_ERROR;
     }
 
-    ngx_memcpy(server->host.data, host->data, host->len);
-    server->host.data[host->len] = '\0';
-    server->host.len = host->len;
-    server->port = (in_port_t) n;
-
-    server->name.len = ngx_sprintf(server->name.data,
-                                   ngx_strlchr(host->data,
-                                               host->data + host->len, ':')
-                                   ? "%V ([%V]:%i)" : "%V (%V:%i)",
-                                   &wmcf->master, host, n)
-                       - server->name.data;
-
-    wmcf->moves++;
-
     ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
-                  "wechat sentinel: the master is \"%V\"", &server->name);
+                  "wechat sentinel: the master is \"%V\"",
+                  &wmcf->server.name);
 
     for (i = 0; i < st->nwatchers; i++) {
         st->watchers[i]();

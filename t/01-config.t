@@ -101,7 +101,22 @@ my @bad = (
       qr/"wechat_redis" directive with "sentinel=" needs "master="/ ],
     [ 'a master name without sentinels',
       'wechat_redis 127.0.0.1:6379 master=mymaster;',
-      qr/takes "sentinel=", "master=" and "sentinel_password=" in place of an address/ ],
+      qr/takes "sentinel=", "master=", "sentinel_password=" and "cluster=" in place of an address/ ],
+    [ 'a cluster with a database',
+      'wechat_redis cluster=127.0.0.1:7000 db=2;',
+      qr/a Redis Cluster has database 0 only/ ],
+    [ 'a cluster with sentinels',
+      'wechat_redis sentinel=127.0.0.1:26379 master=m cluster=127.0.0.1:7000;',
+      qr/needs "master=", and no "cluster="/ ],
+    [ 'a cluster and an account without an AppID',
+      'wechat_redis cluster=127.0.0.1:7000; server { location /q { '
+      . 'wechat_user $arg_u; wechat_qrcode bind; } }',
+      qr/a Redis Cluster needs "wechat_appid": it is the hash tag/ ],
+    [ 'a cluster and a prefix with a brace',
+      'wechat_redis cluster=127.0.0.1:7000; server { wechat_appid wxa; '
+      . 'wechat_redis_prefix "a{"; location /q { wechat_user $arg_u; '
+      . 'wechat_qrcode bind; } }',
+      qr/"wechat_redis_prefix" may have no "\{"/ ],
     [ 'a master name with a space',
       'wechat_redis sentinel=127.0.0.1:26379 "master=my master";',
       qr/invalid master name "my master"/ ],
@@ -130,5 +145,10 @@ ok($ok, 'two AES keys, unix socket redis') or diag($out);
     . '127.0.0.2:26379,[::1]:26380 master=mymaster db=1 password=a '
     . "sentinel_password=b;\n}\n");
 ok($ok, 'redis through sentinels') or diag($out);
+
+($ok, $out) = nginx_t($head . 'wechat_redis cluster=127.0.0.1:7000,'
+    . "127.0.0.1:7001 password=a;\nserver { wechat_appid wxa; "
+    . "location /q { wechat_user \$arg_u; wechat_qrcode bind; } }\n}\n");
+ok($ok, 'a Redis Cluster') or diag($out);
 
 done_testing;

@@ -42,7 +42,9 @@ redisReplyObjectFunctions  *default_functions;
 void *
 create_limited_array(const redisReadTask *task, int elements)
 {
-    if (elements > WX_REDIS_MAX_ELEMENTS) {
+    if (elements > (task->parent ? WX_REDIS_MAX_ELEMENTS
+                                 : WX_REDIS_MAX_RANGES))
+    {
         return nullptr;     /* the reader reports out of memory */
     }
 

@@ -283,13 +283,47 @@ wx_status_t wx_redis_redeem(const struct redisReply *reply,
 /*
  * hiredis 0.14 allocates an array of whatever size a reply announces;
  * this makes the reader refuse arrays larger than any the module expects
- * (an error the connection is dropped for), instead of allocating gigabytes.
+ * (an error the connection is dropped for), instead of allocating gigabytes:
+ * WX_REDIS_MAX_RANGES for a reply itself, WX_REDIS_MAX_ELEMENTS inside.
  */
 struct redisReader;
 
 #define WX_REDIS_MAX_ELEMENTS  64
+/* but a reply's outer array: CLUSTER SLOTS has a range per element */
+#define WX_REDIS_MAX_RANGES    WX_REDIS_SLOTS
 
 void wx_redis_limit_reader(struct redisReader *reader);
+
+/* Redis Cluster: a key's slot, by its hash tag when it has one. */
+
+#define WX_REDIS_SLOTS  16384
+
+unsigned wx_redis_slot(wx_span_t key);
+
+typedef struct {
+    int                   ask;         /* ASK: this command only */
+    unsigned              slot;
+    wx_span_t             host;        /* empty: the node that answered */
+    unsigned              port;
+} wx_redirect_t;
+
+/*
+ * An error reply "MOVED slot host:port" or "ASK slot host:port";
+ * WX_ERR_NOT_FOUND for any other error.  host points into error.
+ */
+wx_status_t wx_redis_redirect(wx_span_t error, wx_redirect_t *out);
+
+/* non-zero stops the walk */
+typedef int (*wx_slot_range_pt)(void *data, unsigned first, unsigned last,
+    wx_span_t host, unsigned port);
+
+/*
+ * CLUSTER SLOTS: range() for each range of slots and the master serving
+ * it (host empty: the node that answered).  Hosts are printable and at
+ * most 45 bytes; the caller decides what it connects to.
+ */
+wx_status_t wx_redis_cluster_slots(const struct redisReply *reply,
+    wx_slot_range_pt range, void *data);
 
 /* A string reply copied out; WX_ERR_NOT_FOUND for nil. */
 wx_status_t wx_redis_string(const struct redisReply *reply,

@@ -377,6 +377,25 @@ test_reader_limit(void **state)
     /* replies of the module's size still read */
     reply = reply_of("*3\r\n$-1\r\n$-1\r\n$-1\r\n");
     freeReplyObject(reply);
+
+    /* a reply may hold a range per slot; what is inside it may not */
+    static const char outer[] = "*16384\r\n";
+    static const char inner[] = "*1\r\n*65\r\n";
+
+    reader = redisReaderCreate();
+    wx_redis_limit_reader(reader);
+    assert_int_equal(redisReaderFeed(reader, outer, sizeof(outer) - 1),
+                     REDIS_OK);
+    assert_int_equal(redisReaderGetReply(reader, &reply), REDIS_OK);
+    assert_null(reply);     /* incomplete, not refused */
+    redisReaderFree(reader);
+
+    reader = redisReaderCreate();
+    wx_redis_limit_reader(reader);
+    assert_int_equal(redisReaderFeed(reader, inner, sizeof(inner) - 1),
+                     REDIS_OK);
+    assert_int_equal(redisReaderGetReply(reader, &reply), REDIS_ERR);
+    redisReaderFree(reader);
 }
 
 int
