@@ -25,6 +25,9 @@ typedef enum {
 /* redirections one command may follow */
 #define NGX_HTTP_WECHAT_REDIRECTS  3
 
+/* ms before a command on keys of a moving slot tries again */
+#define NGX_HTTP_WECHAT_TRYAGAIN   50
+
 
 typedef struct {
     ngx_http_wechat_main_conf_t    *conf;
@@ -48,6 +51,8 @@ typedef struct {
     ngx_pool_cleanup_t                 *cleanup;    /* on the request's pool */
     ngx_http_wechat_redis_handler_pt    handler;
     ngx_event_t                         timer;
+    ngx_event_t                         again;      /* TRYAGAIN's wait */
+    ngx_http_wechat_redis_t            *home;       /* where it was routed */
     ngx_http_wechat_redis_t            *node;       /* where it was sent */
     ngx_int_t                           script;
     ngx_msec_int_t                      sent;       /* usec, monotonic */
@@ -87,7 +92,10 @@ static ngx_int_t ngx_http_wechat_redis_retry(redisAsyncContext *ac,
     ngx_http_wechat_cmd_t *cmd);
 static ngx_int_t ngx_http_wechat_redis_redirect(ngx_http_wechat_redis_t *rd,
     ngx_http_wechat_cmd_t *cmd, redisReply *response);
+static void ngx_http_wechat_redis_again(ngx_event_t *ev);
 static void ngx_http_wechat_redis_command_timeout(ngx_event_t *ev);
+static void ngx_http_wechat_redis_finish(ngx_http_wechat_cmd_t *cmd,
+    redisReply *response, ngx_uint_t ended);
 static ngx_http_wechat_cmd_t *ngx_http_wechat_redis_format(ngx_log_t *log,
     ngx_str_t *head, ngx_uint_t nhead, ngx_uint_t argc, ngx_str_t *argv);
 static void ngx_http_wechat_redis_detach(void *data);
@@ -615,6 +623,7 @@ ngx_http_wechat_redis_command(ngx_http_request_t *r,
     cmd->script = script;
     cmd->handler = handler;
     cmd->request = r;
+    cmd->home = rd;
     cmd->node = rd;
 
     /* the answer, whenever it comes, must not touch a request that ended */
@@ -645,6 +654,10 @@ ngx_http_wechat_redis_command(ngx_http_request_t *r,
     cmd->timer.handler = ngx_http_wechat_redis_command_timeout;
     cmd->timer.data = cmd;
     cmd->timer.log = ngx_cycle->log;
+
+    cmd->again.handler = ngx_http_wechat_redis_again;
+    cmd->again.data = cmd;
+    cmd->again.log = ngx_cycle->log;
 
     ngx_add_timer(&cmd->timer, rd->conf->timeout);
 
@@ -830,11 +843,49 @@ ngx_http_wechat_redis_redirect(ngx_http_wechat_redis_t *rd,
 }
 
 
+/*
+ * The wait after a TRYAGAIN: the command goes to the node it was routed
+ * to, which by now serves its keys, or redirects it.
+ */
+
+static void
+ngx_http_wechat_redis_again(ngx_event_t *ev)
+{
+    ngx_http_wechat_cmd_t    *cmd = ev->data;
+    ngx_http_wechat_redis_t  *rd = cmd->home;
+
+    if (cmd->request && rd->ac
+        && redisAsyncFormattedCommand(rd->ac, ngx_http_wechat_redis_done,
+                                      cmd, (char *) (cmd + 1),
+                                      cmd->last - (u_char *) (cmd + 1))
+           == REDIS_OK)
+    {
+        cmd->node = rd;
+        cmd->redirects = 0;
+        return;
+    }
+
+    ngx_http_wechat_redis_finish(cmd, NULL, NGX_HTTP_WECHAT_REDIS_REFUSED);
+}
+
+
 static void
 ngx_http_wechat_redis_command_timeout(ngx_event_t *ev)
 {
     ngx_http_wechat_cmd_t    *cmd = ev->data;
     ngx_http_wechat_redis_t  *rd = cmd->node;
+
+    /* waiting to try again, it is on no connection */
+
+    if (cmd->again.timer_set) {
+        ngx_del_timer(&cmd->again);
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                      "wechat redis: %V failed: TRYAGAIN until it timed "
+                      "out after %Mms", &cmd->name, rd->conf->timeout);
+        ngx_http_wechat_redis_finish(cmd, NULL,
+                                     NGX_HTTP_WECHAT_REDIS_REFUSED);
+        return;
+    }
 
     if (ev->timedout) {
         ngx_log_error(NGX_LOG_ERR, ev->log, 0,
@@ -852,13 +903,10 @@ static void
 ngx_http_wechat_redis_done(redisAsyncContext *ac, void *data,
     void *privdata)
 {
-    redisReply                        *response = data;
-    ngx_uint_t                         ended, failover;
-    ngx_connection_t                  *c;
-    ngx_http_request_t                *r;
-    ngx_http_wechat_cmd_t             *cmd = privdata;
-    ngx_http_wechat_redis_t           *rd = ac->data;
-    ngx_http_wechat_redis_handler_pt   handler;
+    redisReply               *response = data;
+    ngx_uint_t                ended;
+    ngx_http_wechat_cmd_t    *cmd = privdata;
+    ngx_http_wechat_redis_t  *rd = ac->data;
 
     /*
      * No reply on a connection that never connected: the command never
@@ -868,7 +916,6 @@ ngx_http_wechat_redis_done(redisAsyncContext *ac, void *data,
     ended = response ? NGX_HTTP_WECHAT_REDIS_OK
             : rd->connected ? NGX_HTTP_WECHAT_REDIS_LOST
             : NGX_HTTP_WECHAT_REDIS_REFUSED;
-    failover = 0;
 
     if (response && response->type == REDIS_REPLY_ERROR) {
 
@@ -886,18 +933,45 @@ ngx_http_wechat_redis_done(redisAsyncContext *ac, void *data,
             return;
         }
 
+        /* keys of a slot that is moving: wait, within the command's time */
+
+        if (rd->conf->cluster
+            && ngx_strncmp(response->str, "TRYAGAIN", 8) == 0)
+        {
+            ngx_add_timer(&cmd->again, NGX_HTTP_WECHAT_TRYAGAIN);
+            return;
+        }
+
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "wechat redis: %V failed: %s", &cmd->name,
                       response->str);
 
-        /* with sentinels, a replica is no place to stay: ask them again */
+        /*
+         * With sentinels, a replica is no place to stay: ask them again,
+         * before the handler sends anything more to it.
+         */
 
-        failover = rd->conf->sentinels && ac == rd->ac
-                   && ngx_strncmp(response->str, "READONLY", 8) == 0;
+        if (rd->conf->sentinels && ac == rd->ac
+            && ngx_strncmp(response->str, "READONLY", 8) == 0)
+        {
+            ngx_http_wechat_redis_drop(rd);
+        }
 
         response = NULL;
         ended = NGX_HTTP_WECHAT_REDIS_REFUSED;
     }
+
+    ngx_http_wechat_redis_finish(cmd, response, ended);
+}
+
+
+static void
+ngx_http_wechat_redis_finish(ngx_http_wechat_cmd_t *cmd, redisReply *response,
+    ngx_uint_t ended)
+{
+    ngx_connection_t                  *c;
+    ngx_http_request_t                *r;
+    ngx_http_wechat_redis_handler_pt   handler;
 
     if (cmd->timer.timer_set) {
         ngx_del_timer(&cmd->timer);
@@ -916,10 +990,6 @@ ngx_http_wechat_redis_done(redisAsyncContext *ac, void *data,
     }
 
     ngx_free(cmd);
-
-    if (failover) {
-        ngx_http_wechat_redis_drop(rd);
-    }
 
     if (r == NULL) {
         return;

@@ -2,17 +2,21 @@ package WxTopology;
 
 # Redis topologies from Debian's redis-server on loopback ports, for the
 # high-availability tests: a master with a replica and sentinels
-# (redis-server --sentinel, the binary Debian's redis-sentinel links to).
+# (redis-server --sentinel, the binary Debian's redis-sentinel links to),
+# and a cluster of masters (redis-cli --cluster create), whose slots the
+# tests move as redis-cli --cluster reshard does, one slot at a time.
 
 use strict;
 use warnings;
 
 use File::Temp qw(tempdir);
+use Time::HiRes ();
 use Test::More;
 use WxTest;
 
 use Exporter 'import';
-our @EXPORT = qw(start_replicated start_sentinels sentinel_master);
+our @EXPORT = qw(start_replicated start_sentinels sentinel_master
+                 start_cluster cluster_slot cluster_owner move_slot);
 
 # A master and a replica of it, both with $opt{password} (or none).
 # Returns ($master, $replica), each as start_redis returns them.
@@ -85,6 +89,74 @@ sub sentinel_master {
     my $addr = redis_cmd($sentinel, 'SENTINEL', 'get-master-addr-by-name',
                          $name);
     return $addr ? $addr->[1] : undef;
+}
+
+# A cluster of $opt{count} masters (3), all with $opt{password} (or none),
+# every slot served.  Returns the nodes, each as start_redis returns them
+# with its cluster id.
+sub start_cluster {
+    my (%opt) = @_;
+    my $count = $opt{count} // 3;
+    my @auth = defined $opt{password}
+             ? ('--requirepass', $opt{password}, '--masterauth', $opt{password})
+             : ();
+    my @nodes = map {
+        start_redis(args => [ @auth, '--cluster-enabled', 'yes',
+                              '--cluster-config-file', 'nodes.conf',
+                              '--cluster-node-timeout', '2000' ])
+    } 1 .. $count;
+    $_->{password} = $opt{password} for @nodes;
+    my @cli = ('redis-cli', defined $opt{password}
+                            ? ('-a', $opt{password}, '--no-auth-warning') : ());
+    my $out = `@cli --cluster create @{[ map { "127.0.0.1:$_->{port}" } @nodes ]} --cluster-replicas 0 --cluster-yes 2>&1`;
+    die "redis-cli --cluster create failed:\n$out" if $?;
+    for my $node (@nodes) {
+        wait_until('the cluster up', sub {
+            redis_cmd($node, 'CLUSTER', 'INFO') =~ /cluster_state:ok/ }, 30);
+        $node->{id} = redis_cmd($node, 'CLUSTER', 'MYID');
+    }
+    return @nodes;
+}
+
+# The slot of a key, as the cluster computes it.
+sub cluster_slot {
+    my ($node, $key) = @_;
+    return redis_cmd($node, 'CLUSTER', 'KEYSLOT', $key);
+}
+
+# The node of @nodes that serves $slot, as $nodes[0] sees it.
+sub cluster_owner {
+    my ($slot, @nodes) = @_;
+    for my $range (@{ redis_cmd($nodes[0], 'CLUSTER', 'SLOTS') }) {
+        next unless $range->[0] <= $slot && $slot <= $range->[1];
+        my ($owner) = grep { $_->{port} == $range->[2][1] } @nodes;
+        return $owner;
+    }
+    return undef;
+}
+
+# Moves $slot from node $from to node $to as resharding does: IMPORTING and
+# MIGRATING, its keys MIGRATEd $batch at a time with a pause between,
+# then the slot given to $to on every node.  Returns the keys moved.
+sub move_slot {
+    my (%opt) = @_;
+    my ($slot, $from, $to) = @opt{qw(slot from to)};
+    my @nodes = @{ $opt{nodes} };
+    my $batch = $opt{batch} // 10;
+    redis_cmd($to, 'CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $from->{id});
+    redis_cmd($from, 'CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $to->{id});
+    my $moved = 0;
+    while (1) {
+        my $keys = redis_cmd($from, 'CLUSTER', 'GETKEYSINSLOT', $slot, $batch);
+        last unless @$keys;
+        redis_cmd($from, 'MIGRATE', '127.0.0.1', $to->{port}, '', 0, 5000,
+                  defined $from->{password} ? ('AUTH', $from->{password}) : (),
+                  'KEYS', @$keys);
+        $moved += @$keys;
+        Time::HiRes::sleep($opt{pause} // 0.01);
+    }
+    redis_cmd($_, 'CLUSTER', 'SETSLOT', $slot, 'NODE', $to->{id}) for @nodes;
+    return $moved;
 }
 
 1;
