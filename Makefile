@@ -92,11 +92,12 @@ integration: build demo-deps
 
 # The reliability suite at full length: the fuzzers a minute each, the
 # integration suite under valgrind, and faults under load with 20 s phases
-# and 50 reloads.
+# and 50 reloads, and the Redis topologies' failovers at that length.
 test-reliability: deps build
 	$(MAKE) fuzz FUZZ_SECONDS=60
 	$(MAKE) test-valgrind
-	WX_LOAD_SECONDS=20 WX_RELOADS=50 prove -v t/40-reliability.t
+	WX_LOAD_SECONDS=20 WX_RELOADS=50 prove -v t/40-reliability.t \
+	    t/60-sentinel.t t/61-cluster.t
 	prove t/11-redis-faults.t t/30-status.t
 
 # The integration suite with nginx as one process under memcheck; a memcheck

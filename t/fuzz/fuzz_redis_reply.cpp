@@ -1,5 +1,6 @@
 // libFuzzer target: Redis replies as they come off the wire (hiredis's
-// reader), through the core's reading of each command's reply.
+// reader), through the core's reading of each command's reply, and of a
+// cluster's: CLUSTER SLOTS, and an error as MOVED or ASK.
 
 #include <cstdlib>
 #include <memory>
@@ -18,6 +19,20 @@ struct reader_free {
 struct reply_free {
     void operator()(redisReply *r) const { freeReplyObject(r); }
 };
+
+/* each range must lie in the slots, with a host the core checked */
+int
+check_range(void *, unsigned first, unsigned last, wx_span_t host,
+    unsigned port)
+{
+    if (first > last || last >= WX_REDIS_SLOTS || host.len > 45
+        || port == 0 || port > 65535)
+    {
+        abort();
+    }
+
+    return 0;
+}
 
 } // namespace
 
@@ -59,6 +74,23 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         wx_redeem_t redeem;
         wx_redis_redeem(reply.get(), a, &redeem);
         wx_redis_string(reply.get(), a, &s);
+        wx_redis_cluster_slots(reply.get(), check_range, nullptr);
+
+        if (reply->type == REDIS_REPLY_ERROR) {
+            wx_redirect_t to;
+            wx_span_t error = {
+                reinterpret_cast<const unsigned char *>(reply->str),
+                reply->len };
+
+            if (wx_redis_redirect(error, &to) == WX_OK
+                && (to.slot >= WX_REDIS_SLOTS || to.port == 0
+                    || to.port > 65535 || to.host.len > 45))
+            {
+                abort();
+            }
+
+            wx_redis_slot(error);
+        }
     }
 
     return 0;
