@@ -11,6 +11,10 @@
 #include "ngx_http_wechat_module.h"
 
 
+/* ms between two CLUSTER SLOTS: a map that cannot be learnt is no flood */
+#define NGX_HTTP_WECHAT_LEARN_INTERVAL  100
+
+
 typedef struct {
     ngx_http_wechat_main_conf_t  *conf;
     ngx_http_wechat_addr_t        nodes[NGX_HTTP_WECHAT_MAX_NODES];
@@ -19,6 +23,7 @@ typedef struct {
     u_char                        slots[WX_REDIS_SLOTS];  /* node + 1 */
     u_char                        learnt[WX_REDIS_SLOTS];
     ngx_uint_t                    from;       /* the node asked */
+    ngx_msec_t                    asked;      /* when */
     ngx_http_wechat_moved_pt    changed;
     unsigned                      stale:1;
     unsigned                      learning:1;
@@ -175,7 +180,9 @@ ngx_http_wechat_cluster_learn(redisAsyncContext *ac, ngx_uint_t node)
 {
     ngx_http_wechat_cluster_t  *cl = &ngx_http_wechat_cluster;
 
-    if (!cl->stale || cl->learning) {
+    if (!cl->stale || cl->learning
+        || ngx_current_msec - cl->asked < NGX_HTTP_WECHAT_LEARN_INTERVAL)
+    {
         return;
     }
 
@@ -185,6 +192,7 @@ ngx_http_wechat_cluster_learn(redisAsyncContext *ac, ngx_uint_t node)
     {
         cl->learning = 1;
         cl->from = node;
+        cl->asked = ngx_current_msec;
     }
 }
 
