@@ -22,6 +22,7 @@ typedef struct {
     ngx_uint_t                    nseeds;
     u_char                        slots[WX_REDIS_SLOTS];  /* node + 1 */
     u_char                        learnt[WX_REDIS_SLOTS];
+    u_char                        serving[NGX_HTTP_WECHAT_MAX_NODES];
     ngx_uint_t                    from;       /* the node asked */
     ngx_msec_t                    asked;      /* when */
     ngx_http_wechat_moved_pt    changed;
@@ -119,6 +120,15 @@ ngx_http_wechat_cluster_route(ngx_str_t *key)
 }
 
 
+/* Whether any slot lives on the node. */
+
+ngx_uint_t
+ngx_http_wechat_cluster_serves(ngx_uint_t node)
+{
+    return ngx_http_wechat_cluster.serving[node];
+}
+
+
 /* Whether a configured account's slot lives on the node. */
 
 ngx_uint_t
@@ -159,6 +169,7 @@ ngx_http_wechat_cluster_redirect(ngx_uint_t from, wx_redirect_t *to)
 
     if (n != NGX_ERROR && !to->ask) {
         cl->slots[to->slot] = (u_char) (n + 1);
+        cl->serving[n] = 1;
         cl->stale = 1;
     }
 
@@ -203,7 +214,7 @@ ngx_http_wechat_cluster_slots_done(redisAsyncContext *ac, void *data,
 {
     redisReply                 *response = data;
     wx_status_t                 rc;
-    ngx_uint_t                  changed;
+    ngx_uint_t                  changed, i;
     ngx_http_wechat_cluster_t  *cl = &ngx_http_wechat_cluster;
 
     cl->learning = 0;
@@ -230,6 +241,14 @@ ngx_http_wechat_cluster_slots_done(redisAsyncContext *ac, void *data,
 
     ngx_memcpy(cl->slots, cl->learnt, sizeof(cl->slots));
     cl->stale = 0;
+
+    ngx_memzero(cl->serving, sizeof(cl->serving));
+
+    for (i = 0; i < WX_REDIS_SLOTS; i++) {
+        if (cl->slots[i]) {
+            cl->serving[cl->slots[i] - 1] = 1;
+        }
+    }
 
     if (!changed) {
         return;

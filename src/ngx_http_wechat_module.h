@@ -506,6 +506,7 @@ ngx_uint_t ngx_http_wechat_cluster_seeds(void);
 ngx_uint_t ngx_http_wechat_cluster_nodes(void);
 ngx_http_wechat_addr_t *ngx_http_wechat_cluster_addr(ngx_uint_t node);
 ngx_int_t ngx_http_wechat_cluster_route(ngx_str_t *key);
+ngx_uint_t ngx_http_wechat_cluster_serves(ngx_uint_t node);
 ngx_uint_t ngx_http_wechat_cluster_wanted(ngx_uint_t node);
 ngx_int_t ngx_http_wechat_cluster_redirect(ngx_uint_t from,
     wx_redirect_t *to);

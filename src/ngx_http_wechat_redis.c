@@ -43,6 +43,8 @@ typedef struct {
     ngx_event_t                     connect_timer;
     ngx_event_t                     reconnect_timer;
     unsigned                        exiting:1;
+    unsigned                        retired:1;  /* a node serving nothing,
+                                                   not reconnected */
 } ngx_http_wechat_redis_t;
 
 
@@ -176,8 +178,16 @@ ngx_http_wechat_redis_node(ngx_uint_t i)
     ngx_http_wechat_redis_t      *rd;
     ngx_http_wechat_main_conf_t  *wmcf = ngx_http_wechat_redis_conf;
 
-    if (ngx_http_wechat_redis_nodes[i]) {
-        return ngx_http_wechat_redis_nodes[i];
+    rd = ngx_http_wechat_redis_nodes[i];
+
+    if (rd) {
+        if (rd->retired) {
+            rd->retired = 0;
+            rd->attempts = 0;
+            ngx_http_wechat_redis_connect(rd);
+        }
+
+        return rd;
     }
 
     rd = ngx_calloc(sizeof(ngx_http_wechat_redis_t), ngx_cycle->log);
@@ -226,20 +236,38 @@ ngx_http_wechat_redis_route(ngx_str_t *key)
 }
 
 
-/* The cluster's map changed: connect to the nodes the accounts live on. */
+/*
+ * The cluster's map changed: connect to the nodes the accounts live on, and
+ * stop reconnecting to those that serve nothing (a master that failed, and
+ * whose replica took over), until a redirection names one again.
+ */
 
 static void
 ngx_http_wechat_redis_changed(void)
 {
-    ngx_uint_t  i, n;
+    ngx_uint_t                i, n;
+    ngx_http_wechat_redis_t  *rd;
 
     n = ngx_http_wechat_cluster_nodes();
 
     for (i = 0; i < n; i++) {
+        rd = ngx_http_wechat_redis_nodes[i];
+
         if (ngx_http_wechat_cluster_wanted(i)) {
             (void) ngx_http_wechat_redis_node(i);
+
+        } else if (rd && !rd->retired && !ngx_http_wechat_cluster_serves(i)) {
+            rd->retired = 1;
+
+            if (rd->reconnect_timer.timer_set) {
+                ngx_del_timer(&rd->reconnect_timer);
+            }
+
+            ngx_http_wechat_redis_close(rd);
         }
     }
+
+    ngx_http_wechat_redis_report();
 }
 
 
@@ -262,18 +290,34 @@ ngx_http_wechat_redis_learn(void)
 }
 
 
-/* The worker counts as connected while every connection it has is ready. */
+/*
+ * The worker counts as connected while the connection to each account's
+ * node, or the one connection, is ready.
+ */
 
 static void
 ngx_http_wechat_redis_report(void)
 {
-    ngx_uint_t                i;
-    ngx_http_wechat_redis_t  *rd;
+    ngx_str_t                    *tag;
+    ngx_int_t                     n;
+    ngx_uint_t                    i;
+    ngx_http_wechat_redis_t      *rd;
+    ngx_http_wechat_main_conf_t  *wmcf = ngx_http_wechat_redis_conf;
 
-    for (i = 0; i < NGX_HTTP_WECHAT_MAX_NODES; i++) {
-        rd = ngx_http_wechat_redis_nodes[i];
+    if (wmcf->cluster == NULL) {
+        rd = ngx_http_wechat_redis_nodes[0];
+        ngx_http_wechat_metrics_redis_connected(
+            rd->state == ngx_http_wechat_redis_ready);
+        return;
+    }
 
-        if (rd && rd->state != ngx_http_wechat_redis_ready) {
+    tag = wmcf->tags->elts;
+
+    for (i = 0; i < wmcf->tags->nelts; i++) {
+        n = ngx_http_wechat_cluster_route(&tag[i]);
+        rd = (n == NGX_DECLINED) ? NULL : ngx_http_wechat_redis_nodes[n];
+
+        if (rd == NULL || rd->state != ngx_http_wechat_redis_ready) {
             ngx_http_wechat_metrics_redis_connected(0);
             return;
         }
@@ -513,7 +557,7 @@ ngx_http_wechat_redis_drop(ngx_http_wechat_redis_t *rd)
 static void
 ngx_http_wechat_redis_schedule(ngx_http_wechat_redis_t *rd)
 {
-    if (rd->exiting || rd->reconnect_timer.timer_set) {
+    if (rd->exiting || rd->retired || rd->reconnect_timer.timer_set) {
         return;
     }
 

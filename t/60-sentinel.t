@@ -10,7 +10,6 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use JSON::PP;
 use Test::More;
 use Time::HiRes qw(time sleep);
 use WxTest;
@@ -54,31 +53,16 @@ my $ng = start_nginx(workers => 2, log_level => 'notice', http => <<"EOF");
     }
 EOF
 
-my $json = JSON::PP->new->utf8;
+sub qrcode { WxLoad::qrcode($ng, @_) }
+sub scan { WxLoad::scan($ng, $token, @_) }
 
-sub qrcode {
-    my ($user) = @_;
-    my $res = http_req('GET', $ng->url("/qrcode?user=$user"), timeout => 3);
-    return $res->{status} == 200 ? $json->decode($res->{content}) : undef;
-}
-
-sub scan {
-    my ($scene, $openid) = @_;
-    return send_push($ng, '/wx', $token,
-                     event_xml(from => $openid, event => 'SCAN',
-                               key => $scene), timeout => 6)->{content};
-}
-
-# A whole bind flow: what the poll answers at its end, or what failed.
+# the scans of the flows a phase runs itself, when they went upstream
+my @own;
 my $flows = 0;
+my %flows;
 sub bind_flow {
-    my $n = ++$flows;
-    my $q = qrcode("flow$n") or return 'no QR code';
-    my $scan = scan($q->{scene}, "oFlow$n");
-    return "scan: $scan" unless $scan =~ /绑定成功/;
-    return http_req('GET', $ng->url('/poll'), timeout => 3,
-                    query => { scene => $q->{scene}, token => $q->{token} })
-        ->{content};
+    $flows{last} = 'flow' . ++$flows;
+    return WxLoad::bind_flow($ng, $token, $flows{last}, \@own);
 }
 
 sub master_is {
@@ -101,6 +85,7 @@ sub failover_under_load {
     my ($phase, $to, $failover) = @_;
     my $before = scalar $app->{requests}->();
     my ($started, $switched, $recovered);
+    @own = ();
     my @records = WxLoad::under_load($ng, $token, $seconds + 6, sub {
         sleep 1;
         $started = time;
@@ -110,7 +95,7 @@ sub failover_under_load {
         wait_until('a bind flow works', sub { bind_flow() =~ /"bound"/ }, 20);
         $recovered = time;
     });
-    WxLoad::check_phase($app, $phase, $before, @records);
+    WxLoad::check_phase($app, $phase, $before, @records, @own);
     diag(sprintf '%s: switched after %.1f s, binds again %.1f s later',
                  $phase, $switched - $started, $recovered - $switched);
     cmp_ok($recovered - $switched, '<', 5,

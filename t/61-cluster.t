@@ -1,16 +1,16 @@
-# Redis Cluster: three masters with a password.  nginx's workers learn the
-# slot map from two of them (the account's slot lives on the third), route
-# each command by the account's hash tag, and follow the account's slot
-# when it moves to another node under load, key by key as resharding does.
-# Every push is answered within 5 s and resolved or passed upstream, a long
-# poll that waited across the move is answered, bind flows work on the new
-# node at once, and no worker crashes.
+# Redis Cluster: three masters with a replica each, all with a password.
+# nginx's workers learn the slot map from two of the masters (the account's
+# slot lives on the third), route each command by the account's hash tag,
+# and follow the account's slot when it moves to another node under load,
+# key by key as resharding does; then that node is killed and its replica
+# takes over.  Each time every push is answered within 5 s and resolved or
+# passed upstream, a long poll that waited across it is answered, bind
+# flows work again within seconds, and no worker crashes.
 
 use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use JSON::PP;
 use Test::More;
 use Time::HiRes qw(time sleep);
 use WxTest;
@@ -23,13 +23,14 @@ plan skip_all => 'needs nginx with a master process'
 my $seconds = $ENV{WX_LOAD_SECONDS} // 3;
 my $token = 'clusterTok';
 my $password = 'clusterPw';
-my @nodes = start_cluster(password => $password);
+my @nodes = start_cluster(password => $password, replicas => 1);
+my @masters = @nodes[0 .. 2];
 
 # an account whose slot is on the third node, which is no seed
 my ($appid, $slot);
 for my $n (1 .. 1000) {
     $slot = cluster_slot($nodes[0], "{wxcluster$n}");
-    next unless cluster_owner($slot, @nodes) == $nodes[2];
+    next unless cluster_owner($slot, @nodes) == $masters[2];
     $appid = "wxcluster$n";
     last;
 }
@@ -61,32 +62,16 @@ my $ng = start_nginx(workers => 2, log_level => 'notice', http => <<"EOF");
     }
 EOF
 
-my $json = JSON::PP->new->utf8;
+sub qrcode { WxLoad::qrcode($ng, @_) }
+sub scan { WxLoad::scan($ng, $token, @_) }
 
-sub qrcode {
-    my ($user) = @_;
-    my $res = http_req('GET', $ng->url("/qrcode?user=$user"), timeout => 3);
-    return $res->{status} == 200 ? $json->decode($res->{content}) : undef;
-}
-
-sub scan {
-    my ($scene, $openid) = @_;
-    return send_push($ng, '/wx', $token,
-                     event_xml(from => $openid, event => 'SCAN',
-                               key => $scene), timeout => 6)->{content};
-}
-
+# the scans of the flows a phase runs itself, when they went upstream
+my @own;
 my $flows = 0;
 my %flows;
 sub bind_flow {
-    my $n = ++$flows;
-    $flows{last} = "flow$n";
-    my $q = qrcode("flow$n") or return 'no QR code';
-    my $scan = scan($q->{scene}, "oFlow$n");
-    return "scan: $scan" unless $scan =~ /绑定成功/;
-    return http_req('GET', $ng->url('/poll'), timeout => 3,
-                    query => { scene => $q->{scene}, token => $q->{token} })
-        ->{content};
+    $flows{last} = 'flow' . ++$flows;
+    return WxLoad::bind_flow($ng, $token, $flows{last}, \@own);
 }
 
 my $first = '';
@@ -94,11 +79,11 @@ eval { wait_until('the slot map', sub { ($first = bind_flow()) =~ /"bound"/ }, 2
 like($first, qr/"bound"/, 'a bind flow on the node the map names')
     or diag($ng->log_text);
 my $user = $flows{last};
-(my $openid = $user) =~ s/^flow/oFlow/;
-is(redis_cmd($nodes[2], 'HGET', "${P}users", $user), $openid,
+my $openid = "o$user";
+is(redis_cmd($masters[2], 'HGET', "${P}users", $user), $openid,
    'the binding is on the third node');
 like($ng->log_text, qr/wechat cluster: the slot map from "127\.0\.0\.1:\d+", 3 nodes known/,
-     'the map learnt: three nodes');
+     'the map learnt: three masters');
 like(http_req('GET', $ng->url("/binding?user=$user"))->{content},
      qr/$openid/, 'wechat_binding reads it');
 
@@ -109,22 +94,23 @@ my $waiting = poll_start($ng, '/longpoll', $across);
 
 my $before = scalar $app->{requests}->();
 my ($moved, $recovered);
+@own = ();
 my @records = WxLoad::under_load($ng, $token, $seconds + 4, sub {
     sleep 1;
-    $moved = move_slot(slot => $slot, from => $nodes[2], to => $nodes[0],
-                       nodes => \@nodes, batch => 5, pause => 0.02);
+    $moved = move_slot(slot => $slot, from => $masters[2], to => $masters[0],
+                       nodes => \@masters, batch => 5, pause => 0.02);
     my $t0 = time;
     wait_until('a bind flow works', sub { bind_flow() =~ /"bound"/ }, 20);
     $recovered = time - $t0;
 });
-WxLoad::check_phase($app, 'slot moved', $before, @records);
+WxLoad::check_phase($app, 'slot moved', $before, @records, @own);
 diag(sprintf 'slot moved: %d keys, binds again %.1f s after', $moved,
              $recovered);
 cmp_ok($recovered, '<', 3, 'slot moved: binds again within 3 s');
 ok((grep { $_->[0] eq 'scan' && $_->[3] eq 'resolved' } @records),
    'slot moved: scans resolved under load');
-is(cluster_owner($slot, @nodes), $nodes[0], 'the slot is on the first node');
-is(redis_cmd($nodes[0], 'HGET', "${P}users", $user), $openid,
+is(cluster_owner($slot, @nodes), $masters[0], 'the slot is on the first node');
+is(redis_cmd($masters[0], 'HGET', "${P}users", $user), $openid,
    'the bindings moved with it');
 
 like(scan($across->{scene}, 'oAcross'), qr/绑定成功/,
@@ -136,6 +122,43 @@ like(http_req('GET', $ng->url('/binding?user=across'))->{content},
      qr/oAcross/, 'wechat_binding reads the new node');
 
 WxLoad::no_crash($ng, 'slot moved');
+
+# --- the master of the slot killed: its replica takes over -------------------------
+
+my ($dead) = @masters;
+my ($heir) = grep { redis_cmd($_, 'INFO', 'replication')
+                    =~ /master_port:$dead->{port}\b/ } @nodes[3 .. 5];
+my @alive = grep { $_ != $dead } @nodes;
+$across = qrcode('across2');
+$waiting = poll_start($ng, '/longpoll', $across);
+sleep 0.5;    # the scene reaches the replica
+
+$before = scalar $app->{requests}->();
+my ($took_over, $binds);
+@own = ();
+@records = WxLoad::under_load($ng, $token, $seconds + 10, sub {
+    sleep 1;
+    kill 'KILL', $dead->{pid};
+    waitpid $dead->{pid}, 0;
+    my $t0 = time;
+    wait_until('the replica takes over', sub {
+        (cluster_owner($slot, @alive) // 0) == $heir }, 30);
+    $took_over = time - $t0;
+    $t0 = time;
+    wait_until('a bind flow works', sub { bind_flow() =~ /"bound"/ }, 20);
+    $binds = time - $t0;
+});
+WxLoad::check_phase($app, 'master killed', $before, @records, @own);
+diag(sprintf 'master killed: the replica took over after %.1f s, binds '
+             . 'again %.1f s later', $took_over, $binds);
+cmp_ok($binds, '<', 5, 'master killed: binds again within 5 s');
+like(scan($across->{scene}, 'oAcross2'), qr/绑定成功/,
+     'a scene made before the failover resolves after it');
+poll_read($waiting, 5);
+is($waiting->{body}, '{"status":"bound","openid":"oAcross2"}',
+   'the long poll that waited across the failover is answered');
+WxLoad::no_crash($ng, 'master killed');
+
 like(http_req('GET', $ng->url('/status'))->{content},
      qr/^wechat_redis_connected_workers 2$/m, 'both workers connected');
 

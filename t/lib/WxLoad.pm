@@ -107,6 +107,36 @@ sub check_phase {
     ok(!grep({ $_->[2] >= 5 } @polls), "$name: polls answered within 5 s");
 }
 
+# A QR scene for $user, or undef.
+sub qrcode {
+    my ($ng, $user) = @_;
+    my $res = http_req('GET', $ng->url("/qrcode?user=$user"), timeout => 3);
+    return $res->{status} == 200 ? $json->decode($res->{content}) : undef;
+}
+
+# A signed scan of $scene by $openid: what nginx answered.
+sub scan {
+    my ($ng, $token, $scene, $openid) = @_;
+    return send_push($ng, '/wx', $token,
+                     event_xml(from => $openid, event => 'SCAN',
+                               key => $scene), timeout => 6)->{content};
+}
+
+# A whole bind flow of $user (openid "o$user"): what the poll answers at
+# its end, or what failed.  A scan that went upstream is added to @$passed
+# as a record, so that check_phase counts it.
+sub bind_flow {
+    my ($ng, $token, $user, $passed) = @_;
+    my $q = qrcode($ng, $user) or return 'no QR code';
+    my $scan = scan($ng, $token, $q->{scene}, "o$user");
+    push @$passed, [ 'scan', 200, 0, 'passed' ]
+        if $passed && $scan eq 'app-answer';
+    return "scan: $scan" unless $scan =~ /<MsgType><!\[CDATA\[text\]\]>/;
+    return http_req('GET', $ng->url('/poll'), timeout => 3,
+                    query => { scene => $q->{scene}, token => $q->{token} })
+        ->{content};
+}
+
 sub no_crash {
     my ($ng, $name) = @_;
     unlike($ng->log_text, qr/exited on signal|\[alert\]|\[emerg\]|\[crit\]/,

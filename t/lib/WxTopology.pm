@@ -91,12 +91,13 @@ sub sentinel_master {
     return $addr ? $addr->[1] : undef;
 }
 
-# A cluster of $opt{count} masters (3), all with $opt{password} (or none),
-# every slot served.  Returns the nodes, each as start_redis returns them
-# with its cluster id.
+# A cluster of $opt{count} masters (3), each with $opt{replicas} replicas
+# (0), all with $opt{password} (or none), every slot served.  Returns the
+# masters then the replicas, each as start_redis returns them with its
+# cluster id.
 sub start_cluster {
     my (%opt) = @_;
-    my $count = $opt{count} // 3;
+    my $count = ($opt{count} // 3) * (1 + ($opt{replicas} // 0));
     my @auth = defined $opt{password}
              ? ('--requirepass', $opt{password}, '--masterauth', $opt{password})
              : ();
@@ -108,14 +109,22 @@ sub start_cluster {
     $_->{password} = $opt{password} for @nodes;
     my @cli = ('redis-cli', defined $opt{password}
                             ? ('-a', $opt{password}, '--no-auth-warning') : ());
-    my $out = `@cli --cluster create @{[ map { "127.0.0.1:$_->{port}" } @nodes ]} --cluster-replicas 0 --cluster-yes 2>&1`;
+    my $replicas = $opt{replicas} // 0;
+    my $out = `@cli --cluster create @{[ map { "127.0.0.1:$_->{port}" } @nodes ]} --cluster-replicas $replicas --cluster-yes 2>&1`;
     die "redis-cli --cluster create failed:\n$out" if $?;
     for my $node (@nodes) {
         wait_until('the cluster up', sub {
             redis_cmd($node, 'CLUSTER', 'INFO') =~ /cluster_state:ok/ }, 30);
         $node->{id} = redis_cmd($node, 'CLUSTER', 'MYID');
     }
-    return @nodes;
+    wait_until('the replicas in sync', sub {
+        !grep { redis_cmd($_, 'INFO', 'replication') =~ /role:slave/
+                && redis_cmd($_, 'INFO', 'replication')
+                   !~ /master_link_status:up/ } @nodes }, 30);
+    # masters first
+    my %replica = map { $_->{port} => redis_cmd($_, 'INFO', 'replication')
+                                      =~ /role:slave/ ? 1 : 0 } @nodes;
+    return sort { $replica{$a->{port}} <=> $replica{$b->{port}} } @nodes;
 }
 
 # The slot of a key, as the cluster computes it.
