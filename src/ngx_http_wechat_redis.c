@@ -219,20 +219,24 @@ ngx_http_wechat_redis_node(ngx_uint_t i)
 static ngx_http_wechat_redis_t *
 ngx_http_wechat_redis_route(ngx_str_t *key)
 {
-    ngx_int_t  n;
+    ngx_int_t                 n;
+    ngx_http_wechat_redis_t  *rd;
 
     if (ngx_http_wechat_redis_conf->cluster == NULL) {
         return ngx_http_wechat_redis_nodes[0];
     }
 
     n = ngx_http_wechat_cluster_route(key);
+    rd = (n == NGX_DECLINED) ? NULL : ngx_http_wechat_redis_node(n);
 
-    if (n == NGX_DECLINED) {
+    /* no node, or one that is down: a replica may have taken over */
+
+    if (rd == NULL || rd->ac == NULL) {
+        ngx_http_wechat_cluster_stale();
         ngx_http_wechat_redis_learn();
-        return NULL;
     }
 
-    return ngx_http_wechat_redis_node(n);
+    return rd;
 }
 
 
