@@ -1,7 +1,8 @@
 # Redis Sentinel: a master, a replica and three sentinels, all with
 # passwords.  nginx's workers find the master through the sentinels and
 # follow it: the master killed under load, then a failover back that the
-# sentinels are asked for.  Each time, every push is answered within 5 s and
+# sentinels are asked for, then the master demoted by hand, behind the
+# sentinels' back.  Each time, every push is answered within 5 s and
 # resolved or passed upstream, a long poll that waited across the failover
 # is answered, a new bind flow works again within seconds, and no worker
 # crashes.
@@ -70,12 +71,13 @@ sub master_is {
     return (sentinel_master($sentinels[0], $name) // 0) == $redis->{port};
 }
 
+# Both workers logged $redis as the master for the $nth time.
 sub workers_follow {
-    my ($redis, $what) = @_;
+    my ($redis, $what, $nth) = @_;
     my $at = qr/the master is "\Q$name\E \(127\.0\.0\.1:$redis->{port}\)"/;
     ok(eval { wait_until($what, sub {
         my @seen = $ng->log_text =~ /$at/g;
-        @seen >= 2 }, 10) }, "$what: both workers follow")
+        @seen >= 2 * $nth }, 10) }, "$what: both workers follow")
         or diag($ng->log_text);
 }
 
@@ -108,7 +110,7 @@ my $first = '';
 eval { wait_until('the master', sub { ($first = bind_flow()) =~ /"bound"/ }, 20) };
 like($first, qr/"bound"/, 'a bind flow through the master the sentinels name')
     or diag($ng->log_text);
-workers_follow($master, 'at start');
+workers_follow($master, 'at start', 1);
 
 # --- the master killed under load ----------------------------------------------
 
@@ -120,7 +122,7 @@ failover_under_load('master killed', $replica, sub {
     kill 'KILL', $master->{pid};
     waitpid $master->{pid}, 0;
 });
-workers_follow($replica, 'master killed');
+workers_follow($replica, 'master killed', 1);
 
 like(scan($across->{scene}, 'oAcross'), qr/绑定成功/,
      'a scene made before the failover resolves after it');
@@ -147,8 +149,35 @@ failover_under_load('failover back', $old, sub {
     is(redis_cmd($sentinels[1], 'SENTINEL', 'FAILOVER', $name), 'OK',
        'the sentinels fail over');
 });
-workers_follow($old, 'failover back');
+workers_follow($old, 'failover back', 2);
 WxLoad::no_crash($ng, 'failover back');
+
+# --- the master demoted behind the sentinels' back ---------------------------------
+#
+# By hand, REPLICAOF makes the master a replica and the replica a master:
+# writes fail READONLY, the workers ask the sentinels, who still name the
+# old one; ROLE shows a replica there, and they ask again, with backoff,
+# until the sentinels fail over (some 30 s: to them a master that claims to
+# be a replica is down only after two of their INFO periods).
+
+redis_cmd($replica, 'REPLICAOF', 'NO', 'ONE');
+redis_cmd($old, 'REPLICAOF', '127.0.0.1', $replica->{port});
+my $t0 = time;
+my @slow;
+my $back = eval { wait_until('a bind flow on the new master', sub {
+    my $t = time;
+    my $flow = bind_flow();
+    push @slow, $flow if time - $t >= 5;
+    $flow =~ /"bound"/ }, 90) };
+ok($back, 'demoted: binds again once the sentinels fail over');
+diag(sprintf 'demoted: binds again after %.1f s', time - $t0);
+ok(!@slow, 'demoted: every flow answered within 5 s') or diag("@slow");
+like($ng->log_text, qr/\[error\].*READONLY/, 'demoted: READONLY logged');
+like($ng->log_text,
+     qr/\[error\].*is not the master, asking the sentinels again/,
+     'demoted: ROLE checked');
+workers_follow($replica, 'demoted', 2);
+WxLoad::no_crash($ng, 'demoted');
 
 like(http_req('GET', $ng->url('/status'))->{content},
      qr/^wechat_redis_connected_workers 2$/m, 'both workers connected');
