@@ -25,26 +25,8 @@ my $token = 'reliableTok';
 my $redis = start_redis();
 my $app = start_upstream(reply => 'app-answer');
 
-my $http = <<"EOF";
-    wechat_redis 127.0.0.1:REDIS;
-    wechat_redis_timeout 500ms;
-    wechat_redis_connect_timeout 500ms;
-
-    server {
-        listen 127.0.0.1:PORT;
-        wechat_appid wxreliable;
-        wechat_token $token;
-
-        location = /wx { wechat_callback; wechat_pass \@app; }
-        location = /qrcode { wechat_user \$arg_user; wechat_qrcode bind; }
-        location = /poll { wechat_poll; }
-        location = /status { wechat_status; }
-        location \@app {
-            proxy_pass http://127.0.0.1:$app->{port};
-            proxy_set_header X-WeChat-Resolution \$wechat_resolution;
-        }
-    }
-EOF
+my $http = WxLoad::http_conf('127.0.0.1:REDIS', 'wxreliable', $token,
+                             $app);
 
 (my $conf = $http) =~ s/REDIS/$redis->{port}/;
 my $ng = start_nginx(workers => 2, http => $conf);

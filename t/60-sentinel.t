@@ -31,40 +31,17 @@ my @sentinels = start_sentinels(master => $master, name => $name,
 my $app = start_upstream(reply => 'app-answer');
 my $list = join ',', map { "127.0.0.1:$_->{port}" } @sentinels;
 
-my $ng = start_nginx(workers => 2, log_level => 'notice', http => <<"EOF");
-    wechat_redis sentinel=$list master=$name
-                 password=$password sentinel_password=sentinelPw;
-    wechat_redis_timeout 500ms;
-    wechat_redis_connect_timeout 500ms;
-
-    server {
-        listen 127.0.0.1:PORT;
-        wechat_appid wxsentinel;
-        wechat_token $token;
-
-        location = /wx { wechat_callback; wechat_pass \@app; }
-        location = /qrcode { wechat_user \$arg_user; wechat_qrcode bind; }
-        location = /poll { wechat_poll; }
-        location = /longpoll { wechat_poll_timeout 30s; wechat_poll; }
-        location = /status { wechat_status; }
-        location \@app {
-            proxy_pass http://127.0.0.1:$app->{port};
-            proxy_set_header X-WeChat-Resolution \$wechat_resolution;
-        }
-    }
-EOF
+my $ng = start_nginx(workers => 2, log_level => 'notice',
+                     http => WxLoad::http_conf(
+                         "sentinel=$list master=$name password=$password "
+                         . "sentinel_password=sentinelPw",
+                         'wxsentinel', $token, $app));
 
 sub qrcode { WxLoad::qrcode($ng, @_) }
 sub scan { WxLoad::scan($ng, $token, @_) }
 
-# the scans of the flows a phase runs itself, when they went upstream
-my @own;
-my $flows = 0;
-my %flows;
-sub bind_flow {
-    $flows{last} = 'flow' . ++$flows;
-    return WxLoad::bind_flow($ng, $token, $flows{last}, \@own);
-}
+my $flows = WxLoad::Flows->new($ng, $token);
+sub bind_flow { $flows->bind_flow }
 
 sub master_is {
     my ($redis) = @_;
@@ -87,7 +64,7 @@ sub failover_under_load {
     my ($phase, $to, $failover) = @_;
     my $before = scalar $app->{requests}->();
     my ($started, $switched, $recovered);
-    @own = ();
+    $flows->own;    # a new phase: forget the scans before
     my @records = WxLoad::under_load($ng, $token, $seconds + 6, sub {
         sleep 1;
         $started = time;
@@ -97,7 +74,7 @@ sub failover_under_load {
         wait_until('a bind flow works', sub { bind_flow() =~ /"bound"/ }, 20);
         $recovered = time;
     });
-    WxLoad::check_phase($app, $phase, $before, @records, @own);
+    WxLoad::check_phase($app, $phase, $before, @records, $flows->own);
     diag(sprintf '%s: switched after %.1f s, binds again %.1f s later',
                  $phase, $switched - $started, $recovered - $switched);
     cmp_ok($recovered - $switched, '<', 5,

@@ -38,47 +38,23 @@ ok($appid, "an account on the third node: $appid, slot $slot");
 my $P = "wx:{$appid}:";
 
 my $app = start_upstream(reply => 'app-answer');
-my $ng = start_nginx(workers => 2, log_level => 'notice', http => <<"EOF");
-    wechat_redis cluster=127.0.0.1:$nodes[0]{port},127.0.0.1:$nodes[1]{port}
-                 password=$password;
-    wechat_redis_timeout 500ms;
-    wechat_redis_connect_timeout 500ms;
-
-    server {
-        listen 127.0.0.1:PORT;
-        wechat_appid $appid;
-        wechat_token $token;
-
-        location = /wx { wechat_callback; wechat_pass \@app; }
-        location = /qrcode { wechat_user \$arg_user; wechat_qrcode bind; }
-        location = /poll { wechat_poll; }
-        location = /longpoll { wechat_poll_timeout 30s; wechat_poll; }
-        location = /binding { wechat_binding; }
-        location = /status { wechat_status; }
-        location \@app {
-            proxy_pass http://127.0.0.1:$app->{port};
-            proxy_set_header X-WeChat-Resolution \$wechat_resolution;
-        }
-    }
-EOF
+my $ng = start_nginx(workers => 2, log_level => 'notice',
+                     http => WxLoad::http_conf(
+                         "cluster=127.0.0.1:$nodes[0]{port},"
+                         . "127.0.0.1:$nodes[1]{port} password=$password",
+                         $appid, $token, $app));
 
 sub qrcode { WxLoad::qrcode($ng, @_) }
 sub scan { WxLoad::scan($ng, $token, @_) }
 
-# the scans of the flows a phase runs itself, when they went upstream
-my @own;
-my $flows = 0;
-my %flows;
-sub bind_flow {
-    $flows{last} = 'flow' . ++$flows;
-    return WxLoad::bind_flow($ng, $token, $flows{last}, \@own);
-}
+my $flows = WxLoad::Flows->new($ng, $token);
+sub bind_flow { $flows->bind_flow }
 
 my $first = '';
 eval { wait_until('the slot map', sub { ($first = bind_flow()) =~ /"bound"/ }, 20) };
 like($first, qr/"bound"/, 'a bind flow on the node the map names')
     or diag($ng->log_text);
-my $user = $flows{last};
+my $user = $flows->{last};
 my $openid = "o$user";
 is(redis_cmd($masters[2], 'HGET', "${P}users", $user), $openid,
    'the binding is on the third node');
@@ -94,7 +70,7 @@ my $waiting = poll_start($ng, '/longpoll', $across);
 
 my $before = scalar $app->{requests}->();
 my ($moved, $recovered);
-@own = ();
+$flows->own;    # a new phase: forget the scans before
 my @records = WxLoad::under_load($ng, $token, $seconds + 4, sub {
     sleep 1;
     $moved = move_slot(slot => $slot, from => $masters[2], to => $masters[0],
@@ -103,7 +79,7 @@ my @records = WxLoad::under_load($ng, $token, $seconds + 4, sub {
     wait_until('a bind flow works', sub { bind_flow() =~ /"bound"/ }, 20);
     $recovered = time - $t0;
 });
-WxLoad::check_phase($app, 'slot moved', $before, @records, @own);
+WxLoad::check_phase($app, 'slot moved', $before, @records, $flows->own);
 diag(sprintf 'slot moved: %d keys, binds again %.1f s after', $moved,
              $recovered);
 cmp_ok($recovered, '<', 3, 'slot moved: binds again within 3 s');
@@ -135,7 +111,7 @@ sleep 0.5;    # the scene reaches the replica
 
 $before = scalar $app->{requests}->();
 my ($took_over, $binds);
-@own = ();
+$flows->own;    # a new phase: forget the scans before
 @records = WxLoad::under_load($ng, $token, $seconds + 10, sub {
     sleep 1;
     kill 'KILL', $dead->{pid};
@@ -148,7 +124,7 @@ my ($took_over, $binds);
     wait_until('a bind flow works', sub { bind_flow() =~ /"bound"/ }, 20);
     $binds = time - $t0;
 });
-WxLoad::check_phase($app, 'master killed', $before, @records, @own);
+WxLoad::check_phase($app, 'master killed', $before, @records, $flows->own);
 diag(sprintf 'master killed: the replica took over after %.1f s, binds '
              . 'again %.1f s later', $took_over, $binds);
 cmp_ok($binds, '<', 5, 'master killed: binds again within 5 s');

@@ -107,6 +107,35 @@ sub check_phase {
     ok(!grep({ $_->[2] >= 5 } @polls), "$name: polls answered within 5 s");
 }
 
+# The http block the load tests run, after `wechat_redis $redis`: the
+# account $appid, pushes passed to the upstream $app with their
+# resolution, bind QR codes, polls (/longpoll waits 30 s), bindings, status.
+sub http_conf {
+    my ($redis, $appid, $token, $app) = @_;
+    return <<"EOF";
+    wechat_redis $redis;
+    wechat_redis_timeout 500ms;
+    wechat_redis_connect_timeout 500ms;
+
+    server {
+        listen 127.0.0.1:PORT;
+        wechat_appid $appid;
+        wechat_token $token;
+
+        location = /wx { wechat_callback; wechat_pass \@app; }
+        location = /qrcode { wechat_user \$arg_user; wechat_qrcode bind; }
+        location = /poll { wechat_poll; }
+        location = /longpoll { wechat_poll_timeout 30s; wechat_poll; }
+        location = /binding { wechat_binding; }
+        location = /status { wechat_status; }
+        location \@app {
+            proxy_pass http://127.0.0.1:$app->{port};
+            proxy_set_header X-WeChat-Resolution \$wechat_resolution;
+        }
+    }
+EOF
+}
+
 # A QR scene for $user, or undef.
 sub qrcode {
     my ($ng, $user) = @_;
@@ -142,5 +171,31 @@ sub no_crash {
     unlike($ng->log_text, qr/exited on signal|\[alert\]|\[emerg\]|\[crit\]/,
            "$name: no worker crashed, no alert");
 }
+
+# Numbered bind flows a test runs itself (users flow1, flow2, ...): last
+# is the latest user, own the records of their scans that went upstream.
+package WxLoad::Flows;
+
+sub new {
+    my ($class, $ng, $token) = @_;
+    return bless { ng => $ng, token => $token, n => 0, own => [] }, $class;
+}
+
+sub bind_flow {
+    my ($self) = @_;
+    $self->{last} = 'flow' . ++$self->{n};
+    return WxLoad::bind_flow($self->{ng}, $self->{token}, $self->{last},
+                             $self->{own});
+}
+
+# The records of the scans since the last call.
+sub own {
+    my ($self) = @_;
+    my @own = @{ $self->{own} };
+    @{ $self->{own} } = ();
+    return @own;
+}
+
+package WxLoad;
 
 1;
