@@ -17,9 +17,8 @@ use WxTest;
 use WxLoad ();
 use WxTopology;
 
-plan skip_all => 'needs nginx with a master process'
-    if $WxTest::Nginx::VALGRIND;
-
+# under valgrind nginx is one process, and one client loads it
+my $workers = $WxTest::Nginx::VALGRIND ? 1 : 2;
 my $seconds = $ENV{WX_LOAD_SECONDS} // 3;
 my $name = 'wxmaster';
 my $token = 'sentinelTok';
@@ -31,7 +30,7 @@ my @sentinels = start_sentinels(master => $master, name => $name,
 my $app = start_upstream(reply => 'app-answer');
 my $list = join ',', map { "127.0.0.1:$_->{port}" } @sentinels;
 
-my $ng = start_nginx(workers => 2, log_level => 'notice',
+my $ng = start_nginx(workers => $workers, log_level => 'notice',
                      http => WxLoad::http_conf(
                          "sentinel=$list master=$name password=$password "
                          . "sentinel_password=sentinelPw",
@@ -48,13 +47,13 @@ sub master_is {
     return (sentinel_master($sentinels[0], $name) // 0) == $redis->{port};
 }
 
-# Both workers logged $redis as the master for the $nth time.
+# Every worker logged $redis as the master for the $nth time.
 sub workers_follow {
     my ($redis, $what, $nth) = @_;
     my $at = qr/the master is "\Q$name\E \(127\.0\.0\.1:$redis->{port}\)"/;
     ok(eval { wait_until($what, sub {
         my @seen = $ng->log_text =~ /$at/g;
-        @seen >= 2 * $nth }, 10) }, "$what: both workers follow")
+        @seen >= $workers * $nth }, 10) }, "$what: every worker follows")
         or diag($ng->log_text);
 }
 
@@ -157,6 +156,6 @@ workers_follow($replica, 'demoted', 2);
 WxLoad::no_crash($ng, 'demoted');
 
 like(http_req('GET', $ng->url('/status'))->{content},
-     qr/^wechat_redis_connected_workers 2$/m, 'both workers connected');
+     qr/^wechat_redis_connected_workers $workers$/m, 'every worker connected');
 
 done_testing;

@@ -17,9 +17,8 @@ use WxTest;
 use WxLoad ();
 use WxTopology;
 
-plan skip_all => 'needs nginx with a master process'
-    if $WxTest::Nginx::VALGRIND;
-
+# under valgrind nginx is one process, and one client loads it
+my $workers = $WxTest::Nginx::VALGRIND ? 1 : 2;
 my $seconds = $ENV{WX_LOAD_SECONDS} // 3;
 my $token = 'clusterTok';
 my $password = 'clusterPw';
@@ -38,7 +37,7 @@ ok($appid, "an account on the third node: $appid, slot $slot");
 my $P = "wx:{$appid}:";
 
 my $app = start_upstream(reply => 'app-answer');
-my $ng = start_nginx(workers => 2, log_level => 'notice',
+my $ng = start_nginx(workers => $workers, log_level => 'notice',
                      http => WxLoad::http_conf(
                          "cluster=127.0.0.1:$nodes[0]{port},"
                          . "127.0.0.1:$nodes[1]{port} password=$password",
@@ -136,6 +135,6 @@ is($waiting->{body}, '{"status":"bound","openid":"oAcross2"}',
 WxLoad::no_crash($ng, 'master killed');
 
 like(http_req('GET', $ng->url('/status'))->{content},
-     qr/^wechat_redis_connected_workers 2$/m, 'both workers connected');
+     qr/^wechat_redis_connected_workers $workers$/m, 'every worker connected');
 
 done_testing;

@@ -51,11 +51,11 @@ sub client {
     close $out;
 }
 
-# Runs $clients clients (4) for $secs seconds while $fault runs; returns
-# the records.
+# Runs $clients clients (4, 1 under valgrind) for $secs seconds while
+# $fault runs; returns the records.
 sub under_load {
     my ($ng, $token, $secs, $fault, $clients) = @_;
-    $clients //= 4;
+    $clients //= $WxTest::Nginx::VALGRIND ? 1 : 4;
     my $dir = File::Temp::tempdir(CLEANUP => 1);
     my $until = time + $secs;
     my @pids;
