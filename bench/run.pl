@@ -304,11 +304,16 @@ LUA
 
 # Each resolved scan adds two keys without a lifetime (user and openid), in
 # the module's schema and in the peers' alike; de-dup records expire.
+# Two per binding: keys without a TTL (node's user: and openid: strings)
+# and the fields of the module's two hashes (and the Lua peer's, which runs
+# the module's script).
 sub resolved_keys {
     my ($r) = @_;
     my ($keys, $expires) = redis_cmd($r, 'INFO', 'keyspace')
                            =~ /keys=(\d+),expires=(\d+)/;
-    return ($keys // 0) - ($expires // 0);
+    return ($keys // 0) - ($expires // 0)
+           + redis_cmd($r, 'HLEN', "wx:{$appid}:users")
+           + redis_cmd($r, 'HLEN', "wx:{$appid}:openids");
 }
 
 # Redis's own count of commands since CONFIG RESETSTAT, those run inside
@@ -318,7 +323,7 @@ sub commandstats {
     my %s;
     for (split /\r?\n/, redis_cmd($r, 'INFO', 'commandstats')) {
         next unless /^cmdstat_([\w|]+):calls=(\d+),usec=(\d+)/;
-        next if $1 =~ /^(config|info)\b/;
+        next if $1 =~ /^(config|info|hlen)\b/;    # the bench's own
         $s{$1} = [ $2, $3 ];
     }
     return \%s;

@@ -231,15 +231,15 @@ function _M.push()
     end
 
     local res
-    res, err = red:evalsha(resolve_sha, 3,
-        prefix .. "scene:" .. scene, prefix .. "resolutions",
-        prefix .. "query:" .. sig,
+    res, err = red:evalsha(resolve_sha, 5,
+        prefix .. "scene:" .. scene, prefix .. "query:" .. sig,
+        prefix .. "resolutions", prefix .. "users", prefix .. "openids",
         prefix, from, now, scene, STREAM_MAXLEN, digest, query_ttl, "", "1")
 
     if not res and err and find(err, "NOSCRIPT", 1, true) then
-        res, err = red:eval(resolve_text, 3,
-            prefix .. "scene:" .. scene, prefix .. "resolutions",
-            prefix .. "query:" .. sig,
+        res, err = red:eval(resolve_text, 5,
+            prefix .. "scene:" .. scene, prefix .. "query:" .. sig,
+            prefix .. "resolutions", prefix .. "users", prefix .. "openids",
             prefix, from, now, scene, STREAM_MAXLEN, digest, query_ttl, "",
             "1")
     end
