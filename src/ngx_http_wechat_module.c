@@ -28,6 +28,8 @@ static char *ngx_http_wechat_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_wechat_redis_params(ngx_conf_t *cf,
     ngx_http_wechat_main_conf_t *wmcf, ngx_uint_t first);
+static ngx_uint_t ngx_http_wechat_param(ngx_str_t *arg, const char *name,
+    ngx_str_t *value);
 static ngx_int_t ngx_http_wechat_redis_list(ngx_conf_t *cf, ngx_str_t *list,
     ngx_array_t **addrs);
 static ngx_int_t ngx_http_wechat_redis_addr(ngx_conf_t *cf, ngx_str_t *text,
@@ -755,8 +757,8 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
 
 
 /*
- * wechat_redis's parameters from the first'th: db=, password=, and for
- * Sentinel sentinel=, master= and sentinel_password=.
+ * wechat_redis's parameters from the first'th: db=, password=, for Sentinel
+ * sentinel=, master= and sentinel_password=, for a cluster cluster=.
  */
 
 static ngx_int_t
@@ -771,8 +773,8 @@ ngx_http_wechat_redis_params(ngx_conf_t *cf,
 
     for (i = first; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
-            db = ngx_atoi(value[i].data + 3, value[i].len - 3);
+        if (ngx_http_wechat_param(&value[i], "db=", &v)) {
+            db = ngx_atoi(v.data, v.len);
             if (db == NGX_ERROR) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid database \"%V\"", &value[i]);
@@ -780,24 +782,8 @@ ngx_http_wechat_redis_params(ngx_conf_t *cf,
             }
 
             wmcf->db = db;
-            continue;
-        }
 
-        if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
-            wmcf->password.data = value[i].data + 9;
-            wmcf->password.len = value[i].len - 9;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "sentinel_password=", 18) == 0) {
-            wmcf->sentinel_password.data = value[i].data + 18;
-            wmcf->sentinel_password.len = value[i].len - 18;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "master=", 7) == 0) {
-            v.data = value[i].data + 7;
-            v.len = value[i].len - 7;
+        } else if (ngx_http_wechat_param(&value[i], "master=", &v)) {
 
             /* it goes into commands, log lines, and space-separated
                messages from the sentinels */
@@ -811,41 +797,51 @@ ngx_http_wechat_redis_params(ngx_conf_t *cf,
             }
 
             wmcf->master = v;
-            continue;
-        }
 
-        if (ngx_strncmp(value[i].data, "sentinel=", 9) == 0) {
-            v.data = value[i].data + 9;
-            v.len = value[i].len - 9;
-
+        } else if (ngx_http_wechat_param(&value[i], "sentinel=", &v)) {
             if (ngx_http_wechat_redis_list(cf, &v, &wmcf->sentinels)
                 != NGX_OK)
             {
                 return NGX_ERROR;
             }
 
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "cluster=", 8) == 0) {
-            v.data = value[i].data + 8;
-            v.len = value[i].len - 8;
-
-            if (ngx_http_wechat_redis_list(cf, &v, &wmcf->cluster)
-                != NGX_OK)
-            {
+        } else if (ngx_http_wechat_param(&value[i], "cluster=", &v)) {
+            if (ngx_http_wechat_redis_list(cf, &v, &wmcf->cluster) != NGX_OK) {
                 return NGX_ERROR;
             }
 
-            continue;
+        } else if (!ngx_http_wechat_param(&value[i], "password=",
+                                          &wmcf->password)
+                   && !ngx_http_wechat_param(&value[i], "sentinel_password=",
+                                             &wmcf->sentinel_password))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[i]);
+            return NGX_ERROR;
         }
-
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\"", &value[i]);
-        return NGX_ERROR;
     }
 
     return NGX_OK;
+}
+
+
+/* A "name=value" argument: its value, when it is the parameter name. */
+
+static ngx_uint_t
+ngx_http_wechat_param(ngx_str_t *arg, const char *name, ngx_str_t *value)
+{
+    size_t  len;
+
+    len = ngx_strlen(name);
+
+    if (arg->len < len || ngx_strncmp(arg->data, name, len) != 0) {
+        return 0;
+    }
+
+    value->data = arg->data + len;
+    value->len = arg->len - len;
+
+    return 1;
 }
 
 
@@ -1119,7 +1115,7 @@ ngx_http_wechat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_wechat_main_conf_t *wmcf = conf;
 
-    ngx_str_t   *value;
+    ngx_str_t   *value, v;
     ngx_uint_t   sentinel, cluster;
 
     if (wmcf->server.name.data) {
@@ -1127,8 +1123,8 @@ ngx_http_wechat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     value = cf->args->elts;
-    sentinel = (ngx_strncmp(value[1].data, "sentinel=", 9) == 0);
-    cluster = (ngx_strncmp(value[1].data, "cluster=", 8) == 0);
+    sentinel = ngx_http_wechat_param(&value[1], "sentinel=", &v);
+    cluster = ngx_http_wechat_param(&value[1], "cluster=", &v);
 
     if (ngx_http_wechat_redis_params(cf, wmcf, (sentinel || cluster) ? 1 : 2)
         != NGX_OK)
