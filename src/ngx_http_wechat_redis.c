@@ -645,6 +645,10 @@ ngx_http_wechat_redis_command(ngx_http_request_t *r,
     ngx_http_wechat_cmd_t    *cmd;
     ngx_http_wechat_redis_t  *rd;
 
+    if (ngx_http_wechat_redis_conf == NULL) {
+        return NGX_DECLINED;
+    }
+
     /* every command's first argument after its name is its first key */
 
     rd = ngx_http_wechat_redis_route(&argv[1]);
