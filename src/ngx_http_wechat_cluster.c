@@ -184,15 +184,22 @@ ngx_http_wechat_cluster_stale(void)
 }
 
 
-/* Asks node's ready connection ac for the map, if it is stale. */
+/*
+ * Asks node's ready connection ac for the map, if it is stale.  A question
+ * unanswered for wechat_redis_timeout is taken as lost: a node gone silent
+ * must not keep the map from being learnt.
+ */
 
 void
 ngx_http_wechat_cluster_learn(redisAsyncContext *ac, ngx_uint_t node)
 {
+    ngx_msec_t                  since;
     ngx_http_wechat_cluster_t  *cl = &ngx_http_wechat_cluster;
 
-    if (!cl->stale || cl->learning
-        || ngx_current_msec - cl->asked < NGX_HTTP_WECHAT_LEARN_INTERVAL)
+    since = ngx_current_msec - cl->asked;
+
+    if (!cl->stale || since < NGX_HTTP_WECHAT_LEARN_INTERVAL
+        || (cl->learning && since < cl->conf->timeout))
     {
         return;
     }

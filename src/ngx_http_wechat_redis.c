@@ -180,8 +180,14 @@ ngx_http_wechat_redis_node(ngx_uint_t i)
 
     rd = ngx_http_wechat_redis_nodes[i];
 
+    /* a worker on its way out opens nothing */
+
+    if (rd == NULL && ngx_exiting) {
+        return NULL;
+    }
+
     if (rd) {
-        if (rd->retired) {
+        if (rd->retired && !rd->exiting) {
             rd->retired = 0;
             rd->attempts = 0;
             ngx_http_wechat_redis_connect(rd);
@@ -275,19 +281,26 @@ ngx_http_wechat_redis_changed(void)
 }
 
 
-/* Has a stale map learnt on a ready connection, if there is one. */
+/*
+ * Has a stale map learnt on a ready connection, if there is one: the nodes
+ * in turn, so that one gone silent is not asked every time.
+ */
 
 static void
 ngx_http_wechat_redis_learn(void)
 {
-    ngx_uint_t                i;
+    ngx_uint_t                i, k;
     ngx_http_wechat_redis_t  *rd;
 
-    for (i = 0; i < NGX_HTTP_WECHAT_MAX_NODES; i++) {
+    static ngx_uint_t         next;
+
+    for (k = 0; k < NGX_HTTP_WECHAT_MAX_NODES; k++) {
+        i = (next + k) % NGX_HTTP_WECHAT_MAX_NODES;
         rd = ngx_http_wechat_redis_nodes[i];
 
         if (rd && rd->state == ngx_http_wechat_redis_ready) {
             ngx_http_wechat_cluster_learn(rd->ac, i);
+            next = i + 1;
             return;
         }
     }
