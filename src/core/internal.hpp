@@ -92,6 +92,10 @@ hex(const unsigned char *p, size_t n)
     return s;
 }
 
+/* The event parser with libxml2 alone: the fuzzer compares the two. */
+wx_status_t event_parse_with_libxml2(wx_span_t xml, const wx_allocator_t *a,
+                                     wx_event_t *ev);
+
 /* Percent-encodes all but RFC 3986's unreserved characters. */
 std::string url_encode(std::string_view in);
 

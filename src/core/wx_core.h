@@ -107,8 +107,10 @@ typedef struct {
 } wx_event_t;
 
 /*
- * Parses a push with a hardened libxml2 reader: no DTD, no entities, no
- * network, UTF-8 only, size and depth capped, each known field at most once.
+ * Parses a push.  WeChat's flat shape (<xml> and elements of one CDATA
+ * section or plain ASCII text) is read directly; any other document goes
+ * to a hardened libxml2 reader: no DTD, no entities, no network, UTF-8
+ * only, size and depth capped, each known field at most once.
  * Each field follows its rule: the ones that become variables, keys and
  * log lines (ToUserName, FromUserName, MsgType, Event, EventKey, Ticket,
  * Encrypt) hold no control character; CreateTime and MsgId are digits;

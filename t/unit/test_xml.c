@@ -258,6 +258,55 @@ test_wrong_root(void **state)
                      WX_ERR_XML);
 }
 
+/*
+ * Near WeChat's flat shape, which is read without libxml2: the answer is
+ * libxml2's in every case (t/fuzz/fuzz_event.cpp compares the two).
+ */
+static void
+test_flat_shape_edges(void **state)
+{
+    (void) state;
+    static const struct {
+        const char   *xml;
+        wx_status_t   status;
+        const char   *content;
+    } cases[] = {
+        { "<xml><Content>a</Content></xml>\r\n \t", WX_OK, "a" },
+        { "<xml>\r\n<Content>a\r\nb</Content></xml>", WX_OK, "a\nb" },
+        { "<xml><Content><![CDATA[a\rb]]></Content></xml>", WX_OK, "a\nb" },
+        { "<xml><Content><![CDATA[a]]>b</Content></xml>", WX_OK, "ab" },
+        { "<xml><Content>a<![CDATA[b]]></Content></xml>", WX_OK, "ab" },
+        { "<xml><Content>a>b</Content></xml>", WX_OK, "a>b" },
+        { "<xml><Content>&#65;&lt;</Content></xml>", WX_OK, "A<" },
+        { "<xml><Content/></xml>", WX_OK, "" },
+        { "<xml><Content></Content ></xml>", WX_OK, "" },
+        { "<xml ><Content>a</Content></xml>", WX_OK, "a" },
+        { "<xml><Content>a]]>b</Content></xml>", WX_ERR_XML, NULL },
+        { "<xml><Content>a</Contents></xml>", WX_ERR_XML, NULL },
+        { "<xml><Content>a</Content></xml>b", WX_ERR_XML, NULL },
+        { "<xml><Content>a</Content></xml><xml></xml>", WX_ERR_XML, NULL },
+        { "<xml><Content>a</Content>", WX_ERR_XML, NULL },
+        { "<xml><Content><![CDATA[a]></Content></xml>", WX_ERR_XML, NULL },
+        { "<xml><Content>a</Content><Content>b</Content></xml>",
+          WX_ERR_XML_DUPLICATE, NULL },
+        { "<xml><Content>a\x01</Content></xml>", WX_ERR_XML, NULL },
+        { "<xml><Event>a\tb</Event></xml>", WX_ERR_XML_FIELD, NULL },
+    };
+    wx_event_t ev;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        wx_status_t rc = parse(cases[i].xml, strlen(cases[i].xml), &ev);
+
+        if (rc != cases[i].status) {
+            fail_msg("%s: %d, not %d", cases[i].xml, rc, cases[i].status);
+        }
+
+        if (cases[i].content) {
+            assert_span_equal(ev.content, cases[i].content);
+        }
+    }
+}
+
 /* Each field that becomes a variable, a header or a key refuses controls. */
 static void
 test_control_characters_refused(void **state)
@@ -462,6 +511,7 @@ main(void)
         cmocka_unit_test_setup(test_other_encodings, reset_arena),
         cmocka_unit_test_setup(test_nul_byte, reset_arena),
         cmocka_unit_test_setup(test_wrong_root, reset_arena),
+        cmocka_unit_test_setup(test_flat_shape_edges, reset_arena),
         cmocka_unit_test_setup(test_control_characters_refused, reset_arena),
         cmocka_unit_test_setup(test_text_may_hold_newlines, reset_arena),
         cmocka_unit_test_setup(test_digit_fields, reset_arena),
