@@ -9,6 +9,9 @@
 #   BENCH_SECONDS   length of each measurement (default 5)
 #   BENCH_CONNS     wrk connections, a comma-separated list (default 16,64;
 #                   one wrk thread)
+#   BENCH_ONLY      a pattern: only the cases whose name matches it, with
+#                   only the servers named in BENCH_WHO (default all); the
+#                   figures go to standard output, not to bench/results.md
 
 use strict;
 use warnings;
@@ -22,6 +25,7 @@ use WxTest;
 
 my $seconds = $ENV{BENCH_SECONDS} // 5;
 my @conns = split /,/, $ENV{BENCH_CONNS} // '16,64';
+my $only = $ENV{BENCH_ONLY};
 my $token = 'benchToken';
 my $appid = 'wxbench';
 my $aes = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG';
@@ -36,8 +40,8 @@ my $tmp = tempdir(CLEANUP => 1);
 # N covers the fastest resolving server for the whole measurement (near
 # 40,000 scans a second here); a run that went through all of them shows
 # "wrapped" and fewer scans resolved than requests.
-my $n_scenes = $ENV{BENCH_SCENES} // ($seconds * 40_000 > 30_000
-                                      ? $seconds * 40_000 : 30_000);
+my $n_scenes = $ENV{BENCH_SCENES} // ($seconds * 60_000 > 30_000
+                                      ? $seconds * 60_000 : 30_000);
 my $poll_scene = sprintf 'wxs_%032x', $n_scenes;
 
 # The Lua peer runs the module's own RESOLVE script, taken from the source.
@@ -203,7 +207,8 @@ my @cases = (
       node => sub { [ "$peer_url/wx", 'lines', $clicks{node}{$_[0]} ] },
       targets => {} },
 );
-my @who = qw(limit module node lua);
+my @who = split /,/, $ENV{BENCH_WHO} // 'limit,module,node,lua';
+@cases = grep { $_->{name} =~ /$only/ } @cases if defined $only;
 
 # warm every server up once, and check that the module and the Lua peer
 # run the same script
@@ -240,6 +245,11 @@ for my $c (@cases) {
                                   / $seconds;
             $res->{cpu}{redis} = (cpu_seconds($r->{pid}) - $cpu{redis})
                                  / $seconds;
+            printf "bench:   %.0f req/s, CPU per request %.1f us, "
+                   . "Redis %.1f us, non-2xx %s\n", $res->{rps},
+                   (map { $res->{cpu}{$_} / $res->{rps} * 1e6 }
+                        qw(server redis)), $res->{errors}
+                if defined $only;
         }
     }
 }
@@ -247,7 +257,7 @@ for my $c (@cases) {
 kill 'TERM', $peer;
 waitpid $peer, 0;
 
-write_results();
+write_results() unless defined $only;
 
 # --- helpers ------------------------------------------------------------------
 

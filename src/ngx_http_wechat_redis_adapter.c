@@ -203,12 +203,27 @@ ngx_http_wechat_redis_read_handler(ngx_event_t *ev)
 }
 
 
+/*
+ * Commands are written once per turn of the event loop: the write is a
+ * posted event, run after every request that this turn woke has queued
+ * its commands, so they leave in one write(2) and Redis reads them in one
+ * read.  Only a connection still opening, or a socket that took less than
+ * all last time (ev->ready unset), waits for epoll to call it writable.
+ */
+
 static void
 ngx_http_wechat_redis_write_handler(ngx_event_t *ev)
 {
     ngx_connection_t  *c = ev->data;
 
+    ev->ready = 0;
+
     redisAsyncHandleWrite(c->data);
+
+    /* hiredis asks for the write event again when the socket was full */
+    if (!ev->active) {
+        ev->ready = 1;
+    }
 }
 
 
@@ -258,7 +273,13 @@ ngx_http_wechat_redis_del_read(void *data)
 static void
 ngx_http_wechat_redis_add_write(void *data)
 {
-    ngx_connection_t  *c = data;
+    ngx_connection_t   *c = data;
+    redisAsyncContext  *ac = c->data;
+
+    if ((ac->c.flags & REDIS_CONNECTED) && c->write->ready) {
+        ngx_post_event(c->write, &ngx_posted_events);
+        return;
+    }
 
     ngx_http_wechat_redis_add_event(c, c->write, NGX_WRITE_EVENT);
 }
@@ -270,6 +291,10 @@ ngx_http_wechat_redis_del_write(void *data)
     ngx_connection_t  *c = data;
 
     ngx_http_wechat_redis_del_event(c->write, NGX_WRITE_EVENT);
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
 }
 
 

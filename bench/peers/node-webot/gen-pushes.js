@@ -4,7 +4,8 @@
 // nonce (the module takes a signed query once, and refuses it with another
 // body): SCANs of fresh scenes, plain or, in safe mode, encrypted with
 // wechat-crypto, the middleware's own library, not with the module; or
-// menu CLICKs, with nonces apart from the SCANs'.
+// menu CLICKs.  Each mode has nonces of its own: a node remembers the
+// queries it took across measurements.
 //   node gen-pushes.js plain|safe|click TOKEN AES_KEY APPID FIRST N > file
 
 const crypto = require('crypto');
@@ -23,7 +24,7 @@ for (let i = Number(first); i < Number(first) + Number(n); i++) {
     + `<CreateTime>${ts}</CreateTime><MsgType><![CDATA[event]]></MsgType>`
     + `<Event><![CDATA[${event[0]}]]></Event>`
     + `<EventKey><![CDATA[${event[1]}]]></EventKey></xml>`;
-  const nonce = (mode === 'click' ? 'c' : '') + String(i);
+  const nonce = { plain: '', safe: 's', click: 'c' }[mode] + String(i);
   const signature = crypto.createHash('sha1')
     .update([token, String(ts), nonce].sort().join('')).digest('hex');
   let query = `signature=${signature}&timestamp=${ts}&nonce=${nonce}`;
