@@ -63,7 +63,8 @@ digest_hex(const EVP_MD *md, const std::string_view *parts, size_t n,
         return false;
     }
 
-    md_ctx_ptr ctx(EVP_MD_CTX_new());
+    /* one context per thread, not an allocation per digest */
+    static thread_local md_ctx_ptr ctx(EVP_MD_CTX_new());
     unsigned char buf[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
 

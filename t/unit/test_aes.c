@@ -238,6 +238,11 @@ test_invalid_base64(void **state)
     assert_int_equal(decrypt(S("QUFBQ"), "wxappid", &out), WX_ERR_BASE64);
     assert_int_equal(decrypt(S("QUFB QUFB"), "wxappid", &out),
                      WX_ERR_BASE64);
+    /* a bad character in the final, padded group */
+    assert_int_equal(decrypt(S("QUFBQ!=="), "wxappid", &out), WX_ERR_BASE64);
+    assert_int_equal(decrypt(S("QUFBQU.="), "wxappid", &out), WX_ERR_BASE64);
+    assert_int_equal(decrypt(S("QU=BQUFB"), "wxappid", &out), WX_ERR_BASE64);
+    assert_int_equal(decrypt(S("QUFB===="), "wxappid", &out), WX_ERR_BASE64);
 }
 
 int
