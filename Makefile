@@ -35,7 +35,7 @@ SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
 .PHONY: all deps build core unit integration test test-static fuzz run \
         demo-deps screenshots test-valgrind test-reliability bench \
         bench-longpoll profile \
-        clean
+        clean FORCE
 
 all: build
 
@@ -59,9 +59,15 @@ core:
 	cmake -S . -B $(BUILD)/core -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build $(BUILD)/core -j2
 
+# The names of the sources, rewritten only when a file comes or goes: config
+# lists the files when configure runs, so a new one needs configure again.
+$(BUILD)/source-names: FORCE
+	@mkdir -p $(BUILD)
+	@echo $(SOURCES) | cmp -s - $@ || echo $(SOURCES) > $@
+
 # Debian's configure writes objs/Makefile; nginx's own build compiles the
 # core too, with nginx's flags.
-$(NGINX_BUILD)/objs/Makefile: config
+$(NGINX_BUILD)/objs/Makefile: config $(BUILD)/source-names
 	rm -rf $(NGINX_BUILD) && mkdir -p $(BUILD)
 	cp -r $(NGINX_SRC) $(NGINX_BUILD)
 	cd $(NGINX_BUILD) && source ./conf_flags && \

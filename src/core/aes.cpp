@@ -5,7 +5,6 @@
 #include <memory>
 
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include "internal.hpp"
 
@@ -248,7 +247,7 @@ encrypt(const unsigned char *key, std::string_view msg, std::string_view appid,
         return WX_ERR_NOMEM;
     }
 
-    if (RAND_bytes(plain, random_len) != 1) {
+    if (!wx::random_bytes(plain, random_len)) {
         return WX_ERR_RANDOM;
     }
 

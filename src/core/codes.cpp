@@ -1,5 +1,3 @@
-#include <openssl/rand.h>
-
 #include "internal.hpp"
 
 namespace {
@@ -16,16 +14,18 @@ wx_random_digits(char *out, size_t n)
         return WX_ERR_ARGS;
     }
 
-    unsigned char buf[WX_DIGITS_MAX * 2];
+    unsigned char buf[WX_DIGITS_MAX];
     size_t done = 0;
 
-    /* each byte is kept with p = 250/256, so a round rarely falls short */
+    /* a byte is kept with p = 250/256: a second round is rare */
     while (done < n) {
-        if (RAND_bytes(buf, sizeof(buf)) != 1) {
+        size_t want = n - done;
+
+        if (!wx::random_bytes(buf, want)) {
             return WX_ERR_RANDOM;
         }
 
-        for (size_t i = 0; i < sizeof(buf) && done < n; i++) {
+        for (size_t i = 0; i < want; i++) {
             if (buf[i] < digit_bytes_limit) {
                 out[done++] = static_cast<char>('0' + buf[i] % 10);
             }

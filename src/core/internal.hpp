@@ -84,6 +84,9 @@ guarded(F &&f) noexcept
 /* Writes 2n lower-case hex digits. */
 void hex_into(const unsigned char *p, size_t n, char *out);
 
+/* n bytes from RAND_bytes, drawn in blocks; false when RAND_bytes fails. */
+bool random_bytes(unsigned char *out, size_t n);
+
 inline std::string
 hex(const unsigned char *p, size_t n)
 {

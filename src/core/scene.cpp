@@ -1,5 +1,3 @@
-#include <openssl/rand.h>
-
 #include "internal.hpp"
 
 namespace {
@@ -49,7 +47,7 @@ wx_random_hex(char *out, size_t n)
     while (n > 0) {
         size_t chunk = n < sizeof(buf) ? n : sizeof(buf);
 
-        if (RAND_bytes(buf, static_cast<int>(chunk)) != 1) {
+        if (!wx::random_bytes(buf, chunk)) {
             return WX_ERR_RANDOM;
         }
 

@@ -63,7 +63,7 @@ const std::array<field_rule, 10> fields = {{
      WX_XML_MAX_SIZE},
 }};
 
-bool
+constexpr bool
 allowed(field_kind kind, unsigned char c)
 {
     switch (kind) {
@@ -78,6 +78,30 @@ allowed(field_kind kind, unsigned char c)
     return c >= 0x20 && c != 0x7f;
 }
 
+using byte_set = std::array<bool, 256>;
+
+template <typename Pred>
+constexpr byte_set
+byte_table(Pred in_set)
+{
+    byte_set t{};
+
+    for (size_t c = 0; c < t.size(); c++) {
+        t[c] = in_set(static_cast<unsigned char>(c));
+    }
+
+    return t;
+}
+
+/* The bytes allowed, one table per kind in its order: one load a byte. */
+constexpr std::array<byte_set, 3> allowed_bytes = {{
+    byte_table([](unsigned char c) {
+        return allowed(field_kind::identifier, c);
+    }),
+    byte_table([](unsigned char c) { return allowed(field_kind::digits, c); }),
+    byte_table([](unsigned char c) { return allowed(field_kind::text, c); }),
+}};
+
 bool
 follows_rule(const field_rule &rule, std::string_view value)
 {
@@ -85,8 +109,10 @@ follows_rule(const field_rule &rule, std::string_view value)
         return false;
     }
 
+    const byte_set &ok = allowed_bytes[static_cast<size_t>(rule.kind)];
+
     for (char c : value) {
-        if (!allowed(rule.kind, static_cast<unsigned char>(c))) {
+        if (!ok[static_cast<unsigned char>(c)]) {
             return false;
         }
     }
@@ -405,10 +431,10 @@ public:
     bool read(field_values &values);
 
 private:
-    static bool plain(char c)
-    {
+    /* printable ASCII, TAB and LF: what needs no XML processing at all */
+    static constexpr byte_set plain = byte_table([](unsigned char c) {
         return (c >= 0x20 && c < 0x7f) || c == '\t' || c == '\n';
-    }
+    });
 
     bool take(std::string_view s);
     void skip_space();
@@ -499,7 +525,7 @@ flat_reader::content(std::string_view &value)
     }
 
     for (char c : value) {
-        if (!plain(c)) {
+        if (!plain[static_cast<unsigned char>(c)]) {
             return false;
         }
     }

@@ -1,4 +1,6 @@
 #include <ctype.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "wx_test.h"
 
@@ -105,6 +107,45 @@ test_random_hex(void **state)
     assert_int_equal(out[160], 'z');
 }
 
+/*
+ * Random bytes are drawn in blocks: a forked child (an nginx worker) must
+ * not hand out what its parent's block still holds.
+ */
+static void
+test_random_after_fork(void **state)
+{
+    (void) state;
+    char    first[32], parent[32], child[32];
+    int     fds[2], status;
+    pid_t   pid;
+
+    /* the parent's block is filled and partly used before the fork */
+    assert_int_equal(wx_random_hex(first, 16), WX_OK);
+    assert_int_equal(pipe(fds), 0);
+
+    pid = fork();
+    assert_true(pid >= 0);
+
+    if (pid == 0) {
+        if (wx_random_hex(child, 16) != WX_OK
+            || write(fds[1], child, sizeof(child)) != sizeof(child))
+        {
+            _exit(1);
+        }
+        _exit(0);
+    }
+
+    assert_int_equal(wx_random_hex(parent, 16), WX_OK);
+    assert_int_equal(read(fds[0], child, sizeof(child)), sizeof(child));
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    assert_memory_not_equal(parent, child, sizeof(parent));
+    assert_memory_not_equal(first, parent, sizeof(parent));
+    close(fds[0]);
+    close(fds[1]);
+}
+
 int
 main(void)
 {
@@ -116,6 +157,7 @@ main(void)
         cmocka_unit_test(test_new_scene_is_ours_and_random),
         cmocka_unit_test(test_foreign_scenes),
         cmocka_unit_test(test_random_hex),
+        cmocka_unit_test(test_random_after_fork),
     };
 
     return cmocka_run_group_tests_name("scene", tests, NULL, NULL);
