@@ -57,14 +57,11 @@ wx_login_code(wx_span_t scene, wx_span_t token, char out[WX_LOGIN_CODE_LEN])
     }
 
     return wx::guarded([&] {
-        std::string msg;
         char digest[WX_SHA256_HEX_LEN];
 
-        wx::append_field(&msg, login_code_tag);
-        wx::append_field(&msg, wx::view(scene));
-        wx::append_field(&msg, wx::view(token));
-
-        wx_status_t rc = sha256_of(msg, digest);
+        wx_status_t rc = sha256_of(wx::framed({login_code_tag, wx::view(scene),
+                                               wx::view(token)}),
+                                   digest);
         if (rc != WX_OK) {
             return rc;
         }
@@ -85,13 +82,8 @@ wx_code_hash(wx_span_t kind, wx_span_t scene, wx_span_t code,
     }
 
     return wx::guarded([&] {
-        std::string msg;
-
-        wx::append_field(&msg, code_hash_tag);
-        wx::append_field(&msg, wx::view(kind));
-        wx::append_field(&msg, wx::view(scene));
-        wx::append_field(&msg, wx::view(code));
-
-        return sha256_of(msg, out);
+        return sha256_of(wx::framed({code_hash_tag, wx::view(kind),
+                                     wx::view(scene), wx::view(code)}),
+                         out);
     });
 }

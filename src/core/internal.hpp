@@ -4,6 +4,7 @@
 #define WX_INTERNAL_HPP
 
 #include <cstring>
+#include <initializer_list>
 #include <new>
 #include <string>
 #include <string_view>
@@ -102,13 +103,29 @@ wx_status_t event_parse_with_libxml2(wx_span_t xml, const wx_allocator_t *a,
 /* Percent-encodes all but RFC 3986's unreserved characters. */
 std::string url_encode(std::string_view in);
 
-/* Appends "<length>:<bytes>": a field boundary can never move. */
-inline void
-append_field(std::string *msg, std::string_view field)
+/*
+ * The fields as one message, each as "<length>:<bytes>", so that no two
+ * lists of fields make the same message; one allocation.
+ */
+inline std::string
+framed(std::initializer_list<std::string_view> fields)
 {
-    *msg += std::to_string(field.size());
-    *msg += ':';
-    *msg += field;
+    size_t size = 0;
+
+    for (std::string_view f : fields) {
+        size += 21 + f.size();      /* a length's digits, ':' and the bytes */
+    }
+
+    std::string msg;
+    msg.reserve(size);
+
+    for (std::string_view f : fields) {
+        msg += std::to_string(f.size());
+        msg += ':';
+        msg += f;
+    }
+
+    return msg;
 }
 
 } // namespace wx

@@ -29,14 +29,8 @@ hmac()
 std::string
 link_message(wx_span_t openid, int64_t expires, wx_span_t nonce)
 {
-    std::string msg;
-
-    wx::append_field(&msg, link_tag);
-    wx::append_field(&msg, wx::view(openid));
-    wx::append_field(&msg, std::to_string(expires));
-    wx::append_field(&msg, wx::view(nonce));
-
-    return msg;
+    return wx::framed({link_tag, wx::view(openid), std::to_string(expires),
+                       wx::view(nonce)});
 }
 
 /* HMAC-SHA256 of msg under secret, as lower-case hex into out. */
