@@ -1,4 +1,3 @@
-#include <algorithm>
 #include <array>
 #include <climits>
 #include <cstring>
@@ -224,8 +223,8 @@ decrypt(const unsigned char *key, std::string_view encrypt,
 }
 
 /*
- * random(16) | length(4, big-endian) | msg | appid | padding to 32, built
- * and encrypted in one pool buffer, then base64 into another.
+ * 16 random bytes | length (4, big-endian) | msg | appid | padding to 32,
+ * built and encrypted in one pool buffer, then base64 into another.
  */
 wx_status_t
 encrypt(const unsigned char *key, std::string_view msg, std::string_view appid,
