@@ -292,9 +292,15 @@ on_text(void *ctx, const xmlChar *text, int len)
 /*
  * One parser context per thread, reused: creating one (and its dictionary)
  * was the largest part of a parse.  It is made anew after a failed parse,
- * and after a while, so that the dictionary of names cannot grow forever.
+ * after a while, and as soon as its dictionary of names passes a bound far
+ * below libxml2's own limit (10 MB), which refuses every document that
+ * needs a new name: without the bound, valid documents full of long names
+ * would make the next real push fail.  A document (WX_XML_MAX_SIZE) adds
+ * at most a few of the dictionary's pools, 4 times larger each, so it
+ * cannot take a dictionary under the bound to the limit.
  */
 constexpr unsigned ctxt_max_uses = 1000;
+constexpr size_t ctxt_max_dict_bytes = 256 * 1024;
 
 struct reusable_ctxt {
     parser_ctxt_ptr  ctxt;
@@ -306,7 +312,9 @@ thread_local reusable_ctxt  reusable;
 xmlParserCtxtPtr
 acquire_ctxt()
 {
-    if (reusable.ctxt && ++reusable.uses < ctxt_max_uses) {
+    if (reusable.ctxt && ++reusable.uses < ctxt_max_uses
+        && xmlDictGetUsage(reusable.ctxt->dict) <= ctxt_max_dict_bytes)
+    {
         return reusable.ctxt.get();
     }
 

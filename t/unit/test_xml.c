@@ -491,6 +491,44 @@ test_envelope_parses(void **state)
     assert_int_equal(wx_event_check_message(&ev), WX_ERR_XML_FIELD);
 }
 
+/*
+ * The parser context is reused: a document's result must not depend on
+ * what came before.  Valid documents, each naming a new 32 KB element,
+ * would fill libxml2's 10 MB dictionary of names in about 340 parses, and
+ * every later document that needs a new name would then be refused.
+ */
+static void
+test_no_state_between_documents(void **state)
+{
+    (void) state;
+    static char doc[40000];
+    static char name[32001];
+    static const char push[] =
+        "<xml><ToUserName>gh</ToUserName><FromUserName>o</FromUserName>"
+        "<CreateTime>1700000000</CreateTime><MsgType>text</MsgType>"
+        "<Content>\xe4\xbd\xa0\xe5\xa5\xbd</Content><MsgId>1</MsgId></xml>";
+    wx_event_t ev;
+
+    memset(name, 'a', sizeof(name) - 1);
+
+    for (int i = 0; i < 400; i++) {
+        int n;
+
+        memcpy(name, "N", 1);
+        snprintf(name + 1, 8, "%06d", i);
+        name[7] = 'a';
+
+        n = snprintf(doc, sizeof(doc), "<xml><ToUserName>gh</ToUserName>"
+                     "<MsgType>t</MsgType><%s/><x/></xml>", name);
+        test_arena_used = 0;
+        assert_int_equal(parse(doc, (size_t) n, &ev), WX_OK);
+    }
+
+    test_arena_used = 0;
+    assert_int_equal(parse(push, sizeof(push) - 1, &ev), WX_OK);
+    assert_span_equal(ev.content, "\xe4\xbd\xa0\xe5\xa5\xbd");
+}
+
 int
 main(void)
 {
@@ -519,6 +557,7 @@ main(void)
         cmocka_unit_test_setup(test_message_requires_fields, reset_arena),
         cmocka_unit_test_setup(test_envelope_parses, reset_arena),
         cmocka_unit_test_setup(test_comments_and_instructions, reset_arena),
+        cmocka_unit_test_setup(test_no_state_between_documents, reset_arena),
     };
 
     return cmocka_run_group_tests_name("xml", tests, NULL, NULL);
