@@ -245,8 +245,9 @@ for my $c (@cases) {
                                   / $seconds;
             $res->{cpu}{redis} = (cpu_seconds($r->{pid}) - $cpu{redis})
                                  / $seconds;
-            printf "bench:   %.0f req/s, CPU per request %.1f us, "
-                   . "Redis %.1f us, non-2xx %s\n", $res->{rps},
+            printf "bench:   %.0f req/s, p50 %s ms, p99 %s ms, CPU per "
+                   . "request %.1f us, Redis %.1f us, non-2xx %s\n",
+                   @$res{qw(rps p50 p99)},
                    (map { $res->{cpu}{$_} / $res->{rps} * 1e6 }
                         qw(server redis)), $res->{errors}
                 if defined $only;
