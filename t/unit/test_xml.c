@@ -510,13 +510,14 @@ test_no_state_between_documents(void **state)
     wx_event_t ev;
 
     memset(name, 'a', sizeof(name) - 1);
+    name[0] = 'N';
 
     for (int i = 0; i < 400; i++) {
-        int n;
+        char digits[8];
+        int  n;
 
-        memcpy(name, "N", 1);
-        snprintf(name + 1, 8, "%06d", i);
-        name[7] = 'a';
+        snprintf(digits, sizeof(digits), "%06d", i);
+        memcpy(name + 1, digits, 6);
 
         n = snprintf(doc, sizeof(doc), "<xml><ToUserName>gh</ToUserName>"
                      "<MsgType>t</MsgType><%s/><x/></xml>", name);
