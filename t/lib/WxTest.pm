@@ -46,6 +46,9 @@ END {
         kill 'TERM', $pid;
         waitpid $pid, 0;
     }
+    Test::More::diag("memcheck: $WxTest::Nginx::valgrind_errors errors in"
+                     . " $WxTest::Nginx::valgrind_processes nginx processes")
+        if $WxTest::Nginx::valgrind_processes;
     $rc ||= 1 if $WxTest::Nginx::valgrind_failed;
     $? = $rc;
 }
@@ -180,6 +183,11 @@ package WxTest::Nginx;
 use Test::More;
 use Time::HiRes qw(sleep);
 
+# WX_VALGRIND=1: nginx runs under memcheck with its master process; memcheck
+# follows the workers (each process logs to valgrind.<pid>.log), and the
+# test file fails if any process reports an error or a definite leak.
+our $VALGRIND = $ENV{WX_VALGRIND};
+
 sub new {
     my ($class, %opt) = @_;
     my $dir = File::Temp::tempdir('wechat-nginx-XXXXXX', TMPDIR => 1,
@@ -202,6 +210,10 @@ sub conf_text {
     my $workers = $self->{workers} // 1;
     my $level = $self->{log_level} // 'info';
     my $load = $WxTest::MODULE ? "load_module $WxTest::MODULE;" : '';
+    # a worker freshly forked under memcheck translates its code first and
+    # can take longer than the 1 s default to see its Redis connect complete
+    my $slow = $VALGRIND && $http !~ /\bwechat_redis_connect_timeout\b/
+             ? "    wechat_redis_connect_timeout 5s;\n" : '';
     return <<"EOF";
 $load
 worker_processes $workers;
@@ -215,7 +227,7 @@ http {
     fastcgi_temp_path $dir/tmp/fastcgi;
     uwsgi_temp_path $dir/tmp/uwsgi;
     scgi_temp_path $dir/tmp/scgi;
-$http
+$slow$http
 }
 EOF
 }
@@ -233,21 +245,17 @@ sub nginx_cmd {
             '-e', "$self->{dir}/logs/error.log", @args);
 }
 
-# WX_VALGRIND=1: nginx runs as one process under memcheck, and the test
-# file fails if memcheck reports an error or a definite leak.
-our $VALGRIND = $ENV{WX_VALGRIND};
-
 sub start {
     my ($self) = @_;
     if ($VALGRIND) {
         my $pid = fork // die "fork: $!";
         if ($pid == 0) {
-            exec 'valgrind', '--tool=memcheck', '--leak-check=full',
-                 '--show-leak-kinds=definite', '--errors-for-leak-kinds=definite',
-                 '--num-callers=30',
+            exec 'valgrind', '--tool=memcheck', '--trace-children=yes',
+                 '--leak-check=full', '--show-leak-kinds=definite',
+                 '--errors-for-leak-kinds=definite', '--num-callers=30',
                  "--suppressions=$WxTest::ROOT/t/valgrind.supp",
                  "--log-file=$self->{dir}/logs/valgrind.%p.log",
-                 $self->nginx_cmd('-g', 'daemon off; master_process off;');
+                 $self->nginx_cmd('-g', 'daemon off;');
             exit 127;
         }
         $self->{child} = $pid;
@@ -256,8 +264,10 @@ sub start {
         system(@cmd) == 0 or die "nginx failed to start:\n" . $self->log_text;
     }
     push @nginxes, $self;
+    # the pid file too: under memcheck the master writes it a while after
+    # it listens, and stop and reload need it
     WxTest::wait_until("nginx on port $self->{port}",
-                       sub { WxTest::port_open($self->{port}) },
+                       sub { WxTest::port_open($self->{port}) && $self->pid },
                        $VALGRIND ? 60 : 10);
     return $self;
 }
@@ -277,7 +287,6 @@ sub reload {
 
 sub stop {
     my ($self) = @_;
-    our $VALGRIND;
     my $pid = $self->pid or return;
     # under valgrind nginx is our child: reap it, or it lingers as a zombie
     my $running = $self->{child}
@@ -300,15 +309,25 @@ sub stop {
     }
 }
 
-# Reports memcheck's findings; they fail the test file at its end.
-our $valgrind_failed = 0;
+# Reports memcheck's findings, one log per process (master, workers, and
+# the workers a reload started); they fail the test file at its end.  A
+# log without a summary is a process that died before memcheck could check
+# it, and fails too.
+our ($valgrind_failed, $valgrind_processes, $valgrind_errors) = (0, 0, 0);
 
 sub check_valgrind {
     my ($self) = @_;
-    for my $file (glob "$self->{dir}/logs/valgrind.*.log") {
+    my @files = glob "$self->{dir}/logs/valgrind.*.log";
+    if (!@files) {
+        $valgrind_failed = 1;
+        Test::More::diag("valgrind: no log in $self->{dir}/logs");
+    }
+    for my $file (@files) {
         open my $fh, '<', $file or next;
         my $text = do { local $/; <$fh> };
         my ($errors) = $text =~ /ERROR SUMMARY: (\d+) errors/;
+        $valgrind_processes++;
+        $valgrind_errors += $errors // 0;
         if (!defined $errors || $errors > 0) {
             $valgrind_failed = 1;
             Test::More::diag("valgrind: $file\n$text");
