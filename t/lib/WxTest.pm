@@ -210,10 +210,7 @@ sub conf_text {
     my $workers = $self->{workers} // 1;
     my $level = $self->{log_level} // 'info';
     my $load = $WxTest::MODULE ? "load_module $WxTest::MODULE;" : '';
-    # a worker freshly forked under memcheck translates its code first and
-    # can take longer than the 1 s default to see its Redis connect complete
-    my $slow = $VALGRIND && $http !~ /\bwechat_redis_connect_timeout\b/
-             ? "    wechat_redis_connect_timeout 5s;\n" : '';
+    my $slow = $VALGRIND ? valgrind_timeouts($http) : '';
     return <<"EOF";
 $load
 worker_processes $workers;
@@ -230,6 +227,21 @@ http {
 $slow$http
 }
 EOF
+}
+
+# A worker freshly forked under memcheck runs each code path much slower
+# the first time, and can miss the defaults for its first Redis connect,
+# its first commands (the scripts' loading) and its first WeChat API calls;
+# under valgrind they are longer, unless the test sets them in http{}.
+my %valgrind_timeouts = (wechat_redis_connect_timeout => '5s',
+                         wechat_redis_timeout => '3s',
+                         wechat_api_timeout => '10s');
+
+sub valgrind_timeouts {
+    my ($http) = @_;
+    my ($main) = split /^\s*server\s*\{/m, $http, 2;
+    return join '', map { "    $_ $valgrind_timeouts{$_};\n" }
+                    grep { $main !~ /\b$_\b/ } sort keys %valgrind_timeouts;
 }
 
 sub write_conf {
