@@ -232,9 +232,10 @@ EOF
 # A worker freshly forked under memcheck runs each code path much slower
 # the first time, and can miss the defaults for its first Redis connect,
 # its first commands (the scripts' loading) and its first WeChat API calls;
-# under valgrind they are longer, unless the test sets them in http{}.
+# under valgrind they are longer (Redis commands: the most nginx accepts),
+# unless the test sets them in http{}.
 my %valgrind_timeouts = (wechat_redis_connect_timeout => '5s',
-                         wechat_redis_timeout => '3s',
+                         wechat_redis_timeout => '4s',
                          wechat_api_timeout => '10s');
 
 sub valgrind_timeouts {
