@@ -17,8 +17,7 @@ use WxTest;
 use WxLoad ();
 use WxTopology;
 
-# under valgrind nginx is one process, and one client loads it
-my $workers = $WxTest::Nginx::VALGRIND ? 1 : 2;
+my $workers = 2;
 my $seconds = $ENV{WX_LOAD_SECONDS} // 3;
 my $name = 'wxmaster';
 my $token = 'sentinelTok';
