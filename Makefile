@@ -106,8 +106,9 @@ test-reliability: deps build
 	    t/60-sentinel.t t/61-cluster.t
 	prove t/11-redis-faults.t t/30-status.t
 
-# The integration suite with nginx as one process under memcheck; a memcheck
-# error or a definite leak fails the test file.
+# The integration suite with nginx under memcheck, master and every worker
+# (t/lib/WxTest.pm); a memcheck error or a definite leak in any of them
+# fails the test file.  Too slow for make test (README: Tests).
 test-valgrind: deps build demo-deps
 	WX_VALGRIND=1 prove -r t/
 

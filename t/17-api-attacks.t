@@ -236,7 +236,9 @@ my $ng = start_nginx(workers => 2, http => $http);
 my $P = "wx:{$appid}:";
 
 sub calls { $fake->counts->{ $_[0] }{calls} // 0 }
-sub get { my ($path, %o) = @_; http_req('GET', $ng->url($path), %o) }
+# the client waits longer than the server's longest deadline
+sub get { my ($path, %o) = @_;
+          http_req('GET', $ng->url($path), timeout => 10 * $slow, %o) }
 sub odd { my ($path, %o) = @_;
           http_req('GET', "http://127.0.0.1:$oddport$path", %o) }
 

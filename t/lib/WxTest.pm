@@ -231,17 +231,17 @@ EOF
 
 # A worker freshly forked under memcheck runs each code path much slower
 # the first time, and can miss the defaults for its first Redis connect,
-# its first commands (the scripts' loading) and its first WeChat API calls.
-# Under valgrind the connect timeout is 5 s wherever it is set (no test
-# depends on its value), and the other two are longer (Redis commands: the
-# most nginx accepts) unless the test sets them in http{}: those that do
-# test the timeout itself.
+# its first commands (the scripts' loading) and its first WeChat API calls;
+# on two busy cores its start alone took 10 s.  Under valgrind the connect
+# timeout is 30 s wherever it is set (no test depends on its value), and
+# the other two are longer (Redis commands: the most nginx accepts) unless
+# the test sets them in http{}: those that do test the timeout itself.
 my %valgrind_timeouts = (wechat_redis_timeout => '4s',
                          wechat_api_timeout => '10s');
 
 sub valgrind_timeouts {
     my ($http) = @_;
-    my $connect = 'wechat_redis_connect_timeout 5s;';
+    my $connect = 'wechat_redis_connect_timeout 30s;';
     my $set = $$http =~ s/\bwechat_redis_connect_timeout\s[^;]*;/$connect/g;
     my ($main) = split /^\s*server\s*\{/m, $$http, 2;
     return join '', ($set ? () : "    $connect\n"),
@@ -292,7 +292,7 @@ sub start {
 sub pid {
     my ($self) = @_;
     open my $fh, '<', "$self->{dir}/logs/nginx.pid" or return;
-    my $pid = <$fh>;
+    my $pid = <$fh> // return;     # written a moment after it is made
     chomp $pid;
     return $pid;
 }
