@@ -31,9 +31,16 @@ my $http = WxLoad::http_conf('127.0.0.1:REDIS', 'wxreliable', $token,
 my $ng = start_nginx(workers => 2, http => $conf);
 my $json = JSON::PP->new;
 
-wait_until('the Redis connection',
-           sub { http_req('GET', $ng->url('/qrcode?user=w'))->{status} == 200 },
-           20);
+# Every worker started and connected to Redis; under memcheck a worker's
+# start alone can take 10 s on two busy cores.
+sub workers_connected {
+    wait_until('both workers connected', sub {
+        http_req('GET', $ng->url('/status'))->{content}
+            =~ /^wechat_redis_connected_workers 2$/m },
+        $WxTest::Nginx::VALGRIND ? 60 : 20);
+}
+
+workers_connected();
 
 sub under_load {
     my ($ng, $secs, $fault, $clients) = @_;
@@ -135,9 +142,7 @@ wait_until('a new worker', sub {
     my @w = split ' ', `pgrep -P $master`;
     @w == 2 && !grep { $_ == $workers[0] } @w }, 20);
 pass('the master started a new worker');
-wait_until('both workers connected', sub {
-    http_req('GET', $ng->url('/status'))->{content}
-        =~ /^wechat_redis_connected_workers 2$/m }, 20);
+workers_connected();
 pass('the new worker connected to Redis');
 like($ng->log_text, qr/worker process \d+ exited on signal 9/,
      'the killed worker is logged');
