@@ -109,8 +109,14 @@ async function simulateScan(page, openid, follows = false) {
 
 async function qrImageShown(page) {
   await page.locator('#flow[data-state="waiting"]').waitFor({ timeout: TIMEOUT });
-  const width = await page.$eval('#qr', (img) => img.complete && img.naturalWidth);
-  if (!width) throw new Error('the QR image did not load');
+  // the image may still be on its way (nginx under valgrind draws it slowly)
+  const loaded = await page
+    .waitForFunction(() => {
+      const img = document.querySelector('#qr');
+      return img && img.complete && img.naturalWidth > 0;
+    }, null, { timeout: TIMEOUT })
+    .then(() => true, () => false);
+  if (!loaded) throw new Error('the QR image did not load');
 }
 
 async function bindFlow(browser) {
