@@ -82,6 +82,12 @@ ngx_http_wechat_poll_handler(ngx_http_request_t *r)
           { (const unsigned char *) "expired", 7 }, 0 }
     };
 
+    /* the page of a scanned bind scene sends the scanner's code */
+
+    if (r->method == NGX_HTTP_POST) {
+        return ngx_http_wechat_bind_confirm_handler(r);
+    }
+
     rc = ngx_http_wechat_begin(r, NGX_HTTP_GET|NGX_HTTP_HEAD, &ctx);
     if (rc != NGX_OK) {
         return rc;

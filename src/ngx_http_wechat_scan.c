@@ -160,9 +160,12 @@ ngx_http_wechat_scan_reply(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
-    /* with a template message, the code goes after the answer, once */
+    /* with a template message, a code goes after the answer, once */
 
-    if (res->outcome == WX_SCENE_CODE_SENT && wlcf->code_template.len) {
+    if ((res->outcome == WX_SCENE_CODE_SENT
+         || res->outcome == WX_SCENE_SCANNED)
+        && wlcf->code_template.len)
+    {
         if (!res->duplicate) {
             ngx_http_wechat_code_template(r, ctx);
         }

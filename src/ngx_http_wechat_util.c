@@ -150,6 +150,16 @@ ngx_int_t
 ngx_http_wechat_args(ngx_http_request_t *r, const char *const *names,
     ngx_uint_t n, ngx_str_t *values)
 {
+    return ngx_http_wechat_form(r, &r->args, names, n, values);
+}
+
+
+/* The arguments names[0..n) of a query or a form body, decoded. */
+
+ngx_int_t
+ngx_http_wechat_form(ngx_http_request_t *r, ngx_str_t *text,
+    const char *const *names, ngx_uint_t n, ngx_str_t *values)
+{
     wx_span_t       *spans;
     ngx_uint_t       i;
     wx_allocator_t   a;
@@ -161,7 +171,7 @@ ngx_http_wechat_args(ngx_http_request_t *r, const char *const *names,
 
     ngx_http_wechat_allocator(r->pool, &a);
 
-    if (wx_query_args(ngx_http_wechat_span(&r->args), names, n, &a, spans)
+    if (wx_query_args(ngx_http_wechat_span(text), names, n, &a, spans)
         != WX_OK)
     {
         return NGX_ERROR;
@@ -291,6 +301,32 @@ ngx_http_wechat_is_name(ngx_str_t *s)
 
     for (i = 0; i < s->len; i++) {
         if (s->data[i] < 0x20 || s->data[i] == 0x7f) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* A signed link's purpose: letters, digits and '-', at most 32. */
+
+ngx_uint_t
+ngx_http_wechat_is_purpose(ngx_str_t *s)
+{
+    size_t  i;
+    u_char  c;
+
+    if (s->len == 0 || s->len > 32) {
+        return 0;
+    }
+
+    for (i = 0; i < s->len; i++) {
+        c = s->data[i];
+
+        if (!(c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')
+              || (c >= 'A' && c <= 'Z')))
+        {
             return 0;
         }
     }
