@@ -24,14 +24,8 @@ if s[1] == 'pending' or (waiting and s[3] ~= openid) then
   if waiting then
     outcome = s[1]
   elseif s[4] == 'bind' then
-    local owner = redis.call('HGET', KEYS[5], openid)
-    local held = redis.call('HGET', KEYS[4], s[2])
-    if not owner and (s[6] == '1' or (held and held ~= openid)) then
-      outcome = 'scanned'
-    else
-      outcome = bind(KEYS[3], KEYS[4], KEYS[5], s[2], openid, ARGV[4],
-                     'bind', now, ARGV[5])
-    end
+    outcome = bind(KEYS[3], KEYS[4], KEYS[5], s[2], openid, ARGV[4], 'bind',
+                   now, ARGV[5], s[6] == '1')
   elseif s[4] == 'login' then
     if s[6] == '1' then
       outcome = 'confirming'

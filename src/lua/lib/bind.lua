@@ -1,13 +1,19 @@
 -- Binds user and openid, unless the openid belongs to another user, and
 -- releases the user's previous openid; a stream entry either way.  users
 -- and openids are the account's two hashes of bindings.  Returns "bound"
--- or "conflict".
+-- or "conflict".  A scan asks first (ask true when its scene wants the
+-- holder's confirm, false when not, nil for a binding already confirmed):
+-- a binding it would make or replace, or only replace, is left for the
+-- holder's code, "scanned", with nothing written.
 local function bind(stream, users, openids, user, openid, scene, kind, now,
-                    maxlen)
+                    maxlen, ask)
   local outcome, replaced = 'conflict', ''
   local owner = redis.call('HGET', openids, openid)
   if not owner or owner == user then
     local old = redis.call('HGET', users, user)
+    if ask ~= nil and old ~= openid and (ask or old) then
+      return 'scanned'
+    end
     if old and old ~= openid then
       redis.call('HDEL', openids, old)
       replaced = old
