@@ -85,6 +85,17 @@ my @bad = (
       . 'location /w { wechat_token t; wechat_callback; } '
       . 'location /q { wechat_qrcode login; } }',
       qr/"wechat_qrcode login" of account "wxa" waits for the scanner's confirm: its callback needs "wechat_login_confirm_url"/ ],
+    [ 'a poll without an account',
+      'wechat_redis 127.0.0.1:6379; server { location /p { wechat_poll; } }',
+      qr/"wechat_redeem" need "wechat_appid": the account/ ],
+    [ 'a login scene without an account',
+      'wechat_redis 127.0.0.1:6379; server { location /q { '
+      . 'wechat_qrcode_confirm off; wechat_qrcode login; } }',
+      qr/need "wechat_appid"/ ],
+    [ 'a QR image without WeChat\'s API',
+      'wechat_redis 127.0.0.1:6379; server { wechat_appid wxa; '
+      . 'location /i { wechat_qrcode_image; } }',
+      qr/"wechat_qrcode_image" needs "wechat_api_pass"/ ],
     [ 'a {confirm} without wechat_login_confirm_url',
       'server { location /w { wechat_token t; '
       . 'wechat_reply login_confirm "tap {confirm}"; wechat_callback; } }',

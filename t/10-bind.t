@@ -329,6 +329,8 @@ $res = send_push($ng, '/wx', $token, $unsub);
 is($res->{content}, 'app-answer', 'unsubscribe (option off) passed');
 is(redis_cmd($redis, 'HGET', "${P}users", "alice"), 'oAlice2', 'option off: kept');
 
+# another unsubscribe (a later one: the same one again would be a retry)
+$unsub = event_xml(from => 'oAlice2', event => 'unsubscribe', time => time + 1);
 $res = send_push($ng, '/wx-unbind', $token, $unsub);
 is($res->{content}, 'app-answer', 'unsubscribe (option on) passed too');
 is(redis_cmd($redis, 'HGET', "${P}users", "alice"), undef, 'option on: unbound');
