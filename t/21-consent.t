@@ -293,6 +293,9 @@ is(poll('login', $qx), '{"status":"cancelled"}',
 $res = http_req('POST', $ng->url('/redeem-code-only'),
                 body => "scene=$qx->{scene}&code=" . ('0' x 32));
 is($res->{status}, 404, 'and nothing to redeem');
+like(scan($qx->{scene}, 'oLogin'), qr/二维码已过期/,
+     'a cancelled scene scanned again: expired, nothing revived');
+is(poll('login', $qx), '{"status":"cancelled"}', 'still cancelled');
 
 # --- an unbound follower confirms: the register link follows ------------------
 

@@ -48,7 +48,8 @@ if s[1] == 'pending' or (waiting and s[3] ~= openid) then
   end
   return { outcome, now, 'new' }
 end
-if s[1] and s[3] == openid and s[1] ~= 'redeemed' then
+if s[1] and s[3] == openid and s[1] ~= 'redeemed' and s[1] ~= 'cancelled'
+then
   -- the same user again: a code sent anew, nothing else moves
   if (s[1] == 'code_sent' or s[1] == 'scanned') and ARGV[9] == '1' then
     redis.call('HSET', KEYS[1], 'code', ARGV[8])
