@@ -61,6 +61,11 @@ my $ng = start_nginx(http => <<"EOF");
             wechat_login_confirm;
         }
 
+        location = /login/wait {
+            wechat_poll_timeout 3s;
+            wechat_poll;
+        }
+
         location = /redeem {
             wechat_redeem_token on;
             wechat_redeem;
@@ -309,6 +314,42 @@ $register =~ s/&amp;/&/g if $register;
 run_case($ng, { name => 'that register link verifies', status => 200,
                 path => "/register?" . ($register // '') });
 is($json->decode(poll('login', $qn))->{status}, 'unbound', 'poll: unbound');
+
+# --- long polls: a status that waits for the user's say is waited through -----
+
+{
+    my $q = issue('login');
+    my $sse = poll_start($ng, '/login/wait', $q, Accept => 'text/event-stream');
+    poll_read($sse, 0.3);
+    like($sse->{body}, qr/^data: \{"status":"pending"\}\n\n\z/,
+         'the event stream starts pending');
+    $reply = scan($q->{scene}, 'oLogin');
+    ($link) = $reply =~ m{\?(\S+)};
+    poll_read($sse, 0.5);
+    like($sse->{body}, qr/data: \{"status":"confirming"\}\n\n\z/,
+         'then confirming, and it goes on');
+    ok(!$sse->{eof}, 'the stream waits for the confirm');
+
+    my $plain = poll_start($ng, '/login/wait', { %$q, token => "$q->{token}&seen=confirming" });
+    poll_read($plain, 0.5);
+    ok(!$plain->{eof}, 'a poll that saw confirming waits too');
+
+    http_req('POST', $ng->url('/login/confirm'), body => "$link&action=confirm");
+    poll_read($sse, 2);
+    like($sse->{body}, qr/data: \{"status":"confirmed","code":"[0-9a-f]{32}"\}\n\n\z/,
+         'the confirm ends the stream with the code');
+    poll_read($plain, 2);
+    like($plain->{body}, qr/^\{"status":"confirmed","code":"[0-9a-f]{32}"\}$/,
+         'and wakes the waiting poll');
+    cmp_ok($plain->{elapsed}, '<', 2.5, 'at once, not at the timeout');
+
+    my $q2 = issue('login');
+    scan($q2->{scene}, 'oLogin');
+    my $idle = poll_start($ng, '/login/wait', { %$q2, token => "$q2->{token}&seen=confirming" });
+    poll_read($idle, 5);
+    is($idle->{body}, '{"status":"confirming"}',
+       'at the timeout: the status as the page knows it');
+}
 
 # --- the confirm page escapes what the browser sent ---------------------------
 
