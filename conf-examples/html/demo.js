@@ -272,11 +272,11 @@
 
   // Gets a QR code of o.kind, counts it down, drives the phone beside it
   // (no scans once the scene is decided), and shows what the page does
-  // not: waiting, expiry and failures.  The
-  // page's o.onStatus(status, answer) answers true for a status it showed;
-  // o.onError(error) true for an error it took care of; o.onStart() runs
-  // before each new code; o.waiting and o.unavailable are the details shown
-  // while waiting and when the build lacks the flow (404).
+  // not: waiting, expiry and failures.  The page's o.onStatus(status,
+  // answer) answers true for a status it showed; o.onError(error) true for
+  // an error it took care of; o.onStart() runs before each new code;
+  // o.waiting and o.unavailable are the details shown while waiting and
+  // when the build lacks the flow (404).
   function scanFlow(o) {
     var flow = $('#flow');
     var scan = null;
