@@ -784,35 +784,6 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
         return ngx_http_wechat_check_account(cf, conf);
     }
 
-    /* scenes and bindings live under their account's key prefix */
-
-    if (conf->appid.len == 0
-        && (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE
-            || conf->endpoint->kind == NGX_HTTP_WECHAT_POLL
-            || conf->endpoint->kind == NGX_HTTP_WECHAT_BINDING
-            || conf->endpoint->kind == NGX_HTTP_WECHAT_REDEEM
-            || conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE_IMAGE))
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"wechat_qrcode\", \"wechat_qrcode_image\", "
-                           "\"wechat_poll\", \"wechat_binding\" and "
-                           "\"wechat_redeem\" need \"wechat_appid\": the "
-                           "account whose scenes and bindings they use");
-        return NGX_ERROR;
-    }
-
-    /* a QR image draws the url WeChat's qrcode/create gave the scene */
-
-    if (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE_IMAGE
-        && conf->api_pass.len == 0)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"wechat_qrcode_image\" needs "
-                           "\"wechat_api_pass\": only scenes that WeChat "
-                           "issued a QR code for have an image");
-        return NGX_ERROR;
-    }
-
     if (conf->endpoint->kind == NGX_HTTP_WECHAT_POLL && conf->poll_timeout) {
         wmcf->pubsub = 1;
     }
@@ -843,6 +814,35 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"wechat_qrcode bind\" needs \"wechat_user\"");
+        return NGX_ERROR;
+    }
+
+    /* scenes and bindings live under their account's key prefix */
+
+    if (conf->appid.len == 0
+        && (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE
+            || conf->endpoint->kind == NGX_HTTP_WECHAT_POLL
+            || conf->endpoint->kind == NGX_HTTP_WECHAT_BINDING
+            || conf->endpoint->kind == NGX_HTTP_WECHAT_REDEEM
+            || conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE_IMAGE))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_qrcode\", \"wechat_qrcode_image\", "
+                           "\"wechat_poll\", \"wechat_binding\" and "
+                           "\"wechat_redeem\" need \"wechat_appid\": the "
+                           "account whose scenes and bindings they use");
+        return NGX_ERROR;
+    }
+
+    /* a QR image draws the url WeChat's qrcode/create gave the scene */
+
+    if (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE_IMAGE
+        && conf->api_pass.len == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_qrcode_image\" needs "
+                           "\"wechat_api_pass\": only scenes that WeChat "
+                           "issued a QR code for have an image");
         return NGX_ERROR;
     }
 

@@ -140,8 +140,8 @@ my @bad = (
       'wechat_redis sentinel=127.0.0.1:26379 master=m cluster=127.0.0.1:7000;',
       qr/needs "master=", and no "cluster="/ ],
     [ 'a cluster and an account without an AppID',
-      'wechat_redis cluster=127.0.0.1:7000; server { location /q { '
-      . 'wechat_user $arg_u; wechat_qrcode bind; } }',
+      'wechat_redis cluster=127.0.0.1:7000; server { location /w { '
+      . 'wechat_token t; wechat_callback; } }',
       qr/a Redis Cluster needs "wechat_appid": it is the hash tag/ ],
     [ 'a cluster and a prefix with a brace',
       'wechat_redis cluster=127.0.0.1:7000; server { wechat_appid wxa; '

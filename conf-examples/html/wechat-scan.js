@@ -97,6 +97,11 @@
     function sceneParams() {
       var params = { scene: scene.scene };
       if (o.tokenInQuery) params.token = scene.token;
+      // a status that waits for the user is known already: the poll waits
+      // while it lasts, as while pending
+      if (lastStatus === 'scanned' || lastStatus === 'confirming') {
+        params.seen = lastStatus;
+      }
       return params;
     }
 
