@@ -104,11 +104,12 @@ ngx_http_wechat_code_text(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
     if (ngx_http_wechat_code_link(r, ctx, text, "{link}", &wlcf->link_url,
-                                  "register", &links[0])
+                                  NGX_HTTP_WECHAT_PURPOSE_REGISTER, &links[0])
         != NGX_OK
         || ngx_http_wechat_code_link(r, ctx, text, "{confirm}",
                                      &wlcf->login_confirm_url,
-                                     "login-confirm", &links[1])
+                                     NGX_HTTP_WECHAT_PURPOSE_CONFIRM,
+                                     &links[1])
            != NGX_OK)
     {
         return NGX_ERROR;

@@ -26,6 +26,9 @@ static void ngx_http_wechat_bind_confirm_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
 static ngx_int_t ngx_http_wechat_confirm_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *error);
+static ngx_int_t ngx_http_wechat_confirm_refused(ngx_http_request_t *r,
+    ngx_int_t status);
+static ngx_uint_t ngx_http_wechat_cross_site(ngx_http_request_t *r);
 static void ngx_http_wechat_login_confirm_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_wechat_login_confirm_start(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, ngx_str_t *text, ngx_str_t *action);
@@ -33,6 +36,7 @@ static void ngx_http_wechat_login_confirm_shown(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
 static void ngx_http_wechat_login_confirm_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
+static ngx_int_t ngx_http_wechat_confirm_gone(ngx_http_request_t *r);
 static ngx_int_t ngx_http_wechat_confirm_page(ngx_http_request_t *r,
     ngx_uint_t status, const char *title, const char *format,
     ngx_str_t *values, ngx_uint_t n);
@@ -40,7 +44,7 @@ static ngx_str_t ngx_http_wechat_html(ngx_pool_t *pool, ngx_str_t *s);
 
 
 static ngx_str_t  ngx_http_wechat_login_confirm_purpose =
-    ngx_string("login-confirm");
+    ngx_string(NGX_HTTP_WECHAT_PURPOSE_CONFIRM);
 
 
 /* Bind: POST scene=S&code=C[&token=T] to the poll location. */
@@ -72,16 +76,22 @@ ngx_http_wechat_bind_confirm_body(ngx_http_request_t *r)
 
     rc = ngx_http_wechat_bind_confirm_start(r, ngx_http_wechat_get_ctx(r));
 
-    if (rc == NGX_OK || rc == NGX_DONE) {
+    if (rc == NGX_OK) {
         return;
     }
 
     ngx_http_finalize_request(r, rc == NGX_DECLINED
-                                 ? ngx_http_wechat_send_unavailable(r) : rc);
+                                 ? ngx_http_wechat_send_unavailable(r)
+                                 : ngx_http_wechat_confirm_refused(r, rc));
 }
 
 
-/* One script checks the token, counts the code and binds. */
+/*
+ * One script checks the token, counts the code and binds: NGX_OK while it
+ * runs, else the status to answer.  The token comes in the form, where
+ * the page put it, never from the cookie alone: another site's form
+ * cannot name it.
+ */
 
 static ngx_int_t
 ngx_http_wechat_bind_confirm_start(ngx_http_request_t *r,
@@ -96,6 +106,12 @@ ngx_http_wechat_bind_confirm_start(ngx_http_request_t *r,
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
+    if (ngx_http_wechat_cross_site(r)) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "wechat confirm: refused: a cross-site request");
+        return NGX_HTTP_FORBIDDEN;
+    }
+
     rc = ngx_http_wechat_read_body(r, NGX_HTTP_WECHAT_CONFIRM_BODY_MAX,
                                    &body);
     if (rc != NGX_OK) {
@@ -106,45 +122,44 @@ ngx_http_wechat_bind_confirm_start(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* the token from the form, else from wechat_qrcode's cookie */
-
-    if (args[2].data == NULL) {
-        (void) ngx_http_wechat_cookie(r, &wlcf->poll_cookie, &args[2]);
-    }
-
     for (i = 0; i < args[1].len; i++) {
         if (args[1].data[i] < '0' || args[1].data[i] > '9') {
             break;
         }
     }
 
-    if (args[0].data == NULL || args[2].data == NULL
+    if (args[0].data == NULL || args[2].len == 0
         || i != args[1].len || i < 4 || i > WX_DIGITS_MAX)
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "wechat confirm: no \"scene\", \"token\" or "
                       "digits of a \"code\"");
-        return ngx_http_wechat_confirm_error(r, NGX_HTTP_BAD_REQUEST,
-                                             "bad request");
+        return NGX_HTTP_BAD_REQUEST;
     }
 
     if (!wx_scene_is_ours(ngx_http_wechat_span(&args[0]))) {
-        return ngx_http_wechat_confirm_error(r, NGX_HTTP_NOT_FOUND,
-                                             "not found");
+        return NGX_HTTP_NOT_FOUND;
     }
 
     ctx->scene = args[0];
     ngx_str_set(&ctx->user, "");
 
-    if (wlcf->user && ngx_http_complex_value(r, wlcf->user, &ctx->user)
-                      != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    /* where the location names its user, only that user confirms */
 
-    if (!ngx_http_wechat_is_name(&ctx->user)) {
-        return ngx_http_wechat_confirm_error(r, NGX_HTTP_BAD_REQUEST,
-                                             "bad request");
+    if (wlcf->user) {
+        if (ngx_http_complex_value(r, wlcf->user, &ctx->user) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (ctx->user.len == 0) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "wechat confirm: no user");
+            return NGX_HTTP_UNAUTHORIZED;
+        }
+
+        if (!ngx_http_wechat_is_name(&ctx->user)) {
+            return NGX_HTTP_BAD_REQUEST;
+        }
     }
 
     /* keys: scene, then stream, users, openids */
@@ -259,6 +274,74 @@ ngx_http_wechat_bind_confirm_done(ngx_http_request_t *r,
 
     ngx_http_finalize_request(r,
         ngx_http_wechat_send_json(r, NGX_HTTP_CONFLICT, status, 2));
+}
+
+
+/* A refusal before Redis was asked, as JSON. */
+
+static ngx_int_t
+ngx_http_wechat_confirm_refused(ngx_http_request_t *r, ngx_int_t status)
+{
+    switch (status) {
+
+    case NGX_HTTP_BAD_REQUEST:
+        return ngx_http_wechat_confirm_error(r, status, "bad request");
+
+    case NGX_HTTP_UNAUTHORIZED:
+        return ngx_http_wechat_confirm_error(r, status, "no user");
+
+    case NGX_HTTP_FORBIDDEN:
+        return ngx_http_wechat_confirm_error(r, status, "cross-site");
+
+    case NGX_HTTP_NOT_FOUND:
+        return ngx_http_wechat_confirm_error(r, status, "not found");
+
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+        return ngx_http_wechat_confirm_error(r, status, "too large");
+
+    default:
+        return status;
+    }
+}
+
+
+/*
+ * A browser's word that another site sent the request: no page of ours
+ * posts a confirm from elsewhere.
+ */
+
+static ngx_uint_t
+ngx_http_wechat_cross_site(ngx_http_request_t *r)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return 0;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Sec-Fetch-Site") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Sec-Fetch-Site",
+                               h[i].key.len) == 0
+            && h[i].value.len == sizeof("cross-site") - 1
+            && ngx_strncasecmp(h[i].value.data, (u_char *) "cross-site",
+                               h[i].value.len) == 0)
+        {
+            return 1;
+        }
+    }
 }
 
 
@@ -418,10 +501,10 @@ ngx_http_wechat_login_confirm_start(ngx_http_request_t *r,
                                          NGX_HTTP_WECHAT_NO_SCRIPT, 7, argv);
     }
 
-    /* keys: scene, the link's nonce, openids */
+    /* keys: scene, the link's nonce (apart from other links'), openids */
 
     ngx_str_set(&argv[0], "3");
-    argv[2] = ngx_http_wechat_key(r, wlcf, "link:", &args[3]);
+    argv[2] = ngx_http_wechat_key(r, wlcf, "confirm:", &args[3]);
     argv[3] = ngx_http_wechat_key(r, wlcf, "openids", NULL);
     argv[4] = ctx->openid;
     argv[5] = *action;
@@ -440,9 +523,17 @@ ngx_http_wechat_login_confirm_start(ngx_http_request_t *r,
 }
 
 
-static u_char  ngx_http_wechat_gone[] =
-    "<p>这个登录请求已经处理过或已失效。</p>"
-    "<p>This login request was answered already, or has expired.</p>";
+/* A link answered before, or a scene that waits for it no longer. */
+
+static ngx_int_t
+ngx_http_wechat_confirm_gone(ngx_http_request_t *r)
+{
+    return ngx_http_wechat_confirm_page(r, NGX_HTTP_WECHAT_GONE,
+        "已失效 Expired",
+        "<p>这个登录请求已经处理过或已失效。</p>"
+        "<p>This login request was answered already, or has expired.</p>",
+        NULL, 0);
+}
 
 
 /* The page: the site, the browser and address that asked, two buttons. */
@@ -452,7 +543,7 @@ ngx_http_wechat_login_confirm_shown(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended)
 {
     size_t                  n;
-    ngx_str_t               values[9], *link;
+    ngx_str_t               values[10], *link;
     wx_span_t               s[5];
     ngx_uint_t              i;
     wx_allocator_t          a;
@@ -479,10 +570,7 @@ ngx_http_wechat_login_confirm_shown(ngx_http_request_t *r,
         || s[2].len != ctx->openid.len
         || ngx_strncmp(s[2].data, ctx->openid.data, ctx->openid.len) != 0)
     {
-        ngx_http_finalize_request(r,
-            ngx_http_wechat_confirm_page(r, NGX_HTTP_WECHAT_GONE, "已失效 Expired",
-                                         (char *) ngx_http_wechat_gone,
-                                         NULL, 0));
+        ngx_http_finalize_request(r, ngx_http_wechat_confirm_gone(r));
         return;
     }
 
@@ -500,14 +588,27 @@ ngx_http_wechat_login_confirm_shown(ngx_http_request_t *r,
 
     values[8] = r->headers_in.server;
 
+    /* the phone's own network, beside the one the login goes to */
+
+    if (ngx_http_wechat_network(r->pool, &r->connection->addr_text,
+                                &values[9])
+        != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
     ngx_http_finalize_request(r,
         ngx_http_wechat_confirm_page(r, NGX_HTTP_OK, "确认登录 Confirm login",
             "<h1>登录 %V？</h1>"
             "<p>一个浏览器正请求以你的微信登录 / A browser asks to log in "
-            "with your WeChat:</p>"
-            "<p class=\"who\">%V<br>IP %V</p>"
-            "<p>只有在这是你本人刚刚打开的页面时才确认。<br>"
-            "Confirm only if you opened that page yourself just now.</p>"
+            "with your WeChat.</p>"
+            "<p class=\"who\">它自称 It calls itself: %V<br>"
+            "它的网络 Its network: %V</p>"
+            "<p>只有在这是你本人刚刚在电脑上打开的页面时才确认；浏览器的名称"
+            "由对方自报，可以伪造。<br>Confirm only if you opened that page "
+            "yourself just now: a browser's name is what it says of itself."
+            "</p>"
             "<form method=\"post\">"
             "<input type=\"hidden\" name=\"openid\" value=\"%V\">"
             "<input type=\"hidden\" name=\"scene\" value=\"%V\">"
@@ -516,7 +617,8 @@ ngx_http_wechat_login_confirm_shown(ngx_http_request_t *r,
             "<input type=\"hidden\" name=\"sig\" value=\"%V\">"
             "<button name=\"action\" value=\"confirm\">确认登录 %V</button>"
             "<button name=\"action\" value=\"cancel\">取消 Cancel</button>"
-            "</form>", values, 9));
+            "</form><p class=\"who\">这部手机的网络 This phone's network: "
+            "%V</p>", values, 10));
 }
 
 
@@ -577,10 +679,7 @@ ngx_http_wechat_login_confirm_done(ngx_http_request_t *r,
     }
 
     if (outcome.len != 7 || ngx_strncmp(outcome.data, "unbound", 7) != 0) {
-        ngx_http_finalize_request(r,
-            ngx_http_wechat_confirm_page(r, NGX_HTTP_WECHAT_GONE, "已失效 Expired",
-                                         (char *) ngx_http_wechat_gone,
-                                         NULL, 0));
+        ngx_http_finalize_request(r, ngx_http_wechat_confirm_gone(r));
         return;
     }
 
@@ -591,8 +690,9 @@ ngx_http_wechat_login_confirm_done(ngx_http_request_t *r,
     if (wlcf->link_url.len) {
         ngx_memzero(&link, sizeof(wx_link_t));
         link.appid = ngx_http_wechat_span(&wlcf->appid);
-        link.purpose.data = (const unsigned char *) "register";
-        link.purpose.len = sizeof("register") - 1;
+        link.purpose.data = (const unsigned char *)
+                            NGX_HTTP_WECHAT_PURPOSE_REGISTER;
+        link.purpose.len = sizeof(NGX_HTTP_WECHAT_PURPOSE_REGISTER) - 1;
         link.openid = ngx_http_wechat_span(&ctx->openid);
 
         if (ngx_http_wechat_link_new(r, wlcf, &wlcf->link_url, &link, &url)
@@ -629,7 +729,7 @@ ngx_http_wechat_confirm_page(ngx_http_request_t *r, ngx_uint_t status,
 {
     size_t            len;
     u_char           *p, *last;
-    ngx_str_t         escaped[9];
+    ngx_str_t         escaped[10];
     ngx_uint_t        i;
     ngx_table_elt_t  *h;
 

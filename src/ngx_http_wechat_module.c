@@ -1608,10 +1608,18 @@ ngx_http_wechat_link_verify(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
 
     if (cf->args->nelts == 1) {
-        ngx_str_set(&wlcf->link_purpose, "register");
+        ngx_str_set(&wlcf->link_purpose, NGX_HTTP_WECHAT_PURPOSE_REGISTER);
 
     } else {
         wlcf->link_purpose = value[1];
+
+        if (ngx_strcmp(value[1].data, NGX_HTTP_WECHAT_PURPOSE_CONFIRM) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "the purpose \"%V\" is the confirm page's: "
+                               "see \"wechat_login_confirm\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
 
         if (!ngx_http_wechat_is_purpose(&wlcf->link_purpose)) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

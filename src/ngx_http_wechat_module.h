@@ -56,6 +56,10 @@
 
 #define NGX_HTTP_WECHAT_NO_SCRIPT        -1
 
+/* what signed links are for: a follower's registration, a login's confirm */
+#define NGX_HTTP_WECHAT_PURPOSE_REGISTER  "register"
+#define NGX_HTTP_WECHAT_PURPOSE_CONFIRM   "login-confirm"
+
 /* the longest site user name or openid taken from a request */
 #define NGX_HTTP_WECHAT_NAME_MAX         WX_NAME_MAX
 
@@ -557,6 +561,8 @@ ngx_int_t ngx_http_wechat_read_body(ngx_http_request_t *r, size_t max,
 ngx_uint_t ngx_http_wechat_is_name(ngx_str_t *s);
 ngx_uint_t ngx_http_wechat_is_openid(ngx_str_t *s);
 ngx_uint_t ngx_http_wechat_is_purpose(ngx_str_t *s);
+ngx_int_t ngx_http_wechat_network(ngx_pool_t *pool, ngx_str_t *addr,
+    ngx_str_t *out);
 ngx_int_t ngx_http_wechat_cookie(ngx_http_request_t *r, ngx_str_t *name,
     ngx_str_t *value);
 ngx_str_t ngx_http_wechat_number(ngx_pool_t *pool, int64_t n);

@@ -232,8 +232,10 @@ ngx_http_wechat_qrcode_store(ngx_http_request_t *r,
 
 /*
  * Who asked for a login scene, as nginx saw them: the confirm page shows
- * the scanner the browser and the address their login goes to.  The user
- * agent is cut short and loses its control characters: a name in Redis.
+ * the scanner the browser and the network their login goes to.  The
+ * address is kept only to its network (whoever scans learns no more), the
+ * user agent is cut short at a character's start and loses its control
+ * characters: a name in Redis.
  */
 
 static ngx_int_t
@@ -243,7 +245,11 @@ ngx_http_wechat_qrcode_asker(ngx_http_request_t *r, ngx_str_t *agent,
     size_t            i;
     ngx_table_elt_t  *ua;
 
-    *address = r->connection->addr_text;
+    if (ngx_http_wechat_network(r->pool, &r->connection->addr_text, address)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     ua = r->headers_in.user_agent;
 
@@ -253,6 +259,13 @@ ngx_http_wechat_qrcode_asker(ngx_http_request_t *r, ngx_str_t *agent,
     }
 
     agent->len = ngx_min(ua->value.len, NGX_HTTP_WECHAT_AGENT_MAX);
+
+    while (agent->len < ua->value.len && agent->len
+           && (ua->value.data[agent->len] & 0xc0) == 0x80)
+    {
+        agent->len--;
+    }
+
     agent->data = ngx_pnalloc(r->pool, agent->len);
     if (agent->data == NULL) {
         return NGX_ERROR;

@@ -77,22 +77,28 @@ ngx_http_wechat_redeem_start(ngx_http_request_t *r,
     ngx_str_t                    body, args[3], argv[7];
     ngx_http_wechat_loc_conf_t  *wlcf;
 
-    static const char  *names[] = { "scene", "code", "token" };
+    static const char  *names[] = { "scene", "code" };
 
     rc = ngx_http_wechat_read_body(r, NGX_HTTP_WECHAT_REDEEM_BODY_MAX, &body);
     if (rc != NGX_OK) {
         return rc;
     }
 
-    if (ngx_http_wechat_form(r, &body, names, 3, args) != NGX_OK) {
+    if (ngx_http_wechat_form(r, &body, names, 2, args) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
-    /* the browser's token from the form, else from its forwarded cookie */
+    /*
+     * The browser's token only from the cookie it sent, which the backend
+     * forwards: the body that names the scene and the code may be what a
+     * form of another site made the browser post.
+     */
 
-    if (args[2].data == NULL && wlcf->redeem_token) {
+    ngx_str_null(&args[2]);
+
+    if (wlcf->redeem_token) {
         (void) ngx_http_wechat_cookie(r, &wlcf->poll_cookie, &args[2]);
     }
 

@@ -335,6 +335,54 @@ ngx_http_wechat_is_purpose(ngx_str_t *s)
 }
 
 
+/*
+ * An address as far as its network: IPv4 to its /24 ("192.0.2.*"), IPv6
+ * to its /48 ("2001:db8:1::/48"); anything else as it is.
+ */
+
+ngx_int_t
+ngx_http_wechat_network(ngx_pool_t *pool, ngx_str_t *addr, ngx_str_t *out)
+{
+    u_char      *p, *end, *cut;
+    ngx_uint_t   colons;
+
+    end = addr->data + addr->len;
+    cut = NULL;
+    colons = 0;
+
+    for (p = addr->data; p < end; p++) {
+        if (*p == ':' && ++colons == 3) {
+            cut = p;
+            break;
+        }
+    }
+
+    if (cut == NULL && colons == 0) {
+        cut = ngx_strlchr(addr->data, end, '.') ? end : NULL;
+
+        while (cut && cut > addr->data && cut[-1] != '.') {
+            cut--;
+        }
+    }
+
+    if (cut == NULL) {
+        *out = *addr;
+        return NGX_OK;
+    }
+
+    out->data = ngx_pnalloc(pool, (cut - addr->data) + sizeof("::/48"));
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->len = ngx_sprintf(out->data, colons ? "%*s::/48" : "%*s*",
+                           (size_t) (cut - addr->data), addr->data)
+               - out->data;
+
+    return NGX_OK;
+}
+
+
 /* The value of the cookie name, or NGX_DECLINED without one. */
 
 ngx_int_t

@@ -73,6 +73,9 @@ my @bad = (
       'wechat_redis 127.0.0.1:6379; server { location /l { '
       . 'wechat_link_secret ' . ('s' x 32) . '; wechat_link_verify; } }',
       qr/"wechat_login_confirm" need "wechat_link_secret", "wechat_appid"/ ],
+    [ 'a link verify for the confirm page\'s purpose',
+      'server { location /l { wechat_link_verify login-confirm; } }',
+      qr/the purpose "login-confirm" is the confirm page's/ ],
     [ 'a link purpose that is no word',
       'server { location /l { wechat_link_verify "a b"; } }',
       qr/invalid purpose "a b"/ ],

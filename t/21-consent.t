@@ -12,6 +12,8 @@ use lib "$FindBin::Bin/lib";
 use Digest::SHA qw(hmac_sha256_hex);
 use Encode ();
 use JSON::PP;
+use IO::Select;
+use IO::Socket::INET;
 use Test::More;
 use WxTest;
 
@@ -67,6 +69,7 @@ my $ng = start_nginx(http => <<"EOF");
         }
 
         location = /redeem {
+            wechat_redeem_attempts 10;  # the wrong tries below count
             wechat_redeem_token on;
             wechat_redeem;
         }
@@ -118,9 +121,8 @@ sub confirm_bind {
                     headers => { 'X-User-Id' => $opt{user} // 'alice',
                                  'Content-Type' =>
                                      'application/x-www-form-urlencoded',
-                                 $opt{cookie}
-                                     ? (Cookie => "wechat_poll=$opt{cookie}")
-                                     : () });
+                                 Cookie => "wechat_poll=$q->{token}",
+                                 %{ $opt{headers} // {} } });
 }
 
 sub code_of { ($_[0] // '') =~ /(\d{6})/ ? $1 : '' }
@@ -143,25 +145,31 @@ my $alice_code = code_of($reply);
 like($reply, qr/^绑定验证码 \d{6}/, 'a later scan by another WeChat gets its own code');
 run_case($ng, { name => 'the first scanner\'s code no longer binds',
                 method => 'POST', path => '/bind/poll',
-                body => "scene=$qa->{scene}&code=$mallory_code",
+                body => "scene=$qa->{scene}&code=$mallory_code"
+                        . "&token=$qa->{token}",
                 headers => { 'X-User-Id' => 'alice',
                              Cookie => "wechat_poll=$qa->{token}" },
                 status => 403, body_is => '{"error":"wrong code"}' })
     unless $mallory_code eq $alice_code;
 
-my $res = confirm_bind($qa, $alice_code, user => 'bob', cookie => $qa->{token});
+my $res = confirm_bind($qa, $alice_code, user => 'bob', token => $qa->{token});
 is($res->{status}, 404, 'another site user cannot confirm the scene');
-$res = confirm_bind($qa, $alice_code, cookie => 'f' x 32);
+$res = confirm_bind($qa, $alice_code, user => '', token => $qa->{token});
+is($res->{status}, 401, 'nor a request with no user where the location names one');
+$res = confirm_bind($qa, $alice_code, token => 'f' x 32);
 is($res->{status}, 404, 'another browser (poll token) cannot confirm it');
 $res = confirm_bind($qa, $alice_code);
-is($res->{status}, 400, 'a confirm without a token: 400');
+is($res->{status}, 400, 'a confirm with the token in the cookie only: 400');
 is($res->{content}, '{"error":"bad request"}', 'answered as JSON');
-$res = confirm_bind($qa, $alice_code, cookie => $qa->{token});
+$res = confirm_bind($qa, $alice_code, token => $qa->{token},
+                    headers => { 'Sec-Fetch-Site' => 'cross-site' });
+is($res->{status}, 403, 'a confirm another site sent: 403');
+$res = confirm_bind($qa, $alice_code, token => $qa->{token});
 is($res->{status}, 200, 'the code the phone got, typed on the page: 200');
 is($res->{content}, '{"status":"bound","openid":"oAlice"}', 'bound');
 is(redis_cmd($redis, 'HGET', "${P}users", 'alice'), 'oAlice', 'alice bound');
 is(poll('bind', $qa), '{"status":"bound","openid":"oAlice"}', 'poll: bound');
-$res = confirm_bind($qa, $alice_code, cookie => $qa->{token});
+$res = confirm_bind($qa, $alice_code, token => $qa->{token});
 is($res->{status}, 409, 'a second confirm: nothing to confirm');
 like($res->{content}, qr/"status":"bound"/, 'it names the status');
 
@@ -169,10 +177,10 @@ like($res->{content}, qr/"status":"bound"/, 'it names the status');
 my $qw = issue('bind', headers => { 'X-User-Id' => 'wendy' });
 scan($qw->{scene}, 'oWendy');
 for my $i (1 .. 2) {
-    $res = confirm_bind($qw, '000000', user => 'wendy', cookie => $qw->{token});
+    $res = confirm_bind($qw, '000000', user => 'wendy', token => $qw->{token});
     is($res->{status}, 403, "wrong code $i: 403");
 }
-$res = confirm_bind($qw, '000000', user => 'wendy', cookie => $qw->{token});
+$res = confirm_bind($qw, '000000', user => 'wendy', token => $qw->{token});
 is(redis_cmd($redis, 'EXISTS', "${P}scene:$qw->{scene}"), 0,
    'the third wrong code burns the scene');
 is(poll('bind', $qw, headers => { 'X-User-Id' => 'wendy' }),
@@ -185,7 +193,7 @@ my $qr = issue('bind', headers => { 'X-User-Id' => 'alice' });
 $reply = scan($qr->{scene}, 'oAliceNew');
 is(redis_cmd($redis, 'HGET', "${P}users", 'alice'), 'oAlice',
    'a rebinding scan replaces nothing');
-$res = confirm_bind($qr, code_of($reply), cookie => $qr->{token});
+$res = confirm_bind($qr, code_of($reply), token => $qr->{token});
 is($res->{content}, '{"status":"bound","openid":"oAliceNew"}',
    'the holder\'s code replaces it');
 my $entries = redis_cmd($redis, 'XRANGE', "${P}resolutions", '-', '+');
@@ -194,10 +202,36 @@ is($e{replaced}, 'oAlice', 'the stream names the replaced openid');
 is(redis_cmd($redis, 'HGET', "${P}openids", 'oAlice'), undef,
    'the old openid is released');
 
-# an openid bound to another user: a conflict at once, nothing to confirm
+# an openid bound to another user: a stranger's scan decides nothing, the
+# conflict shows once the code is sent
 my $qc = issue('bind', headers => { 'X-User-Id' => 'carol' });
-is(scan($qc->{scene}, 'oAliceNew'), '该微信已绑定其他账号',
-   'an openid of another user: conflict at once');
+$reply = scan($qc->{scene}, 'oAliceNew');
+like($reply, qr/^绑定验证码/, 'an openid of another user: a code too');
+is(poll('bind', $qc, headers => { 'X-User-Id' => 'carol' }),
+   '{"status":"scanned"}', 'the scene only waits');
+$res = confirm_bind($qc, code_of($reply), user => 'carol',
+                    token => $qc->{token});
+is($res->{content}, '{"status":"conflict"}', 'the code tells the conflict');
+is(redis_cmd($redis, 'HGET', "${P}openids", 'oAliceNew'), 'alice',
+   'and the binding stays');
+
+# bad confirms end their connection (a raw client that waits to be closed)
+for my $body ('', 'scene=zzz&code=111111&token=x') {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $ng->{port}) or die $!;
+    print $s "POST /bind/poll HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+           . "X-User-Id: alice\r\nContent-Length: " . length($body)
+           . "\r\n\r\n$body";
+    my $sel = IO::Select->new($s);
+    my ($got, $closed) = ('', 0);
+    while ($sel->can_read(3)) {
+        my $n = sysread($s, my $chunk, 4096);
+        if (!$n) { $closed = 1; last }
+        $got .= $chunk;
+    }
+    like($got, qr{^HTTP/1\.1 (400|404)}, "a bad confirm ('$body') answered");
+    ok($closed, "and its connection closed");
+}
 
 # --- 2. login waits for the scanner's Confirm in WeChat -----------------------
 
@@ -225,8 +259,9 @@ $res = http_req('GET', $ng->url("/login/confirm?$query"));
 is($res->{status}, 200, 'the confirm page opens');
 my $page = Encode::decode('UTF-8', $res->{content});
 like($page, qr/登录 127\.0\.0\.1？/, 'it names the site');
-like($page, qr/HTTP-Tiny/, 'and the browser that asked');
-like($page, qr/IP 127\.0\.0\.1/, 'and its address');
+like($page, qr/It calls itself: HTTP-Tiny/, 'and what the browser that asked says it is');
+like($page, qr/Its network: 127\.0\.0\.\*/, 'and its network, no more');
+like($page, qr/This phone's network: 127\.0\.0\.\*/, 'beside the phone\'s own');
 like($page, qr/name="action" value="confirm"/, 'a Confirm button');
 like($page, qr/name="action" value="cancel"/, 'a Cancel button');
 is($res->{headers}{'x-frame-options'}, 'DENY', 'no framing');
@@ -279,6 +314,11 @@ run_case($ng, { name => 'a code with another browser\'s token',
                 method => 'POST', path => '/redeem', status => 404,
                 body => "scene=$ql->{scene}&code=$answer->{code}",
                 headers => { Cookie => 'wechat_poll=' . ('a' x 32) } });
+run_case($ng, { name => 'the token in the body does not stand for the cookie',
+                method => 'POST', path => '/redeem', status => 404,
+                body => "scene=$ql->{scene}&code=$answer->{code}"
+                        . "&token=$ql->{token}",
+                headers => { Cookie => 'wechat_poll=' . ('b' x 32) } });
 $res = run_case($ng, { name => 'a code with the cookie the backend forwarded',
                        method => 'POST', path => '/redeem', status => 200,
                        body => "scene=$ql->{scene}&code=$answer->{code}",
@@ -301,6 +341,19 @@ is($res->{status}, 404, 'and nothing to redeem');
 like(scan($qx->{scene}, 'oLogin'), qr/二维码已过期/,
      'a cancelled scene scanned again: expired, nothing revived');
 is(poll('login', $qx), '{"status":"cancelled"}', 'still cancelled');
+
+# --- two WeChats scan one login: neither confirms it ---------------------------
+
+{
+    my $q = issue('login');
+    my ($first) = scan($q->{scene}, 'oLogin') =~ m{\?(\S+)};
+    like(scan($q->{scene}, 'oObserver'), qr/二维码已过期/,
+         'a second WeChat scanning a login that waits: expired');
+    is(poll('login', $q), '{"status":"expired"}', 'the scene is void');
+    $res = http_req('POST', $ng->url('/login/confirm'),
+                    body => "$first&action=confirm");
+    is($res->{status}, 410, 'the first scanner\'s confirm finds nothing');
+}
 
 # --- an unbound follower confirms: the register link follows ------------------
 

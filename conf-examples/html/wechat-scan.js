@@ -175,6 +175,10 @@
       options.method = 'POST';
       options.headers = { 'Content-Type': 'application/x-www-form-urlencoded' };
       params.code = code;
+      // the token in the body, never only in the cookie: a form of
+      // another site could send the cookie, but cannot know the token
+      params.token = scene.token;
+      delete params.seen;
       options.body = query(params);
       return fetch(o.poll, options).then(function (res) {
         return res.json().catch(function () { return {}; }).then(function (answer) {

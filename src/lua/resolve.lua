@@ -10,8 +10,9 @@
 -- the holder's say waits instead: a bind scene that asks for it, or whose
 -- user holds another openid, becomes scanned (with the code's hash, which
 -- the page must send back), a login scene that asks for it confirming
--- (until the scanner confirms in WeChat); a later scan by another openid
--- takes that place.  Returns { outcome, reply time, "new" }; the same user
+-- (until the scanner confirms in WeChat).  A later scan by another openid
+-- takes the place of a scanned one (its code goes to the new scanner), and
+-- voids a confirming one: of two scanners of a login, neither confirms.  Returns { outcome, reply time, "new" }; the same user
 -- again (WeChat's retry, or a second scan) gets the first answer, marked
 -- "dup"; a replayed query { "replay" }.
 if claim(KEYS[2], ARGV[6], ARGV[7]) == 'replay' then return { 'replay' } end
@@ -21,7 +22,12 @@ local s = redis.call('HMGET', KEYS[1], 'status', 'user', 'openid', 'kind',
 local waiting = s[1] == 'scanned' or s[1] == 'confirming'
 if s[1] == 'pending' or (waiting and s[3] ~= openid) then
   local outcome
-  if waiting then
+  if s[1] == 'confirming' then
+    -- two WeChats scanned one login: neither may confirm it
+    redis.call('DEL', KEYS[1])
+    redis.call('PUBLISH', p .. 'resolved:' .. ARGV[4], 'expired')
+    return { 'expired', now, 'new' }
+  elseif waiting then
     outcome = s[1]
   elseif s[4] == 'bind' then
     outcome = bind(KEYS[3], KEYS[4], KEYS[5], s[2], openid, ARGV[4], 'bind',
