@@ -2,9 +2,10 @@
 /*
  * ngx_http_wechat_module: what a scan sends the user besides its outcome.
  * A verification code for a code scene, kept in Redis only as its hash;
- * the reply texts' {code}, {minutes} and {link}, a link into the site
- * signed for the follower's openid; and the template message that carries
- * the code instead of the reply, sent after the reply.
+ * the reply texts' {code}, {minutes}, {link}, a link into the site
+ * signed for the follower's openid, and {confirm}, the link to the page
+ * where the scanner of a login scene confirms it; and the template message
+ * that carries the code instead of the reply, sent after the reply.
  */
 
 
@@ -14,11 +15,12 @@
 #define NGX_HTTP_WECHAT_NONCE_BYTES  16
 
 
+static ngx_int_t ngx_http_wechat_code_link(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, ngx_str_t *text, const char *placeholder,
+    ngx_str_t *url, const char *purpose, wx_span_t *out);
 static ngx_int_t ngx_http_wechat_code_expand(ngx_http_request_t *r,
-    ngx_http_wechat_ctx_t *ctx, wx_span_t text, wx_span_t link,
+    ngx_http_wechat_ctx_t *ctx, wx_span_t text, wx_span_t *links,
     wx_span_t *out);
-static ngx_int_t ngx_http_wechat_link_new(ngx_http_request_t *r,
-    ngx_http_wechat_ctx_t *ctx, wx_span_t *link);
 static void ngx_http_wechat_code_sent(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 
@@ -96,38 +98,81 @@ ngx_int_t
 ngx_http_wechat_code_text(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     ngx_str_t *text, wx_span_t *out)
 {
-    wx_span_t                    link;
+    wx_span_t                    links[2];
     ngx_http_wechat_loc_conf_t  *wlcf;
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
-    link.data = NULL;
-    link.len = 0;
-
-    if (wlcf->link_url.len
-        && ngx_strlcasestrn(text->data, text->data + text->len,
-                            (u_char *) "{link}", sizeof("{link}") - 2)
-           != NULL
-        && ngx_http_wechat_link_new(r, ctx, &link) != NGX_OK)
+    if (ngx_http_wechat_code_link(r, ctx, text, "{link}", &wlcf->link_url,
+                                  NGX_HTTP_WECHAT_PURPOSE_REGISTER, &links[0])
+        != NGX_OK
+        || ngx_http_wechat_code_link(r, ctx, text, "{confirm}",
+                                     &wlcf->login_confirm_url,
+                                     NGX_HTTP_WECHAT_PURPOSE_CONFIRM,
+                                     &links[1])
+           != NGX_OK)
     {
         return NGX_ERROR;
     }
 
     return ngx_http_wechat_code_expand(r, ctx, ngx_http_wechat_span(text),
-                                       link, out);
+                                       links, out);
+}
+
+
+/*
+ * The link a placeholder of the text asks for, signed for the sender, and
+ * for the scene when it confirms one; empty when the text has none.
+ */
+
+static ngx_int_t
+ngx_http_wechat_code_link(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
+    ngx_str_t *text, const char *placeholder, ngx_str_t *url,
+    const char *purpose, wx_span_t *out)
+{
+    wx_link_t                    link;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    out->data = NULL;
+    out->len = 0;
+
+    if (url->len == 0
+        || ngx_strlcasestrn(text->data, text->data + text->len,
+                            (u_char *) placeholder,
+                            ngx_strlen(placeholder) - 1)
+           == NULL)
+    {
+        return NGX_OK;
+    }
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    ngx_memzero(&link, sizeof(wx_link_t));
+
+    link.appid = ngx_http_wechat_span(&wlcf->appid);
+    link.purpose.data = (const unsigned char *) purpose;
+    link.purpose.len = ngx_strlen(purpose);
+    link.openid = ctx->ev.from_user;
+
+    if (url == &wlcf->login_confirm_url) {
+        link.scene = ngx_http_wechat_span(&ctx->scene);
+    }
+
+    return ngx_http_wechat_link_new(r, wlcf, url, &link, out);
 }
 
 
 static ngx_int_t
 ngx_http_wechat_code_expand(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
-    wx_span_t text, wx_span_t link, wx_span_t *out)
+    wx_span_t text, wx_span_t *links, wx_span_t *out)
 {
     ngx_str_t                    minutes;
-    wx_span_t                    values[3];
+    wx_span_t                    values[4];
     wx_allocator_t               a;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
-    static const char *const  names[] = { "code", "minutes", "link" };
+    static const char *const  names[] = { "code", "minutes", "link",
+                                          "confirm" };
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
@@ -139,58 +184,55 @@ ngx_http_wechat_code_expand(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
 
     values[0] = ngx_http_wechat_span(&ctx->code);
     values[1] = ngx_http_wechat_span(&minutes);
-    values[2] = link;
+    values[2] = links ? links[0] : (wx_span_t) { NULL, 0 };
+    values[3] = links ? links[1] : (wx_span_t) { NULL, 0 };
 
     ngx_http_wechat_allocator(r->pool, &a);
 
-    return wx_text_expand(text, names, values, 3, &a, out) == WX_OK
+    return wx_text_expand(text, names, values, 4, &a, out) == WX_OK
            ? NGX_OK : NGX_ERROR;
 }
 
 
 /*
- * wechat_link_url with the follower's openid, an expiry and a nonce,
- * signed with the current wechat_link_secret.
+ * url with the link's fields, an expiry and a nonce, signed with the
+ * current wechat_link_secret.
  */
 
-static ngx_int_t
-ngx_http_wechat_link_new(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
-    wx_span_t *link)
+ngx_int_t
+ngx_http_wechat_link_new(ngx_http_request_t *r,
+    ngx_http_wechat_loc_conf_t *wlcf, ngx_str_t *url, wx_link_t *link,
+    wx_span_t *out)
 {
-    u_char                      *p;
-    wx_span_t                    query, nonce, *secrets;
-    wx_allocator_t               a;
-    ngx_http_wechat_loc_conf_t  *wlcf;
-    u_char                       hex[2 * NGX_HTTP_WECHAT_NONCE_BYTES];
+    u_char          *p;
+    wx_span_t        query, *secrets;
+    wx_allocator_t   a;
+    u_char           hex[2 * NGX_HTTP_WECHAT_NONCE_BYTES];
 
-    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
     secrets = wlcf->link_secrets->elts;
 
-    nonce.data = hex;
-    nonce.len = sizeof(hex);
+    link->nonce.data = hex;
+    link->nonce.len = sizeof(hex);
+    link->expires = ngx_time() + wlcf->link_expire;
 
     ngx_http_wechat_allocator(r->pool, &a);
 
     if (wx_random_hex((char *) hex, NGX_HTTP_WECHAT_NONCE_BYTES) != WX_OK
-        || wx_link_query(secrets[0], ctx->ev.from_user,
-                         ngx_time() + wlcf->link_expire, nonce, &a, &query)
-           != WX_OK)
+        || wx_link_query(secrets[0], link, &a, &query) != WX_OK)
     {
         return NGX_ERROR;
     }
 
-    link->len = wlcf->link_url.len + 1 + query.len;
-    p = ngx_pnalloc(r->pool, link->len);
+    out->len = url->len + 1 + query.len;
+    p = ngx_pnalloc(r->pool, out->len);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    link->data = p;
+    out->data = p;
 
-    p = ngx_cpymem(p, wlcf->link_url.data, wlcf->link_url.len);
-    *p++ = ngx_strlchr(wlcf->link_url.data,
-                       wlcf->link_url.data + wlcf->link_url.len, '?')
-           ? '&' : '?';
+    p = ngx_cpymem(p, url->data, url->len);
+    *p++ = ngx_strlchr(url->data, url->data + url->len, '?') ? '&' : '?';
     ngx_memcpy(p, query.data, query.len);
 
     return NGX_OK;
@@ -228,7 +270,7 @@ ngx_http_wechat_code_template(ngx_http_request_t *r,
     for (i = 0; i < wlcf->code_data->nelts; i++) {
         data[i].name = conf[i].name;
 
-        if (ngx_http_wechat_code_expand(r, ctx, conf[i].value, none,
+        if (ngx_http_wechat_code_expand(r, ctx, conf[i].value, NULL,
                                         &data[i].value)
             != NGX_OK)
         {

@@ -1,9 +1,11 @@
 
 /*
  * ngx_http_wechat_module: wechat_link_verify, in the access phase: a link
- * the module signed for a follower's openid (wechat_reply's {link}) lets
- * its request through once, before it expires, with $wechat_link_openid
- * set; anything else gets 403 and one log line.
+ * the module signed for a follower's openid (wechat_reply's {link}), for
+ * this account and the location's purpose, lets its request through once,
+ * before it expires, with $wechat_link_openid set; anything else gets 403
+ * and one log line.  The check of a link's fields serves the login confirm
+ * page too.
  */
 
 
@@ -14,9 +16,7 @@
 #define NGX_HTTP_WECHAT_LINK_NONCE_MAX  64
 
 
-static ngx_int_t ngx_http_wechat_link_check(ngx_http_request_t *r,
-    ngx_str_t *args, time_t *expires);
-static ngx_uint_t ngx_http_wechat_link_repeated(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_wechat_link_repeated(ngx_str_t *text);
 static ngx_int_t ngx_http_wechat_link_claim(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, ngx_str_t *nonce, time_t expires);
 static void ngx_http_wechat_link_done(ngx_http_request_t *r,
@@ -28,15 +28,16 @@ ngx_http_wechat_link_handler(ngx_http_request_t *r)
 {
     time_t                       expires;
     ngx_int_t                    rc;
-    ngx_str_t                    args[4];
+    ngx_str_t                    args[5];
     ngx_http_wechat_ctx_t       *ctx;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
-    static const char  *names[] = { "openid", "expires", "nonce", "sig" };
+    static const char  *names[] = { "openid", "scene", "expires", "nonce",
+                                    "sig" };
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
-    if (!wlcf->link_verify || r != r->main) {
+    if (wlcf->link_purpose.len == 0 || r != r->main) {
         return NGX_DECLINED;
     }
 
@@ -53,18 +54,19 @@ ngx_http_wechat_link_handler(ngx_http_request_t *r)
         }
     }
 
-    if (ngx_http_wechat_args(r, names, 4, args) != NGX_OK) {
+    if (ngx_http_wechat_args(r, names, 5, args) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_wechat_link_check(r, args, &expires);
+    rc = ngx_http_wechat_link_check(r, &wlcf->link_purpose, &r->args, args,
+                                    &expires);
     if (rc != NGX_OK) {
         return rc;
     }
 
     ctx->openid = args[0];
 
-    rc = ngx_http_wechat_link_claim(r, ctx, &args[2], expires);
+    rc = ngx_http_wechat_link_claim(r, ctx, &args[3], expires);
 
     /* the phases may run again before the answer: they wait for it */
 
@@ -79,21 +81,26 @@ ngx_http_wechat_link_handler(ngx_http_request_t *r)
 }
 
 
-/* The signature over the fields as they are, in constant time. */
+/*
+ * The signature over the fields as they are (openid, scene, expires, nonce,
+ * sig; a link of no scene has none), for this account and purpose, in
+ * constant time; text is where they came from.
+ */
 
-static ngx_int_t
-ngx_http_wechat_link_check(ngx_http_request_t *r, ngx_str_t *args,
-    time_t *expires)
+ngx_int_t
+ngx_http_wechat_link_check(ngx_http_request_t *r, ngx_str_t *purpose,
+    ngx_str_t *text, ngx_str_t *args, time_t *expires)
 {
     const char                  *why;
+    wx_link_t                    link;
     ngx_uint_t                   i;
     wx_status_t                  rc;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
-    for (i = 0; i < 4; i++) {
-        if (args[i].len == 0) {
+    for (i = 0; i < 5; i++) {
+        if (args[i].len == 0 && i != 1) {
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                           "wechat link: refused: an argument is missing");
             return NGX_HTTP_FORBIDDEN;
@@ -105,28 +112,35 @@ ngx_http_wechat_link_check(ngx_http_request_t *r, ngx_str_t *args,
      * in another spelling, would let an app read what was not signed.
      */
 
-    if (ngx_http_wechat_link_repeated(r)) {
+    if (ngx_http_wechat_link_repeated(text)) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "wechat link: refused: a repeated argument");
         return NGX_HTTP_FORBIDDEN;
     }
 
-    *expires = (args[1].data[0] == '0') ? NGX_ERROR
-                                        : ngx_atotm(args[1].data,
-                                                    args[1].len);
+    *expires = (args[2].data[0] == '0') ? NGX_ERROR
+                                        : ngx_atotm(args[2].data,
+                                                    args[2].len);
 
     if (*expires == NGX_ERROR || !ngx_http_wechat_is_openid(&args[0])
-        || args[2].len > NGX_HTTP_WECHAT_LINK_NONCE_MAX
-        || !ngx_http_wechat_is_name(&args[2]))
+        || args[3].len > NGX_HTTP_WECHAT_LINK_NONCE_MAX
+        || !ngx_http_wechat_is_name(&args[3])
+        || (args[1].len
+            && !wx_scene_is_ours(ngx_http_wechat_span(&args[1]))))
     {
         rc = WX_ERR_ARGS;
 
     } else {
+        link.appid = ngx_http_wechat_span(&wlcf->appid);
+        link.purpose = ngx_http_wechat_span(purpose);
+        link.openid = ngx_http_wechat_span(&args[0]);
+        link.scene = ngx_http_wechat_span(&args[1]);
+        link.expires = *expires;
+        link.nonce = ngx_http_wechat_span(&args[3]);
+
         rc = wx_link_verify(wlcf->link_secrets->elts,
-                            wlcf->link_secrets->nelts,
-                            ngx_http_wechat_span(&args[0]), *expires,
-                            ngx_http_wechat_span(&args[2]),
-                            ngx_http_wechat_span(&args[3]), ngx_time());
+                            wlcf->link_secrets->nelts, &link,
+                            ngx_http_wechat_span(&args[4]), ngx_time());
     }
 
     if (rc == WX_OK) {
@@ -144,27 +158,27 @@ ngx_http_wechat_link_check(ngx_http_request_t *r, ngx_str_t *args,
 }
 
 
-/* Whether openid, expires, nonce or sig comes more than once. */
+/* Whether openid, scene, expires, nonce or sig comes more than once. */
 
 static ngx_uint_t
-ngx_http_wechat_link_repeated(ngx_http_request_t *r)
+ngx_http_wechat_link_repeated(ngx_str_t *text)
 {
     u_char      *p, *end;
     ngx_str_t    arg;
-    ngx_uint_t   i, seen[4];
+    ngx_uint_t   i, seen[5];
 
     static ngx_str_t  names[] = {
-        ngx_string("openid"), ngx_string("expires"), ngx_string("nonce"),
-        ngx_string("sig")
+        ngx_string("openid"), ngx_string("scene"), ngx_string("expires"),
+        ngx_string("nonce"), ngx_string("sig")
     };
 
     ngx_memzero(seen, sizeof(seen));
-    end = r->args.data + r->args.len;
+    end = text->data + text->len;
 
-    for (p = r->args.data; p < end; /* void */) {
+    for (p = text->data; p < end; /* void */) {
         ngx_http_wechat_arg_name(&p, end, &arg);
 
-        for (i = 0; i < 4; i++) {
+        for (i = 0; i < 5; i++) {
             if (arg.len == names[i].len
                 && ngx_strncmp(arg.data, names[i].data, names[i].len) == 0
                 && seen[i]++)

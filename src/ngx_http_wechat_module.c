@@ -58,6 +58,8 @@ static char *ngx_http_wechat_code_length(ngx_conf_t *cf, void *post,
     void *data);
 static ngx_int_t ngx_http_wechat_check_links(ngx_conf_t *cf,
     ngx_http_wechat_loc_conf_t *conf);
+static ngx_int_t ngx_http_wechat_check_confirms(ngx_conf_t *cf,
+    ngx_http_wechat_main_conf_t *wmcf);
 static ngx_int_t ngx_http_wechat_check_login(ngx_conf_t *cf,
     ngx_http_wechat_loc_conf_t *conf);
 static ngx_int_t ngx_http_wechat_init_process(ngx_cycle_t *cycle);
@@ -86,7 +88,8 @@ static ngx_conf_num_bounds_t  ngx_http_wechat_redeem_attempts_bounds = {
 /* wechat_reply's names of the scan outcomes, and their defaults */
 
 static char  *ngx_http_wechat_reply_names[WX_SCAN_OUTCOMES] = {
-    "bound", "conflict", "expired", "login", "register", "code"
+    "bound", "conflict", "expired", "login", "register", "code",
+    "bind_code", "login_confirm"
 };
 
 
@@ -116,6 +119,10 @@ static ngx_http_wechat_endpoint_t  ngx_http_wechat_qrimage_endpoint = {
 
 static ngx_http_wechat_endpoint_t  ngx_http_wechat_api_endpoint = {
     NGX_HTTP_WECHAT_API, ngx_http_wechat_apiproxy_handler, 1
+};
+
+static ngx_http_wechat_endpoint_t  ngx_http_wechat_login_confirm_endpoint = {
+    NGX_HTTP_WECHAT_LOGIN_CONFIRM, ngx_http_wechat_login_confirm_handler, 1
 };
 
 static ngx_http_wechat_endpoint_t  ngx_http_wechat_redeem_endpoint = {
@@ -208,6 +215,13 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       &ngx_http_wechat_qrcode_endpoint },
+
+    { ngx_string("wechat_qrcode_confirm"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, qrcode_confirm),
+      NULL },
 
     { ngx_string("wechat_user"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -349,6 +363,13 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       0,
       &ngx_http_wechat_redeem_endpoint },
 
+    { ngx_string("wechat_redeem_token"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, redeem_token),
+      NULL },
+
     { ngx_string("wechat_redeem_attempts"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -391,8 +412,22 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       offsetof(ngx_http_wechat_loc_conf_t, link_url),
       NULL },
 
-    { ngx_string("wechat_link_verify"),
+    { ngx_string("wechat_login_confirm_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, login_confirm_url),
+      NULL },
+
+    { ngx_string("wechat_login_confirm"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_wechat_endpoint,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_wechat_login_confirm_endpoint },
+
+    { ngx_string("wechat_link_verify"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
       ngx_http_wechat_link_verify,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -439,7 +474,10 @@ static ngx_str_t  ngx_http_wechat_default_replies[WX_SCAN_OUTCOMES] = {
     ngx_string("二维码已过期，请刷新页面后重试"),
     ngx_string("登录成功"),
     ngx_string("该微信尚未绑定账号，请在网页上完成注册"),
-    ngx_string("验证码 {code}，{minutes} 分钟内有效")
+    ngx_string("验证码 {code}，{minutes} 分钟内有效"),
+    ngx_string("绑定验证码 {code}，请在网页上输入以完成绑定，{minutes} 分钟内"
+               "有效。不是你本人操作请勿告诉他人。"),
+    ngx_string("请确认是否登录：{confirm} 不是你本人操作请忽略。")
 };
 
 
@@ -483,6 +521,10 @@ ngx_http_wechat_postconfiguration(ngx_conf_t *cf)
 
     *h = ngx_http_wechat_link_handler;
 
+    if (ngx_http_wechat_check_confirms(cf, wmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (wmcf->endpoints
         && (ngx_http_wechat_metrics_zone(cf) != NGX_OK
             || ngx_http_wechat_queries_zone(cf, wmcf->replay_cache_size)
@@ -522,7 +564,10 @@ ngx_http_wechat_create_main_conf(ngx_conf_t *cf)
 
     if (ngx_array_init(&wmcf->accounts, cf->pool, 4,
                        sizeof(ngx_http_wechat_loc_conf_t *))
-        != NGX_OK)
+        != NGX_OK
+        || ngx_array_init(&wmcf->login_confirms, cf->pool, 2,
+                          sizeof(ngx_str_t))
+           != NGX_OK)
     {
         return NULL;
     }
@@ -585,12 +630,15 @@ ngx_http_wechat_create_loc_conf(ngx_conf_t *cf)
      *     conf->reply[] = { 0, NULL };
      *     conf->qrcode_kind = NGX_HTTP_WECHAT_KIND_BIND;
      *     conf->code_template = { 0, NULL };
-     *     conf->link_verify = 0;
+     *     conf->link_purpose = { 0, NULL };
+     *     conf->login_confirm_url = { 0, NULL };
      */
 
     conf->timestamp_skew = NGX_CONF_UNSET;
     conf->user = NGX_CONF_UNSET_PTR;
     conf->qrcode_expire = NGX_CONF_UNSET;
+    conf->qrcode_confirm = NGX_CONF_UNSET;
+    conf->redeem_token = NGX_CONF_UNSET;
     conf->unbind_on_unsubscribe = NGX_CONF_UNSET;
     conf->mode = NGX_CONF_UNSET_UINT;
     conf->aes_keys = NGX_CONF_UNSET_PTR;
@@ -624,6 +672,8 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->redis_prefix, prev->redis_prefix, "wx:");
     ngx_conf_merge_ptr_value(conf->user, prev->user, NULL);
     ngx_conf_merge_sec_value(conf->qrcode_expire, prev->qrcode_expire, 300);
+    ngx_conf_merge_value(conf->qrcode_confirm, prev->qrcode_confirm, 1);
+    ngx_conf_merge_value(conf->redeem_token, prev->redeem_token, 0);
     ngx_conf_merge_value(conf->unbind_on_unsubscribe,
                          prev->unbind_on_unsubscribe, 0);
     ngx_conf_merge_uint_value(conf->mode, prev->mode,
@@ -645,6 +695,8 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->link_secrets, prev->link_secrets, NULL);
     ngx_conf_merge_sec_value(conf->link_expire, prev->link_expire, 600);
     ngx_conf_merge_str_value(conf->link_url, prev->link_url, "");
+    ngx_conf_merge_str_value(conf->login_confirm_url,
+                             prev->login_confirm_url, "");
     ngx_conf_merge_msec_value(conf->poll_timeout, prev->poll_timeout, 25000);
     ngx_conf_merge_msec_value(conf->poll_heartbeat, prev->poll_heartbeat,
                               10000);
@@ -696,6 +748,7 @@ static ngx_int_t
 ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
     ngx_http_wechat_loc_conf_t *conf)
 {
+    ngx_str_t                    *appid;
     ngx_http_wechat_main_conf_t  *wmcf;
 
     wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wechat_module);
@@ -744,11 +797,52 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
     }
 
     if (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE
+        && conf->qrcode_kind == NGX_HTTP_WECHAT_KIND_LOGIN
+        && conf->qrcode_confirm)
+    {
+        appid = ngx_array_push(&wmcf->login_confirms);
+        if (appid == NULL) {
+            return NGX_ERROR;
+        }
+
+        *appid = conf->appid;
+    }
+
+    if (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE
         && conf->qrcode_kind == NGX_HTTP_WECHAT_KIND_BIND
         && conf->user == NULL)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"wechat_qrcode bind\" needs \"wechat_user\"");
+        return NGX_ERROR;
+    }
+
+    /* scenes and bindings live under their account's key prefix */
+
+    if (conf->appid.len == 0
+        && (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE
+            || conf->endpoint->kind == NGX_HTTP_WECHAT_POLL
+            || conf->endpoint->kind == NGX_HTTP_WECHAT_BINDING
+            || conf->endpoint->kind == NGX_HTTP_WECHAT_REDEEM
+            || conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE_IMAGE))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_qrcode\", \"wechat_qrcode_image\", "
+                           "\"wechat_poll\", \"wechat_binding\" and "
+                           "\"wechat_redeem\" need \"wechat_appid\": the "
+                           "account whose scenes and bindings they use");
+        return NGX_ERROR;
+    }
+
+    /* a QR image draws the url WeChat's qrcode/create gave the scene */
+
+    if (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE_IMAGE
+        && conf->api_pass.len == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_qrcode_image\" needs "
+                           "\"wechat_api_pass\": only scenes that WeChat "
+                           "issued a QR code for have an image");
         return NGX_ERROR;
     }
 
@@ -1031,7 +1125,11 @@ ngx_http_wechat_cluster_tag(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
 }
 
 
-/* A reply with a {link} needs a link to put there. */
+/*
+ * A reply with a {link} needs a link to put there, and one with a
+ * {confirm} a confirm page; the default login_confirm text is checked
+ * against the login scenes that need it, once every location is known.
+ */
 
 static ngx_int_t
 ngx_http_wechat_check_links(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
@@ -1039,19 +1137,66 @@ ngx_http_wechat_check_links(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
     ngx_uint_t   i;
     ngx_str_t   *text;
 
-    if (conf->link_url.len) {
-        return NGX_OK;
-    }
-
     for (i = 0; i <= WX_SCAN_OUTCOMES; i++) {
         text = (i < WX_SCAN_OUTCOMES) ? &conf->reply[i]
                                       : &conf->reply_subscribe;
 
-        if (ngx_strnstr(text->data, "{link}", text->len)) {
+        if (conf->link_url.len == 0
+            && ngx_strnstr(text->data, "{link}", text->len))
+        {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"{link}\" in \"wechat_reply\" needs "
                                "\"wechat_link_url\"");
             return NGX_ERROR;
+        }
+
+        if (conf->login_confirm_url.len == 0
+            && (i >= WX_SCAN_OUTCOMES
+                || text->data != ngx_http_wechat_default_replies[i].data)
+            && ngx_strnstr(text->data, "{confirm}", text->len))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"{confirm}\" in \"wechat_reply\" needs "
+                               "\"wechat_login_confirm_url\"");
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A login scene that waits for its scanner's confirm is answered with a
+ * link to the confirm page: its account's callback must know the page.
+ */
+
+static ngx_int_t
+ngx_http_wechat_check_confirms(ngx_conf_t *cf,
+    ngx_http_wechat_main_conf_t *wmcf)
+{
+    ngx_uint_t                   i, j;
+    ngx_str_t                   *appid;
+    ngx_http_wechat_loc_conf_t **account;
+
+    appid = wmcf->login_confirms.elts;
+    account = wmcf->accounts.elts;
+
+    for (i = 0; i < wmcf->login_confirms.nelts; i++) {
+        for (j = 0; j < wmcf->accounts.nelts; j++) {
+            if (account[j]->login_confirm_url.len == 0
+                && account[j]->appid.len == appid[i].len
+                && ngx_strncmp(account[j]->appid.data, appid[i].data,
+                               appid[i].len) == 0)
+            {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                              "\"wechat_qrcode login\" of account \"%V\" "
+                              "waits for the scanner's confirm: its "
+                              "callback needs \"wechat_login_confirm_url\", "
+                              "or the location \"wechat_qrcode_confirm "
+                              "off\"", &appid[i]);
+                return NGX_ERROR;
+            }
         }
     }
 
@@ -1451,13 +1596,38 @@ ngx_http_wechat_link_verify(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_wechat_loc_conf_t *wlcf = conf;
 
+    ngx_str_t                    *value;
     ngx_http_wechat_main_conf_t  *wmcf;
 
-    if (wlcf->link_verify) {
+    if (wlcf->link_purpose.data) {
         return "is duplicate";
     }
 
-    wlcf->link_verify = 1;
+    /* a link verifies only where it is taken for what it was signed for */
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 1) {
+        ngx_str_set(&wlcf->link_purpose, NGX_HTTP_WECHAT_PURPOSE_REGISTER);
+
+    } else {
+        wlcf->link_purpose = value[1];
+
+        if (ngx_strcmp(value[1].data, NGX_HTTP_WECHAT_PURPOSE_CONFIRM) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "the purpose \"%V\" is the confirm page's: "
+                               "see \"wechat_login_confirm\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (!ngx_http_wechat_is_purpose(&wlcf->link_purpose)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid purpose \"%V\": letters, digits "
+                               "and \"-\", at most 32", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
 
     wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wechat_module);
     wmcf->endpoints = 1;
@@ -1488,12 +1658,24 @@ ngx_http_wechat_check_login(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
 
     wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wechat_module);
 
-    if (conf->link_verify
-        && (conf->link_secrets == NULL || wmcf->server.name.data == NULL))
+    if ((conf->link_purpose.len
+         || (conf->endpoint
+             && conf->endpoint->kind == NGX_HTTP_WECHAT_LOGIN_CONFIRM))
+        && (conf->link_secrets == NULL || wmcf->server.name.data == NULL
+            || conf->appid.len == 0))
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"wechat_link_verify\" needs "
-                           "\"wechat_link_secret\" and \"wechat_redis\"");
+                           "\"wechat_link_verify\" and "
+                           "\"wechat_login_confirm\" need "
+                           "\"wechat_link_secret\", \"wechat_appid\" "
+                           "and \"wechat_redis\"");
+        return NGX_ERROR;
+    }
+
+    if (conf->login_confirm_url.len && conf->link_secrets == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_login_confirm_url\" needs "
+                           "\"wechat_link_secret\"");
         return NGX_ERROR;
     }
 

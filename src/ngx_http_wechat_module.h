@@ -10,6 +10,7 @@
  *              _qrimage.c _apiproxy.c
  *              _poll.c _binding.c
  *              _redeem.c _link.c
+ *              _confirm.c
  *              _status.c _variables.c
  *   flow       _scan.c                  the Redis steps of a push
  *              _code.c                  codes and links a scan sends
@@ -54,6 +55,10 @@
 #define NGX_HTTP_WECHAT_MODE_SAFE        2
 
 #define NGX_HTTP_WECHAT_NO_SCRIPT        -1
+
+/* what signed links are for: a follower's registration, a login's confirm */
+#define NGX_HTTP_WECHAT_PURPOSE_REGISTER  "register"
+#define NGX_HTTP_WECHAT_PURPOSE_CONFIRM   "login-confirm"
 
 /* the longest site user name or openid taken from a request */
 #define NGX_HTTP_WECHAT_NAME_MAX         WX_NAME_MAX
@@ -101,6 +106,9 @@ typedef struct {
 
     size_t                      replay_cache_size;
     ngx_array_t                 accounts;       /* of callbacks' loc confs */
+    ngx_array_t                 login_confirms; /* appids whose login
+                                                   scenes wait for a
+                                                   confirm, of ngx_str_t */
 
     ngx_flag_t                  lookup_user;    /* $wechat_user is used */
     ngx_flag_t                  endpoints;      /* any location uses us */
@@ -118,6 +126,7 @@ typedef struct {
 #define NGX_HTTP_WECHAT_QRCODE_IMAGE     6
 #define NGX_HTTP_WECHAT_API              7
 #define NGX_HTTP_WECHAT_REDEEM           8
+#define NGX_HTTP_WECHAT_LOGIN_CONFIRM    9
 
 /* wechat_qrcode's kinds of scene */
 #define NGX_HTTP_WECHAT_KIND_BIND        0
@@ -148,6 +157,8 @@ typedef struct {
     ngx_http_complex_value_t   *user;
     ngx_uint_t                  qrcode_kind;
     time_t                      qrcode_expire;
+    ngx_flag_t                  qrcode_confirm; /* a scan waits for the
+                                                   holder's say */
     ngx_str_t                   reply[WX_SCAN_OUTCOMES];
     ngx_str_t                   reply_subscribe;    /* to a new follower
                                                        who is no user */
@@ -155,6 +166,8 @@ typedef struct {
     ngx_str_t                   poll_cookie;
 
     ngx_uint_t                  redeem_attempts;
+    ngx_flag_t                  redeem_token;   /* the browser's poll token
+                                                   too */
     ngx_uint_t                  code_length;
     ngx_str_t                   code_template;
     ngx_array_t                *code_data;      /* of wx_template_field_t */
@@ -163,7 +176,9 @@ typedef struct {
                                                    first */
     time_t                      link_expire;
     ngx_str_t                   link_url;
-    ngx_flag_t                  link_verify;
+    ngx_str_t                   link_purpose;   /* wechat_link_verify's, or
+                                                   empty */
+    ngx_str_t                   login_confirm_url;
 
     ngx_uint_t                  mode;
     ngx_array_t                *aes_keys;       /* of u_char[32] */
@@ -276,6 +291,7 @@ struct ngx_http_wechat_ctx_s {
     ngx_str_t                   user;
     ngx_str_t                   openid;         /* wechat_binding's */
     ngx_str_t                   link_openid;    /* a verified link's */
+    ngx_str_t                  *link_fields;    /* a confirm link's, checked */
     ngx_str_t                   code;           /* a verification code */
     ngx_str_t                   poll_token;
     ngx_str_t                   poll_hash;      /* what Redis keeps of it */
@@ -430,7 +446,7 @@ extern ngx_module_t  ngx_http_wechat_module;
 
 
 /* handlers: _callback.c, _qrcode.c, _poll.c, _binding.c, _redeem.c,
-   _link.c, _status.c, _variables.c */
+   _link.c, _confirm.c, _status.c, _variables.c */
 ngx_int_t ngx_http_wechat_callback_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_qrcode_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_poll_handler(ngx_http_request_t *r);
@@ -440,6 +456,10 @@ ngx_int_t ngx_http_wechat_qrimage_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_apiproxy_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_redeem_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_link_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_wechat_link_check(ngx_http_request_t *r,
+    ngx_str_t *purpose, ngx_str_t *text, ngx_str_t *args, time_t *expires);
+ngx_int_t ngx_http_wechat_bind_confirm_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_wechat_login_confirm_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_add_variables(ngx_conf_t *cf);
 
 /* flow: _scan.c */
@@ -457,6 +477,9 @@ ngx_int_t ngx_http_wechat_code_text(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, ngx_str_t *text, wx_span_t *out);
 void ngx_http_wechat_code_template(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
+ngx_int_t ngx_http_wechat_link_new(ngx_http_request_t *r,
+    ngx_http_wechat_loc_conf_t *wlcf, ngx_str_t *url, wx_link_t *link,
+    wx_span_t *out);
 
 /* flow: _token.c */
 ngx_int_t ngx_http_wechat_wx_call(ngx_http_request_t *r,
@@ -530,11 +553,16 @@ void ngx_http_wechat_allocator(ngx_pool_t *pool, wx_allocator_t *a);
 wx_span_t ngx_http_wechat_span(ngx_str_t *s);
 ngx_int_t ngx_http_wechat_args(ngx_http_request_t *r,
     const char *const *names, ngx_uint_t n, ngx_str_t *values);
+ngx_int_t ngx_http_wechat_form(ngx_http_request_t *r, ngx_str_t *text,
+    const char *const *names, ngx_uint_t n, ngx_str_t *values);
 void ngx_http_wechat_arg_name(u_char **p, u_char *end, ngx_str_t *name);
 ngx_int_t ngx_http_wechat_read_body(ngx_http_request_t *r, size_t max,
     ngx_str_t *body);
 ngx_uint_t ngx_http_wechat_is_name(ngx_str_t *s);
 ngx_uint_t ngx_http_wechat_is_openid(ngx_str_t *s);
+ngx_uint_t ngx_http_wechat_is_purpose(ngx_str_t *s);
+ngx_int_t ngx_http_wechat_network(ngx_pool_t *pool, ngx_str_t *addr,
+    ngx_str_t *out);
 ngx_int_t ngx_http_wechat_cookie(ngx_http_request_t *r, ngx_str_t *name,
     ngx_str_t *value);
 ngx_str_t ngx_http_wechat_number(ngx_pool_t *pool, int64_t n);

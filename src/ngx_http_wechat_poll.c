@@ -23,6 +23,9 @@ struct ngx_http_wechat_poll_s {
     ngx_msec_t                  heartbeat;  /* the next one */
     ngx_msec_t                  interval;   /* between heartbeats, or 0 */
     ngx_str_t                   key;        /* the scene's hash */
+    ngx_uint_t                  seen;       /* the status the page knows:
+                                               pending, or one that waits
+                                               for the user's say */
 
     unsigned                    sse:1;
     unsigned                    started:1;  /* the event stream's header */
@@ -45,7 +48,10 @@ static void ngx_http_wechat_poll_done(ngx_http_request_t *r,
 static void ngx_http_wechat_poll_cleanup(void *data);
 static ngx_int_t ngx_http_wechat_poll_long(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, ngx_http_wechat_loc_conf_t *wlcf,
-    ngx_str_t *key);
+    ngx_str_t *key, ngx_uint_t seen);
+static ngx_uint_t ngx_http_wechat_poll_seen(ngx_str_t *name);
+static ngx_uint_t ngx_http_wechat_poll_waits(ngx_uint_t status);
+static void ngx_http_wechat_poll_unchanged(ngx_http_wechat_poll_t *p);
 static ngx_uint_t ngx_http_wechat_poll_accepts_sse(ngx_http_request_t *r);
 static ngx_int_t ngx_http_wechat_poll_read(ngx_http_wechat_poll_t *p);
 static void ngx_http_wechat_poll_answered(ngx_http_request_t *r,
@@ -71,23 +77,29 @@ ngx_int_t
 ngx_http_wechat_poll_handler(ngx_http_request_t *r)
 {
     ngx_int_t                    rc;
-    ngx_str_t                    key, args[2];
+    ngx_str_t                    key, args[3];
     ngx_http_wechat_ctx_t       *ctx;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
-    static const char  *names[] = { "scene", "token" };
+    static const char  *names[] = { "scene", "token", "seen" };
 
     static wx_json_field_t  expired[] = {
         { "status", WX_JSON_STRING,
           { (const unsigned char *) "expired", 7 }, 0 }
     };
 
+    /* the page of a scanned bind scene sends the scanner's code */
+
+    if (r->method == NGX_HTTP_POST) {
+        return ngx_http_wechat_bind_confirm_handler(r);
+    }
+
     rc = ngx_http_wechat_begin(r, NGX_HTTP_GET|NGX_HTTP_HEAD, &ctx);
     if (rc != NGX_OK) {
         return rc;
     }
 
-    if (ngx_http_wechat_args(r, names, 2, args) != NGX_OK) {
+    if (ngx_http_wechat_args(r, names, 3, args) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -125,7 +137,42 @@ ngx_http_wechat_poll_handler(ngx_http_request_t *r)
         return ngx_http_wechat_poll_short(r, ctx, &key);
     }
 
-    return ngx_http_wechat_poll_long(r, ctx, wlcf, &key);
+    return ngx_http_wechat_poll_long(r, ctx, wlcf, &key,
+                                     ngx_http_wechat_poll_seen(&args[2]));
+}
+
+
+/*
+ * seen=: a status that waits for the user's say (scanned, confirming),
+ * which the page shows already: a long poll waits while it lasts, as
+ * while the scene is pending.  Anything else counts as pending.
+ */
+
+static ngx_uint_t
+ngx_http_wechat_poll_seen(ngx_str_t *name)
+{
+    ngx_uint_t  i;
+    const char *status;
+
+    for (i = 0; i < WX_SCENE_STATUSES; i++) {
+        status = wx_scene_status_name(i);
+
+        if (ngx_http_wechat_poll_waits(i)
+            && name->len == ngx_strlen(status)
+            && ngx_strncmp(name->data, status, name->len) == 0)
+        {
+            return i;
+        }
+    }
+
+    return WX_SCENE_PENDING;
+}
+
+
+static ngx_uint_t
+ngx_http_wechat_poll_waits(ngx_uint_t status)
+{
+    return status == WX_SCENE_SCANNED || status == WX_SCENE_CONFIRMING;
 }
 
 
@@ -246,7 +293,7 @@ ngx_http_wechat_poll_cleanup(void *data)
 
 static ngx_int_t
 ngx_http_wechat_poll_long(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
-    ngx_http_wechat_loc_conf_t *wlcf, ngx_str_t *key)
+    ngx_http_wechat_loc_conf_t *wlcf, ngx_str_t *key, ngx_uint_t seen)
 {
     ngx_int_t                rc;
     ngx_str_t                channel;
@@ -263,6 +310,7 @@ ngx_http_wechat_poll_long(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
 
     p->request = r;
     p->key = *key;
+    p->seen = seen;
     p->sse = ngx_http_wechat_poll_accepts_sse(r);
     p->deadline = ngx_current_msec + wlcf->poll_timeout;
     p->interval = p->sse ? wlcf->poll_heartbeat : 0;
@@ -401,17 +449,23 @@ ngx_http_wechat_poll_answered(ngx_http_request_t *r, redisReply *response,
 
     p->read = 1;
 
-    if (status != WX_SCENE_PENDING) {
+    /* an event stream goes on through the statuses that wait */
+
+    if (status != WX_SCENE_PENDING && status != p->seen
+        && !(p->sse && ngx_http_wechat_poll_waits(status)))
+    {
         ngx_http_wechat_poll_finish(p, status, &json);
         return;
     }
 
-    if (p->sse && !p->started
-        && ngx_http_wechat_poll_event(p, &json, 0) != NGX_OK)
-    {
-        ngx_http_wechat_poll_finish(p, NGX_HTTP_WECHAT_POLL_UNAVAILABLE,
-                                    NULL);
-        return;
+    if (p->sse && (!p->started || status != p->seen)) {
+        if (ngx_http_wechat_poll_event(p, &json, 0) != NGX_OK) {
+            ngx_http_wechat_poll_finish(p, NGX_HTTP_WECHAT_POLL_UNAVAILABLE,
+                                        NULL);
+            return;
+        }
+
+        p->seen = status;
     }
 
     if (p->again) {
@@ -426,7 +480,6 @@ ngx_http_wechat_poll_answered(ngx_http_request_t *r, redisReply *response,
 static void
 ngx_http_wechat_poll_wake(ngx_http_wechat_waiter_t *w, ngx_uint_t why)
 {
-    wx_span_t                pending;
     ngx_connection_t        *c;
     ngx_http_wechat_poll_t  *p = w->data;
 
@@ -435,9 +488,7 @@ ngx_http_wechat_poll_wake(ngx_http_wechat_waiter_t *w, ngx_uint_t why)
     switch (why) {
 
     case NGX_HTTP_WECHAT_WAKE_EXIT:
-        pending.data = ngx_http_wechat_pending;
-        pending.len = sizeof(ngx_http_wechat_pending) - 1;
-        ngx_http_wechat_poll_finish(p, WX_SCENE_PENDING, &pending);
+        ngx_http_wechat_poll_unchanged(p);
         break;
 
     case NGX_HTTP_WECHAT_WAKE_DOWN:
@@ -461,7 +512,6 @@ ngx_http_wechat_poll_wake(ngx_http_wechat_waiter_t *w, ngx_uint_t why)
 static void
 ngx_http_wechat_poll_timer(ngx_event_t *ev)
 {
-    wx_span_t                pending;
     ngx_connection_t        *c;
     ngx_http_wechat_poll_t  *p = ev->data;
 
@@ -474,9 +524,7 @@ ngx_http_wechat_poll_timer(ngx_event_t *ev)
 
     if ((ngx_msec_int_t) (ngx_current_msec - p->deadline) >= 0) {
         ngx_http_wechat_count(poll_timeouts);
-        pending.data = ngx_http_wechat_pending;
-        pending.len = sizeof(ngx_http_wechat_pending) - 1;
-        ngx_http_wechat_poll_finish(p, WX_SCENE_PENDING, &pending);
+        ngx_http_wechat_poll_unchanged(p);
         ngx_http_run_posted_requests(c);
         return;
     }
@@ -507,6 +555,35 @@ ngx_http_wechat_poll_timer(ngx_event_t *ev)
     }
 
     ngx_http_wechat_poll_arm(p);
+}
+
+
+/* At the timeout, or on the way out: the status as the page knows it. */
+
+static void
+ngx_http_wechat_poll_unchanged(ngx_http_wechat_poll_t *p)
+{
+    u_char     *last;
+    wx_span_t   json;
+
+    json.data = ngx_http_wechat_pending;
+    json.len = sizeof(ngx_http_wechat_pending) - 1;
+
+    if (p->seen != WX_SCENE_PENDING) {
+        json.data = ngx_pnalloc(p->request->pool,
+                                sizeof("{\"status\":\"confirming\"}"));
+        if (json.data == NULL) {
+            ngx_http_wechat_poll_finish(p, NGX_HTTP_WECHAT_POLL_UNAVAILABLE,
+                                        NULL);
+            return;
+        }
+
+        last = ngx_sprintf((u_char *) json.data, "{\"status\":\"%s\"}",
+                           wx_scene_status_name(p->seen));
+        json.len = last - json.data;
+    }
+
+    ngx_http_wechat_poll_finish(p, p->seen, &json);
 }
 
 
@@ -553,7 +630,7 @@ ngx_http_wechat_poll_finish(ngx_http_wechat_poll_t *p, ngx_uint_t status,
     } else if (p->sse) {
         /* one event per change: a pending stream just ends */
         rc = ngx_http_wechat_poll_event(p,
-                 (p->started && status == WX_SCENE_PENDING) ? NULL : json, 1);
+                 (p->started && status == p->seen) ? NULL : json, 1);
 
     } else {
         rc = ngx_http_wechat_send_answer(r, NGX_HTTP_OK, *json);

@@ -14,6 +14,9 @@
 
 #define NGX_HTTP_WECHAT_TOKEN_BYTES  (WX_TOKEN_LEN / 2)
 
+/* what a confirm page shows of the browser that asked */
+#define NGX_HTTP_WECHAT_AGENT_MAX    160
+
 
 static ngx_int_t ngx_http_wechat_new_scene(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
@@ -27,6 +30,8 @@ static void ngx_http_wechat_qrcode_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
 static ngx_int_t ngx_http_wechat_qrcode_user(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
+static ngx_int_t ngx_http_wechat_qrcode_asker(ngx_http_request_t *r,
+    ngx_str_t *agent, ngx_str_t *address);
 static ngx_int_t ngx_http_wechat_login_hash(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, ngx_str_t *hash);
 static ngx_int_t ngx_http_wechat_qrcode_cookie(ngx_http_request_t *r,
@@ -185,7 +190,7 @@ static ngx_int_t
 ngx_http_wechat_qrcode_store(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx)
 {
-    ngx_str_t                    argv[9];
+    ngx_str_t                    argv[12];
     ngx_http_wechat_loc_conf_t  *wlcf;
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
@@ -197,19 +202,82 @@ ngx_http_wechat_qrcode_store(ngx_http_request_t *r,
     argv[4] = ctx->poll_hash;
     argv[5] = ngx_http_wechat_number(r->pool, wlcf->qrcode_expire);
     ngx_str_set(&argv[6], "");
-    argv[7] = ctx->ticket;
-    argv[8] = ctx->url;
+    ngx_str_set(&argv[7], "");
+    ngx_str_set(&argv[8], "");
+    ngx_str_set(&argv[9], "");
+    argv[10] = ctx->ticket;
+    argv[11] = ctx->url;
+
+    if (wlcf->qrcode_confirm
+        && wlcf->qrcode_kind != NGX_HTTP_WECHAT_KIND_CODE)
+    {
+        ngx_str_set(&argv[7], "1");
+    }
 
     if (argv[1].data == NULL || argv[5].len == 0
         || (wlcf->qrcode_kind == NGX_HTTP_WECHAT_KIND_LOGIN
-            && ngx_http_wechat_login_hash(r, ctx, &argv[6]) != NGX_OK))
+            && (ngx_http_wechat_login_hash(r, ctx, &argv[6]) != NGX_OK
+                || (wlcf->qrcode_confirm
+                    && ngx_http_wechat_qrcode_asker(r, &argv[8], &argv[9])
+                       != NGX_OK))))
     {
         return NGX_ERROR;
     }
 
     return ngx_http_wechat_redis_command(r, ngx_http_wechat_qrcode_done,
                                          NGX_HTTP_WECHAT_SCRIPT_ISSUE,
-                                         ctx->ticket.len ? 9 : 7, argv);
+                                         ctx->ticket.len ? 12 : 10, argv);
+}
+
+
+/*
+ * Who asked for a login scene, as nginx saw them: the confirm page shows
+ * the scanner the browser and the network their login goes to.  The
+ * address is kept only to its network (whoever scans learns no more), the
+ * user agent is cut short at a character's start and loses its control
+ * characters: a name in Redis.
+ */
+
+static ngx_int_t
+ngx_http_wechat_qrcode_asker(ngx_http_request_t *r, ngx_str_t *agent,
+    ngx_str_t *address)
+{
+    size_t            i;
+    ngx_table_elt_t  *ua;
+
+    if (ngx_http_wechat_network(r->pool, &r->connection->addr_text, address)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ua = r->headers_in.user_agent;
+
+    if (ua == NULL || ua->value.len == 0) {
+        ngx_str_set(agent, "-");
+        return NGX_OK;
+    }
+
+    agent->len = ngx_min(ua->value.len, NGX_HTTP_WECHAT_AGENT_MAX);
+
+    while (agent->len < ua->value.len && agent->len
+           && (ua->value.data[agent->len] & 0xc0) == 0x80)
+    {
+        agent->len--;
+    }
+
+    agent->data = ngx_pnalloc(r->pool, agent->len);
+    if (agent->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < agent->len; i++) {
+        agent->data[i] = (ua->value.data[i] < 0x20
+                          || ua->value.data[i] == 0x7f)
+                         ? '?' : ua->value.data[i];
+    }
+
+    return NGX_OK;
 }
 
 

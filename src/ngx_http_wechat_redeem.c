@@ -2,7 +2,10 @@
 /*
  * ngx_http_wechat_module: wechat_redeem, for the site's backend: the code
  * of a scanned login or code scene, taken once, in one script, for the
- * openid that scanned it and the site user bound to that openid.
+ * openid that scanned it and the site user bound to that openid.  With
+ * wechat_redeem_token, only with the poll token of the browser the scene
+ * was issued to, which the backend forwards: a code alone then logs in no
+ * other browser.
  */
 
 
@@ -71,9 +74,7 @@ ngx_http_wechat_redeem_start(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx)
 {
     ngx_int_t                    rc, kind;
-    ngx_str_t                    body, args[2], argv[6];
-    wx_span_t                    spans[2];
-    wx_allocator_t               a;
+    ngx_str_t                    body, args[3], argv[7];
     ngx_http_wechat_loc_conf_t  *wlcf;
 
     static const char  *names[] = { "scene", "code" };
@@ -83,29 +84,50 @@ ngx_http_wechat_redeem_start(ngx_http_request_t *r,
         return rc;
     }
 
-    ngx_http_wechat_allocator(r->pool, &a);
-
-    if (wx_query_args(ngx_http_wechat_span(&body), names, 2, &a, spans)
-        != WX_OK)
-    {
+    if (ngx_http_wechat_form(r, &body, names, 2, args) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    args[0].data = (u_char *) spans[0].data;
-    args[0].len = spans[0].len;
-    args[1].data = (u_char *) spans[1].data;
-    args[1].len = spans[1].len;
-
-    kind = ngx_http_wechat_code_kind(&args[1]);
-
-    if (!wx_scene_is_ours(spans[0]) || kind == NGX_DECLINED) {
-        ngx_http_finalize_request(r, ngx_http_wechat_redeem_wrong(r));
-        return NGX_DONE;
     }
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
+    /*
+     * The browser's token only from the cookie it sent, which the backend
+     * forwards: the body that names the scene and the code may be what a
+     * form of another site made the browser post.
+     */
+
+    ngx_str_null(&args[2]);
+
+    if (wlcf->redeem_token) {
+        (void) ngx_http_wechat_cookie(r, &wlcf->poll_cookie, &args[2]);
+    }
+
+    kind = ngx_http_wechat_code_kind(&args[1]);
+
+    if (!wx_scene_is_ours(ngx_http_wechat_span(&args[0]))
+        || kind == NGX_DECLINED
+        || (wlcf->redeem_token && args[2].len == 0))
+    {
+        ngx_http_finalize_request(r, ngx_http_wechat_redeem_wrong(r));
+        return NGX_DONE;
+    }
+
     ctx->scene = args[0];
+
+    ngx_str_set(&argv[6], "");
+
+    if (wlcf->redeem_token) {
+        argv[6].data = ngx_pnalloc(r->pool, WX_SHA256_HEX_LEN);
+        argv[6].len = WX_SHA256_HEX_LEN;
+
+        if (argv[6].data == NULL
+            || wx_sha256_hex(ngx_http_wechat_span(&args[2]),
+                             (char *) argv[6].data)
+               != WX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
 
     ngx_str_set(&argv[0], "2");
     argv[1] = ngx_http_wechat_key(r, wlcf, "scene:", &ctx->scene);
@@ -117,7 +139,9 @@ ngx_http_wechat_redeem_start(ngx_http_request_t *r,
 
     if (argv[1].data == NULL || argv[2].data == NULL || argv[4].data == NULL
         || argv[5].len == 0
-        || wx_code_hash(ngx_http_wechat_span(&argv[3]), spans[0], spans[1],
+        || wx_code_hash(ngx_http_wechat_span(&argv[3]),
+                        ngx_http_wechat_span(&args[0]),
+                        ngx_http_wechat_span(&args[1]),
                         (char *) argv[4].data)
            != WX_OK)
     {
@@ -125,7 +149,7 @@ ngx_http_wechat_redeem_start(ngx_http_request_t *r,
     }
 
     return ngx_http_wechat_redis_command(r, ngx_http_wechat_redeem_done,
-                                         NGX_HTTP_WECHAT_SCRIPT_REDEEM, 6,
+                                         NGX_HTTP_WECHAT_SCRIPT_REDEEM, 7,
                                          argv);
 }
 

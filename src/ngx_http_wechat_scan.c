@@ -15,6 +15,8 @@ static void ngx_http_wechat_scan_reply(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, wx_resolution_t *res);
 static void ngx_http_wechat_unresolved(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, ngx_uint_t ended);
+static ngx_int_t ngx_http_wechat_content_key(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, ngx_str_t *key);
 static void ngx_http_wechat_claim_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
 
@@ -160,9 +162,12 @@ ngx_http_wechat_scan_reply(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
-    /* with a template message, the code goes after the answer, once */
+    /* with a template message, a code goes after the answer, once */
 
-    if (res->outcome == WX_SCENE_CODE_SENT && wlcf->code_template.len) {
+    if ((res->outcome == WX_SCENE_CODE_SENT
+         || res->outcome == WX_SCENE_SCANNED)
+        && wlcf->code_template.len)
+    {
         if (!res->duplicate) {
             ngx_http_wechat_code_template(r, ctx);
         }
@@ -235,7 +240,8 @@ ngx_int_t
 ngx_http_wechat_claim(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     ngx_http_wechat_next_pt next)
 {
-    ngx_str_t                     argv[11], openid, ttl;
+    ngx_str_t                     argv[12], openid, ttl, content;
+    ngx_uint_t                    keys;
     ngx_http_wechat_loc_conf_t   *wlcf;
     ngx_http_wechat_main_conf_t  *wmcf;
 
@@ -246,27 +252,37 @@ ngx_http_wechat_claim(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     openid.len = ctx->ev.from_user.len;
 
     ttl.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
-    if (ttl.data == NULL) {
+    if (ttl.data == NULL
+        || ngx_http_wechat_content_key(r, ctx, &content) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
     ttl.len = ngx_sprintf(ttl.data, "%T", 2 * wlcf->timestamp_skew + 1)
               - ttl.data;
 
-    /* keys: query, then stream, users, openids */
+    /* keys: query, then stream, users, openids, then the content's */
 
-    ngx_str_set(&argv[0], "4");
+    keys = content.len ? 5 : 4;
+
+    argv[0] = ngx_http_wechat_number(r->pool, keys);
     argv[1] = ngx_http_wechat_key(r, wlcf, "query:", &ctx->signature);
-    argv[5].data = ctx->digest;
-    argv[5].len = WX_SHA1_HEX_LEN;
-    argv[6] = ttl;
-    ngx_str_set(&argv[7], "");
-    argv[8] = openid;
-    argv[9] = ngx_http_wechat_now(r);
-    argv[10] = ngx_http_wechat_stream_maxlen;
+
+    if (content.len) {
+        argv[5] = ngx_http_wechat_key(r, wlcf, "content:", &content);
+    }
+
+    argv[keys + 1].data = ctx->digest;
+    argv[keys + 1].len = WX_SHA1_HEX_LEN;
+    argv[keys + 2] = ttl;
+    ngx_str_set(&argv[keys + 3], "");
+    argv[keys + 4] = openid;
+    argv[keys + 5] = ngx_http_wechat_now(r);
+    argv[keys + 6] = ngx_http_wechat_stream_maxlen;
 
     if (ngx_http_wechat_binding_keys(r, wlcf, &argv[2]) != NGX_OK
-        || argv[1].data == NULL || argv[9].data == NULL)
+        || argv[0].len == 0 || argv[1].data == NULL || argv[5].data == NULL
+        || argv[keys + 5].data == NULL)
     {
         return NGX_ERROR;
     }
@@ -279,17 +295,80 @@ ngx_http_wechat_claim(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
                && ngx_strncmp(ctx->ev.event.data, "unsubscribe",
                               ctx->ev.event.len) == 0)
     {
-        ngx_str_set(&argv[7], "unbind");
+        ngx_str_set(&argv[keys + 3], "unbind");
 
     } else if (ctx->want_user || (wlcf->pass.len && wmcf->lookup_user)) {
-        ngx_str_set(&argv[7], "user");
+        ngx_str_set(&argv[keys + 3], "user");
     }
 
     ctx->claimed = next;
 
     return ngx_http_wechat_redis_command(r, ngx_http_wechat_claim_done,
-                                         NGX_HTTP_WECHAT_SCRIPT_CLAIM, 11,
-                                         argv);
+                                         NGX_HTTP_WECHAT_SCRIPT_CLAIM,
+                                         keys + 7, argv);
+}
+
+
+/*
+ * What WeChat's retries have in common whatever their signature: the
+ * MsgId of a message ("m:" and its digits); the SHA-256 of the sender,
+ * CreateTime, Event and EventKey of an event, each length-prefixed, so that
+ * no two pushes share a key.  Empty without a sender.
+ */
+
+static ngx_int_t
+ngx_http_wechat_content_key(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, ngx_str_t *key)
+{
+    u_char      *p;
+    wx_span_t    fields;
+    wx_event_t  *ev;
+
+    ev = &ctx->ev;
+
+    ngx_str_null(key);
+
+    if (ev->from_user.len == 0) {
+        return NGX_OK;
+    }
+
+    if (ev->msg_id.len) {
+        p = ngx_pnalloc(r->pool, sizeof("m:") - 1 + ev->msg_id.len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        key->data = p;
+        key->len = ngx_sprintf(p, "m:%*s", ev->msg_id.len, ev->msg_id.data)
+                   - p;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, 4 * (NGX_SIZE_T_LEN + 1) + ev->from_user.len
+                             + ev->create_time.len + ev->event.len
+                             + ev->event_key.len);
+    key->data = ngx_pnalloc(r->pool, sizeof("e:") - 1 + WX_SHA256_HEX_LEN);
+
+    if (p == NULL || key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    fields.data = p;
+    fields.len = ngx_sprintf(p, "%uz:%*s%uz:%*s%uz:%*s%uz:%*s",
+                             ev->from_user.len, ev->from_user.len,
+                             ev->from_user.data,
+                             ev->create_time.len, ev->create_time.len,
+                             ev->create_time.data,
+                             ev->event.len, ev->event.len, ev->event.data,
+                             ev->event_key.len, ev->event_key.len,
+                             ev->event_key.data)
+                 - p;
+
+    key->len = sizeof("e:") - 1 + WX_SHA256_HEX_LEN;
+    ngx_memcpy(key->data, "e:", 2);
+
+    return wx_sha256_hex(fields, (char *) key->data + 2) == WX_OK
+           ? NGX_OK : NGX_ERROR;
 }
 
 

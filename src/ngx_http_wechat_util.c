@@ -150,6 +150,16 @@ ngx_int_t
 ngx_http_wechat_args(ngx_http_request_t *r, const char *const *names,
     ngx_uint_t n, ngx_str_t *values)
 {
+    return ngx_http_wechat_form(r, &r->args, names, n, values);
+}
+
+
+/* The arguments names[0..n) of a query or a form body, decoded. */
+
+ngx_int_t
+ngx_http_wechat_form(ngx_http_request_t *r, ngx_str_t *text,
+    const char *const *names, ngx_uint_t n, ngx_str_t *values)
+{
     wx_span_t       *spans;
     ngx_uint_t       i;
     wx_allocator_t   a;
@@ -161,7 +171,7 @@ ngx_http_wechat_args(ngx_http_request_t *r, const char *const *names,
 
     ngx_http_wechat_allocator(r->pool, &a);
 
-    if (wx_query_args(ngx_http_wechat_span(&r->args), names, n, &a, spans)
+    if (wx_query_args(ngx_http_wechat_span(text), names, n, &a, spans)
         != WX_OK)
     {
         return NGX_ERROR;
@@ -296,6 +306,80 @@ ngx_http_wechat_is_name(ngx_str_t *s)
     }
 
     return 1;
+}
+
+
+/* A signed link's purpose: letters, digits and '-', at most 32. */
+
+ngx_uint_t
+ngx_http_wechat_is_purpose(ngx_str_t *s)
+{
+    size_t  i;
+    u_char  c;
+
+    if (s->len == 0 || s->len > 32) {
+        return 0;
+    }
+
+    for (i = 0; i < s->len; i++) {
+        c = s->data[i];
+
+        if (!(c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')
+              || (c >= 'A' && c <= 'Z')))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/*
+ * An address as far as its network: IPv4 to its /24 ("192.0.2.*"), IPv6
+ * to its /48 ("2001:db8:1::/48"); anything else as it is.
+ */
+
+ngx_int_t
+ngx_http_wechat_network(ngx_pool_t *pool, ngx_str_t *addr, ngx_str_t *out)
+{
+    u_char      *p, *end, *cut;
+    ngx_uint_t   colons;
+
+    end = addr->data + addr->len;
+    cut = NULL;
+    colons = 0;
+
+    for (p = addr->data; p < end; p++) {
+        if (*p == ':' && ++colons == 3) {
+            cut = p;
+            break;
+        }
+    }
+
+    if (cut == NULL && colons == 0) {
+        cut = ngx_strlchr(addr->data, end, '.') ? end : NULL;
+
+        while (cut && cut > addr->data && cut[-1] != '.') {
+            cut--;
+        }
+    }
+
+    if (cut == NULL) {
+        *out = *addr;
+        return NGX_OK;
+    }
+
+    out->data = ngx_pnalloc(pool, (cut - addr->data) + sizeof("::/48"));
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->len = ngx_sprintf(out->data, colons ? "%*s::/48" : "%*s*",
+                           (size_t) (cut - addr->data), addr->data)
+               - out->data;
+
+    return NGX_OK;
 }
 
 

@@ -68,7 +68,41 @@ my @bad = (
     [ 'link verify without a secret',
       'wechat_redis 127.0.0.1:6379; server { location /l { '
       . 'wechat_link_verify; } }',
-      qr/"wechat_link_verify" needs "wechat_link_secret"/ ],
+      qr/"wechat_link_verify" and "wechat_login_confirm" need "wechat_link_secret", "wechat_appid"/ ],
+    [ 'link verify without an account',
+      'wechat_redis 127.0.0.1:6379; server { location /l { '
+      . 'wechat_link_secret ' . ('s' x 32) . '; wechat_link_verify; } }',
+      qr/"wechat_login_confirm" need "wechat_link_secret", "wechat_appid"/ ],
+    [ 'a link verify for the confirm page\'s purpose',
+      'server { location /l { wechat_link_verify login-confirm; } }',
+      qr/the purpose "login-confirm" is the confirm page's/ ],
+    [ 'a link purpose that is no word',
+      'server { location /l { wechat_link_verify "a b"; } }',
+      qr/invalid purpose "a b"/ ],
+    [ 'login confirm page without a secret',
+      'wechat_redis 127.0.0.1:6379; server { wechat_appid wxa; '
+      . 'location /c { wechat_login_confirm; } }',
+      qr/need "wechat_link_secret"/ ],
+    [ 'a login scene whose callback has no confirm page',
+      'wechat_redis 127.0.0.1:6379; server { wechat_appid wxa; '
+      . 'location /w { wechat_token t; wechat_callback; } '
+      . 'location /q { wechat_qrcode login; } }',
+      qr/"wechat_qrcode login" of account "wxa" waits for the scanner's confirm: its callback needs "wechat_login_confirm_url"/ ],
+    [ 'a poll without an account',
+      'wechat_redis 127.0.0.1:6379; server { location /p { wechat_poll; } }',
+      qr/"wechat_redeem" need "wechat_appid": the account/ ],
+    [ 'a login scene without an account',
+      'wechat_redis 127.0.0.1:6379; server { location /q { '
+      . 'wechat_qrcode_confirm off; wechat_qrcode login; } }',
+      qr/need "wechat_appid"/ ],
+    [ 'a QR image without WeChat\'s API',
+      'wechat_redis 127.0.0.1:6379; server { wechat_appid wxa; '
+      . 'location /i { wechat_qrcode_image; } }',
+      qr/"wechat_qrcode_image" needs "wechat_api_pass"/ ],
+    [ 'a {confirm} without wechat_login_confirm_url',
+      'server { location /w { wechat_token t; '
+      . 'wechat_reply login_confirm "tap {confirm}"; wechat_callback; } }',
+      qr/"\{confirm\}" in "wechat_reply" needs "wechat_login_confirm_url"/ ],
     [ 'a {link} without wechat_link_url',
       'server { location /wx { wechat_token t; '
       . 'wechat_reply subscribe "welcome: {link}"; wechat_callback; } }',
@@ -109,8 +143,8 @@ my @bad = (
       'wechat_redis sentinel=127.0.0.1:26379 master=m cluster=127.0.0.1:7000;',
       qr/needs "master=", and no "cluster="/ ],
     [ 'a cluster and an account without an AppID',
-      'wechat_redis cluster=127.0.0.1:7000; server { location /q { '
-      . 'wechat_user $arg_u; wechat_qrcode bind; } }',
+      'wechat_redis cluster=127.0.0.1:7000; server { location /w { '
+      . 'wechat_token t; wechat_callback; } }',
       qr/a Redis Cluster needs "wechat_appid": it is the hash tag/ ],
     [ 'a cluster and a prefix with a brace',
       'wechat_redis cluster=127.0.0.1:7000; server { wechat_appid wxa; '
@@ -150,5 +184,11 @@ ok($ok, 'redis through sentinels') or diag($out);
     . "127.0.0.1:7001 password=a;\nserver { wechat_appid wxa; "
     . "location /q { wechat_user \$arg_u; wechat_qrcode bind; } }\n}\n");
 ok($ok, 'a Redis Cluster') or diag($out);
+
+($ok, $out) = nginx_t($head . "wechat_redis 127.0.0.1:6379;\n"
+    . "server { wechat_appid wxa; location /w { wechat_token t; "
+    . "wechat_callback; } location /q { wechat_qrcode_confirm off; "
+    . "wechat_qrcode login; } }\n}\n");
+ok($ok, 'a login scene without confirm needs no confirm page') or diag($out);
 
 done_testing;

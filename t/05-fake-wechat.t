@@ -238,6 +238,7 @@ my $app = start_upstream(reply => '<xml><ToUserName><![CDATA[o]]></ToUserName>'
 my $safe_port = free_port();
 my $ng = start_nginx(http => <<"EOF");
     wechat_redis 127.0.0.1:$redis->{port};
+    wechat_qrcode_confirm off;     # scans resolve at once; t/21 confirms
     wechat_user \$http_x_user_id;
 
     server {

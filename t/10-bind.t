@@ -18,6 +18,7 @@ my $app = start_upstream(reply => 'app-answer');
 
 my $ng = start_nginx(http => <<"EOF");
     wechat_redis 127.0.0.1:$redis->{port};
+    wechat_qrcode_confirm off;     # scans resolve at once; t/21 confirms
 
     server {
         listen 127.0.0.1:PORT;
@@ -165,10 +166,23 @@ is(redis_cmd($redis, 'HGET', "${P}openids", "oAlice"), 'alice', 'binding kept');
 is(redis_cmd($redis, 'HGET', "${P}users", "carol"), undef, 'carol not bound');
 
 # --- rebind: the user binds another WeChat account --------------------------
+# Even with wechat_qrcode_confirm off, a scan never replaces a binding by
+# itself: the page must send the code the new WeChat got.
 
 my $qa2 = qrcode('alice');
 $res = scan($qa2->{scene}, 'oAlice2');
-is(reply_content($res->{content}), '绑定成功', 'rebind reply');
+my ($rebind_code) = (reply_content($res->{content}) // '') =~ /(\d{6})/;
+like(reply_content($res->{content}), qr/^绑定验证码 \d{6}/,
+     'rebind: the scanner gets a code');
+is(redis_cmd($redis, 'HGET', "${P}users", "alice"), 'oAlice',
+   'rebind: nothing replaced by the scan');
+is(poll($qa2->{scene}, $qa2->{token}), '{"status":"scanned"}',
+   'rebind: poll scanned');
+$res = http_req('POST', $ng->url('/poll'),
+                body => "scene=$qa2->{scene}&code=$rebind_code"
+                        . "&token=$qa2->{token}");
+is($res->{content}, '{"status":"bound","openid":"oAlice2"}',
+   'rebind reply: the code typed on the page binds');
 is(redis_cmd($redis, 'HGET', "${P}users", "alice"), 'oAlice2', 'rebound');
 is(redis_cmd($redis, 'HGET', "${P}openids", "oAlice"), undef, 'old openid released');
 $entries = redis_cmd($redis, 'XRANGE', "${P}resolutions", '-', '+');
@@ -315,6 +329,8 @@ $res = send_push($ng, '/wx', $token, $unsub);
 is($res->{content}, 'app-answer', 'unsubscribe (option off) passed');
 is(redis_cmd($redis, 'HGET', "${P}users", "alice"), 'oAlice2', 'option off: kept');
 
+# another unsubscribe (a later one: the same one again would be a retry)
+$unsub = event_xml(from => 'oAlice2', event => 'unsubscribe', time => time + 1);
 $res = send_push($ng, '/wx-unbind', $token, $unsub);
 is($res->{content}, 'app-answer', 'unsubscribe (option on) passed too');
 is(redis_cmd($redis, 'HGET', "${P}users", "alice"), undef, 'option on: unbound');

@@ -16,6 +16,7 @@ my $app = start_upstream(reply => 'app-answer');
 
 my $ng = start_nginx(http => <<"EOF");
     wechat_redis 127.0.0.1:$redis->{port};
+    wechat_qrcode_confirm off;     # scans resolve at once; t/21 confirms
     wechat_redis_timeout 500ms;
     wechat_redis_connect_timeout 500ms;
 

@@ -14,6 +14,7 @@ redis_cmd($redis, 'AUTH', 'sekret');
 
 my $conf = <<"EOF";
     wechat_redis 127.0.0.1:$redis->{port} db=3 password=sekret;
+    wechat_qrcode_confirm off;     # scans resolve at once; t/21 confirms
 
     server {
         listen 127.0.0.1:PORT;

@@ -21,6 +21,7 @@ my $app = start_upstream(reply => 'app-answer');
 
 my $ng = start_nginx(http => <<"EOF");
     wechat_redis 127.0.0.1:$redis->{port};
+    wechat_qrcode_confirm off;     # scans resolve at once; t/21 confirms
     wechat_redis_timeout 500ms;
 
     server {
@@ -355,6 +356,34 @@ run_case($ng, { name => 'GET check query reflecting another echostr',
     unlike($seen[-3], qr/^X-WeChat-Retry:/m, 'the first try is no retry');
     like($seen[-1], qr/^X-WeChat-Retry: 1\r$/m, 'the third is a retry');
     $ng->check_log('a fourth use', log => [qr/used more often than WeChat/]);
+}
+
+# WeChat does not promise that a retry carries the same signed query: the
+# same message (MsgId) or event (sender, CreateTime, Event) under a fresh
+# signature is a retry too, passed with $wechat_retry.
+{
+    my $msg = '<xml><ToUserName><![CDATA[gh_account]]></ToUserName>'
+            . '<FromUserName><![CDATA[oRetrier]]></FromUserName>'
+            . '<CreateTime>1700000123</CreateTime><MsgType><![CDATA[text]]>'
+            . '</MsgType><Content><![CDATA[hi]]></Content>'
+            . '<MsgId>6000000000000000001</MsgId></xml>';
+    my @got = map { send_push($ng, '/wx', $token, $msg)->{status} } 1 .. 2;
+    is_deeply(\@got, [ 200, 200 ], 'a message twice, each freshly signed');
+    my @seen = $app->{requests}->();
+    unlike($seen[-2], qr/^X-WeChat-Retry:/m, 'the first is no retry');
+    like($seen[-1], qr/^X-WeChat-Retry: 1\r$/m,
+         'the same MsgId under a fresh signature is a retry');
+
+    my $ev = push_xml(%good, EventKey => 'MENU_RETRY');
+    send_push($ng, '/wx', $token, $ev) for 1 .. 2;
+    @seen = $app->{requests}->();
+    like($seen[-1], qr/^X-WeChat-Retry: 1\r$/m,
+         'the same sender, CreateTime and Event: a retry');
+    (my $later = $ev) =~ s/<CreateTime>(\d+)/'<CreateTime>' . ($1 + 1)/e;
+    send_push($ng, '/wx', $token, $later);
+    @seen = $app->{requests}->();
+    unlike($seen[-1], qr/^X-WeChat-Retry:/m, 'another CreateTime: no retry');
+    $ng->check_log('retries by content');
 }
 
 # Input of a poll never becomes a push's variable.

@@ -26,6 +26,7 @@ my $redis = start_redis(args => [ '--dir', $data, '--appendonly', 'yes',
 
 my $conf = <<"EOF";
     wechat_redis 127.0.0.1:$redis->{port};
+    wechat_qrcode_confirm off;     # scans resolve at once; t/21 confirms
     wechat_redis_timeout 500ms;
     wechat_redis_connect_timeout 500ms;
 

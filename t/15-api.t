@@ -39,6 +39,7 @@ my $fake = start_fake_wechat(accounts => [
 
 my $http = <<"EOF";
     wechat_redis 127.0.0.1:$redis->{port};
+    wechat_qrcode_confirm off;     # scans resolve at once; t/21 confirms
 
     server {
         listen 127.0.0.1:PORT;

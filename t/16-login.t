@@ -36,6 +36,7 @@ my $fake = start_fake_wechat(appid => $appid, secret => $secret,
 
 my $ng = start_nginx(http => <<"EOF");
     wechat_redis 127.0.0.1:$redis->{port};
+    wechat_qrcode_confirm off;     # scans resolve at once; t/21 confirms
 
     server {
         listen 127.0.0.1:PORT;
@@ -245,19 +246,25 @@ like($req[-1], qr/^X-Link-Openid: oNewbie\r$/m, '$wechat_link_openid upstream');
 run_case($ng, { name => 'a link replayed', path => "/register?$path_q",
                 status => 403, log => [qr/wechat link: refused: used before/] });
 
+# the link's message: each field as <length>:<bytes>, for this account and
+# the purpose of wechat_link_verify ("register"), with no scene
+sub link_message {
+    my (%f) = @_;
+    return join '', map { length($_) . ":$_" }
+           'wechat-link/2', $f{appid} // $appid, $f{purpose} // 'register',
+           $f{openid}, $f{scene} // '', $f{expires}, $f{nonce};
+}
+
 sub link_query {
     my (%f) = @_;
-    my $msg = join '', map { length($_) . ":$_" }
-              'wechat-link/1', $f{openid}, $f{expires}, $f{nonce};
+    my $msg = link_message(%f);
     my $sig = $f{sig} // hmac_sha256_hex($msg, $f{secret} // $link_secret);
     return "openid=$f{openid}&expires=$f{expires}&nonce=$f{nonce}&sig=$sig";
 }
 
 my $t = int(time) + 600;
 my %good = (openid => 'oEve', expires => $t, nonce => '345abc');
-my $sig = hmac_sha256_hex(join('', map { length($_) . ":$_" }
-                               'wechat-link/1', 'oEve', $t, '345abc'),
-                          $link_secret);
+my $sig = hmac_sha256_hex(link_message(%good), $link_secret);
 run_case($ng, { name => 'a forged link', status => 403,
                 path => '/register?' . link_query(%good, secret => 'x' x 32),
                 log => [qr/refused: signature mismatch/] });
@@ -270,6 +277,13 @@ is("$shifted{expires}$shifted{nonce}", "$t$good{nonce}",
    'the shifted fields concatenate to the same bytes');
 run_case($ng, { name => 'fields shifted (ts=12&n=345 against ts=123&n=45)',
                 path => '/register?' . link_query(%shifted), status => 403,
+                log => [qr/refused: signature mismatch/] });
+run_case($ng, { name => 'a link signed for another account', status => 403,
+                path => '/register?' . link_query(%good, appid => 'wxother'),
+                log => [qr/refused: signature mismatch/] });
+run_case($ng, { name => 'a link signed for another purpose', status => 403,
+                path => '/register?' . link_query(%good,
+                                                  purpose => 'login-confirm'),
                 log => [qr/refused: signature mismatch/] });
 run_case($ng, { name => 'an expired link', status => 403,
                 path => '/register?' . link_query(%good, expires => $t - 1200),

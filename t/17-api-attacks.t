@@ -153,6 +153,7 @@ my $api_timeout = 6 * $deadline;    # s, the other locations' (the default)
 
 my $http = <<"EOF";
     wechat_redis 127.0.0.1:$redis->{port};
+    wechat_qrcode_confirm off;     # scans resolve at once; t/21 confirms
 
     server {
         listen 127.0.0.1:PORT;

@@ -22,6 +22,7 @@ my $quiet = start_upstream(reply => 'success');
 
 my $ng = start_nginx(http => <<"EOF");
     wechat_redis 127.0.0.1:$redis->{port};
+    wechat_qrcode_confirm off;     # scans resolve at once; t/21 confirms
 
     server {
         listen 127.0.0.1:PORT;

@@ -15,6 +15,7 @@ my $app = start_upstream(reply => 'ok');
 
 my $ng = start_nginx(workers => 2, http => <<"EOF");
     wechat_redis 127.0.0.1:$redis->{port};
+    wechat_qrcode_confirm off;     # scans resolve at once; t/21 confirms
 
     server {
         listen 127.0.0.1:PORT;

@@ -1,9 +1,11 @@
 # The demo site in a real browser: the stack of `make run` (tools/demo/
 # WxDemo.pm), and headless Chromium (Debian's chromium, driven by
-# playwright-core from tools/demo/node_modules) walking the bind flow, and
-# the login and code flows once the module has them
-# (tools/demo/browser-test.js).  Screenshots go to build/browser/, or to
-# WX_SCREENSHOT_DIR; a failed check saves one of the page.
+# playwright-core from tools/demo/node_modules) walking the flows with their
+# confirm steps (tools/demo/browser-test.js): bind with the code the scan
+# sent to the phone (a wrong one first, and too many), login with Confirm
+# and with Cancel on the page the scan's link opens, and verification
+# codes.  Screenshots go to build/browser/, or to WX_SCREENSHOT_DIR; a
+# failed check saves one of the page.
 #
 # Skips only when Chromium cannot start.
 

@@ -100,11 +100,13 @@
   // --- the QR flow's states -----------------------------------------------
 
   var MARKS = { done: ['✓', 'ok'], conflict: ['✕', 'bad'], error: ['!', 'bad'],
-                expired: ['↻', 'old'] };
+                expired: ['↻', 'old'], scanned: ['✓', 'ok'], confirming: ['✓', 'ok'],
+                cancelled: ['✕', 'old'], burnt: ['✕', 'bad'] };
 
-  // state: loading, waiting, done, conflict, expired, error, login,
-  // unavailable, or a page's own; opts: title [zh, en], detail (text or
-  // node), kind (ok, bad, old), actions (nodes).
+  // state: loading, waiting, scanned, confirming, done, conflict, expired,
+  // burnt, cancelled, error, login, unavailable, or a page's own; opts:
+  // title [zh, en], detail (text or node), kind (ok, bad, old), actions
+  // (nodes).
   function setState(flow, state, opts) {
     opts = opts || {};
     flow.setAttribute('data-state', state);
@@ -125,6 +127,26 @@
                             [typeof opts.detail === 'string' ? opts.detail : opts.detail]));
     }
     if (opts.actions) status.appendChild(el('div', { class: 'actions' }, opts.actions));
+  }
+
+  // The form a code from WeChat is typed into, hidden until shown; submit
+  // hands onCode the code.
+  function codeForm(label, onCode) {
+    var input = el('input', { type: 'text', id: 'code', inputmode: 'numeric',
+                              autocomplete: 'one-time-code', placeholder: '验证码 code',
+                              'aria-label': '验证码 code' });
+    var form = el('form', { class: 'code-entry', id: 'code-form', hidden: '' }, [input,
+      el('button', { class: 'primary', type: 'submit' }, [both(label[0], label[1])])]);
+    form.addEventListener('submit', function (e) {
+      e.preventDefault();
+      onCode(input.value.trim());
+    });
+    form.show = function () {
+      form.hidden = false;
+      input.select();
+      input.focus();
+    };
+    return form;
   }
 
   function restartButton(onClick) {
@@ -155,10 +177,30 @@
     return id;
   }
 
+  // A link in a WeChat message opens in WeChat's own browser, on the phone:
+  // here in a small window of its own.  (The module's confirm page may not
+  // be framed, and would not be in WeChat either.)
+  function openOnPhone(e) {
+    var win = window.open(this.href, 'wechat-phone', 'popup,width=400,height=640');
+    if (!win) return;           // no pop-ups: the link's own new tab
+    e.preventDefault();
+    win.opener = null;
+  }
+
+  // A reply's text, its web links made links to open "on the phone".
+  function replyNodes(text) {
+    return text.split(/(https?:\/\/[^\s"<>]+)/).map(function (part, i) {
+      if (i % 2 === 0) return document.createTextNode(part);
+      return el('a', { href: part, class: 'sim-link', target: '_blank', rel: 'noreferrer',
+                       text: part, onclick: openOnPhone });
+    });
+  }
+
   // The panel beside a QR code: the fake WeChat platform scans the current
   // scene (currentScene() answers the qrcode answer, or null) as the chosen
   // WeChat user, and shows what WeChat would show that user.
   function phone(panel, currentScene) {
+    var enabled = false;
     var openid = el('input', { type: 'text', id: 'sim-openid', class: 'mono',
                                value: randomOpenid(), spellcheck: 'false' });
     var follows = el('input', { type: 'checkbox', id: 'sim-follows' });
@@ -170,11 +212,14 @@
       var scene = currentScene();
       if (!scene) return;
       button.disabled = true;
+      reply.textContent = '';
+      reply.appendChild(el('span', { class: 'empty' }, [both('扫码中…', 'scanning…')]));
       api('POST', '/_fake/scan', {
         ticket: scene.ticket, scene: scene.ticket ? undefined : scene.scene,
         openid: openid.value.trim(), subscribed: follows.checked
       }).then(function (answer) {
-        button.disabled = false;
+        // the scan may have ended the flow meanwhile
+        button.disabled = !enabled;
         reply.textContent = '';
         if (answer.httpStatus !== 200) {
           reply.appendChild(el('div', { class: 'bubble failed', id: 'sim-sees' },
@@ -187,10 +232,16 @@
           answer.event === 'subscribe' ? '关注并扫码 · followed and scanned'
                                        : '已关注用户扫码 · a follower scanned']));
         reply.appendChild(el('div', { class: 'bubble' + (answer.user_sees ? '' : ' failed'),
-                                      id: 'sim-sees',
-                                      text: answer.user_sees || '（没有回复 no reply）' }));
+                                      id: 'sim-sees' },
+                             answer.user_sees ? replyNodes(answer.user_sees)
+                                              : ['（没有回复 no reply）']));
+        if ($('.sim-link', reply)) {
+          reply.appendChild(el('div', { class: 'who hint' }, [both(
+            '点链接，在“手机”小窗口里打开，和在微信里一样',
+            'tap the link: it opens in a small window, as in WeChat')]));
+        }
       }, function (e) {
-        button.disabled = false;
+        button.disabled = !enabled;
         reply.textContent = e.message;
       });
     });
@@ -213,18 +264,19 @@
       el('div', { class: 'who' }, [both('微信里用户看到', 'what the user sees in WeChat')]), reply]));
 
     return {
-      enable: function (on) { button.disabled = !on; }
+      enable: function (on) { enabled = on; button.disabled = !on; }
     };
   }
 
   // --- the scan card every page shares ------------------------------------
 
-  // Gets a QR code of o.kind, counts it down, drives the phone beside it,
-  // and shows what the page does not: waiting, expiry and failures.  The
-  // page's o.onStatus(status, answer) answers true for a status it showed;
-  // o.onError(error) true for an error it took care of; o.onStart() runs
-  // before each new code; o.waiting and o.unavailable are the details shown
-  // while waiting and when the build lacks the flow (404).
+  // Gets a QR code of o.kind, counts it down, drives the phone beside it
+  // (no scans once the scene is decided), and shows what the page does
+  // not: waiting, expiry and failures.  The page's o.onStatus(status,
+  // answer) answers true for a status it showed; o.onError(error) true for
+  // an error it took care of; o.onStart() runs before each new code;
+  // o.waiting and o.unavailable are the details shown while waiting and
+  // when the build lacks the flow (404).
   function scanFlow(o) {
     var flow = $('#flow');
     var scan = null;
@@ -232,9 +284,12 @@
     var card = {
       flow: flow,
       scene: function () { return scan && scan.scene(); },
+      status: function () { return scan && scan.status(); },
+      confirm: function (code) { return scan.confirm(code); },
       stopCountdown: function () { stopCountdown(); },
-      stop: function () { if (scan) scan.stop(); stopCountdown(); },
+      stop: function () { if (scan) scan.stop(); stopCountdown(); panel.enable(false); },
       fail: function (title, detail) {
+        panel.enable(false);
         setState(flow, 'error', { title: title, detail: detail,
                                   actions: [restartButton(start)] });
       },
@@ -260,6 +315,7 @@
         onError: function (error) {
           if (o.onError && o.onError(error)) return;
           if (!error.final) return;
+          panel.enable(false);
           stopCountdown();
           if (error.status === 404 && o.unavailable) {
             return setState(flow, 'unavailable', { detail: o.unavailable,
@@ -271,6 +327,7 @@
     }
 
     function show(status, answer) {
+      if (WechatScan.FINAL.indexOf(status) >= 0) panel.enable(false);
       if (status === 'pending') {
         return setState(flow, 'waiting', { detail: o.waiting,
           title: ['请用微信扫一扫', 'Scan with WeChat'] });
@@ -285,7 +342,6 @@
       }
     }
 
-    card.disable = function () { panel.enable(false); };
     return card;
   }
 
@@ -297,7 +353,7 @@
   global.Demo = {
     $: $, el: el, both: both, api: api,
     loadAccount: loadAccount, account: function () { return account; },
-    loginForm: loginForm, setState: setState, restartButton: restartButton,
+    loginForm: loginForm, setState: setState, codeForm: codeForm, restartButton: restartButton,
     countdown: countdown, phone: phone, scanFlow: scanFlow, signedIn: signedIn
   };
 })(this);

@@ -11,6 +11,7 @@
  *     onStatus: function (status, answer) {},  // each new status
  *     onError: function (error) {}             // error.final: it gave up
  *   });
+ *   scan.confirm(code).then(function (answer) {});  // status "scanned"
  *   scan.stop();
  *
  * It asks `qrcode` for a scene (GET, with the page's cookies), shows its QR
@@ -21,6 +22,14 @@
  * polling when the server does not speak SSE.  It stops on a final status
  * and when the scene's expire_seconds have passed (status "expired").
  *
+ * On the way: "scanned" (a bind scan; the scanner got a code in WeChat,
+ * which the page asks its user for and hands to scan.confirm), "confirming"
+ * (a login scan; the scanner is asked to confirm in WeChat), "code_sent".
+ * scan.confirm POSTs scene and code to `poll` and answers its JSON with
+ * httpStatus: 200 bound or conflict (also reported as the status), 403
+ * wrong code (too many burn the scene: the poll says "expired"), 404, 409
+ * (the scene is no longer "scanned").
+ *
  * The poll token rides in the cookie wechat_qrcode set, not in the URLs:
  * URLs end up in access logs, and the token is what gets a login code.
  * `tokenInQuery: true` puts it in the URLs, for a poll on another origin.
@@ -30,7 +39,7 @@
 
   // Statuses after which the scene can change no more.
   var FINAL = ['bound', 'conflict', 'expired', 'confirmed', 'unbound',
-               'redeemed'];
+               'redeemed', 'cancelled'];
 
   var DEFAULTS = {
     image: '/qrcode/image',
@@ -88,6 +97,11 @@
     function sceneParams() {
       var params = { scene: scene.scene };
       if (o.tokenInQuery) params.token = scene.token;
+      // a status that waits for the user is known already: the poll waits
+      // while it lasts, as while pending
+      if (lastStatus === 'scanned' || lastStatus === 'confirming') {
+        params.seen = lastStatus;
+      }
       return params;
     }
 
@@ -151,6 +165,32 @@
       };
     }
 
+    // The code the scanner of a bind scene got, typed on the page; a
+    // decided scene is reported as any status is.
+    function confirm(code) {
+      if (!scene) return Promise.reject(new Error('no scene yet'));
+      var params = sceneParams();
+      var options = {};
+      for (var name in o.fetchOptions) options[name] = o.fetchOptions[name];
+      options.method = 'POST';
+      options.headers = { 'Content-Type': 'application/x-www-form-urlencoded' };
+      params.code = code;
+      // the token in the body, never only in the cookie: a form of
+      // another site could send the cookie, but cannot know the token
+      params.token = scene.token;
+      delete params.seen;
+      options.body = query(params);
+      return fetch(o.poll, options).then(function (res) {
+        return res.json().catch(function () { return {}; }).then(function (answer) {
+          answer.httpStatus = res.status;
+          if (answer.status && (res.status === 200 || res.status === 409)) {
+            report({ status: answer.status, openid: answer.openid });
+          }
+          return answer;
+        });
+      });
+    }
+
     getJson(o.qrcode, o.fetchOptions).then(function (answer) {
       if (stopped) return;
       scene = answer;
@@ -174,6 +214,7 @@
 
     return {
       stop: stop,
+      confirm: confirm,
       scene: function () { return scene; },
       status: function () { return lastStatus; }
     };

@@ -9,8 +9,8 @@
 
 namespace {
 
-/* Names the message's purpose and format, so no other HMAC matches it. */
-constexpr std::string_view link_tag = "wechat-link/1";
+/* Names the message's format, so no other HMAC matches it. */
+constexpr std::string_view link_tag = "wechat-link/2";
 
 struct mac_ctx_free {
     void operator()(EVP_MAC_CTX *c) const { EVP_MAC_CTX_free(c); }
@@ -26,11 +26,21 @@ hmac()
     return mac;
 }
 
-std::string
-link_message(wx_span_t openid, int64_t expires, wx_span_t nonce)
+bool
+link_complete(const wx_link_t *link)
 {
-    return wx::framed({link_tag, wx::view(openid), std::to_string(expires),
-                       wx::view(nonce)});
+    return link != nullptr && wx::present(link->appid)
+           && wx::present(link->purpose) && wx::present(link->openid)
+           && wx::present(link->nonce);
+}
+
+std::string
+link_message(const wx_link_t *link)
+{
+    return wx::framed({link_tag, wx::view(link->appid),
+                       wx::view(link->purpose), wx::view(link->openid),
+                       wx::view(link->scene), std::to_string(link->expires),
+                       wx::view(link->nonce)});
 }
 
 /* HMAC-SHA256 of msg under secret, as lower-case hex into out. */
@@ -73,30 +83,28 @@ hmac_hex(wx_span_t secret, std::string_view msg, char *out)
 } // namespace
 
 extern "C" wx_status_t
-wx_link_sign(wx_span_t secret, wx_span_t openid, int64_t expires,
-    wx_span_t nonce, char out[WX_LINK_SIG_LEN])
+wx_link_sign(wx_span_t secret, const wx_link_t *link,
+    char out[WX_LINK_SIG_LEN])
 {
-    if (out == nullptr || !wx::present(openid) || !wx::present(nonce)) {
+    if (out == nullptr || !link_complete(link)) {
         return WX_ERR_ARGS;
     }
 
     return wx::guarded([&] {
-        return hmac_hex(secret, link_message(openid, expires, nonce), out);
+        return hmac_hex(secret, link_message(link), out);
     });
 }
 
 extern "C" wx_status_t
-wx_link_verify(const wx_span_t *secrets, size_t n, wx_span_t openid,
-    int64_t expires, wx_span_t nonce, wx_span_t sig, int64_t now)
+wx_link_verify(const wx_span_t *secrets, size_t n, const wx_link_t *link,
+    wx_span_t sig, int64_t now)
 {
-    if (secrets == nullptr || n == 0 || !wx::present(openid)
-        || !wx::present(nonce))
-    {
+    if (secrets == nullptr || n == 0 || !link_complete(link)) {
         return WX_ERR_ARGS;
     }
 
     return wx::guarded([&] {
-        std::string msg = link_message(openid, expires, nonce);
+        std::string msg = link_message(link);
         int match = 0;
 
         /* every secret is tried: which one matched takes no less time */
@@ -116,13 +124,13 @@ wx_link_verify(const wx_span_t *secrets, size_t n, wx_span_t openid,
             return WX_ERR_SIGNATURE;
         }
 
-        return now > expires ? WX_ERR_EXPIRED : WX_OK;
+        return now > link->expires ? WX_ERR_EXPIRED : WX_OK;
     });
 }
 
 extern "C" wx_status_t
-wx_link_query(wx_span_t secret, wx_span_t openid, int64_t expires,
-    wx_span_t nonce, const wx_allocator_t *a, wx_span_t *out)
+wx_link_query(wx_span_t secret, const wx_link_t *link,
+    const wx_allocator_t *a, wx_span_t *out)
 {
     if (a == nullptr || out == nullptr) {
         return WX_ERR_ARGS;
@@ -130,16 +138,21 @@ wx_link_query(wx_span_t secret, wx_span_t openid, int64_t expires,
 
     return wx::guarded([&] {
         char sig[WX_LINK_SIG_LEN];
-        wx_status_t rc = wx_link_sign(secret, openid, expires, nonce, sig);
+        wx_status_t rc = wx_link_sign(secret, link, sig);
 
         if (rc != WX_OK) {
             return rc;
         }
 
-        std::string query = "openid=" + wx::url_encode(wx::view(openid))
-                            + "&expires=" + std::to_string(expires)
-                            + "&nonce=" + wx::url_encode(wx::view(nonce))
-                            + "&sig=" + std::string(sig, sizeof(sig));
+        std::string query = "openid=" + wx::url_encode(wx::view(link->openid));
+
+        if (wx::present(link->scene)) {
+            query += "&scene=" + wx::url_encode(wx::view(link->scene));
+        }
+
+        query += "&expires=" + std::to_string(link->expires)
+                 + "&nonce=" + wx::url_encode(wx::view(link->nonce))
+                 + "&sig=" + std::string(sig, sizeof(sig));
 
         return wx::copy_value(a, query, out);
     });

@@ -8,7 +8,7 @@ namespace {
 
 constexpr std::array<std::string_view, WX_SCENE_STATUSES> statuses = {
     "bound", "conflict", "expired", "confirmed", "unbound", "code_sent",
-    "pending", "redeemed"
+    "scanned", "confirming", "pending", "redeemed", "cancelled"
 };
 
 /* The status a script or a hash names; WX_SCENE_STATUSES for none. */
@@ -417,6 +417,46 @@ wx_redis_redeem(const struct redisReply *reply, const wx_allocator_t *a,
         }
 
         return rc;
+    });
+}
+
+extern "C" wx_status_t
+wx_redis_names(const struct redisReply *reply, const wx_allocator_t *a,
+    wx_span_t *out, size_t max, size_t *n)
+{
+    if (reply == nullptr || a == nullptr || out == nullptr || n == nullptr) {
+        return WX_ERR_ARGS;
+    }
+
+    return wx::guarded([&] {
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0
+            || reply->elements > max)
+        {
+            return WX_ERR_REPLY;
+        }
+
+        for (size_t i = 0; i < reply->elements; i++) {
+            const redisReply *e = reply->element[i];
+
+            out[i] = wx_span_t{nullptr, 0};
+
+            if (e->type == REDIS_REPLY_NIL) {
+                continue;
+            }
+
+            if (!is_name(e)) {
+                return WX_ERR_REPLY;
+            }
+
+            wx_status_t rc = wx::copy_value(a, text(e), &out[i]);
+            if (rc != WX_OK) {
+                return rc;
+            }
+        }
+
+        *n = reply->elements;
+
+        return WX_OK;
     });
 }
 

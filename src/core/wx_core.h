@@ -194,7 +194,10 @@ struct redisReply;
  * the metrics: those before WX_SCENE_PENDING are also the outcomes of a
  * scan.  A bind scene becomes bound or conflict, a login scene confirmed
  * (the openid is bound) or unbound, a code scene code_sent; login and code
- * scenes become redeemed once wechat_redeem took their code.
+ * scenes become redeemed once wechat_redeem took their code.  With the
+ * holder's confirm, a bind scan makes it scanned until the page sends the
+ * code the scanner got, and a login scan confirming until the scanner
+ * confirms in WeChat (or cancelled, when they refuse).
  */
 typedef enum {
     WX_SCENE_BOUND = 0,
@@ -203,8 +206,11 @@ typedef enum {
     WX_SCENE_CONFIRMED,
     WX_SCENE_UNBOUND,
     WX_SCENE_CODE_SENT,
+    WX_SCENE_SCANNED,
+    WX_SCENE_CONFIRMING,
     WX_SCENE_PENDING,
     WX_SCENE_REDEEMED,
+    WX_SCENE_CANCELLED,
     WX_SCENE_STATUSES
 } wx_scene_status_t;
 
@@ -326,6 +332,14 @@ typedef int (*wx_slot_range_pt)(void *data, unsigned first, unsigned last,
  */
 wx_status_t wx_redis_cluster_slots(const struct redisReply *reply,
     wx_slot_range_pt range, void *data);
+
+/*
+ * An array of at most max elements, each nil (a span with NULL data) or a
+ * string held to the rule of names (no control character, at most
+ * WX_NAME_MAX bytes), copied into out[0..*n): a script's words and ids.
+ */
+wx_status_t wx_redis_names(const struct redisReply *reply,
+    const wx_allocator_t *a, wx_span_t *out, size_t max, size_t *n);
 
 /* A string reply copied out; WX_ERR_NOT_FOUND for nil. */
 wx_status_t wx_redis_string(const struct redisReply *reply,
@@ -497,21 +511,31 @@ wx_status_t wx_text_expand(wx_span_t text, const char *const *names,
 
 /*
  * Signed links: a link into the site that carries a follower's openid,
- * that nobody can forge, extend or swap to another openid.  The signature
- * is HMAC-SHA256 over a version tag and each field as "<length>:<bytes>",
- * so that no two field lists give the same message.
+ * that nobody can forge, extend, swap to another openid, or use at another
+ * account or for another purpose.  The signature is HMAC-SHA256 over a
+ * version tag and each field as "<length>:<bytes>", so that no two field
+ * lists give the same message.
  */
 
 #define WX_LINK_SIG_LEN        64   /* lower-case hex */
 #define WX_LINK_MIN_SECRET_LEN 32
 
+typedef struct {
+    wx_span_t             appid;       /* the account that signed it */
+    wx_span_t             purpose;     /* "register", "login-confirm", ... */
+    wx_span_t             openid;
+    wx_span_t             scene;       /* empty for a link of no scene */
+    int64_t               expires;     /* Unix seconds */
+    wx_span_t             nonce;
+} wx_link_t;
+
 /*
- * The signature of a link valid until expires (Unix seconds); openid and
- * nonce (say wx_random_hex's) must not be empty, and the secret needs
+ * The signature of a link; appid, purpose, openid and nonce (say
+ * wx_random_hex's) must not be empty, and the secret needs
  * WX_LINK_MIN_SECRET_LEN bytes, or WX_ERR_ARGS.
  */
-wx_status_t wx_link_sign(wx_span_t secret, wx_span_t openid, int64_t expires,
-    wx_span_t nonce, char out[WX_LINK_SIG_LEN]);
+wx_status_t wx_link_sign(wx_span_t secret, const wx_link_t *link,
+    char out[WX_LINK_SIG_LEN]);
 
 /*
  * Checks sig, in constant time, under each of the n secrets: the current
@@ -521,13 +545,15 @@ wx_status_t wx_link_sign(wx_span_t secret, wx_span_t openid, int64_t expires,
  * it expired; else WX_OK.  Every secret needs WX_LINK_MIN_SECRET_LEN bytes.
  */
 wx_status_t wx_link_verify(const wx_span_t *secrets, size_t n,
-    wx_span_t openid, int64_t expires, wx_span_t nonce, wx_span_t sig,
-    int64_t now);
+    const wx_link_t *link, wx_span_t sig, int64_t now);
 
-/* "openid=..&expires=..&nonce=..&sig=..", each value URL-encoded. */
-wx_status_t wx_link_query(wx_span_t secret, wx_span_t openid,
-    int64_t expires, wx_span_t nonce, const wx_allocator_t *a,
-    wx_span_t *out);
+/*
+ * "openid=..[&scene=..]&expires=..&nonce=..&sig=..", each value
+ * URL-encoded; scene only when the link has one.  The appid and the
+ * purpose are signed, not sent: the verifying location knows them.
+ */
+wx_status_t wx_link_query(wx_span_t secret, const wx_link_t *link,
+    const wx_allocator_t *a, wx_span_t *out);
 
 
 #ifdef __cplusplus

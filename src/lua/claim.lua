@@ -1,12 +1,18 @@
 -- uses: claim unbind
 -- CLAIM, for every verified query that is not a scan: KEYS the query's
--- record, stream, users, openids; ARGV digest, record ttl, then what else
+-- record, stream, users, openids, and the content's record when the push
+-- has a sender (its MsgId, or sender, time and event: WeChat may retry
+-- under a fresh signature); ARGV digest, record ttl, then what else
 -- to do for the sender: "" nothing, "user" look up the site user bound to
 -- the openid, "unbind" remove its binding (an unsubscribe); openid, now,
 -- stream maxlen.  Returns { "new" or "retry", the user or nil }, or
 -- { "replay" }.
 local used = claim(KEYS[1], ARGV[1], ARGV[2])
 if used == 'replay' then return { 'replay' } end
+if not used and KEYS[5]
+   and not redis.call('SET', KEYS[5], '1', 'NX', 'EX', ARGV[2]) then
+  used = true
+end
 local state = used and 'retry' or 'new'
 local action, openid = ARGV[3], ARGV[4]
 if action == 'user' then

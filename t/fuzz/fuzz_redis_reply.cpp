@@ -74,6 +74,9 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         wx_redeem_t redeem;
         wx_redis_redeem(reply.get(), a, &redeem);
         wx_redis_string(reply.get(), a, &s);
+        wx_span_t names[5];
+        size_t n;
+        wx_redis_names(reply.get(), a, names, 5, &n);
         wx_redis_cluster_slots(reply.get(), check_range, nullptr);
 
         if (reply->type == REDIS_REPLY_ERROR) {

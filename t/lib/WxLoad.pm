@@ -114,6 +114,7 @@ sub http_conf {
     my ($redis, $appid, $token, $app) = @_;
     return <<"EOF";
     wechat_redis $redis;
+    wechat_qrcode_confirm off;
     wechat_redis_timeout 500ms;
     wechat_redis_connect_timeout 500ms;
 

@@ -358,6 +358,46 @@ test_string(void **state)
     freeReplyObject(r);
 }
 
+/* A script's words and ids: nil kept apart, control characters refused. */
+static void
+test_names(void **state)
+{
+    (void) state;
+    redisReply *r;
+    wx_span_t out[3];
+    size_t n = 0;
+
+    r = reply_of("*3\r\n$5\r\nbound\r\n$-1\r\n$6\r\noAlice\r\n");
+    assert_int_equal(wx_redis_names(r, &test_allocator, out, 3, &n), WX_OK);
+    freeReplyObject(r);
+    assert_int_equal(n, 3);
+    assert_span_equal(out[0], "bound");
+    assert_null(out[1].data);
+    assert_span_equal(out[2], "oAlice");
+
+    /* more elements than asked for, a control character, an integer */
+    r = reply_of("*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n");
+    assert_int_equal(wx_redis_names(r, &test_allocator, out, 2, &n),
+                     WX_ERR_REPLY);
+    freeReplyObject(r);
+    r = reply_of("*1\r\n$3\r\na\nb\r\n");
+    assert_int_equal(wx_redis_names(r, &test_allocator, out, 3, &n),
+                     WX_ERR_REPLY);
+    freeReplyObject(r);
+    r = reply_of("*1\r\n:1\r\n");
+    assert_int_equal(wx_redis_names(r, &test_allocator, out, 3, &n),
+                     WX_ERR_REPLY);
+    freeReplyObject(r);
+    r = reply_of("$5\r\nbound\r\n");
+    assert_int_equal(wx_redis_names(r, &test_allocator, out, 3, &n),
+                     WX_ERR_REPLY);
+    freeReplyObject(r);
+    r = reply_of("*0\r\n");
+    assert_int_equal(wx_redis_names(r, &test_allocator, out, 3, &n),
+                     WX_ERR_REPLY);
+    freeReplyObject(r);
+}
+
 static void
 test_reader_limit(void **state)
 {
@@ -412,6 +452,7 @@ main(void)
         cmocka_unit_test_setup(test_redeem, reset_arena),
         cmocka_unit_test_setup(test_qrcode_url, reset_arena),
         cmocka_unit_test_setup(test_string, reset_arena),
+        cmocka_unit_test_setup(test_names, reset_arena),
         cmocka_unit_test(test_reader_limit),
     };
 

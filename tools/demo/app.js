@@ -12,8 +12,13 @@
 //   GET  /app/me         {"user","openid"}: the binding, from wechat_binding
 //   POST /app/unbind     drops the binding, so the demo can run again
 //   POST /app/redeem     {"scene","code"}: trades a login or verification code at
-//                        wechat_redeem for a session
+//                        wechat_redeem, with the browser's cookies, for a session
 //   POST /wechat         pushes the module passes on (wechat_pass): printed
+//
+// The pages' bodies are JSON, and a body of another type is refused with
+// 415: a form on another site can post only form or text types without
+// the browser asking first (CORS), so it cannot log a visitor in to the
+// attacker's account with the attacker's code (login CSRF).
 
 const http = require('http');
 const crypto = require('crypto');
@@ -79,7 +84,14 @@ function readBody(req) {
   });
 }
 
-async function readJson(req) {
+// The request's JSON object; null (after answering 415) for a body that is
+// not application/json.
+async function readJson(req, res) {
+  const type = (req.headers['content-type'] || '').split(';')[0].trim().toLowerCase();
+  if (type !== 'application/json') {
+    send(res, 415, { error: 'the body must be application/json' });
+    return null;
+  }
   try {
     const body = JSON.parse(await readBody(req));
     return body && typeof body === 'object' ? body : {};
@@ -122,7 +134,9 @@ const ROUTES = {
   },
 
   'POST /app/login': async (req, res) => {
-    const { name } = await readJson(req);
+    const body = await readJson(req, res);
+    if (!body) return undefined;
+    const { name } = body;
     if (typeof name !== 'string' || !NAME.test(name)) {
       return send(res, 400, { error: 'name: 1 to 32 letters, digits, _ . -' });
     }
@@ -151,16 +165,20 @@ const ROUTES = {
 
   // The code comes from the page: the login poll's "code" or what the user
   // typed from WeChat.  wechat_redeem takes it once and names the WeChat
-  // user and the site user bound to it; the browser's cookies go along for
-  // the poll-token cookie.
+  // user and the site user bound to it; the browser's Cookie header goes
+  // along, as wechat_redeem_token wants: the poll token wechat_qrcode set
+  // in this browser, so a code redeems only where its scene was shown.
   'POST /app/redeem': async (req, res) => {
-    const { scene, code } = await readJson(req);
+    const body = await readJson(req, res);
+    if (!body) return undefined;
+    const { scene, code } = body;
     if (typeof code !== 'string' || !/^[A-Za-z0-9]{1,64}$/.test(code)
         || typeof scene !== 'string' || !/^[A-Za-z0-9_]{1,64}$/.test(scene)) {
       return send(res, 400, { error: 'bad scene or code' });
     }
     const answer = await nginx('POST', '/internal/redeem',
-      { body: `scene=${encodeURIComponent(scene)}&code=${encodeURIComponent(code)}` });
+      { body: `scene=${encodeURIComponent(scene)}&code=${encodeURIComponent(code)}`,
+        cookie: req.headers.cookie });
     const redeemed = answer.json || {};
     if (answer.status !== 200) {
       return send(res, answer.status === 404 ? 404 : 502,

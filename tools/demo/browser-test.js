@@ -107,6 +107,58 @@ async function simulateScan(page, openid, follows = false) {
   return (await page.locator('#sim-sees').innerText({ timeout: TIMEOUT })).trim();
 }
 
+// The code in the reply a bind scan got in WeChat.
+function bindCode(sees) {
+  const [, code] = sees.match(/^绑定验证码 (\d{4,8})，/) || [];
+  if (!code) throw new Error(`no bind code in what WeChat shows: ${sees}`);
+  return code;
+}
+
+// Types a code into the page's code form and sends it; answers the
+// response of the request it made (urlPart names it).
+async function typeCode(page, code, urlPart) {
+  await page.fill('#code', code);
+  const [response] = await Promise.all([
+    page.waitForResponse((r) => r.url().includes(urlPart) && r.request().method() === 'POST',
+                         { timeout: TIMEOUT }),
+    page.click('#code-form button'),
+  ]);
+  return response;
+}
+
+function otherCode(code) {
+  return code === '000000' ? '111111' : '000000';
+}
+
+// A bind of the page's user to openid: the scan, the code typed in.
+async function bindByScan(page, openid, follows = false) {
+  const sees = await simulateScan(page, openid, follows);
+  await expectState(page, 'scanned');
+  await typeCode(page, bindCode(sees), '/bind/poll');
+  await expectState(page, 'done');
+}
+
+async function scanDisabled(page) {
+  await page.locator('#sim-scan[disabled]').waitFor({ timeout: TIMEOUT });
+}
+
+// The app's view of this browser: {user, openid} or 401.
+async function me(page) {
+  return page.evaluate(() => Demo.api('GET', '/app/me'));
+}
+
+// The link in the phone's reply, tapped: the page it opens in the phone's
+// own window (WeChat's browser, in the demo a small pop-up).
+async function openConfirmLink(page) {
+  const [phone] = await Promise.all([
+    page.waitForEvent('popup', { timeout: TIMEOUT }),
+    page.click('#sim-sees .sim-link'),
+  ]);
+  await phone.waitForLoadState();
+  await phone.setViewportSize({ width: 400, height: 640 });
+  return phone;
+}
+
 async function qrImageShown(page) {
   await page.locator('#flow[data-state="waiting"]').waitFor({ timeout: TIMEOUT });
   // the image may still be on its way (nginx under valgrind draws it slowly)
@@ -138,12 +190,32 @@ async function bindFlow(browser) {
     await shot(page, 'bind-waiting');
   });
 
-  await check('bind page: a simulated scan binds, WeChat says 绑定成功', page, async () => {
+  let code;
+  await check('bind page: a scan binds nothing, WeChat sends the scanner a code, the page asks for it', page, async () => {
     const sees = await simulateScan(page, alice);
-    expectEqual(sees, '绑定成功', 'the reply in WeChat');
+    expectMatch(sees, /^绑定验证码 \d{6}，请在网页上输入/, 'the reply in WeChat');
+    code = bindCode(sees);
+    expectMatch(await expectState(page, 'scanned'), /请输入微信收到的验证码/, 'title');
+    if (!await page.locator('#code-form').isVisible()) throw new Error('no code form');
+    expectEqual((await me(page)).openid, null, 'the binding after the scan');
+    await shot(page, 'bind-code');
+  });
+
+  await check('bind page: a wrong code is refused', page, async () => {
+    const response = await typeCode(page, otherCode(code), '/bind/poll');
+    expectEqual(response.status(), 403, 'answer');
+    await page.locator('#flow .status .title', { hasText: '验证码不对' }).waitFor({ timeout: TIMEOUT });
+    expectEqual(await page.getAttribute('#flow', 'data-state'), 'scanned', 'state');
+    expectEqual((await me(page)).openid, null, 'the binding after a wrong code');
+  });
+
+  await check('bind page: the code from WeChat binds', page, async () => {
+    await typeCode(page, code, '/bind/poll');
     expectMatch(await expectState(page, 'done'), /绑定成功/, 'title');
     expectEqual(await page.locator('#openid').innerText(), alice, 'openid shown');
     await page.locator('#account-binding', { hasText: '已绑定微信' }).waitFor({ timeout: TIMEOUT });
+    if (await page.locator('#code-form').isVisible()) throw new Error('the code form is still shown');
+    await scanDisabled(page);
     await shot(page, 'bind-done');
   });
 
@@ -158,17 +230,35 @@ async function bindFlow(browser) {
   });
 
   await check('bind page: a WeChat bound to another user is a conflict', bob, async () => {
+    // a stranger's scan decides nothing: the conflict shows once the code
+    // the scanner got is typed
     const sees = await simulateScan(bob, alice, true);
-    expectEqual(sees, '该微信已绑定其他账号', 'the reply in WeChat');
+    await expectState(bob, 'scanned');
+    await typeCode(bob, bindCode(sees), '/bind/poll');
     expectMatch(await expectState(bob, 'conflict'), /该微信已绑定其他账号/, 'title');
+    await scanDisabled(bob);
     await shot(bob, 'bind-conflict');
   });
 
   await check('bind page: a new code, and SSE falls back to polling', bob, async () => {
     await bob.goto(`${opts.url}/bind.html?sse=1`);
     await qrImageShown(bob);
-    await simulateScan(bob, `${alice}B`);
-    await expectState(bob, 'done');
+    await bindByScan(bob, `${alice}B`);
+  });
+
+  await check('bind page: too many wrong codes void the QR code', bob, async () => {
+    await bob.goto(`${opts.url}/bind.html`);
+    await qrImageShown(bob);
+    const right = bindCode(await simulateScan(bob, `${alice}C`));
+    // wechat_redeem_attempts: 5 by default
+    for (let i = 1; i <= 5; i++) {
+      const response = await typeCode(bob, otherCode(right), '/bind/poll');
+      expectEqual(response.status(), 403, `wrong code ${i}`);
+    }
+    expectMatch(await expectState(bob, 'burnt'), /验证码错误次数太多/, 'title');
+    await scanDisabled(bob);
+    expectEqual((await me(bob)).openid, `${alice}B`, 'the binding kept');
+    await shot(bob, 'bind-burnt');
   });
 
   await check('bind page: a code past its lifetime shows expired', bob, async () => {
@@ -177,6 +267,7 @@ async function bindFlow(browser) {
     await qrImageShown(bob);
     await bob.clock.fastForward('02:01');
     expectMatch(await expectState(bob, 'expired'), /二维码已过期/, 'title');
+    await scanDisabled(bob);
     await shot(bob, 'bind-expired');
     await bob.click('#restart');
     await qrImageShown(bob);
@@ -219,6 +310,15 @@ async function helperChecks(browser) {
     polls++;
     route.fulfill({ json: polls < 3 ? { status: 'pending' } : { status: 'bound', openid: 'oShort' } });
   });
+  let confirmed = null;
+  await page.route('**/t/confirm-poll*', (route) => {
+    const request = route.request();
+    if (request.method() !== 'POST') return route.fulfill({ json: { status: 'scanned' } });
+    confirmed = { body: request.postData(), type: request.headers()['content-type'] };
+    return /&code=246810(&|$)/.test(confirmed.body)
+      ? route.fulfill({ json: { status: 'bound', openid: 'oCode' } })
+      : route.fulfill({ status: 403, json: { error: 'wrong code' } });
+  });
   await page.route('**/t/long-poll*', (route) => setTimeout(() => route.fulfill({
     json: { status: 'conflict' } }), 1500));
   await page.route('**/t/sse-poll*', (route) => {
@@ -228,18 +328,24 @@ async function helperChecks(browser) {
   });
   await page.goto(`${opts.url}/index.html`);
   await page.addScriptTag({ url: '/wechat-scan.js' });
-  const run = (poll, sse) => page.evaluate(([pollUrl, useSse]) => new Promise((resolve) => {
+  // codes: typed in turn once the poll says "scanned"
+  const run = (poll, sse, codes = []) => page.evaluate(([pollUrl, useSse, typed]) => new Promise((resolve) => {
     const seen = [];
     const img = document.createElement('img');
-    WechatScan.start({
+    const next = () => scan.confirm(typed.shift()).then((answer) => {
+      seen.push(`http${answer.httpStatus}`);
+      if (typed.length) next();
+    });
+    const scan = WechatScan.start({
       qrcode: '/t/qrcode', poll: pollUrl, image: '/t/image', img, sse: useSse, interval: 100,
       onStatus: (status, answer) => {
         seen.push(status + (answer.openid ? `:${answer.openid}` : ''));
-        if (WechatScan.FINAL.includes(status)) resolve({ seen, src: img.getAttribute('src') });
+        if (status === 'scanned' && typed.length) next();
+        if (WechatScan.FINAL.includes(status)) resolve({ seen: seen.slice(), src: img.getAttribute('src') });
       },
       onError: (e) => resolve({ seen, error: e.message }),
     });
-  }), [poll, sse]);
+  }), [poll, sse, codes]);
 
   await check('wechat-scan.js: repeats a poll that answers pending at once', page, async () => {
     const r = await run('/t/short-poll', false);
@@ -247,6 +353,13 @@ async function helperChecks(browser) {
     expectEqual(polls, 3, 'polls');
     // the token rides in wechat_qrcode's cookie, never in a URL
     expectEqual(r.src, `/t/image?scene=${scene.scene}&size=6`, 'image URL');
+  });
+  await check('wechat-scan.js: confirm() posts the code to the poll and reports the binding', page, async () => {
+    const r = await run('/t/confirm-poll', false, ['000000', '246810']);
+    expectEqual(r.seen.join(' '), 'pending scanned http403 bound:oCode', 'statuses');
+    expectEqual(confirmed.body, `scene=${scene.scene}&code=246810&token=${scene.token}`,
+                'the form, with the token');
+    expectEqual(confirmed.type, 'application/x-www-form-urlencoded', 'its type');
   });
   await check('wechat-scan.js: waits on a long poll', page, async () => {
     const r = await run('/t/long-poll', false);
@@ -278,8 +391,7 @@ async function loginFlow(browser) {
     await page.goto(`${opts.url}/bind.html`);
     await loginByName(page, 'dave');
     await qrImageShown(page);
-    await simulateScan(page, openid);
-    await expectState(page, 'done');
+    await bindByScan(page, openid);
   });
   const guest = await newPage(browser);
   await check('login page: the QR code and "scan with WeChat"', guest, async () => {
@@ -287,22 +399,73 @@ async function loginFlow(browser) {
     await qrImageShown(guest);
     await shot(guest, 'login-waiting');
   });
-  await check('login page: a bound WeChat signs in', guest, async () => {
-    await simulateScan(guest, openid, true);
+  await check('login page: a scan signs nobody in, WeChat sends a confirm link', guest, async () => {
+    const sees = await simulateScan(guest, openid, true);
+    expectMatch(sees, /^请确认是否登录：http:\/\/127\.0\.0\.1:\d+\/login\/confirm\?openid=/, 'the reply in WeChat');
+    expectMatch(await expectState(guest, 'confirming'), /请在手机上确认/, 'title');
+    expectEqual((await me(guest)).httpStatus, 401, 'the app before the confirm');
+    await shot(guest, 'login-confirming');
+  });
+  let phone;
+  await check('login page: the link opens the confirm page, naming the site and the browser', guest, async () => {
+    phone = await openConfirmLink(guest);
+    expectMatch(await phone.locator('h1').innerText(), /^登录 127\.0\.0\.1？$/, 'its question');
+    const who = await phone.locator('.who').first().innerText();
+    expectMatch(who, /Chrome/, 'the browser that asked');
+    expectMatch(who, /Its network: 127\.0\.0\.\*/, 'its network');
+    await shot(phone, 'login-phone');
+    expectEqual(await guest.getAttribute('#flow', 'data-state'), 'confirming', 'the page, the link opened');
+  });
+  await check('login page: Confirm on the phone signs in', guest, async () => {
+    await phone.click('button[value=confirm]');
+    expectMatch(await phone.locator('h1').innerText(), /已确认登录/, 'the phone');
+    await phone.close();
     expectMatch(await expectState(guest, 'done'), /登录成功/, 'title');
     expectEqual(await guest.locator('#signed-in-user').innerText(), 'dave', 'user');
     await guest.locator('#account-user', { hasText: 'dave' }).waitFor({ timeout: TIMEOUT });
+    await scanDisabled(guest);
     await shot(guest, 'login-done');
   });
+  const victim = await newPage(browser);
+  await check('login page: Cancel on the phone signs nobody in', victim, async () => {
+    await victim.goto(`${opts.url}/login.html`);
+    await qrImageShown(victim);
+    await simulateScan(victim, openid, true);
+    await expectState(victim, 'confirming');
+    const cancel = await openConfirmLink(victim);
+    await cancel.click('button[value=cancel]');
+    expectMatch(await cancel.locator('h1').innerText(), /已取消/, 'the phone');
+    await cancel.close();
+    expectMatch(await expectState(victim, 'cancelled'), /已在手机上取消/, 'title');
+    await scanDisabled(victim);
+    expectEqual((await me(victim)).httpStatus, 401, 'the app after the cancel');
+    await shot(victim, 'login-cancelled');
+    await victim.click('#restart');
+    await qrImageShown(victim);
+    await victim.locator('#sim-scan:not([disabled])').waitFor({ timeout: TIMEOUT });
+  });
   const stranger = await newPage(browser);
-  await check('login page: an unbound WeChat is told to bind first', stranger, async () => {
+  await check('login page: an unbound WeChat, confirmed, is told to bind first', stranger, async () => {
     await stranger.goto(`${opts.url}/login.html`);
     await qrImageShown(stranger);
     await simulateScan(stranger, `${openid}New`);
+    await expectState(stranger, 'confirming');
+    const confirm = await openConfirmLink(stranger);
+    await confirm.click('button[value=confirm]');
+    expectMatch(await confirm.locator('body').innerText(), /这个微信还没有绑定账号/, 'the phone');
+    await confirm.close();
     expectMatch(await expectState(stranger, 'unbound'), /还没有绑定账号/, 'title');
     await shot(stranger, 'login-unbound');
   });
-  for (const p of [page, guest, stranger]) await p.context().close();
+  await check('app: a redeem body that is not JSON is refused (login CSRF)', stranger, async () => {
+    const statuses = await stranger.evaluate(() => Promise.all([
+      fetch('/app/redeem', { method: 'POST', body: new URLSearchParams({ scene: 'wxs_a', code: 'b' }) }),
+      fetch('/app/redeem', { method: 'POST', headers: { 'Content-Type': 'text/plain' },
+                             body: '{"scene":"wxs_a","code":"b"}' }),
+    ].map((p) => p.then((r) => r.status))));
+    expectEqual(statuses.join(' '), '415 415', 'statuses');
+  });
+  for (const p of [page, guest, victim, stranger]) await p.context().close();
 }
 
 async function codeFlow(browser) {
@@ -312,8 +475,7 @@ async function codeFlow(browser) {
     await page.goto(`${opts.url}/bind.html`);
     await loginByName(page, 'erin');
     await qrImageShown(page);
-    await simulateScan(page, openid);
-    await expectState(page, 'done');
+    await bindByScan(page, openid);
   });
   const guest = await newPage(browser);
   let code;
@@ -327,13 +489,11 @@ async function codeFlow(browser) {
     await shot(guest, 'code-sent');
   });
   await check('code page: a wrong code is refused', guest, async () => {
-    await guest.fill('#code', '000000' === code ? '111111' : '000000');
-    await guest.click('#code-form button');
+    await typeCode(guest, otherCode(code), '/app/redeem');
     await guest.locator('#flow .status .title', { hasText: '验证码不对' }).waitFor({ timeout: TIMEOUT });
   });
   await check('code page: the right code signs in', guest, async () => {
-    await guest.fill('#code', code);
-    await guest.click('#code-form button');
+    await typeCode(guest, code, '/app/redeem');
     expectMatch(await expectState(guest, 'done'), /登录成功/, 'title');
     expectEqual(await guest.locator('#signed-in-user').innerText(), 'erin', 'user');
     await shot(guest, 'code-done');

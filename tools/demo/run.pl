@@ -45,7 +45,8 @@ ngx_http_wechat_module demo: open $url/
 
 Log in with any name, then scan the QR code with the "模拟扫码 / simulate
 scan" panel beside it: the fake WeChat platform plays the phone and shows
-the reply WeChat would show.
+the reply WeChat would show: the bind code to type into the page, or the
+login's confirm link, which opens in a small window as it would in WeChat.
 
 From a shell, as WeChat would push it (see README, wxsim):
 
