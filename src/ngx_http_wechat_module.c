@@ -952,6 +952,8 @@ ngx_http_wechat_redis_addr(ngx_conf_t *cf, ngx_str_t *text,
 static ngx_int_t
 ngx_http_wechat_check_api(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
 {
+    ngx_http_wechat_main_conf_t  *wmcf;
+
     if (conf->api_pass.len == 0 || conf->api_pass.data[0] != '/') {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "WeChat's API needs \"wechat_api_pass\" with "
@@ -967,6 +969,13 @@ ngx_http_wechat_check_api(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
                            "\"wechat_secret\" or "
                            "\"wechat_access_token_key\"");
         return NGX_ERROR;
+    }
+
+    /* the end of a token refresh is published to those who wait for it */
+
+    if (conf->token_key.len == 0) {
+        wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wechat_module);
+        wmcf->pubsub = 1;
     }
 
     return NGX_OK;

@@ -224,6 +224,8 @@ struct ngx_http_wechat_api_call_s {
 #define NGX_HTTP_WECHAT_API_FAILED       2  /* no answer, or not HTTP 200 */
 #define NGX_HTTP_WECHAT_API_RESULTS      3
 #define NGX_HTTP_WECHAT_API_NO_TOKEN     3  /* not counted: Redis failed */
+#define NGX_HTTP_WECHAT_API_BACKOFF      4  /* not counted: a refresh failed
+                                               a moment ago, none is tried */
 
 
 /*
@@ -245,6 +247,9 @@ typedef struct {
     ngx_str_t                       token;
     ngx_str_t                       lock_id;
     ngx_event_t                     wait;
+    struct ngx_http_wechat_waiter_s *waiter;    /* for another's refresh */
+    ngx_msec_t                      interval;   /* between looks, growing */
+    time_t                          retry_after;    /* with BACKOFF */
 
     ngx_uint_t                      result;     /* NGX_HTTP_WECHAT_API_* */
     ngx_uint_t                      status;     /* of the last answer */
@@ -256,6 +261,7 @@ typedef struct {
     unsigned                        busy_retried:1;
     unsigned                        starting:1;
     unsigned                        ended:1;
+    unsigned                        subscribed:1;   /* the waiter's */
 } ngx_http_wechat_wx_t;
 
 /* What follows a push's claim in Redis: answer the URL check, or pass. */
@@ -411,6 +417,10 @@ typedef struct {
                                          [NGX_HTTP_WECHAT_API_RESULTS];
     ngx_atomic_t                token_refreshes[2];     /* ok, failed */
     ngx_atomic_t                token_issued;   /* unix time, latest seen */
+    ngx_atomic_t                token_backoff_until;    /* unix time, latest
+                                                           seen */
+    ngx_atomic_t                token_refusals; /* answered in a back-off */
+    ngx_atomic_t                token_wakeups[2];   /* message, timer */
 } ngx_http_wechat_metrics_t;
 
 extern ngx_http_wechat_metrics_t  *ngx_http_wechat_metrics;
@@ -554,6 +564,8 @@ ngx_int_t ngx_http_wechat_no_store(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_send_answer(ngx_http_request_t *r,
     ngx_uint_t status, wx_span_t json);
 ngx_int_t ngx_http_wechat_send_unavailable(ngx_http_request_t *r);
+ngx_int_t ngx_http_wechat_send_retry(ngx_http_request_t *r,
+    ngx_uint_t status, const char *what, time_t seconds);
 ngx_int_t ngx_http_wechat_wait_redis(ngx_http_request_t *r, ngx_int_t rc);
 extern ngx_str_t  ngx_http_wechat_stream_maxlen;
 

@@ -215,13 +215,14 @@ wx_redis_token(const struct redisReply *reply, const wx_allocator_t *a,
     return wx::guarded([&] {
         *out = wx_token_state_t{};
 
-        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 5) {
             return WX_ERR_REPLY;
         }
 
         const redisReply *const *e = reply->element;
 
-        if (!is_integer(e[1]) || !is_integer(e[3])
+        if (!is_integer(e[1]) || !is_integer(e[3]) || !is_integer(e[4])
+            || e[4]->integer < 0
             || (e[0]->type != REDIS_REPLY_NIL && !is_string(e[0]))
             || (e[2]->type != REDIS_REPLY_NIL && !is_string(e[2])))
         {
@@ -230,6 +231,7 @@ wx_redis_token(const struct redisReply *reply, const wx_allocator_t *a,
 
         out->ttl_ms = e[1]->integer;
         out->locked = e[3]->integer == 1;
+        out->backoff_ms = e[4]->integer;
 
         if (is_string(e[2]) && !parse_time(text(e[2]), &out->issued_ms)) {
             return WX_ERR_REPLY;

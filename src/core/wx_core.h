@@ -238,11 +238,14 @@ typedef struct {
     int64_t               ttl_ms;      /* its remaining life */
     int64_t               issued_ms;   /* 0 when unknown */
     int                   locked;      /* this caller must refresh it */
+    int64_t               backoff_ms;  /* no refresh for this long: the
+                                          last one failed; 0 if none */
 } wx_token_state_t;
 
 /*
- * The TOKEN script's { token or nil, ttl (ms), issued (ms) or nil, locked };
- * a token is checked as WeChat's answer is (printable, capped).
+ * The TOKEN script's { token or nil, ttl (ms), issued (ms) or nil, locked,
+ * back-off left (ms) }; a token is checked as WeChat's answer is
+ * (printable, capped).
  */
 wx_status_t wx_redis_token(const struct redisReply *reply,
     const wx_allocator_t *a, wx_token_state_t *out);

@@ -117,30 +117,40 @@ test_token(void **state)
     (void) state;
     wx_token_state_t t;
 
-    assert_int_equal(token_state("*4\r\n$6\r\nTOK_en\r\n:7000000\r\n"
-                                 "$13\r\n1700000000000\r\n:0\r\n", &t),
+    assert_int_equal(token_state("*5\r\n$6\r\nTOK_en\r\n:7000000\r\n"
+                                 "$13\r\n1700000000000\r\n:0\r\n:0\r\n",
+                                 &t),
                      WX_OK);
     assert_span_equal(t.token, "TOK_en");
     assert_int_equal(t.ttl_ms, 7000000);
     assert_int_equal(t.issued_ms, 1700000000000LL);
     assert_false(t.locked);
+    assert_int_equal(t.backoff_ms, 0);
 
     /* none stored: this caller holds the lock */
-    assert_int_equal(token_state("*4\r\n$-1\r\n:-2\r\n$-1\r\n:1\r\n", &t),
-                     WX_OK);
+    assert_int_equal(token_state("*5\r\n$-1\r\n:-2\r\n$-1\r\n:1\r\n"
+                                 ":0\r\n", &t), WX_OK);
     assert_span_equal(t.token, "");
     assert_int_equal(t.ttl_ms, -2);
     assert_true(t.locked);
 
+    /* the last refresh failed: no lock, the back-off's time left */
+    assert_int_equal(token_state("*5\r\n$-1\r\n:-2\r\n$-1\r\n:0\r\n"
+                                 ":1500\r\n", &t), WX_OK);
+    assert_false(t.locked);
+    assert_int_equal(t.backoff_ms, 1500);
+
     /* a stored value that is no token, and shapes the script never has */
-    assert_int_equal(token_state("*4\r\n$3\r\na b\r\n:5\r\n$-1\r\n:0\r\n",
+    assert_int_equal(token_state("*5\r\n$3\r\na b\r\n:5\r\n$-1\r\n:0\r\n"
+                                 ":0\r\n", &t), WX_ERR_REPLY);
+    assert_int_equal(token_state("*4\r\n$1\r\nt\r\n:5\r\n$-1\r\n:0\r\n",
                                  &t), WX_ERR_REPLY);
-    assert_int_equal(token_state("*3\r\n$1\r\nt\r\n:5\r\n$-1\r\n", &t),
-                     WX_ERR_REPLY);
-    assert_int_equal(token_state("*4\r\n$1\r\nt\r\n$1\r\n5\r\n$-1\r\n"
-                                 ":0\r\n", &t), WX_ERR_REPLY);
-    assert_int_equal(token_state("*4\r\n$1\r\nt\r\n:5\r\n$2\r\nxx\r\n"
-                                 ":0\r\n", &t), WX_ERR_REPLY);
+    assert_int_equal(token_state("*5\r\n$1\r\nt\r\n$1\r\n5\r\n$-1\r\n"
+                                 ":0\r\n:0\r\n", &t), WX_ERR_REPLY);
+    assert_int_equal(token_state("*5\r\n$1\r\nt\r\n:5\r\n$2\r\nxx\r\n"
+                                 ":0\r\n:0\r\n", &t), WX_ERR_REPLY);
+    assert_int_equal(token_state("*5\r\n$-1\r\n:-2\r\n$-1\r\n:0\r\n"
+                                 ":-1\r\n", &t), WX_ERR_REPLY);
 }
 
 static void
