@@ -48,6 +48,8 @@ static char *ngx_http_wechat_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wechat_qrcode(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_wechat_qrcode_rate(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_wechat_template_slot(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_wechat_link_secret(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -222,6 +224,13 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_wechat_loc_conf_t, qrcode_expire),
       &ngx_http_wechat_qrcode_expire_p },
+
+    { ngx_string("wechat_qrcode_rate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_wechat_qrcode_rate,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, qrcode_rate),
+      NULL },
 
     { ngx_string("wechat_reply"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
@@ -591,6 +600,7 @@ ngx_http_wechat_create_loc_conf(ngx_conf_t *cf)
     conf->timestamp_skew = NGX_CONF_UNSET;
     conf->user = NGX_CONF_UNSET_PTR;
     conf->qrcode_expire = NGX_CONF_UNSET;
+    conf->qrcode_rate = NGX_CONF_UNSET_UINT;
     conf->unbind_on_unsubscribe = NGX_CONF_UNSET;
     conf->mode = NGX_CONF_UNSET_UINT;
     conf->aes_keys = NGX_CONF_UNSET_PTR;
@@ -624,6 +634,7 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->redis_prefix, prev->redis_prefix, "wx:");
     ngx_conf_merge_ptr_value(conf->user, prev->user, NULL);
     ngx_conf_merge_sec_value(conf->qrcode_expire, prev->qrcode_expire, 300);
+    ngx_conf_merge_uint_value(conf->qrcode_rate, prev->qrcode_rate, 20);
     ngx_conf_merge_value(conf->unbind_on_unsubscribe,
                          prev->unbind_on_unsubscribe, 0);
     ngx_conf_merge_uint_value(conf->mode, prev->mode,
@@ -1294,6 +1305,43 @@ ngx_http_wechat_aes_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/* wechat_qrcode_rate N/s: the new scenes an account may have a second. */
+
+static char *
+ngx_http_wechat_qrcode_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_wechat_loc_conf_t *wlcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (wlcf->qrcode_rate != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    n = NGX_ERROR;
+
+    if (value[1].len > 2
+        && ngx_strncmp(value[1].data + value[1].len - 2, "/s", 2) == 0)
+    {
+        n = ngx_atoi(value[1].data, value[1].len - 2);
+    }
+
+    if (n < 1 || n > 100000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid rate \"%V\": it must be N/s, N from 1 "
+                           "to 100000", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    wlcf->qrcode_rate = n;
 
     return NGX_CONF_OK;
 }

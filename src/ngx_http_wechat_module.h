@@ -148,6 +148,7 @@ typedef struct {
     ngx_http_complex_value_t   *user;
     ngx_uint_t                  qrcode_kind;
     time_t                      qrcode_expire;
+    ngx_uint_t                  qrcode_rate;    /* new scenes a second */
     ngx_str_t                   reply[WX_SCAN_OUTCOMES];
     ngx_str_t                   reply_subscribe;    /* to a new follower
                                                        who is no user */
@@ -182,6 +183,10 @@ typedef struct ngx_http_wechat_poll_s  ngx_http_wechat_poll_t;
 
 
 typedef struct ngx_http_wechat_ctx_s  ngx_http_wechat_ctx_t;
+
+
+/* What wechat_qrcode learns before it issues a scene: _qrcode.c's. */
+typedef struct ngx_http_wechat_issue_s  ngx_http_wechat_issue_t;
 
 
 /* A call to WeChat's API: _api.c makes it, its handler learns the end. */
@@ -293,6 +298,7 @@ struct ngx_http_wechat_ctx_s {
     ngx_http_wechat_wx_t        wx;
     ngx_str_t                   ticket;         /* of a QR code issued */
     ngx_str_t                   url;
+    ngx_http_wechat_issue_t    *issue;
 
     ngx_str_t                   plain;          /* decrypted push XML */
     u_char                     *aes_key;        /* the key that decrypted */
@@ -421,6 +427,7 @@ typedef struct {
                                                            seen */
     ngx_atomic_t                token_refusals; /* answered in a back-off */
     ngx_atomic_t                token_wakeups[2];   /* message, timer */
+    ngx_atomic_t                qrcodes[3];     /* new, reused, refused */
 } ngx_http_wechat_metrics_t;
 
 extern ngx_http_wechat_metrics_t  *ngx_http_wechat_metrics;

@@ -8,7 +8,7 @@
 #include "ngx_http_wechat_module.h"
 
 
-#define NGX_HTTP_WECHAT_FAMILIES  18
+#define NGX_HTTP_WECHAT_FAMILIES  19
 
 
 typedef const char *(*ngx_http_wechat_label_pt)(ngx_uint_t i);
@@ -29,6 +29,7 @@ static const char *ngx_http_wechat_poll_label(ngx_uint_t i);
 static const char *ngx_http_wechat_bucket_label(ngx_uint_t i);
 static const char *ngx_http_wechat_refresh_label(ngx_uint_t i);
 static const char *ngx_http_wechat_wakeup_label(ngx_uint_t i);
+static const char *ngx_http_wechat_qrcode_label(ngx_uint_t i);
 static u_char *ngx_http_wechat_status_api(u_char *p, u_char *last,
     ngx_http_wechat_metrics_t *m);
 static void ngx_http_wechat_status_snapshot(ngx_http_wechat_metrics_t *m,
@@ -102,6 +103,11 @@ static ngx_http_wechat_family_t  ngx_http_wechat_families[] = {
       "Looks again of callers waiting for another's refresh, by what woke "
       "them.", "by", ngx_http_wechat_wakeup_label, 2 },
 
+    { "wechat_qrcodes_total", "counter",
+      "wechat_qrcode answers, by outcome: a new scene, a pending one given "
+      "back, refused over wechat_qrcode_rate.", "outcome",
+      ngx_http_wechat_qrcode_label, 3 },
+
     { "wechat_redis_command_duration_seconds_bucket", "histogram",
       "Redis command round trips.", "le", ngx_http_wechat_bucket_label,
       NGX_HTTP_WECHAT_BUCKETS }
@@ -115,6 +121,10 @@ static const char *const  ngx_http_wechat_push_labels[] = {
 static const char *const  ngx_http_wechat_reject_labels[] = {
     "missing", "signature", "timestamp", "msg_signature", "plaintext",
     "xml", "decrypt", "too_large", "method", "replay", "field"
+};
+
+static const char *const  ngx_http_wechat_qrcode_labels[] = {
+    "new", "reused", "rate_limited"
 };
 
 static const char *const  ngx_http_wechat_api_endpoint_labels[] = {
@@ -244,7 +254,8 @@ ngx_http_wechat_status_snapshot(ngx_http_wechat_metrics_t *m,
     values[14] = &computed[2];
     values[15] = (ngx_atomic_uint_t *) &m->token_refusals;
     values[16] = (ngx_atomic_uint_t *) m->token_wakeups;
-    values[17] = buckets;
+    values[17] = (ngx_atomic_uint_t *) m->qrcodes;
+    values[18] = buckets;
 }
 
 
@@ -350,6 +361,13 @@ static const char *
 ngx_http_wechat_wakeup_label(ngx_uint_t i)
 {
     return i == 0 ? "message" : "timer";
+}
+
+
+static const char *
+ngx_http_wechat_qrcode_label(ngx_uint_t i)
+{
+    return ngx_http_wechat_qrcode_labels[i];
 }
 
 

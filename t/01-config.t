@@ -28,7 +28,16 @@ for my $file (@examples) {
     open my $fh, '<', $file or die;
     my $text = do { local $/; <$fh> };
     my ($ok, $out) = nginx_t($text);
-    ok($ok, "nginx -t accepts " . (split m{/}, $file)[-1]) or diag($out);
+    my $name = (split m{/}, $file)[-1];
+    ok($ok, "nginx -t accepts $name") or diag($out);
+
+    # a scene may cost a qrcode/create call: each location that issues
+    # them limits how fast one client may ask
+    my @issuing = $text =~ /location [^{]*\{([^}]*wechat_qrcode (?:bind|login|code);[^}]*)\}/g;
+    for my $body (@issuing) {
+        like($body, qr/^\s*limit_req zone=\w+/m,
+             "$name: a location issuing scenes carries a limit_req");
+    }
 }
 
 my $head = "load_module x;\nevents {}\nhttp {\n";
@@ -79,6 +88,12 @@ my @bad = (
     [ 'template field',
       'wechat_code_template TPL code;',
       qr/invalid template field "code"/ ],
+    [ 'qrcode rate without /s',
+      'wechat_qrcode_rate 10;',
+      qr/invalid rate "10": it must be N\/s/ ],
+    [ 'qrcode rate of 0',
+      'wechat_qrcode_rate 0/s;',
+      qr/invalid rate "0\/s"/ ],
     [ 'qrcode expire over 30 days',
       'wechat_qrcode_expire 31d;',
       qr/must be between 1s and 30d/ ],

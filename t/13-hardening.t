@@ -81,7 +81,7 @@ my $P = "wx:{$appid}:";
 
 sub issue {
     my ($user) = @_;
-    my $res = http_req('GET', $ng->url("/qrcode?user=$user"));
+    my $res = http_req('POST', $ng->url("/qrcode?user=$user"));
     is($res->{status}, 200, "scene for $user");
     return $json->decode($res->{content});
 }
@@ -367,7 +367,7 @@ run_case($ng, { name => 'GET check query reflecting another echostr',
 }
 
 # A site user with a line break would become a header to the app.
-run_case($ng, { name => 'a site user with CR LF', path =>
+run_case($ng, { name => 'a site user with CR LF', method => 'POST', path =>
                 '/qr-path/alice%0d%0aX-Admin:%20yes', status => 400,
                 log => [qr/user has a control character/] });
 

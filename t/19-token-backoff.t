@@ -34,6 +34,7 @@ my $http = <<"EOF";
         wechat_token boTok;
         wechat_secret $secret;
         wechat_api_pass /wechat-api-upstream;
+        wechat_qrcode_rate 1000/s;
 
         location /wechat-api-upstream/ {
             internal;
