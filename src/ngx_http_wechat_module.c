@@ -50,6 +50,10 @@ static char *ngx_http_wechat_qrcode(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wechat_qrcode_rate(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_wechat_poll_cookie(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_wechat_check_cookie(ngx_conf_t *cf,
+    ngx_http_wechat_loc_conf_t *conf);
 static char *ngx_http_wechat_template_slot(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_wechat_link_secret(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -345,10 +349,10 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       NULL },
 
     { ngx_string("wechat_poll_cookie"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_wechat_poll_cookie,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_wechat_loc_conf_t, poll_cookie),
+      0,
       NULL },
 
     { ngx_string("wechat_redeem"),
@@ -601,6 +605,7 @@ ngx_http_wechat_create_loc_conf(ngx_conf_t *cf)
     conf->user = NGX_CONF_UNSET_PTR;
     conf->qrcode_expire = NGX_CONF_UNSET;
     conf->qrcode_rate = NGX_CONF_UNSET_UINT;
+    conf->cookie_secure = NGX_CONF_UNSET;
     conf->unbind_on_unsubscribe = NGX_CONF_UNSET;
     conf->mode = NGX_CONF_UNSET_UINT;
     conf->aes_keys = NGX_CONF_UNSET_PTR;
@@ -648,6 +653,10 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->token_key, prev->token_key, "");
     ngx_conf_merge_str_value(conf->poll_cookie, prev->poll_cookie,
                              "wechat_poll");
+    ngx_conf_merge_str_value(conf->cookie_path, prev->cookie_path, "");
+    ngx_conf_merge_str_value(conf->cookie_samesite, prev->cookie_samesite,
+                             "Lax");
+    ngx_conf_merge_value(conf->cookie_secure, prev->cookie_secure, 0);
     ngx_conf_merge_uint_value(conf->redeem_attempts, prev->redeem_attempts,
                               5);
     ngx_conf_merge_uint_value(conf->code_length, prev->code_length, 6);
@@ -762,6 +771,60 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
                            "\"wechat_qrcode bind\" needs \"wechat_user\"");
         return NGX_ERROR;
     }
+
+    if (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE) {
+        return ngx_http_wechat_check_cookie(cf, conf);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The poll cookie's path, unless path= gave it: the directory of the
+ * wechat_qrcode location, "/login/" for "/login/qrcode".  The cookie then
+ * reaches the qrcode location itself, which gives a pending scene back to
+ * the browser holding it, and a poll location beside it, and no other
+ * part of the site.
+ */
+
+static ngx_int_t
+ngx_http_wechat_check_cookie(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
+{
+    u_char                    *slash;
+    ngx_http_core_loc_conf_t  *clcf = conf->qrcode_location;
+
+    if (conf->cookie_path.len) {
+        return NGX_OK;
+    }
+
+    slash = NULL;
+
+    if (clcf && clcf->name.len && clcf->name.data[0] == '/'
+#if (NGX_PCRE)
+        && clcf->regex == NULL
+#endif
+        && !clcf->named)
+    {
+        slash = ngx_strlchr(clcf->name.data, clcf->name.data + clcf->name.len,
+                            '/');
+        while (slash && ngx_strlchr(slash + 1,
+                                    clcf->name.data + clcf->name.len, '/'))
+        {
+            slash = ngx_strlchr(slash + 1, clcf->name.data + clcf->name.len,
+                                '/');
+        }
+    }
+
+    if (slash == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_qrcode\" in a regex or named location "
+                           "needs \"wechat_poll_cookie\" with \"path=\"");
+        return NGX_ERROR;
+    }
+
+    conf->cookie_path.data = clcf->name.data;
+    conf->cookie_path.len = slash + 1 - clcf->name.data;
 
     return NGX_OK;
 }
@@ -1400,6 +1463,8 @@ ngx_http_wechat_qrcode(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     for (i = 0; ngx_http_wechat_kinds[i].len; i++) {
         if (ngx_strcmp(value[1].data, ngx_http_wechat_kinds[i].data) == 0) {
             wlcf->qrcode_kind = i;
+            wlcf->qrcode_location = ngx_http_conf_get_module_loc_conf(cf,
+                                        ngx_http_core_module);
             return ngx_http_wechat_endpoint(cf, cmd, conf);
         }
     }
@@ -1408,6 +1473,104 @@ ngx_http_wechat_qrcode(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                        "invalid QR code kind \"%V\", it must be "
                        "\"bind\", \"login\" or \"code\"", &value[1]);
     return NGX_CONF_ERROR;
+}
+
+
+/*
+ * wechat_poll_cookie NAME [path=PATH] [samesite=strict|lax|none] [secure]
+ */
+
+static char *
+ngx_http_wechat_poll_cookie(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_wechat_loc_conf_t *wlcf = conf;
+
+    u_char      *p;
+    ngx_str_t   *value, v;
+    ngx_uint_t   i, j;
+
+    static ngx_str_t  samesite[] = {
+        ngx_string("Strict"), ngx_string("Lax"), ngx_string("None")
+    };
+
+    if (wlcf->poll_cookie.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    /* a cookie name is a token: no separators, no controls */
+
+    for (p = value[1].data; p < value[1].data + value[1].len; p++) {
+        if (*p <= ' ' || *p >= 0x7f
+            || ngx_strchr("()<>@,;:\\\"/[]?={}", *p))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid cookie name \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    wlcf->poll_cookie = value[1];
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strcmp(value[i].data, "secure") == 0) {
+            wlcf->cookie_secure = 1;
+            continue;
+        }
+
+        if (ngx_http_wechat_param(&value[i], "path=", &v)) {
+            for (p = v.data; p < v.data + v.len; p++) {
+                if (*p < ' ' || *p >= 0x7f || *p == ';') {
+                    break;
+                }
+            }
+
+            if (v.len == 0 || v.data[0] != '/' || p < v.data + v.len) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid cookie path \"%V\": it starts "
+                                   "with \"/\" and has no \";\" or "
+                                   "control character", &v);
+                return NGX_CONF_ERROR;
+            }
+
+            wlcf->cookie_path = v;
+            continue;
+        }
+
+        if (ngx_http_wechat_param(&value[i], "samesite=", &v)) {
+            for (j = 0; j < 3; j++) {
+                if (samesite[j].len == v.len
+                    && ngx_strncasecmp(samesite[j].data, v.data, v.len) == 0)
+                {
+                    break;
+                }
+            }
+
+            if (j == 3) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"samesite=%V\", it must be "
+                                   "\"strict\", \"lax\" or \"none\"", &v);
+                return NGX_CONF_ERROR;
+            }
+
+            wlcf->cookie_samesite = samesite[j];
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    /* browsers drop a SameSite=None cookie that is not Secure */
+
+    if (wlcf->cookie_samesite.len == 4 && wlcf->cookie_secure != 1) {
+        return "with \"samesite=none\" needs \"secure\"";
+    }
+
+    return NGX_CONF_OK;
 }
 
 

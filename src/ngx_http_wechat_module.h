@@ -154,6 +154,12 @@ typedef struct {
                                                        who is no user */
     ngx_flag_t                  unbind_on_unsubscribe;
     ngx_str_t                   poll_cookie;
+    ngx_str_t                   cookie_path;    /* "" until merged: the
+                                                   qrcode location's
+                                                   directory */
+    ngx_str_t                   cookie_samesite;
+    ngx_flag_t                  cookie_secure;  /* also without TLS here */
+    ngx_http_core_loc_conf_t   *qrcode_location;
 
     ngx_uint_t                  redeem_attempts;
     ngx_uint_t                  code_length;

@@ -702,7 +702,8 @@ ngx_http_wechat_qrcode_send(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 
 /*
  * The poll token as a cookie as well, out of the page's script's reach,
- * for as long as the scene lives.
+ * for as long as the scene lives, sent only below wechat_poll_cookie's
+ * path.
  */
 
 static ngx_int_t
@@ -717,7 +718,8 @@ ngx_http_wechat_qrcode_cookie(ngx_http_request_t *r,
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
     len = wlcf->poll_cookie.len + ctx->poll_token.len
-          + sizeof("=; Path=/; Max-Age=; HttpOnly; SameSite=Lax; Secure") - 1
+          + wlcf->cookie_path.len + wlcf->cookie_samesite.len
+          + sizeof("=; Path=; Max-Age=; HttpOnly; SameSite=; Secure") - 1
           + NGX_TIME_T_LEN;
 
     p = ngx_pnalloc(r->pool, len);
@@ -731,15 +733,20 @@ ngx_http_wechat_qrcode_cookie(ngx_http_request_t *r,
     ngx_str_set(&h->key, "Set-Cookie");
     h->value.data = p;
 
-    p = ngx_sprintf(p, "%V=%V; Path=/; Max-Age=%T; HttpOnly; SameSite=Lax",
-                    &wlcf->poll_cookie, &ctx->poll_token,
-                    ctx->issue->expire);
+    p = ngx_sprintf(p, "%V=%V; Path=%V; Max-Age=%T; HttpOnly; SameSite=%V",
+                    &wlcf->poll_cookie, &ctx->poll_token, &wlcf->cookie_path,
+                    ctx->issue->expire, &wlcf->cookie_samesite);
 
+    /* secure: TLS ends before nginx, at a load balancer */
+
+    if (wlcf->cookie_secure
 #if (NGX_HTTP_SSL)
-    if (r->connection->ssl) {
+        || r->connection->ssl
+#endif
+       )
+    {
         p = ngx_cpymem(p, "; Secure", sizeof("; Secure") - 1);
     }
-#endif
 
     h->value.len = p - h->value.data;
 
