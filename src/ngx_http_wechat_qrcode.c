@@ -49,8 +49,6 @@ static ngx_int_t ngx_http_wechat_qrcode_issue(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 static ngx_int_t ngx_http_wechat_qrcode_send(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
-static ngx_int_t ngx_http_wechat_copy(ngx_http_request_t *r, redisReply *e,
-    size_t max, ngx_str_t *out);
 static ngx_int_t ngx_http_wechat_qrcode_create(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 static void ngx_http_wechat_qrcode_created(ngx_http_request_t *r,
@@ -226,7 +224,9 @@ ngx_http_wechat_qrcode_found(ngx_http_request_t *r, redisReply *response,
     ngx_uint_t ended)
 {
     ngx_int_t                 rc;
+    wx_span_t                 scene;
     ngx_uint_t                i;
+    wx_allocator_t            a;
     ngx_http_wechat_ctx_t    *ctx;
     ngx_http_wechat_issue_t  *issue;
 
@@ -240,23 +240,19 @@ ngx_http_wechat_qrcode_found(ngx_http_request_t *r, redisReply *response,
         return;
     }
 
+    ngx_http_wechat_allocator(r->pool, &a);
+
     /* the browser's scene first; the user's only for a bind scene */
 
-    for (i = 0; i < 2; i++) {
-        if (i == 1 && ctx->user.len == 0) {
-            break;
-        }
-
-        if (ngx_http_wechat_copy(r, response->element[i], WX_SCENE_LEN,
-                                 &issue->found)
-            == NGX_OK
-            && wx_scene_is_ours(ngx_http_wechat_span(&issue->found)))
+    for (i = 0; i < (ngx_uint_t) (ctx->user.len ? 2 : 1); i++) {
+        if (wx_redis_string(response->element[i], &a, &scene) == WX_OK
+            && wx_scene_is_ours(scene))
         {
+            issue->found.data = (u_char *) scene.data;
+            issue->found.len = scene.len;
             issue->by_user = i;
             break;
         }
-
-        ngx_str_null(&issue->found);
     }
 
     rc = ngx_http_wechat_qrcode_reuse(r, ctx);
@@ -358,33 +354,35 @@ ngx_http_wechat_qrcode_reply(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     redisReply *response)
 {
     ngx_int_t                 rc;
-    ngx_str_t                 outcome;
-    redisReply              **e;
+    wx_reuse_t                reuse;
+    wx_allocator_t            a;
     ngx_http_wechat_issue_t  *issue = ctx->issue;
 
-    if (response->type != REDIS_REPLY_ARRAY || response->elements == 0
-        || response->element[0]->type != REDIS_REPLY_STRING)
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    if (wx_redis_qrcode_reuse(response, &a, &reuse) != WX_OK
+        || (reuse.outcome != WX_REUSE_NEW && reuse.outcome != WX_REUSE_RATE
+            && issue->found.len == 0))
     {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wechat qrcode: unexpected answer from Redis");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    e = response->element;
-    outcome.data = (u_char *) e[0]->str;
-    outcome.len = e[0]->len;
+    switch (reuse.outcome) {
 
-    if (outcome.len == 3 && ngx_strncmp(outcome.data, "new", 3) == 0) {
+    case WX_REUSE_NEW:
         ngx_http_wechat_count(qrcodes[0]);
-        rc = ngx_http_wechat_qrcode_issue(r, ctx);
 
+        rc = ngx_http_wechat_qrcode_issue(r, ctx);
         if (rc == NGX_OK) {
             return NGX_DONE;
         }
 
         return rc == NGX_DECLINED ? ngx_http_wechat_send_unavailable(r)
                                   : NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 
-    if (outcome.len == 4 && ngx_strncmp(outcome.data, "rate", 4) == 0) {
+    case WX_REUSE_RATE:
         ngx_http_wechat_count(qrcodes[2]);
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "wechat qrcode: over wechat_qrcode_rate, refused");
@@ -392,53 +390,22 @@ ngx_http_wechat_qrcode_reply(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
                                           "rate", 1);
     }
 
-    /* "kept" or "renewed": the scene found, with its ticket and url */
-
-    if (response->elements != 4 || issue->found.len == 0
-        || ngx_http_wechat_copy(r, e[1], WX_API_TICKET_MAX, &ctx->ticket)
-           != NGX_OK
-        || ngx_http_wechat_copy(r, e[2], WX_API_URL_MAX, &ctx->url) != NGX_OK
-        || e[3]->type != REDIS_REPLY_INTEGER || e[3]->integer < 1)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    /* the scene found, with its ticket and url: the same token, or new */
 
     ngx_http_wechat_count(qrcodes[1]);
 
     ctx->scene = issue->found;
-    issue->expire = (time_t) e[3]->integer;
+    ctx->ticket.data = (u_char *) reuse.ticket.data;
+    ctx->ticket.len = reuse.ticket.len;
+    ctx->url.data = (u_char *) reuse.url.data;
+    ctx->url.len = reuse.url.len;
+    issue->expire = (time_t) reuse.ttl;
 
-    if (outcome.len == 4 && ngx_strncmp(outcome.data, "kept", 4) == 0) {
+    if (reuse.outcome == WX_REUSE_KEPT) {
         ctx->poll_token = issue->held;
     }
 
     return ngx_http_wechat_qrcode_send(r, ctx);
-}
-
-
-/*
- * A reply element that is a string of at most max bytes, copied: the
- * reply is freed once its handler returns.
- */
-
-static ngx_int_t
-ngx_http_wechat_copy(ngx_http_request_t *r, redisReply *e, size_t max,
-    ngx_str_t *out)
-{
-    if (e->type != REDIS_REPLY_STRING || e->len > max) {
-        return NGX_DECLINED;
-    }
-
-    out->len = e->len;
-    out->data = ngx_pnalloc(r->pool, e->len + 1);
-
-    if (out->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(out->data, e->str, e->len);
-
-    return NGX_OK;
 }
 
 

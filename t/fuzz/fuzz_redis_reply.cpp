@@ -74,6 +74,8 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         wx_redeem_t redeem;
         wx_redis_redeem(reply.get(), a, &redeem);
         wx_redis_string(reply.get(), a, &s);
+        wx_reuse_t reuse;
+        wx_redis_qrcode_reuse(reply.get(), a, &reuse);
         wx_redis_cluster_slots(reply.get(), check_range, nullptr);
 
         if (reply->type == REDIS_REPLY_ERROR) {
