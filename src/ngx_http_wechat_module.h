@@ -273,6 +273,8 @@ typedef struct {
     unsigned                        starting:1;
     unsigned                        ended:1;
     unsigned                        subscribed:1;   /* the waiter's */
+    unsigned                        reading:1;      /* a TOKEN in flight */
+    unsigned                        again:1;        /* woken meanwhile */
 } ngx_http_wechat_wx_t;
 
 /* What follows a push's claim in Redis: answer the URL check, or pass. */

@@ -50,6 +50,8 @@ static void ngx_http_wechat_token_await(ngx_http_request_t *r,
 static void ngx_http_wechat_token_wake(ngx_http_wechat_waiter_t *w,
     ngx_uint_t why);
 static void ngx_http_wechat_token_wait(ngx_event_t *ev);
+static void ngx_http_wechat_token_look(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
 static void ngx_http_wechat_token_refused(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, int64_t backoff_ms);
 static void ngx_http_wechat_token_refresh(ngx_http_request_t *r,
@@ -211,6 +213,8 @@ ngx_http_wechat_token_get(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
                                              NGX_HTTP_WECHAT_SCRIPT_TOKEN, 7,
                                              argv)
              : NGX_ERROR;
+
+        ctx->wx.reading = (rc == NGX_OK);
     }
 
     if (rc != NGX_OK) {
@@ -228,6 +232,7 @@ ngx_http_wechat_token_done(ngx_http_request_t *r, redisReply *response,
     ngx_http_wechat_ctx_t   *ctx;
 
     ctx = ngx_http_wechat_get_ctx(r);
+    ctx->wx.reading = 0;
 
     ngx_http_wechat_allocator(r->pool, &a);
 
@@ -293,6 +298,14 @@ ngx_http_wechat_token_await(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
         return;
     }
 
+    /* woken while it looked: the end may have come after that look */
+
+    if (wx->again) {
+        wx->again = 0;
+        ngx_http_wechat_token_get(r, ctx);
+        return;
+    }
+
     if (wx->waiter->channel == NULL) {
         channel = ngx_http_wechat_token_channel(r, ctx->api.conf);
 
@@ -351,11 +364,7 @@ ngx_http_wechat_token_wake(ngx_http_wechat_waiter_t *w, ngx_uint_t why)
         return;
     }
 
-    if (ctx->wx.wait.timer_set) {
-        ngx_del_timer(&ctx->wx.wait);
-    }
-
-    ngx_http_wechat_token_get(r, ctx);
+    ngx_http_wechat_token_look(r, ctx);
 
     ngx_http_run_posted_requests(c);
 }
@@ -372,9 +381,30 @@ ngx_http_wechat_token_wait(ngx_event_t *ev)
     ctx = ngx_http_wechat_get_ctx(r);
 
     ngx_http_wechat_count(token_wakeups[1]);
-    ngx_http_wechat_token_get(r, ctx);
+    ngx_http_wechat_token_look(r, ctx);
 
     ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * A waiter looks at the token again; while a look is under way, once that
+ * one is answered, for one request makes one call.
+ */
+
+static void
+ngx_http_wechat_token_look(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
+{
+    if (ctx->wx.wait.timer_set) {
+        ngx_del_timer(&ctx->wx.wait);
+    }
+
+    if (ctx->wx.reading) {
+        ctx->wx.again = 1;
+        return;
+    }
+
+    ngx_http_wechat_token_get(r, ctx);
 }
 
 

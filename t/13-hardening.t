@@ -54,6 +54,7 @@ my $ng = start_nginx(http => <<"EOF");
         }
 
         location ~ "^/qr-path/([\\s\\S]*)\$" {
+            wechat_poll_cookie wechat_poll path=/;  # a regex has no directory
             wechat_user \$1;
             wechat_qrcode bind;
         }
