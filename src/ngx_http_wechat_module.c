@@ -48,6 +48,12 @@ static char *ngx_http_wechat_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wechat_qrcode(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_wechat_qrcode_rate(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_wechat_poll_cookie(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_wechat_check_cookie(ngx_conf_t *cf,
+    ngx_http_wechat_loc_conf_t *conf);
 static char *ngx_http_wechat_template_slot(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_wechat_link_secret(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -237,6 +243,13 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       offsetof(ngx_http_wechat_loc_conf_t, qrcode_expire),
       &ngx_http_wechat_qrcode_expire_p },
 
+    { ngx_string("wechat_qrcode_rate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_wechat_qrcode_rate,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_loc_conf_t, qrcode_rate),
+      NULL },
+
     { ngx_string("wechat_reply"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
       ngx_http_wechat_reply,
@@ -350,10 +363,10 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       NULL },
 
     { ngx_string("wechat_poll_cookie"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_wechat_poll_cookie,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_wechat_loc_conf_t, poll_cookie),
+      0,
       NULL },
 
     { ngx_string("wechat_redeem"),
@@ -639,6 +652,8 @@ ngx_http_wechat_create_loc_conf(ngx_conf_t *cf)
     conf->qrcode_expire = NGX_CONF_UNSET;
     conf->qrcode_confirm = NGX_CONF_UNSET;
     conf->redeem_token = NGX_CONF_UNSET;
+    conf->qrcode_rate = NGX_CONF_UNSET_UINT;
+    conf->cookie_secure = NGX_CONF_UNSET;
     conf->unbind_on_unsubscribe = NGX_CONF_UNSET;
     conf->mode = NGX_CONF_UNSET_UINT;
     conf->aes_keys = NGX_CONF_UNSET_PTR;
@@ -674,6 +689,7 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_sec_value(conf->qrcode_expire, prev->qrcode_expire, 300);
     ngx_conf_merge_value(conf->qrcode_confirm, prev->qrcode_confirm, 1);
     ngx_conf_merge_value(conf->redeem_token, prev->redeem_token, 0);
+    ngx_conf_merge_uint_value(conf->qrcode_rate, prev->qrcode_rate, 20);
     ngx_conf_merge_value(conf->unbind_on_unsubscribe,
                          prev->unbind_on_unsubscribe, 0);
     ngx_conf_merge_uint_value(conf->mode, prev->mode,
@@ -687,6 +703,10 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->token_key, prev->token_key, "");
     ngx_conf_merge_str_value(conf->poll_cookie, prev->poll_cookie,
                              "wechat_poll");
+    ngx_conf_merge_str_value(conf->cookie_path, prev->cookie_path, "");
+    ngx_conf_merge_str_value(conf->cookie_samesite, prev->cookie_samesite,
+                             "Lax");
+    ngx_conf_merge_value(conf->cookie_secure, prev->cookie_secure, 0);
     ngx_conf_merge_uint_value(conf->redeem_attempts, prev->redeem_attempts,
                               5);
     ngx_conf_merge_uint_value(conf->code_length, prev->code_length, 6);
@@ -845,6 +865,59 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
                            "issued a QR code for have an image");
         return NGX_ERROR;
     }
+    if (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE) {
+        return ngx_http_wechat_check_cookie(cf, conf);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The poll cookie's path, unless path= gave it: the directory of the
+ * wechat_qrcode location, "/login/" for "/login/qrcode".  The cookie then
+ * reaches the qrcode location itself, which gives a pending scene back to
+ * the browser holding it, and a poll location beside it, and no other
+ * part of the site.
+ */
+
+static ngx_int_t
+ngx_http_wechat_check_cookie(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
+{
+    u_char                    *slash;
+    ngx_http_core_loc_conf_t  *clcf = conf->qrcode_location;
+
+    if (conf->cookie_path.len) {
+        return NGX_OK;
+    }
+
+    slash = NULL;
+
+    if (clcf && clcf->name.len && clcf->name.data[0] == '/'
+#if (NGX_PCRE)
+        && clcf->regex == NULL
+#endif
+        && !clcf->named)
+    {
+        slash = ngx_strlchr(clcf->name.data, clcf->name.data + clcf->name.len,
+                            '/');
+        while (slash && ngx_strlchr(slash + 1,
+                                    clcf->name.data + clcf->name.len, '/'))
+        {
+            slash = ngx_strlchr(slash + 1, clcf->name.data + clcf->name.len,
+                                '/');
+        }
+    }
+
+    if (slash == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_qrcode\" in a regex or named location "
+                           "needs \"wechat_poll_cookie\" with \"path=\"");
+        return NGX_ERROR;
+    }
+
+    conf->cookie_path.data = clcf->name.data;
+    conf->cookie_path.len = slash + 1 - clcf->name.data;
 
     return NGX_OK;
 }
@@ -1046,6 +1119,8 @@ ngx_http_wechat_redis_addr(ngx_conf_t *cf, ngx_str_t *text,
 static ngx_int_t
 ngx_http_wechat_check_api(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
 {
+    ngx_http_wechat_main_conf_t  *wmcf;
+
     if (conf->api_pass.len == 0 || conf->api_pass.data[0] != '/') {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "WeChat's API needs \"wechat_api_pass\" with "
@@ -1061,6 +1136,13 @@ ngx_http_wechat_check_api(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
                            "\"wechat_secret\" or "
                            "\"wechat_access_token_key\"");
         return NGX_ERROR;
+    }
+
+    /* the end of a token refresh is published to those who wait for it */
+
+    if (conf->token_key.len == 0) {
+        wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wechat_module);
+        wmcf->pubsub = 1;
     }
 
     return NGX_OK;
@@ -1435,6 +1517,43 @@ ngx_http_wechat_aes_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* wechat_qrcode_rate N/s: the new scenes an account may have a second. */
+
+static char *
+ngx_http_wechat_qrcode_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_wechat_loc_conf_t *wlcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (wlcf->qrcode_rate != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    n = NGX_ERROR;
+
+    if (value[1].len > 2
+        && ngx_strncmp(value[1].data + value[1].len - 2, "/s", 2) == 0)
+    {
+        n = ngx_atoi(value[1].data, value[1].len - 2);
+    }
+
+    if (n < 1 || n > 100000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid rate \"%V\": it must be N/s, N from 1 "
+                           "to 100000", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    wlcf->qrcode_rate = n;
+
+    return NGX_CONF_OK;
+}
+
+
 static char *
 ngx_http_wechat_qrcode_expire(ngx_conf_t *cf, void *post, void *data)
 {
@@ -1488,6 +1607,8 @@ ngx_http_wechat_qrcode(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     for (i = 0; ngx_http_wechat_kinds[i].len; i++) {
         if (ngx_strcmp(value[1].data, ngx_http_wechat_kinds[i].data) == 0) {
             wlcf->qrcode_kind = i;
+            wlcf->qrcode_location = ngx_http_conf_get_module_loc_conf(cf,
+                                        ngx_http_core_module);
             return ngx_http_wechat_endpoint(cf, cmd, conf);
         }
     }
@@ -1496,6 +1617,104 @@ ngx_http_wechat_qrcode(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                        "invalid QR code kind \"%V\", it must be "
                        "\"bind\", \"login\" or \"code\"", &value[1]);
     return NGX_CONF_ERROR;
+}
+
+
+/*
+ * wechat_poll_cookie NAME [path=PATH] [samesite=strict|lax|none] [secure]
+ */
+
+static char *
+ngx_http_wechat_poll_cookie(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_wechat_loc_conf_t *wlcf = conf;
+
+    u_char      *p;
+    ngx_str_t   *value, v;
+    ngx_uint_t   i, j;
+
+    static ngx_str_t  samesite[] = {
+        ngx_string("Strict"), ngx_string("Lax"), ngx_string("None")
+    };
+
+    if (wlcf->poll_cookie.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    /* a cookie name is a token: no separators, no controls */
+
+    for (p = value[1].data; p < value[1].data + value[1].len; p++) {
+        if (*p <= ' ' || *p >= 0x7f
+            || ngx_strchr("()<>@,;:\\\"/[]?={}", *p))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid cookie name \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    wlcf->poll_cookie = value[1];
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strcmp(value[i].data, "secure") == 0) {
+            wlcf->cookie_secure = 1;
+            continue;
+        }
+
+        if (ngx_http_wechat_param(&value[i], "path=", &v)) {
+            for (p = v.data; p < v.data + v.len; p++) {
+                if (*p < ' ' || *p >= 0x7f || *p == ';') {
+                    break;
+                }
+            }
+
+            if (v.len == 0 || v.data[0] != '/' || p < v.data + v.len) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid cookie path \"%V\": it starts "
+                                   "with \"/\" and has no \";\" or "
+                                   "control character", &v);
+                return NGX_CONF_ERROR;
+            }
+
+            wlcf->cookie_path = v;
+            continue;
+        }
+
+        if (ngx_http_wechat_param(&value[i], "samesite=", &v)) {
+            for (j = 0; j < 3; j++) {
+                if (samesite[j].len == v.len
+                    && ngx_strncasecmp(samesite[j].data, v.data, v.len) == 0)
+                {
+                    break;
+                }
+            }
+
+            if (j == 3) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"samesite=%V\", it must be "
+                                   "\"strict\", \"lax\" or \"none\"", &v);
+                return NGX_CONF_ERROR;
+            }
+
+            wlcf->cookie_samesite = samesite[j];
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    /* browsers drop a SameSite=None cookie that is not Secure */
+
+    if (wlcf->cookie_samesite.len == 4 && wlcf->cookie_secure != 1) {
+        return "with \"samesite=none\" needs \"secure\"";
+    }
+
+    return NGX_CONF_OK;
 }
 
 

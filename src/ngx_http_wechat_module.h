@@ -159,11 +159,18 @@ typedef struct {
     time_t                      qrcode_expire;
     ngx_flag_t                  qrcode_confirm; /* a scan waits for the
                                                    holder's say */
+    ngx_uint_t                  qrcode_rate;    /* new scenes a second */
     ngx_str_t                   reply[WX_SCAN_OUTCOMES];
     ngx_str_t                   reply_subscribe;    /* to a new follower
                                                        who is no user */
     ngx_flag_t                  unbind_on_unsubscribe;
     ngx_str_t                   poll_cookie;
+    ngx_str_t                   cookie_path;    /* "" until merged: the
+                                                   qrcode location's
+                                                   directory */
+    ngx_str_t                   cookie_samesite;
+    ngx_flag_t                  cookie_secure;  /* also without TLS here */
+    ngx_http_core_loc_conf_t   *qrcode_location;
 
     ngx_uint_t                  redeem_attempts;
     ngx_flag_t                  redeem_token;   /* the browser's poll token
@@ -197,6 +204,10 @@ typedef struct ngx_http_wechat_poll_s  ngx_http_wechat_poll_t;
 
 
 typedef struct ngx_http_wechat_ctx_s  ngx_http_wechat_ctx_t;
+
+
+/* What wechat_qrcode learns before it issues a scene: _qrcode.c's. */
+typedef struct ngx_http_wechat_issue_s  ngx_http_wechat_issue_t;
 
 
 /* A call to WeChat's API: _api.c makes it, its handler learns the end. */
@@ -239,6 +250,8 @@ struct ngx_http_wechat_api_call_s {
 #define NGX_HTTP_WECHAT_API_FAILED       2  /* no answer, or not HTTP 200 */
 #define NGX_HTTP_WECHAT_API_RESULTS      3
 #define NGX_HTTP_WECHAT_API_NO_TOKEN     3  /* not counted: Redis failed */
+#define NGX_HTTP_WECHAT_API_BACKOFF      4  /* not counted: a refresh failed
+                                               a moment ago, none is tried */
 
 
 /*
@@ -260,6 +273,9 @@ typedef struct {
     ngx_str_t                       token;
     ngx_str_t                       lock_id;
     ngx_event_t                     wait;
+    struct ngx_http_wechat_waiter_s *waiter;    /* for another's refresh */
+    ngx_msec_t                      interval;   /* between looks, growing */
+    time_t                          retry_after;    /* with BACKOFF */
 
     ngx_uint_t                      result;     /* NGX_HTTP_WECHAT_API_* */
     ngx_uint_t                      status;     /* of the last answer */
@@ -271,6 +287,9 @@ typedef struct {
     unsigned                        busy_retried:1;
     unsigned                        starting:1;
     unsigned                        ended:1;
+    unsigned                        subscribed:1;   /* the waiter's */
+    unsigned                        reading:1;      /* a TOKEN in flight */
+    unsigned                        again:1;        /* woken meanwhile */
 } ngx_http_wechat_wx_t;
 
 /* What follows a push's claim in Redis: answer the URL check, or pass. */
@@ -303,6 +322,7 @@ struct ngx_http_wechat_ctx_s {
     ngx_http_wechat_wx_t        wx;
     ngx_str_t                   ticket;         /* of a QR code issued */
     ngx_str_t                   url;
+    ngx_http_wechat_issue_t    *issue;
 
     ngx_str_t                   plain;          /* decrypted push XML */
     u_char                     *aes_key;        /* the key that decrypted */
@@ -427,6 +447,11 @@ typedef struct {
                                          [NGX_HTTP_WECHAT_API_RESULTS];
     ngx_atomic_t                token_refreshes[2];     /* ok, failed */
     ngx_atomic_t                token_issued;   /* unix time, latest seen */
+    ngx_atomic_t                token_backoff_until;    /* unix time, latest
+                                                           seen */
+    ngx_atomic_t                token_refusals; /* answered in a back-off */
+    ngx_atomic_t                token_wakeups[2];   /* message, timer */
+    ngx_atomic_t                qrcodes[3];     /* new, reused, refused */
 } ngx_http_wechat_metrics_t;
 
 extern ngx_http_wechat_metrics_t  *ngx_http_wechat_metrics;
@@ -582,6 +607,8 @@ ngx_int_t ngx_http_wechat_no_store(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_send_answer(ngx_http_request_t *r,
     ngx_uint_t status, wx_span_t json);
 ngx_int_t ngx_http_wechat_send_unavailable(ngx_http_request_t *r);
+ngx_int_t ngx_http_wechat_send_retry(ngx_http_request_t *r,
+    ngx_uint_t status, const char *what, time_t seconds);
 ngx_int_t ngx_http_wechat_wait_redis(ngx_http_request_t *r, ngx_int_t rc);
 extern ngx_str_t  ngx_http_wechat_stream_maxlen;
 

@@ -6,6 +6,10 @@
  * as a cookie too.  With wechat_api_pass, WeChat's qrcode/create makes it
  * a real QR code first, and the scene is stored only once WeChat has
  * issued its ticket.
+ *
+ * POST only, so that no cross-site image or link issues one.  A browser
+ * whose cookie names a scene still pending, or a user with one, gets that
+ * scene back; a new scene counts against the account's wechat_qrcode_rate.
  */
 
 
@@ -18,7 +22,35 @@
 #define NGX_HTTP_WECHAT_AGENT_MAX    160
 
 
+/* What wechat_qrcode learns before it issues a scene. */
+
+struct ngx_http_wechat_issue_s {
+    ngx_str_t                    held;          /* the cookie's poll token */
+    ngx_str_t                    held_hash;
+    ngx_str_t                    found;         /* a scene it may give back */
+    ngx_uint_t                   by_user;       /* found by the user */
+    time_t                       expire;        /* the scene's life left */
+};
+
+
+static ngx_int_t ngx_http_wechat_qrcode_method(ngx_http_request_t *r);
 static ngx_int_t ngx_http_wechat_new_scene(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+static ngx_int_t ngx_http_wechat_qrcode_held(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, ngx_http_wechat_issue_t *issue);
+static ngx_int_t ngx_http_wechat_qrcode_find(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+static void ngx_http_wechat_qrcode_found(ngx_http_request_t *r,
+    redisReply *response, ngx_uint_t ended);
+static ngx_int_t ngx_http_wechat_qrcode_reuse(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+static void ngx_http_wechat_qrcode_reused(ngx_http_request_t *r,
+    redisReply *response, ngx_uint_t ended);
+static ngx_int_t ngx_http_wechat_qrcode_reply(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, redisReply *response);
+static ngx_int_t ngx_http_wechat_qrcode_issue(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+static ngx_int_t ngx_http_wechat_qrcode_send(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 static ngx_int_t ngx_http_wechat_qrcode_create(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
@@ -45,10 +77,11 @@ ngx_http_wechat_qrcode_handler(ngx_http_request_t *r)
 {
     ngx_int_t                    rc;
     ngx_http_wechat_ctx_t       *ctx;
+    ngx_http_wechat_issue_t     *issue;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_POST))) {
-        return NGX_HTTP_NOT_ALLOWED;
+    if (r->method != NGX_HTTP_POST) {
+        return ngx_http_wechat_qrcode_method(r);
     }
 
     rc = ngx_http_discard_request_body(r);
@@ -59,9 +92,14 @@ ngx_http_wechat_qrcode_handler(ngx_http_request_t *r)
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
     ctx = ngx_http_wechat_create_ctx(r);
-    if (ctx == NULL) {
+    issue = ngx_pcalloc(r->pool, sizeof(ngx_http_wechat_issue_t));
+
+    if (ctx == NULL || issue == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    ctx->issue = issue;
+    issue->expire = wlcf->qrcode_expire;
 
     if (wlcf->qrcode_kind == NGX_HTTP_WECHAT_KIND_BIND) {
         rc = ngx_http_wechat_qrcode_user(r, ctx);
@@ -70,14 +108,324 @@ ngx_http_wechat_qrcode_handler(ngx_http_request_t *r)
         }
     }
 
-    if (ngx_http_wechat_new_scene(r, ctx) != NGX_OK) {
+    if (ngx_http_wechat_new_scene(r, ctx) != NGX_OK
+        || ngx_http_wechat_qrcode_held(r, ctx, issue) != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = wlcf->api_pass.len ? ngx_http_wechat_qrcode_create(r, ctx)
-                            : ngx_http_wechat_qrcode_store(r, ctx);
+    rc = (issue->held.len || ctx->user.len)
+         ? ngx_http_wechat_qrcode_find(r, ctx)
+         : ngx_http_wechat_qrcode_reuse(r, ctx);
 
     return ngx_http_wechat_wait_redis(r, rc);
+}
+
+
+/* 405: a GET issues nothing, whatever a cross-site page makes it ask. */
+
+static ngx_int_t
+ngx_http_wechat_qrcode_method(ngx_http_request_t *r)
+{
+    ngx_int_t         rc;
+    ngx_table_elt_t  *h;
+
+    static wx_json_field_t  method[] = {
+        { "error", WX_JSON_STRING, { (const unsigned char *) "method", 6 },
+          0 }
+    };
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Allow");
+    ngx_str_set(&h->value, "POST");
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "wechat qrcode: method %V not allowed", &r->method_name);
+
+    return ngx_http_wechat_send_json(r, NGX_HTTP_NOT_ALLOWED, method, 1);
+}
+
+
+/* The browser's poll token from its cookie, if it has one of our shape. */
+
+static ngx_int_t
+ngx_http_wechat_qrcode_held(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
+    ngx_http_wechat_issue_t *issue)
+{
+    size_t                       i;
+    ngx_str_t                    held;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    if (ngx_http_wechat_cookie(r, &wlcf->poll_cookie, &held) != NGX_OK
+        || held.len != WX_TOKEN_LEN)
+    {
+        return NGX_OK;
+    }
+
+    for (i = 0; i < held.len; i++) {
+        if (!((held.data[i] >= '0' && held.data[i] <= '9')
+              || (held.data[i] >= 'a' && held.data[i] <= 'f')))
+        {
+            return NGX_OK;
+        }
+    }
+
+    issue->held_hash.data = ngx_pnalloc(r->pool, WX_SHA256_HEX_LEN);
+    if (issue->held_hash.data == NULL
+        || wx_sha256_hex(ngx_http_wechat_span(&held),
+                         (char *) issue->held_hash.data)
+           != WX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    issue->held_hash.len = WX_SHA256_HEX_LEN;
+    issue->held = held;
+
+    return NGX_OK;
+}
+
+
+/* The scenes the browser's token and the user name, if any. */
+
+static ngx_int_t
+ngx_http_wechat_qrcode_find(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
+{
+    ngx_str_t                    argv[3];
+    ngx_http_wechat_issue_t     *issue = ctx->issue;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    ngx_str_set(&argv[0], "MGET");
+    argv[1] = ngx_http_wechat_key(r, wlcf, "pending:token:",
+                                  issue->held.len ? &issue->held_hash
+                                                  : &ctx->poll_hash);
+    argv[2] = ngx_http_wechat_key(r, wlcf, "pending:user:", &ctx->user);
+
+    if (argv[1].data == NULL || argv[2].data == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_wechat_redis_command(r, ngx_http_wechat_qrcode_found,
+                                         NGX_HTTP_WECHAT_NO_SCRIPT, 3, argv);
+}
+
+
+static void
+ngx_http_wechat_qrcode_found(ngx_http_request_t *r, redisReply *response,
+    ngx_uint_t ended)
+{
+    ngx_int_t                 rc;
+    wx_span_t                 scene;
+    ngx_uint_t                i;
+    wx_allocator_t            a;
+    ngx_http_wechat_ctx_t    *ctx;
+    ngx_http_wechat_issue_t  *issue;
+
+    ctx = ngx_http_wechat_get_ctx(r);
+    issue = ctx->issue;
+
+    if (response == NULL || response->type != REDIS_REPLY_ARRAY
+        || response->elements != 2)
+    {
+        ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
+        return;
+    }
+
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    /* the browser's scene first; the user's only for a bind scene */
+
+    for (i = 0; i < (ngx_uint_t) (ctx->user.len ? 2 : 1); i++) {
+        if (wx_redis_string(response->element[i], &a, &scene) == WX_OK
+            && wx_scene_is_ours(scene))
+        {
+            issue->found.data = (u_char *) scene.data;
+            issue->found.len = scene.len;
+            issue->by_user = i;
+            break;
+        }
+    }
+
+    rc = ngx_http_wechat_qrcode_reuse(r, ctx);
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, rc == NGX_DECLINED
+                                     ? ngx_http_wechat_send_unavailable(r)
+                                     : NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+}
+
+
+/*
+ * The scene found, if it is still pending, or else a new one counted
+ * against the ceiling.
+ */
+
+static ngx_int_t
+ngx_http_wechat_qrcode_reuse(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx)
+{
+    ngx_str_t                    argv[13], *scene, user_index, life, rate;
+    ngx_uint_t                   n;
+    ngx_http_wechat_issue_t     *issue = ctx->issue;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    scene = issue->found.len ? &issue->found : &ctx->scene;
+
+    /* only a bind scene has a user, and so the user's index */
+
+    user_index = ngx_http_wechat_key(r, wlcf, "pending:user:", &ctx->user);
+    life = ngx_http_wechat_number(r->pool, wlcf->qrcode_expire);
+    rate = ngx_http_wechat_number(r->pool, wlcf->qrcode_rate);
+
+    ngx_str_set(&argv[0], "3");
+    argv[1] = ngx_http_wechat_key(r, wlcf, "scene:", scene);
+    argv[2] = ngx_http_wechat_key(r, wlcf, "issued", NULL);
+    argv[3] = ngx_http_wechat_key(r, wlcf, "pending:token:",
+                                  &ctx->poll_hash);
+    n = 4;
+
+    if (ctx->user.len) {
+        ngx_str_set(&argv[0], "4");
+        argv[n++] = user_index;
+    }
+
+    argv[n++] = ngx_http_wechat_kinds[wlcf->qrcode_kind];
+    argv[n++] = ctx->user;
+    argv[n++] = issue->by_user ? (ngx_str_t) ngx_null_string
+                               : issue->held_hash;
+    argv[n++] = ctx->poll_hash;
+    argv[n++] = ctx->scene;
+    argv[n++] = life;
+    argv[n++] = rate;
+    argv[n++] = *scene;
+
+    if (argv[1].data == NULL || argv[2].data == NULL || argv[3].data == NULL
+        || user_index.data == NULL || life.data == NULL || rate.data == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_wechat_redis_command(r, ngx_http_wechat_qrcode_reused,
+               NGX_HTTP_WECHAT_SCRIPT_QRCODE_REUSE, n, argv);
+}
+
+
+static void
+ngx_http_wechat_qrcode_reused(ngx_http_request_t *r, redisReply *response,
+    ngx_uint_t ended)
+{
+    ngx_int_t               rc;
+    ngx_http_wechat_ctx_t  *ctx;
+
+    if (response == NULL) {
+        ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
+        return;
+    }
+
+    ctx = ngx_http_wechat_get_ctx(r);
+
+    rc = ngx_http_wechat_qrcode_reply(r, ctx, response);
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+/*
+ * QRCODE_REUSE's answer: the scene back, 429, or on to a new one (then
+ * NGX_DONE: the request goes on).
+ */
+
+static ngx_int_t
+ngx_http_wechat_qrcode_reply(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
+    redisReply *response)
+{
+    ngx_int_t                 rc;
+    wx_reuse_t                reuse;
+    wx_allocator_t            a;
+    ngx_http_wechat_issue_t  *issue = ctx->issue;
+
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    if (wx_redis_qrcode_reuse(response, &a, &reuse) != WX_OK
+        || (reuse.outcome != WX_REUSE_NEW && reuse.outcome != WX_REUSE_RATE
+            && issue->found.len == 0))
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wechat qrcode: unexpected answer from Redis");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    switch (reuse.outcome) {
+
+    case WX_REUSE_NEW:
+        ngx_http_wechat_count(qrcodes[0]);
+
+        rc = ngx_http_wechat_qrcode_issue(r, ctx);
+        if (rc == NGX_OK) {
+            return NGX_DONE;
+        }
+
+        return rc == NGX_DECLINED ? ngx_http_wechat_send_unavailable(r)
+                                  : NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    case WX_REUSE_RATE:
+        ngx_http_wechat_count(qrcodes[2]);
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "wechat qrcode: over wechat_qrcode_rate, refused");
+        return ngx_http_wechat_send_retry(r, NGX_HTTP_TOO_MANY_REQUESTS,
+                                          "rate", 1);
+    }
+
+    /* the scene found, with its ticket and url: the same token, or new */
+
+    ngx_http_wechat_count(qrcodes[1]);
+
+    ctx->scene = issue->found;
+    ctx->ticket.data = (u_char *) reuse.ticket.data;
+    ctx->ticket.len = reuse.ticket.len;
+    ctx->url.data = (u_char *) reuse.url.data;
+    ctx->url.len = reuse.url.len;
+    issue->expire = (time_t) reuse.ttl;
+
+    if (reuse.outcome == WX_REUSE_KEPT) {
+        ctx->poll_token = issue->held;
+    }
+
+    return ngx_http_wechat_qrcode_send(r, ctx);
+}
+
+
+/* A new scene: a QR code from WeChat first, with wechat_api_pass. */
+
+static ngx_int_t
+ngx_http_wechat_qrcode_issue(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx)
+{
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    return wlcf->api_pass.len ? ngx_http_wechat_qrcode_create(r, ctx)
+                              : ngx_http_wechat_qrcode_store(r, ctx);
 }
 
 
@@ -372,18 +720,25 @@ ngx_http_wechat_qrcode_done(ngx_http_request_t *r, redisReply *response,
 
     ctx = ngx_http_wechat_get_ctx(r);
 
+    ngx_http_finalize_request(r, ngx_http_wechat_qrcode_send(r, ctx));
+}
+
+
+static ngx_int_t
+ngx_http_wechat_qrcode_send(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
+{
     if (ngx_http_wechat_qrcode_cookie(r, ctx) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_http_finalize_request(r, ngx_http_wechat_qrcode_answer(r, ctx));
+    return ngx_http_wechat_qrcode_answer(r, ctx);
 }
 
 
 /*
  * The poll token as a cookie as well, out of the page's script's reach,
- * for as long as the scene lives.
+ * for as long as the scene lives, sent only below wechat_poll_cookie's
+ * path.
  */
 
 static ngx_int_t
@@ -398,7 +753,8 @@ ngx_http_wechat_qrcode_cookie(ngx_http_request_t *r,
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
     len = wlcf->poll_cookie.len + ctx->poll_token.len
-          + sizeof("=; Path=/; Max-Age=; HttpOnly; SameSite=Lax; Secure") - 1
+          + wlcf->cookie_path.len + wlcf->cookie_samesite.len
+          + sizeof("=; Path=; Max-Age=; HttpOnly; SameSite=; Secure") - 1
           + NGX_TIME_T_LEN;
 
     p = ngx_pnalloc(r->pool, len);
@@ -412,15 +768,20 @@ ngx_http_wechat_qrcode_cookie(ngx_http_request_t *r,
     ngx_str_set(&h->key, "Set-Cookie");
     h->value.data = p;
 
-    p = ngx_sprintf(p, "%V=%V; Path=/; Max-Age=%T; HttpOnly; SameSite=Lax",
-                    &wlcf->poll_cookie, &ctx->poll_token,
-                    wlcf->qrcode_expire);
+    p = ngx_sprintf(p, "%V=%V; Path=%V; Max-Age=%T; HttpOnly; SameSite=%V",
+                    &wlcf->poll_cookie, &ctx->poll_token, &wlcf->cookie_path,
+                    ctx->issue->expire, &wlcf->cookie_samesite);
 
+    /* secure: TLS ends before nginx, at a load balancer */
+
+    if (wlcf->cookie_secure
 #if (NGX_HTTP_SSL)
-    if (r->connection->ssl) {
+        || r->connection->ssl
+#endif
+       )
+    {
         p = ngx_cpymem(p, "; Secure", sizeof("; Secure") - 1);
     }
-#endif
 
     h->value.len = p - h->value.data;
 
@@ -437,17 +798,14 @@ static ngx_int_t
 ngx_http_wechat_qrcode_answer(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx)
 {
-    u_char                      *p;
-    size_t                       n;
-    ngx_str_t                    image;
-    wx_span_t                    ticket;
-    wx_allocator_t               a;
-    ngx_http_wechat_loc_conf_t  *wlcf;
+    u_char          *p;
+    size_t           n;
+    ngx_str_t        image;
+    wx_span_t        ticket;
+    wx_allocator_t   a;
 
     static ngx_str_t  showqrcode =
         ngx_string("https://mp.weixin.qq.com/cgi-bin/showqrcode?ticket=");
-
-    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
     ngx_str_null(&image);
 
@@ -455,7 +813,7 @@ ngx_http_wechat_qrcode_answer(ngx_http_request_t *r,
         ngx_http_wechat_json_str("scene", &ctx->scene),
         ngx_http_wechat_json_str("token", &ctx->poll_token),
         { "expire_seconds", WX_JSON_INTEGER, { NULL, 0 },
-          wlcf->qrcode_expire },
+          ctx->issue->expire },
         ngx_http_wechat_json_str("ticket", &ctx->ticket),
         ngx_http_wechat_json_str("url", &ctx->url),
         ngx_http_wechat_json_str("qrcode_url", &image)

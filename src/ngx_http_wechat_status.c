@@ -8,7 +8,7 @@
 #include "ngx_http_wechat_module.h"
 
 
-#define NGX_HTTP_WECHAT_FAMILIES  15
+#define NGX_HTTP_WECHAT_FAMILIES  19
 
 
 typedef const char *(*ngx_http_wechat_label_pt)(ngx_uint_t i);
@@ -28,6 +28,8 @@ static const char *ngx_http_wechat_reject_label(ngx_uint_t i);
 static const char *ngx_http_wechat_poll_label(ngx_uint_t i);
 static const char *ngx_http_wechat_bucket_label(ngx_uint_t i);
 static const char *ngx_http_wechat_refresh_label(ngx_uint_t i);
+static const char *ngx_http_wechat_wakeup_label(ngx_uint_t i);
+static const char *ngx_http_wechat_qrcode_label(ngx_uint_t i);
 static u_char *ngx_http_wechat_status_api(u_char *p, u_char *last,
     ngx_http_wechat_metrics_t *m);
 static void ngx_http_wechat_status_snapshot(ngx_http_wechat_metrics_t *m,
@@ -89,6 +91,23 @@ static ngx_http_wechat_family_t  ngx_http_wechat_families[] = {
     { "wechat_token_age_seconds", "gauge",
       "Age of the newest access_token this node has seen.", NULL, NULL, 1 },
 
+    { "wechat_token_backoff_seconds", "gauge",
+      "Time left in the back-off after a failed refresh, as this node last "
+      "heard.", NULL, NULL, 1 },
+
+    { "wechat_token_backoff_refusals_total", "counter",
+      "Calls answered 503 at once in a back-off, WeChat not asked.",
+      NULL, NULL, 1 },
+
+    { "wechat_token_waiter_wakeups_total", "counter",
+      "Looks again of callers waiting for another's refresh, by what woke "
+      "them.", "by", ngx_http_wechat_wakeup_label, 2 },
+
+    { "wechat_qrcodes_total", "counter",
+      "wechat_qrcode answers, by outcome: a new scene, a pending one given "
+      "back, refused over wechat_qrcode_rate.", "outcome",
+      ngx_http_wechat_qrcode_label, 3 },
+
     { "wechat_redis_command_duration_seconds_bucket", "histogram",
       "Redis command round trips.", "le", ngx_http_wechat_bucket_label,
       NGX_HTTP_WECHAT_BUCKETS }
@@ -102,6 +121,10 @@ static const char *const  ngx_http_wechat_push_labels[] = {
 static const char *const  ngx_http_wechat_reject_labels[] = {
     "missing", "signature", "timestamp", "msg_signature", "plaintext",
     "xml", "decrypt", "too_large", "method", "replay", "field"
+};
+
+static const char *const  ngx_http_wechat_qrcode_labels[] = {
+    "new", "reused", "rate_limited"
 };
 
 static const char *const  ngx_http_wechat_api_endpoint_labels[] = {
@@ -126,7 +149,8 @@ ngx_http_wechat_status_handler(ngx_http_request_t *r)
     size_t                      size;
     ngx_int_t                   rc;
     ngx_uint_t                  i;
-    ngx_atomic_uint_t           computed[2];  /* connected workers, age */
+    ngx_atomic_uint_t           computed[3];  /* connected workers, age,
+                                                 back-off */
     ngx_atomic_uint_t          *values[NGX_HTTP_WECHAT_FAMILIES];
     ngx_atomic_uint_t           buckets[NGX_HTTP_WECHAT_BUCKETS];
     ngx_http_wechat_metrics_t  *m = ngx_http_wechat_metrics;
@@ -202,6 +226,9 @@ ngx_http_wechat_status_snapshot(ngx_http_wechat_metrics_t *m,
                                       > m->token_issued)
                   ? ngx_time() - m->token_issued : 0;
 
+    computed[2] = ((ngx_atomic_uint_t) ngx_time() < m->token_backoff_until)
+                  ? m->token_backoff_until - ngx_time() : 0;
+
     /* histogram buckets are cumulative */
 
     cumulative = 0;
@@ -224,7 +251,11 @@ ngx_http_wechat_status_snapshot(ngx_http_wechat_metrics_t *m,
     values[11] = (ngx_atomic_uint_t *) &m->redis_timeouts;
     values[12] = (ngx_atomic_uint_t *) m->token_refreshes;
     values[13] = &computed[1];
-    values[14] = buckets;
+    values[14] = &computed[2];
+    values[15] = (ngx_atomic_uint_t *) &m->token_refusals;
+    values[16] = (ngx_atomic_uint_t *) m->token_wakeups;
+    values[17] = (ngx_atomic_uint_t *) m->qrcodes;
+    values[18] = buckets;
 }
 
 
@@ -323,6 +354,20 @@ static const char *
 ngx_http_wechat_refresh_label(ngx_uint_t i)
 {
     return i == 0 ? "ok" : "failed";
+}
+
+
+static const char *
+ngx_http_wechat_wakeup_label(ngx_uint_t i)
+{
+    return i == 0 ? "message" : "timer";
+}
+
+
+static const char *
+ngx_http_wechat_qrcode_label(ngx_uint_t i)
+{
+    return ngx_http_wechat_qrcode_labels[i];
 }
 
 

@@ -4,9 +4,13 @@
  * access_token.  One token per account, shared by every worker and every
  * node through Redis and cached in each worker until shortly before it
  * expires.  One caller refreshes it, under a lock in Redis, while the
- * others use the old one or wait briefly for the new one.  A token WeChat
- * refuses is dropped only if it is still the stored one, and the call is
- * made once more; so is a call WeChat was too busy for.
+ * others use the old one or wait for the new one: the refresh's end is
+ * published, and a waiter also looks again at growing intervals.  A
+ * refresh that fails starts a back-off, kept in Redis for every node, in
+ * which callers without a token are answered 503 at once and WeChat is not
+ * asked.  A token WeChat refuses is dropped only if it is still the stored
+ * one, and the call is made once more; so is a call WeChat was too busy
+ * for.
  */
 
 
@@ -15,7 +19,11 @@
 
 #define NGX_HTTP_WECHAT_TOKEN_AHEAD   300000  /* ms before expiry: refresh */
 #define NGX_HTTP_WECHAT_TOKEN_LOCK    10000   /* ms a refresh may take */
-#define NGX_HTTP_WECHAT_TOKEN_WAIT    100     /* ms between looks */
+#define NGX_HTTP_WECHAT_TOKEN_WAIT    100     /* ms to the first look */
+#define NGX_HTTP_WECHAT_TOKEN_HEARD   2000    /* ms to the first look, when
+                                                 the end is heard of */
+#define NGX_HTTP_WECHAT_TOKEN_JITTER  250     /* per mille, at most, off a
+                                                 back-off */
 #define NGX_HTTP_WECHAT_TOKEN_YOUNG   5000    /* ms a new token is kept even
                                                  if WeChat refuses it */
 #define NGX_HTTP_WECHAT_TOKEN_KEPT    60000   /* ms a kept key's token is
@@ -37,7 +45,15 @@ static void ngx_http_wechat_token_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
 static void ngx_http_wechat_token_read_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
+static void ngx_http_wechat_token_await(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+static void ngx_http_wechat_token_wake(ngx_http_wechat_waiter_t *w,
+    ngx_uint_t why);
 static void ngx_http_wechat_token_wait(ngx_event_t *ev);
+static void ngx_http_wechat_token_look(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+static void ngx_http_wechat_token_refused(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, int64_t backoff_ms);
 static void ngx_http_wechat_token_refresh(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 static void ngx_http_wechat_token_fetched(ngx_http_request_t *r,
@@ -54,6 +70,11 @@ static void ngx_http_wechat_token_ignored(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
 static void ngx_http_wechat_token_stored(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
+static void ngx_http_wechat_token_failed(ngx_http_request_t *r,
+    redisReply *response, ngx_uint_t ended);
+static void ngx_http_wechat_token_backoff(time_t seconds);
+static ngx_str_t ngx_http_wechat_token_channel(ngx_http_request_t *r,
+    ngx_http_wechat_loc_conf_t *wlcf);
 static void ngx_http_wechat_token_drop(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 static void ngx_http_wechat_token_dropped(ngx_http_request_t *r,
@@ -113,6 +134,14 @@ ngx_http_wechat_wx_call(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     wx->wait.data = r;
     wx->wait.log = r->connection->log;
 
+    wx->waiter = ngx_pcalloc(r->pool, sizeof(ngx_http_wechat_waiter_t));
+    if (wx->waiter == NULL) {
+        return NGX_ERROR;
+    }
+
+    wx->waiter->wake = ngx_http_wechat_token_wake;
+    wx->waiter->data = r;
+
     ctx->api.conf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
     /* one deadline for all of it: the token, the call, the retries */
@@ -137,7 +166,7 @@ static void
 ngx_http_wechat_token_get(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 {
     ngx_int_t                       rc;
-    ngx_str_t                       argv[6];
+    ngx_str_t                       argv[7];
     ngx_http_wechat_loc_conf_t     *wlcf;
     ngx_http_wechat_token_cache_t  *cache;
 
@@ -168,20 +197,24 @@ ngx_http_wechat_token_get(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
                  2, argv);
 
     } else {
-        ngx_str_set(&argv[0], "2");
+        ngx_str_set(&argv[0], "3");
         argv[1] = ngx_http_wechat_key(r, wlcf, "token", NULL);
         argv[2] = ngx_http_wechat_key(r, wlcf, "token:lock", NULL);
-        argv[3] = ngx_http_wechat_number(r->pool,
+        argv[3] = ngx_http_wechat_key(r, wlcf, "token:backoff", NULL);
+        argv[4] = ngx_http_wechat_number(r->pool,
                                          NGX_HTTP_WECHAT_TOKEN_AHEAD);
-        argv[4] = ctx->wx.lock_id;
-        argv[5] = ngx_http_wechat_number(r->pool,
+        argv[5] = ctx->wx.lock_id;
+        argv[6] = ngx_http_wechat_number(r->pool,
                                          NGX_HTTP_WECHAT_TOKEN_LOCK);
 
-        rc = (argv[1].data && argv[2].data && argv[3].data && argv[5].data)
+        rc = (argv[1].data && argv[2].data && argv[3].data && argv[4].data
+              && argv[6].data)
              ? ngx_http_wechat_redis_command(r, ngx_http_wechat_token_done,
-                                             NGX_HTTP_WECHAT_SCRIPT_TOKEN, 6,
+                                             NGX_HTTP_WECHAT_SCRIPT_TOKEN, 7,
                                              argv)
              : NGX_ERROR;
+
+        ctx->wx.reading = (rc == NGX_OK);
     }
 
     if (rc != NGX_OK) {
@@ -197,10 +230,9 @@ ngx_http_wechat_token_done(ngx_http_request_t *r, redisReply *response,
     wx_allocator_t           a;
     wx_token_state_t         state;
     ngx_http_wechat_ctx_t   *ctx;
-    ngx_http_wechat_wx_t    *wx;
 
     ctx = ngx_http_wechat_get_ctx(r);
-    wx = &ctx->wx;
+    ctx->wx.reading = 0;
 
     ngx_http_wechat_allocator(r->pool, &a);
 
@@ -231,7 +263,34 @@ ngx_http_wechat_token_done(ngx_http_request_t *r, redisReply *response,
         return;
     }
 
-    if (ngx_current_msec + NGX_HTTP_WECHAT_TOKEN_WAIT >= ctx->api.deadline) {
+    if (state.backoff_ms) {
+        ngx_http_wechat_token_refused(r, ctx, state.backoff_ms);
+        return;
+    }
+
+    ngx_http_wechat_token_await(r, ctx);
+}
+
+
+/*
+ * Another caller refreshes the token: this one waits for the refresh's end
+ * on the account's channel, and looks again at growing intervals, for a
+ * refresher that died says nothing; without a pub/sub connection the
+ * intervals start short.  Subscribed only now, it looks once more at
+ * once: the end may have come before.
+ */
+
+static void
+ngx_http_wechat_token_await(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
+{
+    ngx_int_t              rc;
+    ngx_msec_t             left;
+    ngx_str_t              channel;
+    ngx_http_wechat_wx_t  *wx = &ctx->wx;
+
+    left = ctx->api.deadline - ngx_current_msec;
+
+    if ((ngx_msec_int_t) left <= 0) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "wechat api: no access_token within %Mms",
                       ctx->api.conf->api_timeout);
@@ -239,7 +298,75 @@ ngx_http_wechat_token_done(ngx_http_request_t *r, redisReply *response,
         return;
     }
 
-    ngx_add_timer(&wx->wait, NGX_HTTP_WECHAT_TOKEN_WAIT);
+    /* woken while it looked: the end may have come after that look */
+
+    if (wx->again) {
+        wx->again = 0;
+        ngx_http_wechat_token_get(r, ctx);
+        return;
+    }
+
+    if (wx->waiter->channel == NULL) {
+        channel = ngx_http_wechat_token_channel(r, ctx->api.conf);
+
+        rc = channel.data ? ngx_http_wechat_pubsub_wait(wx->waiter, &channel)
+                          : NGX_ERROR;
+
+        if (rc == NGX_OK) {
+            wx->subscribed = 1;
+            ngx_http_wechat_token_get(r, ctx);
+            return;
+        }
+
+        /* subscribing: READY follows, and a look then */
+        wx->subscribed = (rc == NGX_AGAIN);
+    }
+
+    if (wx->interval == 0) {
+        wx->interval = wx->subscribed ? NGX_HTTP_WECHAT_TOKEN_HEARD
+                                      : NGX_HTTP_WECHAT_TOKEN_WAIT;
+
+    } else {
+        wx->interval *= 2;
+    }
+
+    ngx_add_timer(&wx->wait, ngx_min(wx->interval, left));
+}
+
+
+/* The pub/sub store's call: a refresh ended, or the channel is ready. */
+
+static void
+ngx_http_wechat_token_wake(ngx_http_wechat_waiter_t *w, ngx_uint_t why)
+{
+    ngx_connection_t       *c;
+    ngx_http_request_t     *r = w->data;
+    ngx_http_wechat_ctx_t  *ctx;
+
+    c = r->connection;
+    ctx = ngx_http_wechat_get_ctx(r);
+
+    switch (why) {
+
+    case NGX_HTTP_WECHAT_WAKE_CHANGED:
+        ngx_http_wechat_count(token_wakeups[0]);
+        ngx_http_wechat_pubsub_leave(w);
+        ctx->wx.subscribed = 0;
+        break;
+
+    case NGX_HTTP_WECHAT_WAKE_READY:
+        ctx->wx.subscribed = 1;
+        break;
+
+    default:
+        /* the intervals go on; a reconnect says READY */
+        ctx->wx.subscribed = 0;
+        return;
+    }
+
+    ngx_http_wechat_token_look(r, ctx);
+
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -253,9 +380,71 @@ ngx_http_wechat_token_wait(ngx_event_t *ev)
     c = r->connection;
     ctx = ngx_http_wechat_get_ctx(r);
 
-    ngx_http_wechat_token_get(r, ctx);
+    ngx_http_wechat_count(token_wakeups[1]);
+    ngx_http_wechat_token_look(r, ctx);
 
     ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * A waiter looks at the token again; while a look is under way, once that
+ * one is answered, for one request makes one call.
+ */
+
+static void
+ngx_http_wechat_token_look(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
+{
+    if (ctx->wx.wait.timer_set) {
+        ngx_del_timer(&ctx->wx.wait);
+    }
+
+    if (ctx->wx.reading) {
+        ctx->wx.again = 1;
+        return;
+    }
+
+    ngx_http_wechat_token_get(r, ctx);
+}
+
+
+/* A refresh failed a moment ago: no call to WeChat until it is over. */
+
+static void
+ngx_http_wechat_token_refused(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, int64_t backoff_ms)
+{
+    ctx->wx.retry_after = (time_t) ((backoff_ms + 999) / 1000);
+
+    ngx_http_wechat_count(token_refusals);
+    ngx_http_wechat_token_backoff(ctx->wx.retry_after);
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "wechat api: access_token refresh backs off for %Lms",
+                  backoff_ms);
+
+    ngx_http_wechat_wx_end(r, ctx, NGX_HTTP_WECHAT_API_BACKOFF);
+}
+
+
+/* The metrics' view of the back-off: when it ends, as last heard. */
+
+static void
+ngx_http_wechat_token_backoff(time_t seconds)
+{
+    if (ngx_http_wechat_metrics) {
+        ngx_http_wechat_metrics->token_backoff_until = ngx_time() + seconds;
+    }
+}
+
+
+/* Where the end of an account's refresh, good or failed, is published. */
+
+static ngx_str_t
+ngx_http_wechat_token_channel(ngx_http_request_t *r,
+    ngx_http_wechat_loc_conf_t *wlcf)
+{
+    return ngx_http_wechat_key(r, wlcf, "token:refreshed", NULL);
 }
 
 
@@ -391,7 +580,9 @@ ngx_http_wechat_token_fetched(ngx_http_request_t *r,
             call->late = ngx_http_wechat_token_fetched_late;
 
         } else {
-            ngx_http_wechat_token_store(r, ctx, NULL, 0);
+            (void) ngx_http_wechat_token_store(r, ctx,
+                                               ngx_http_wechat_token_failed,
+                                               0);
         }
 
         ngx_http_wechat_wx_end(r, ctx, result);
@@ -432,7 +623,8 @@ ngx_http_wechat_token_fetched_late(ngx_http_request_t *r,
     ngx_http_wechat_allocator(r->pool, &a);
 
     if (ngx_http_wechat_token_parse(call, &a, &token, &expires_in) != WX_OK) {
-        (void) ngx_http_wechat_token_store(r, ctx, NULL, 0);
+        (void) ngx_http_wechat_token_store(r, ctx,
+                                           ngx_http_wechat_token_failed, 0);
         return;
     }
 
@@ -462,15 +654,16 @@ ngx_http_wechat_token_parse(ngx_http_wechat_api_call_t *call,
 
 /*
  * Stores the new token ctx->wx.token, which lives expires_in seconds, and
- * lets go of the lock; with no expires_in, only lets go of the lock.
- * handler, if any, goes on when Redis has answered.
+ * lets go of the lock; with no expires_in, the refresh failed: lets go of
+ * the lock and starts a back-off.  handler, if any, goes on when Redis has
+ * answered.
  */
 
 static ngx_int_t
 ngx_http_wechat_token_store(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     ngx_http_wechat_redis_handler_pt handler, int64_t expires_in)
 {
-    ngx_str_t                    argv[7];
+    ngx_str_t                    argv[10];
     ngx_http_wechat_loc_conf_t  *wlcf;
 
     wlcf = ctx->api.conf;
@@ -480,13 +673,19 @@ ngx_http_wechat_token_store(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     }
 
     if (expires_in == 0) {
-        ngx_str_set(&argv[0], "1");
+        ngx_str_set(&argv[0], "3");
         argv[1] = ngx_http_wechat_key(r, wlcf, "token:lock", NULL);
-        argv[2] = ctx->wx.lock_id;
+        argv[2] = ngx_http_wechat_key(r, wlcf, "token:backoff", NULL);
+        argv[3] = ngx_http_wechat_key(r, wlcf, "token:failures", NULL);
+        argv[4] = ctx->wx.lock_id;
+        argv[5] = ngx_http_wechat_number(r->pool,
+                      ngx_random() % NGX_HTTP_WECHAT_TOKEN_JITTER);
+        argv[6] = ngx_http_wechat_token_channel(r, wlcf);
 
-        return argv[1].data
+        return (argv[1].data && argv[2].data && argv[3].data && argv[5].data
+                && argv[6].data)
                ? ngx_http_wechat_redis_command(r, handler,
-                     NGX_HTTP_WECHAT_SCRIPT_TOKEN_UNLOCK, 3, argv)
+                     NGX_HTTP_WECHAT_SCRIPT_TOKEN_FAIL, 7, argv)
                : NGX_ERROR;
     }
 
@@ -498,22 +697,30 @@ ngx_http_wechat_token_store(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
                                expires_in * 1000
                                - NGX_HTTP_WECHAT_TOKEN_AHEAD);
 
-    ngx_str_set(&argv[0], "2");
+    ngx_str_set(&argv[0], "4");
     argv[1] = ngx_http_wechat_key(r, wlcf, "token", NULL);
     argv[2] = ngx_http_wechat_key(r, wlcf, "token:lock", NULL);
-    argv[3] = ctx->wx.token;
-    argv[4] = ngx_http_wechat_number(r->pool, expires_in * 1000);
-    argv[5] = ngx_http_wechat_number(r->pool, (int64_t) ngx_time() * 1000);
-    argv[6] = ctx->wx.lock_id;
+    argv[3] = ngx_http_wechat_key(r, wlcf, "token:backoff", NULL);
+    argv[4] = ngx_http_wechat_key(r, wlcf, "token:failures", NULL);
+    argv[5] = ctx->wx.token;
+    argv[6] = ngx_http_wechat_number(r->pool, expires_in * 1000);
+    argv[7] = ngx_http_wechat_number(r->pool, (int64_t) ngx_time() * 1000);
+    argv[8] = ctx->wx.lock_id;
+    argv[9] = ngx_http_wechat_token_channel(r, wlcf);
 
-    if (argv[1].data == NULL || argv[2].data == NULL || argv[4].data == NULL
-        || argv[5].data == NULL)
+    if (argv[1].data == NULL || argv[2].data == NULL || argv[3].data == NULL
+        || argv[4].data == NULL || argv[6].data == NULL
+        || argv[7].data == NULL || argv[9].data == NULL)
     {
         return NGX_ERROR;
     }
 
+    if (ngx_http_wechat_metrics) {
+        ngx_http_wechat_metrics->token_backoff_until = 0;
+    }
+
     return ngx_http_wechat_redis_command(r, handler,
-                                         NGX_HTTP_WECHAT_SCRIPT_TOKEN_SET, 7,
+                                         NGX_HTTP_WECHAT_SCRIPT_TOKEN_SET, 10,
                                          argv);
 }
 
@@ -530,6 +737,21 @@ ngx_http_wechat_token_stored(ngx_http_request_t *r, redisReply *response,
     ngx_uint_t ended)
 {
     ngx_http_wechat_wx_send(r, ngx_http_wechat_get_ctx(r));
+}
+
+
+/* TOKEN_FAIL's answer: the back-off it started (ms). */
+
+static void
+ngx_http_wechat_token_failed(ngx_http_request_t *r, redisReply *response,
+    ngx_uint_t ended)
+{
+    if (response && response->type == REDIS_REPLY_INTEGER
+        && response->integer > 0)
+    {
+        ngx_http_wechat_token_backoff((time_t) ((response->integer + 999)
+                                                / 1000));
+    }
 }
 
 
@@ -592,6 +814,8 @@ ngx_http_wechat_wx_send(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     wx_allocator_t               a;
     ngx_http_wechat_wx_t        *wx = &ctx->wx;
     ngx_http_wechat_api_call_t  *call = &ctx->api;
+
+    ngx_http_wechat_pubsub_leave(wx->waiter);
 
     ngx_http_wechat_allocator(r->pool, &a);
 
@@ -711,6 +935,8 @@ ngx_http_wechat_wx_end(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
 {
     ctx->wx.result = result;
 
+    ngx_http_wechat_pubsub_leave(ctx->wx.waiter);
+
     if (ctx->wx.starting) {
         ctx->wx.ended = 1;
         return;
@@ -721,8 +947,9 @@ ngx_http_wechat_wx_end(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
 
 
 /*
- * The page's answer when a call failed: 503 without Redis, 504 without an
- * answer in time, 502 with WeChat's errcode and errmsg otherwise.
+ * The page's answer when a call failed: 503 without Redis, 503 with
+ * retry_after in a back-off, 504 without an answer in time, 502 with
+ * WeChat's errcode and errmsg otherwise.
  */
 
 ngx_int_t
@@ -737,6 +964,11 @@ ngx_http_wechat_wx_failed(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 
     if (wx->result == NGX_HTTP_WECHAT_API_NO_TOKEN && wx->errcode == 0) {
         return ngx_http_wechat_send_unavailable(r);
+    }
+
+    if (wx->result == NGX_HTTP_WECHAT_API_BACKOFF) {
+        return ngx_http_wechat_send_retry(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                          "wechat", wx->retry_after);
     }
 
     if (wx->result == NGX_HTTP_WECHAT_API_FAILED && wx->status == 0) {
@@ -833,5 +1065,9 @@ ngx_http_wechat_wx_cleanup(void *data)
 
     if (wx->wait.timer_set) {
         ngx_del_timer(&wx->wait);
+    }
+
+    if (wx->waiter) {
+        ngx_http_wechat_pubsub_leave(wx->waiter);
     }
 }

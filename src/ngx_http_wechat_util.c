@@ -646,6 +646,40 @@ ngx_http_wechat_send_unavailable(ngx_http_request_t *r)
 }
 
 
+/*
+ * A refusal for now: {"error":what,"retry_after":seconds}, and the same
+ * in Retry-After.
+ */
+
+ngx_int_t
+ngx_http_wechat_send_retry(ngx_http_request_t *r, ngx_uint_t status,
+    const char *what, time_t seconds)
+{
+    ngx_table_elt_t  *h;
+
+    wx_json_field_t  answer[] = {
+        { "error", WX_JSON_STRING,
+          { (const unsigned char *) what, ngx_strlen(what) }, 0 },
+        { "retry_after", WX_JSON_INTEGER, { NULL, 0 }, seconds }
+    };
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Retry-After");
+    h->value = ngx_http_wechat_number(r->pool, seconds);
+
+    if (h->value.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_wechat_send_json(r, status, answer, 2);
+}
+
+
 /* Maps a core status to the answer, with one line naming the reason. */
 
 ngx_int_t

@@ -28,7 +28,16 @@ for my $file (@examples) {
     open my $fh, '<', $file or die;
     my $text = do { local $/; <$fh> };
     my ($ok, $out) = nginx_t($text);
-    ok($ok, "nginx -t accepts " . (split m{/}, $file)[-1]) or diag($out);
+    my $name = (split m{/}, $file)[-1];
+    ok($ok, "nginx -t accepts $name") or diag($out);
+
+    # a scene may cost a qrcode/create call: each location that issues
+    # them limits how fast one client may ask
+    my @issuing = $text =~ /location [^{]*\{([^}]*wechat_qrcode (?:bind|login|code);[^}]*)\}/g;
+    for my $body (@issuing) {
+        like($body, qr/^\s*limit_req zone=\w+/m,
+             "$name: a location issuing scenes carries a limit_req");
+    }
 }
 
 my $head = "load_module x;\nevents {}\nhttp {\n";
@@ -113,6 +122,12 @@ my @bad = (
     [ 'template field',
       'wechat_code_template TPL code;',
       qr/invalid template field "code"/ ],
+    [ 'qrcode rate without /s',
+      'wechat_qrcode_rate 10;',
+      qr/invalid rate "10": it must be N\/s/ ],
+    [ 'qrcode rate of 0',
+      'wechat_qrcode_rate 0/s;',
+      qr/invalid rate "0\/s"/ ],
     [ 'qrcode expire over 30 days',
       'wechat_qrcode_expire 31d;',
       qr/must be between 1s and 30d/ ],
@@ -157,6 +172,28 @@ my @bad = (
     [ 'a sentinel that is no address',
       'wechat_redis sentinel=127.0.0.1:26379,:x master=m;',
       qr/in ":x"/ ],
+    [ 'a qrcode regex location without a cookie path',
+      'wechat_redis 127.0.0.1:6379; server { location ~ ^/q$ { '
+      . 'wechat_qrcode login; } }',
+      qr/"wechat_qrcode" in a regex or named location needs "wechat_poll_cookie" with "path="/ ],
+    [ 'cookie samesite=none without secure',
+      'wechat_poll_cookie c samesite=none;',
+      qr/with "samesite=none" needs "secure"/ ],
+    [ 'an unknown cookie samesite',
+      'wechat_poll_cookie c samesite=loose;',
+      qr/invalid "samesite=loose"/ ],
+    [ 'a cookie path not from the root',
+      'wechat_poll_cookie c path=login/;',
+      qr/invalid cookie path "login\/"/ ],
+    [ 'a cookie path with ";"',
+      'wechat_poll_cookie c "path=/a;Domain=evil";',
+      qr/invalid cookie path/ ],
+    [ 'a cookie name with a separator',
+      'wechat_poll_cookie "a=b";',
+      qr/invalid cookie name "a=b"/ ],
+    [ 'an unknown cookie parameter',
+      'wechat_poll_cookie c domain=example.com;',
+      qr/invalid parameter "domain=example.com"/ ],
     [ 'duplicate redis',
       'wechat_redis 127.0.0.1:6379; wechat_redis 127.0.0.1:6380;',
       qr/is duplicate/ ],

@@ -118,7 +118,14 @@ is($h{token}, sha256_hex($q->{token}), 'only the token hash is stored');
 my $ttl = redis_cmd($redis, 'TTL', "${P}scene:$q->{scene}");
 ok($ttl > 110 && $ttl <= 120, "scene TTL is the QR lifetime ($ttl)");
 
-isnt(qrcode('alice')->{scene}, $q->{scene}, 'a fresh scene every time');
+# the same user asking again, on another page: the pending scene, whose
+# token is now the new page's (wechat_qrcode's reuse is in 21-issuing.t)
+my $again = qrcode('alice');
+is($again->{scene}, $q->{scene}, 'the same user gets the pending scene back');
+isnt($again->{token}, $q->{token}, 'with a new poll token');
+is(poll($q->{scene}, $q->{token}), '{"status":"expired"}',
+   'the old page\'s token no longer polls');
+$q = $again;
 
 run_case($ng, { name => 'qrcode without a user', method => 'POST',
                 path => '/qrcode', status => 401, log => [qr/no user/] });

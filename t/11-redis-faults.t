@@ -53,7 +53,7 @@ EOF
 
 my $json = JSON::PP->new;
 
-sub qrcode { http_req('GET', $ng->url('/qrcode?user=u1')) }
+sub qrcode { http_req('POST', $ng->url('/qrcode?user=u1')) }
 
 sub scan_push {
     my ($path, $scene) = @_;

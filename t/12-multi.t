@@ -50,7 +50,7 @@ my $json = JSON::PP->new;
 
 sub qrcode {
     my ($ng, $acct, $user) = @_;
-    my $res = http_req('GET', $ng->url("/$acct/qrcode?user=$user"));
+    my $res = http_req('POST', $ng->url("/$acct/qrcode?user=$user"));
     is($res->{status}, 200, "qrcode $acct/$user") or diag($res->{content});
     return $json->decode($res->{content});
 }

@@ -55,6 +55,7 @@ my $ng = start_nginx(http => <<"EOF");
         }
 
         location ~ "^/qr-path/([\\s\\S]*)\$" {
+            wechat_poll_cookie wechat_poll path=/;  # a regex has no directory
             wechat_user \$1;
             wechat_qrcode bind;
         }
@@ -82,7 +83,7 @@ my $P = "wx:{$appid}:";
 
 sub issue {
     my ($user) = @_;
-    my $res = http_req('GET', $ng->url("/qrcode?user=$user"));
+    my $res = http_req('POST', $ng->url("/qrcode?user=$user"));
     is($res->{status}, 200, "scene for $user");
     return $json->decode($res->{content});
 }
@@ -396,7 +397,7 @@ run_case($ng, { name => 'GET check query reflecting another echostr',
 }
 
 # A site user with a line break would become a header to the app.
-run_case($ng, { name => 'a site user with CR LF', path =>
+run_case($ng, { name => 'a site user with CR LF', method => 'POST', path =>
                 '/qr-path/alice%0d%0aX-Admin:%20yes', status => 400,
                 log => [qr/user has a control character/] });
 

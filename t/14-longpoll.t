@@ -35,6 +35,7 @@ my $conf = <<"EOF";
 
         wechat_appid $appid;
         wechat_token $token;
+        wechat_qrcode_rate 1000/s;      # 100 scenes at once below
 
         location = /wx { wechat_callback; }
         location = /qrcode { wechat_user \$arg_user; wechat_qrcode bind; }
@@ -57,7 +58,7 @@ my $json = JSON::PP->new->utf8;
 
 sub qrcode {
     my ($node, $user) = @_;
-    my $res = http_req('GET', $node->url("/qrcode?user=$user"));
+    my $res = http_req('POST', $node->url("/qrcode?user=$user"));
     return $json->decode($res->{content});
 }
 
@@ -83,7 +84,7 @@ sub waiting_is {
 }
 
 wait_until('Redis ready', sub {
-    http_req('GET', $ng->url('/qrcode?user=x'))->{status} == 200 }, 20);
+    http_req('POST', $ng->url('/qrcode?user=x'))->{status} == 200 }, 20);
 
 # --- wake-up on the same node ------------------------------------------------
 
@@ -219,7 +220,7 @@ wait_until('resubscribed', sub {
                "${P}resolved:$scenes[99]{scene}")->[1] // 0) == 1 }, 10);
 
 wait_until('commands again', sub {
-    http_req('GET', $ng->url('/qrcode?user=x'))->{status} == 200 }, 10);
+    http_req('POST', $ng->url('/qrcode?user=x'))->{status} == 200 }, 10);
 my $resolved = grep { scan($scenes[$_]{scene}, "oLoud$_")->{content}
                       =~ /绑定成功/ } 50 .. 99;
 is($resolved, 50, 'restart: the other 50 scanned and resolved');

@@ -48,6 +48,7 @@ my $http = <<"EOF";
         wechat_token $token;
         wechat_secret $secret;
         wechat_api_pass /wechat-api-upstream;
+        wechat_qrcode_rate 1000/s;             # bursts of 200 below
 
         location /wechat-api-upstream/ {
             internal;
@@ -122,7 +123,8 @@ sub at_once {
         my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
                                       PeerPort => $port, Proto => 'tcp')
             or die "connect: $!";
-        print $s "GET $path HTTP/1.0\r\nHost: localhost\r\n\r\n";
+        print $s "POST $path HTTP/1.0\r\nHost: localhost\r\n"
+                 . "Content-Length: 0\r\n\r\n";
         push @socks, $s;
     }
     my $sel = IO::Select->new(@socks);
@@ -144,7 +146,7 @@ sub at_once {
 
 sub qrcode {
     my ($ng, $path, $user) = @_;
-    my $res = http_req('GET', $ng->url("$path?user=$user"));
+    my $res = http_req('POST', $ng->url("$path?user=$user"));
     $res->{json} = eval { $json->decode($res->{content}) };
     return $res;
 }

@@ -173,8 +173,9 @@ is(redis_cmd($redis, 'HGET', "${P}openids", "oAlice"), 'alice',
 
 my $q = issue('login');
 like($q->{cookie},
-     qr/^wechat_poll=$q->{token}; Path=\/; Max-Age=300; HttpOnly; SameSite=Lax$/,
-     'the poll token as an HttpOnly, SameSite=Lax cookie (no Secure on http)');
+     qr/^wechat_poll=$q->{token}; Path=\/login\/; Max-Age=300; HttpOnly; SameSite=Lax$/,
+     'the poll token as an HttpOnly, SameSite=Lax cookie for /login/ only '
+     . '(no Secure on http)');
 my $h = scene_hash($q->{scene});
 is($h->{kind}, 'login', 'a login scene');
 is($h->{user}, '', 'anonymous');

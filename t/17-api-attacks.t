@@ -260,11 +260,13 @@ sub reload_nginx {
 # the client waits longer than the server's longest deadline
 sub get { my ($path, %o) = @_;
           http_req('GET', $ng->url($path), timeout => 10 * $slow, %o) }
+sub post { my ($path, %o) = @_;
+           http_req('POST', $ng->url($path), timeout => 10 * $slow, %o) }
 sub odd { my ($path, %o) = @_;
           http_req('GET', "http://127.0.0.1:$oddport$path", %o) }
 
 # warm up: one token in Redis
-is(get('/qrcode?user=warm')->{status}, 200, 'warm-up QR code');
+is(post('/qrcode?user=warm')->{status}, 200, 'warm-up QR code');
 my $shared = redis_cmd($redis, 'HGET', "${P}token", 'value');
 ok($shared, 'the shared token is in Redis');
 $ng->new_log;
@@ -275,7 +277,7 @@ subtest 'F1: upstream errors write the access_token into the error log' => sub {
     # WeChat slower than proxy_read_timeout: nginx logs the upstream URL
     $fake->delay(endpoint => '/cgi-bin/qrcode/create',
                  ms => 5 * $deadline_ms, times => 1);
-    my $res = get('/qrcode?user=slowlog');
+    my $res = post('/qrcode?user=slowlog');
     ok($res->{status} == 504 || $res->{status} == 502,
        "no answer in time: $res->{status}");
     sleep 3 * $deadline;    # the background subrequest times out
@@ -289,7 +291,7 @@ subtest 'F1: upstream errors write the access_token into the error log' => sub {
 subtest 'F1b: classic token refresh errors write the AppSecret into the log' => sub {
     $fake->delay(endpoint => '/cgi-bin/token', ms => 5 * $deadline_ms,
                  times => 1);
-    my $res = get('/qrcode-classic?user=secretlog');
+    my $res = post('/qrcode-classic?user=secretlog');
     ok($res->{status} == 504 || $res->{status} == 503, "answered $res->{status}");
     sleep 3 * $deadline;
     my $log = $ng->new_log;
@@ -309,7 +311,7 @@ subtest 'F2: a refresh answered after the deadline is wasted, the lock stays' =>
     my $before = calls('/cgi-bin/token');
     $fake->delay(endpoint => '/cgi-bin/token', ms => 1.6 * $deadline_ms,
                  times => 1);
-    my $res = get('/qrcode-classic?user=late1');
+    my $res = post('/qrcode-classic?user=late1');
     is($res->{status}, 504, 'the refresh took longer than the deadline: 504');
     sleep 2 * $deadline;                    # WeChat has answered by now
     is(calls('/cgi-bin/token'), $before + 1, 'WeChat issued a new token');
@@ -318,7 +320,7 @@ subtest 'F2: a refresh answered after the deadline is wasted, the lock stays' =>
         or diag('the new token was discarded; in classic mode it has also '
                 . 'invalidated the previous one');
     my $t0 = time;
-    $res = get('/qrcode-classic?user=late2');
+    $res = post('/qrcode-classic?user=late2');
     is($res->{status}, 200, 'the next page gets its QR code')
         or diag("got $res->{status} $res->{content} after "
                 . sprintf('%.2f', time - $t0) . ' s; lock PTTL '
@@ -338,7 +340,7 @@ subtest 'F3: wechat_api_timeout does not bound refresh + call + retry' => sub {
     $fake->delay(endpoint => '/cgi-bin/qrcode/create', ms => $step, times => 2);
     $fake->fail(endpoint => '/cgi-bin/qrcode/create', errcode => 40001, times => 1);
     $fake->expire_token(appid => $appid);   # so that stable_token renews
-    my $res = get('/qrcode-fast?user=deadline');
+    my $res = post('/qrcode-fast?user=deadline');
     note("answered $res->{status} after $res->{elapsed} s");
     is($res->{status}, 504, 'the call as a whole missed its deadline: 504')
         or diag($res->{content});
@@ -351,7 +353,7 @@ subtest 'F3: wechat_api_timeout does not bound refresh + call + retry' => sub {
 # --- F4: one refresh per refused call, sequentially: a storm ----------------
 
 subtest 'F4: a steady 40001 on one API path refreshes the token every call' => sub {
-    my $settle = get('/qrcode?user=settle');
+    my $settle = post('/qrcode?user=settle');
     is($settle->{status}, 200, 'a token to refuse')
         or diag("$settle->{content} after $settle->{elapsed} s");
     my $before = calls('/cgi-bin/stable_token');
@@ -510,7 +512,8 @@ subtest 'held: clients that go away mid-call' => sub {
         for (1 .. 5) {
             my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
                                           PeerPort => $ng->{port}) or die;
-            print $s "GET $path HTTP/1.1\r\nHost: x\r\n\r\n";
+            print $s "POST $path HTTP/1.1\r\nHost: x\r\n"
+                     . "Content-Length: 0\r\n\r\n";
             sleep $after;
             close $s;    # RST or FIN mid-flight
         }
@@ -518,7 +521,7 @@ subtest 'held: clients that go away mid-call' => sub {
         my $log = $ng->new_log;
         unlike($log, qr/\[alert\]|\[crit\]|exited on signal/, "$name: no crash");
     }
-    is(get('/qrcode?user=after')->{status}, 200, 'still serving');
+    is(post('/qrcode?user=after')->{status}, 200, 'still serving');
     $fake->reset;
 };
 
@@ -527,7 +530,7 @@ subtest 'held: clients that go away mid-call' => sub {
 subtest 'QR image: cost of the largest image' => sub {
     redis_cmd($redis, 'DEL', "${P}token");
     reload_nginx();
-    my $made = get('/qrcode?user=img');
+    my $made = post('/qrcode?user=img');
     is($made->{status}, 200, 'a QR code') or diag($made->{content});
     my $q = $json->decode($made->{content});
     my ($t0, $n) = (time, 20);

@@ -109,7 +109,7 @@ sub open_reply {
 
 # --- the bind flow, end to end, encrypted ------------------------------------
 
-my $q = $json->decode(http_req('GET', $ng->url('/qrcode?user=sam'))->{content});
+my $q = $json->decode(http_req('POST', $ng->url('/qrcode?user=sam'))->{content});
 my $res = encrypted_push('/safe', event_xml(from => 'oSam', event => 'subscribe',
                                             key => "qrscene_$q->{scene}"));
 is($res->{status}, 200, 'encrypted scan answered');
@@ -191,13 +191,13 @@ for my $name (sort keys %bad) {
 
 # --- compatible mode answers in the form it received ---------------------------
 
-my $qc = $json->decode(http_req('GET', $ng->url('/qrcode?user=cat'))->{content});
+my $qc = $json->decode(http_req('POST', $ng->url('/qrcode?user=cat'))->{content});
 $res = send_push($ng, '/compat', $token,
                  event_xml(from => 'oCat', event => 'SCAN', key => $qc->{scene}));
 like($res->{content}, qr/^<xml><ToUserName><!\[CDATA\[oCat\]\]>.*绑定成功/s,
      'compatible: plaintext push, plaintext reply');
 
-my $qd = $json->decode(http_req('GET', $ng->url('/qrcode?user=dog'))->{content});
+my $qd = $json->decode(http_req('POST', $ng->url('/qrcode?user=dog'))->{content});
 $res = encrypted_push('/compat', event_xml(from => 'oDog', event => 'SCAN',
                                            key => $qd->{scene}));
 like(open_reply('compatible', $res->{content}), qr/绑定成功/,

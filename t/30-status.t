@@ -55,8 +55,8 @@ sub scan {
                   time => $opt{time}));
 }
 
-my $q1 = $json->decode(http_req('GET', $ng->url('/qrcode?user=u1'))->{content});
-my $q2 = $json->decode(http_req('GET', $ng->url('/qrcode?user=u2'))->{content});
+my $q1 = $json->decode(http_req('POST', $ng->url('/qrcode?user=u1'))->{content});
+my $q2 = $json->decode(http_req('POST', $ng->url('/qrcode?user=u2'))->{content});
 my $t = int time;
 scan($q1->{scene}, 'o1', time => $t) for 1 .. 3;     # bound, then 2 retries
 scan($q2->{scene}, 'o1');                            # conflict

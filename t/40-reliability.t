@@ -63,7 +63,7 @@ check_phase('redis restarted', $before, @r);
 ok((grep { $_->[3] eq 'passed' && $_->[0] eq 'scan' } @r),
    'redis restarted: some scans went upstream');
 wait_until('reconnect', sub {
-    http_req('GET', $ng->url('/qrcode?user=x'))->{status} == 200 }, 20);
+    http_req('POST', $ng->url('/qrcode?user=x'))->{status} == 200 }, 20);
 no_crash('redis restarted');
 
 # --- Redis hung, then resumed --------------------------------------------------------
@@ -77,7 +77,7 @@ $before = receipts();
 });
 check_phase('redis hung', $before, @r);
 wait_until('recovery', sub {
-    http_req('GET', $ng->url('/qrcode?user=x'))->{status} == 200 }, 20);
+    http_req('POST', $ng->url('/qrcode?user=x'))->{status} == 200 }, 20);
 no_crash('redis hung');
 
 # --- Redis out of memory ------------------------------------------------------------
@@ -91,7 +91,7 @@ ok(!grep({ $_->[3] eq 'resolved' } @r), 'redis OOM: nothing resolved');
 like($ng->log_text, qr/\[error\].*OOM command not allowed/,
      'redis OOM: the error is logged');
 redis_cmd($redis, 'CONFIG', 'SET', 'maxmemory', '0');
-my $q = $json->decode(http_req('GET', $ng->url('/qrcode?user=after'))->{content});
+my $q = $json->decode(http_req('POST', $ng->url('/qrcode?user=after'))->{content});
 like(send_push($ng, '/wx', $token, event_xml(event => 'SCAN',
                                              key => $q->{scene}))->{content},
      qr/绑定成功/, 'redis OOM: resolves again once memory is back');

@@ -305,6 +305,7 @@
       scan = WechatScan.start({
         qrcode: '/' + o.kind + '/qrcode',
         poll: '/' + o.kind + '/poll',
+        image: '/' + o.kind + '/image',
         img: $('#qr'),
         sse: /[?&]sse=1/.test(location.search),
         onScene: function (scene) {

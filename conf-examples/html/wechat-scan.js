@@ -14,7 +14,7 @@
  *   scan.confirm(code).then(function (answer) {});  // status "scanned"
  *   scan.stop();
  *
- * It asks `qrcode` for a scene (GET, with the page's cookies), shows its QR
+ * It asks `qrcode` for a scene (POST, with the page's cookies), shows its QR
  * code in `img`, and asks `poll` until a final status.  A poll that answers
  * "pending" at once is asked again after `interval` ms; a long poll that
  * holds the request is asked again as soon as it answers.  With `sse: true`
@@ -191,7 +191,11 @@
       });
     }
 
-    getJson(o.qrcode, o.fetchOptions).then(function (answer) {
+    // POST: wechat_qrcode issues nothing for a GET (a cross-site <img>)
+    var issue = { method: 'POST' };
+    for (k in o.fetchOptions) if (k !== 'method') issue[k] = o.fetchOptions[k];
+
+    getJson(o.qrcode, issue).then(function (answer) {
       if (stopped) return;
       scene = answer;
       if (o.img) {

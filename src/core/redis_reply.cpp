@@ -185,11 +185,11 @@ is_integer(const redisReply *r)
     return r != nullptr && r->type == REDIS_REPLY_INTEGER;
 }
 
-/* An access_token as WeChat issues it: printable, no space, capped. */
+/* Printable, no space, at most max bytes: WeChat's tokens, tickets, urls. */
 bool
-is_token(std::string_view t)
+is_printable(std::string_view t, size_t max)
 {
-    if (t.empty() || t.size() > WX_API_TOKEN_MAX) {
+    if (t.size() > max) {
         return false;
     }
 
@@ -200,6 +200,13 @@ is_token(std::string_view t)
     }
 
     return true;
+}
+
+/* An access_token as WeChat issues it. */
+bool
+is_token(std::string_view t)
+{
+    return !t.empty() && is_printable(t, WX_API_TOKEN_MAX);
 }
 
 } // namespace
@@ -215,13 +222,14 @@ wx_redis_token(const struct redisReply *reply, const wx_allocator_t *a,
     return wx::guarded([&] {
         *out = wx_token_state_t{};
 
-        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 5) {
             return WX_ERR_REPLY;
         }
 
         const redisReply *const *e = reply->element;
 
-        if (!is_integer(e[1]) || !is_integer(e[3])
+        if (!is_integer(e[1]) || !is_integer(e[3]) || !is_integer(e[4])
+            || e[4]->integer < 0
             || (e[0]->type != REDIS_REPLY_NIL && !is_string(e[0]))
             || (e[2]->type != REDIS_REPLY_NIL && !is_string(e[2])))
         {
@@ -230,6 +238,7 @@ wx_redis_token(const struct redisReply *reply, const wx_allocator_t *a,
 
         out->ttl_ms = e[1]->integer;
         out->locked = e[3]->integer == 1;
+        out->backoff_ms = e[4]->integer;
 
         if (is_string(e[2]) && !parse_time(text(e[2]), &out->issued_ms)) {
             return WX_ERR_REPLY;
@@ -293,6 +302,54 @@ wx_redis_qrcode_url(const struct redisReply *reply, wx_span_t token,
         *ttl = e[2]->integer;
 
         return wx::copy_value(a, text(e[0]), url);
+    });
+}
+
+extern "C" wx_status_t
+wx_redis_qrcode_reuse(const struct redisReply *reply, const wx_allocator_t *a,
+    wx_reuse_t *out)
+{
+    if (reply == nullptr || a == nullptr || out == nullptr) {
+        return WX_ERR_ARGS;
+    }
+
+    return wx::guarded([&] {
+        *out = wx_reuse_t{};
+
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0
+            || !is_string(reply->element[0]))
+        {
+            return WX_ERR_REPLY;
+        }
+
+        const redisReply *const *e = reply->element;
+        std::string_view outcome = text(e[0]);
+
+        if (outcome == "new" && reply->elements == 1) {
+            out->outcome = WX_REUSE_NEW;
+            return WX_OK;
+        }
+
+        if (outcome == "rate" && reply->elements == 2 && is_integer(e[1])) {
+            out->outcome = WX_REUSE_RATE;
+            return WX_OK;
+        }
+
+        if ((outcome != "kept" && outcome != "renewed")
+            || reply->elements != 4 || !is_string(e[1]) || !is_string(e[2])
+            || !is_integer(e[3]) || e[3]->integer < 1
+            || !is_printable(text(e[1]), WX_API_TICKET_MAX)
+            || !is_printable(text(e[2]), WX_API_URL_MAX))
+        {
+            return WX_ERR_REPLY;
+        }
+
+        out->outcome = outcome == "kept" ? WX_REUSE_KEPT : WX_REUSE_RENEWED;
+        out->ttl = e[3]->integer;
+
+        wx_status_t rc = wx::copy_value(a, text(e[1]), &out->ticket);
+
+        return rc == WX_OK ? wx::copy_value(a, text(e[2]), &out->url) : rc;
     });
 }
 

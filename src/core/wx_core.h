@@ -244,11 +244,14 @@ typedef struct {
     int64_t               ttl_ms;      /* its remaining life */
     int64_t               issued_ms;   /* 0 when unknown */
     int                   locked;      /* this caller must refresh it */
+    int64_t               backoff_ms;  /* no refresh for this long: the
+                                          last one failed; 0 if none */
 } wx_token_state_t;
 
 /*
- * The TOKEN script's { token or nil, ttl (ms), issued (ms) or nil, locked };
- * a token is checked as WeChat's answer is (printable, capped).
+ * The TOKEN script's { token or nil, ttl (ms), issued (ms) or nil, locked,
+ * back-off left (ms) }; a token is checked as WeChat's answer is
+ * (printable, capped).
  */
 wx_status_t wx_redis_token(const struct redisReply *reply,
     const wx_allocator_t *a, wx_token_state_t *out);
@@ -262,6 +265,27 @@ wx_status_t wx_redis_token(const struct redisReply *reply,
 wx_status_t wx_redis_qrcode_url(const struct redisReply *reply,
     wx_span_t token, const wx_allocator_t *a, wx_span_t *url,
     int64_t *ttl);
+
+/* What wechat_qrcode does, by the QRCODE_REUSE script's answer. */
+#define WX_REUSE_NEW          0    /* a new scene, counted */
+#define WX_REUSE_KEPT         1    /* the pending scene, its token kept */
+#define WX_REUSE_RENEWED      2    /* the pending scene, with a new token */
+#define WX_REUSE_RATE         3    /* no new scene: over the ceiling */
+
+typedef struct {
+    int                   outcome;     /* WX_REUSE_* */
+    wx_span_t             ticket;      /* of a scene given back; empty */
+    wx_span_t             url;         /* without WeChat's API */
+    int64_t               ttl;         /* its life left (s) */
+} wx_reuse_t;
+
+/*
+ * The QRCODE_REUSE script's { "new" }, { "rate", ms left }, or { "kept" or
+ * "renewed", ticket, url, life left (s) }: ticket and url printable, with
+ * no space, and capped as WeChat's answer is; the life at least 1 s.
+ */
+wx_status_t wx_redis_qrcode_reuse(const struct redisReply *reply,
+    const wx_allocator_t *a, wx_reuse_t *out);
 
 /*
  * The poll answer for HMGET scene status openid token: the JSON the page

@@ -77,6 +77,8 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         wx_span_t names[5];
         size_t n;
         wx_redis_names(reply.get(), a, names, 5, &n);
+        wx_reuse_t reuse;
+        wx_redis_qrcode_reuse(reply.get(), a, &reuse);
         wx_redis_cluster_slots(reply.get(), check_range, nullptr);
 
         if (reply->type == REDIS_REPLY_ERROR) {

@@ -25,7 +25,7 @@ sub client {
     while (time < $until) {
         $n++;
         my $user = "u$id-$n";
-        my $q = http_req('GET', $ng->url("/qrcode?user=$user"), timeout => 6);
+        my $q = http_req('POST', $ng->url("/qrcode?user=$user"), timeout => 6);
         my $scene = $q->{status} == 200
                   ? $json->decode($q->{content})->{scene}
                   : 'wxs_' . ('f' x 32);
@@ -124,7 +124,11 @@ sub http_conf {
         wechat_token $token;
 
         location = /wx { wechat_callback; wechat_pass \@app; }
-        location = /qrcode { wechat_user \$arg_user; wechat_qrcode bind; }
+        location = /qrcode {
+            wechat_qrcode_rate 10000/s;      # the load, not the limit
+            wechat_user \$arg_user;
+            wechat_qrcode bind;
+        }
         location = /poll { wechat_poll; }
         location = /longpoll { wechat_poll_timeout 30s; wechat_poll; }
         location = /binding { wechat_binding; }
@@ -140,7 +144,7 @@ EOF
 # A QR scene for $user, or undef.
 sub qrcode {
     my ($ng, $user) = @_;
-    my $res = http_req('GET', $ng->url("/qrcode?user=$user"), timeout => 3);
+    my $res = http_req('POST', $ng->url("/qrcode?user=$user"), timeout => 3);
     return $res->{status} == 200 ? $json->decode($res->{content}) : undef;
 }
 

@@ -117,30 +117,88 @@ test_token(void **state)
     (void) state;
     wx_token_state_t t;
 
-    assert_int_equal(token_state("*4\r\n$6\r\nTOK_en\r\n:7000000\r\n"
-                                 "$13\r\n1700000000000\r\n:0\r\n", &t),
+    assert_int_equal(token_state("*5\r\n$6\r\nTOK_en\r\n:7000000\r\n"
+                                 "$13\r\n1700000000000\r\n:0\r\n:0\r\n",
+                                 &t),
                      WX_OK);
     assert_span_equal(t.token, "TOK_en");
     assert_int_equal(t.ttl_ms, 7000000);
     assert_int_equal(t.issued_ms, 1700000000000LL);
     assert_false(t.locked);
+    assert_int_equal(t.backoff_ms, 0);
 
     /* none stored: this caller holds the lock */
-    assert_int_equal(token_state("*4\r\n$-1\r\n:-2\r\n$-1\r\n:1\r\n", &t),
-                     WX_OK);
+    assert_int_equal(token_state("*5\r\n$-1\r\n:-2\r\n$-1\r\n:1\r\n"
+                                 ":0\r\n", &t), WX_OK);
     assert_span_equal(t.token, "");
     assert_int_equal(t.ttl_ms, -2);
     assert_true(t.locked);
 
+    /* the last refresh failed: no lock, the back-off's time left */
+    assert_int_equal(token_state("*5\r\n$-1\r\n:-2\r\n$-1\r\n:0\r\n"
+                                 ":1500\r\n", &t), WX_OK);
+    assert_false(t.locked);
+    assert_int_equal(t.backoff_ms, 1500);
+
     /* a stored value that is no token, and shapes the script never has */
-    assert_int_equal(token_state("*4\r\n$3\r\na b\r\n:5\r\n$-1\r\n:0\r\n",
+    assert_int_equal(token_state("*5\r\n$3\r\na b\r\n:5\r\n$-1\r\n:0\r\n"
+                                 ":0\r\n", &t), WX_ERR_REPLY);
+    assert_int_equal(token_state("*4\r\n$1\r\nt\r\n:5\r\n$-1\r\n:0\r\n",
                                  &t), WX_ERR_REPLY);
-    assert_int_equal(token_state("*3\r\n$1\r\nt\r\n:5\r\n$-1\r\n", &t),
-                     WX_ERR_REPLY);
-    assert_int_equal(token_state("*4\r\n$1\r\nt\r\n$1\r\n5\r\n$-1\r\n"
-                                 ":0\r\n", &t), WX_ERR_REPLY);
-    assert_int_equal(token_state("*4\r\n$1\r\nt\r\n:5\r\n$2\r\nxx\r\n"
-                                 ":0\r\n", &t), WX_ERR_REPLY);
+    assert_int_equal(token_state("*5\r\n$1\r\nt\r\n$1\r\n5\r\n$-1\r\n"
+                                 ":0\r\n:0\r\n", &t), WX_ERR_REPLY);
+    assert_int_equal(token_state("*5\r\n$1\r\nt\r\n:5\r\n$2\r\nxx\r\n"
+                                 ":0\r\n:0\r\n", &t), WX_ERR_REPLY);
+    assert_int_equal(token_state("*5\r\n$-1\r\n:-2\r\n$-1\r\n:0\r\n"
+                                 ":-1\r\n", &t), WX_ERR_REPLY);
+}
+
+static wx_status_t
+reuse(const char *resp, wx_reuse_t *out)
+{
+    redisReply *r = reply_of(resp);
+    wx_status_t rc = wx_redis_qrcode_reuse(r, &test_allocator, out);
+    freeReplyObject(r);
+    return rc;
+}
+
+static void
+test_qrcode_reuse(void **state)
+{
+    (void) state;
+    wx_reuse_t u;
+
+    assert_int_equal(reuse("*1\r\n$3\r\nnew\r\n", &u), WX_OK);
+    assert_int_equal(u.outcome, WX_REUSE_NEW);
+
+    assert_int_equal(reuse("*2\r\n$4\r\nrate\r\n:420\r\n", &u), WX_OK);
+    assert_int_equal(u.outcome, WX_REUSE_RATE);
+
+    assert_int_equal(reuse("*4\r\n$4\r\nkept\r\n$6\r\ngQTick\r\n"
+                           "$22\r\nhttp://weixin.qq.com/q\r\n:250\r\n", &u),
+                     WX_OK);
+    assert_int_equal(u.outcome, WX_REUSE_KEPT);
+    assert_span_equal(u.ticket, "gQTick");
+    assert_span_equal(u.url, "http://weixin.qq.com/q");
+    assert_int_equal(u.ttl, 250);
+
+    /* a scene without WeChat's API has no ticket and no url */
+    assert_int_equal(reuse("*4\r\n$7\r\nrenewed\r\n$0\r\n\r\n$0\r\n\r\n"
+                           ":9\r\n", &u), WX_OK);
+    assert_int_equal(u.outcome, WX_REUSE_RENEWED);
+    assert_span_equal(u.ticket, "");
+    assert_int_equal(u.ttl, 9);
+
+    /* shapes the script never has, and values that are no ticket */
+    assert_int_equal(reuse("*4\r\n$4\r\nkept\r\n$3\r\na b\r\n$0\r\n\r\n"
+                           ":9\r\n", &u), WX_ERR_REPLY);
+    assert_int_equal(reuse("*4\r\n$4\r\nkept\r\n$1\r\nt\r\n$1\r\nu\r\n"
+                           ":0\r\n", &u), WX_ERR_REPLY);
+    assert_int_equal(reuse("*4\r\n$4\r\nkept\r\n$-1\r\n$1\r\nu\r\n"
+                           ":9\r\n", &u), WX_ERR_REPLY);
+    assert_int_equal(reuse("*2\r\n$3\r\nnew\r\n:1\r\n", &u), WX_ERR_REPLY);
+    assert_int_equal(reuse("*1\r\n$4\r\ngone\r\n", &u), WX_ERR_REPLY);
+    assert_int_equal(reuse(":1\r\n", &u), WX_ERR_REPLY);
 }
 
 static void
@@ -451,6 +509,7 @@ main(void)
         cmocka_unit_test_setup(test_poll_login, reset_arena),
         cmocka_unit_test_setup(test_redeem, reset_arena),
         cmocka_unit_test_setup(test_qrcode_url, reset_arena),
+        cmocka_unit_test_setup(test_qrcode_reuse, reset_arena),
         cmocka_unit_test_setup(test_string, reset_arena),
         cmocka_unit_test_setup(test_names, reset_arena),
         cmocka_unit_test(test_reader_limit),

@@ -1,0 +1,268 @@
+# Bounded scene issuing: wechat_qrcode answers POST only (a cross-site
+# <img> or link issues nothing); a browser whose cookie holds a pending
+# scene's token, or a site user with a pending scene, gets that scene back
+# without a new qrcode/create; and new scenes per account and second are
+# capped by wechat_qrcode_rate, counted in Redis over every node.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Digest::SHA qw(sha256_hex);
+use IO::Select;
+use IO::Socket::INET;
+use JSON::PP;
+use Test::More;
+use Time::HiRes qw(time sleep);
+use WxTest;
+
+plan skip_all => 'node not installed'
+    if system('command -v node >/dev/null') != 0;
+
+my $json = JSON::PP->new->utf8->canonical;
+my ($appid, $secret, $token) = ('wxissuing', 'issuingSecret', 'issTok');
+my $redis = start_redis();
+my $fake = start_fake_wechat(appid => $appid, secret => $secret,
+                             token => $token);
+
+my $http = <<"EOF";
+    wechat_redis 127.0.0.1:$redis->{port};
+
+    server {
+        listen 127.0.0.1:PORT;
+
+        wechat_appid $appid;
+        wechat_token $token;
+        wechat_secret $secret;
+        wechat_api_pass /wechat-api-upstream;
+
+        location /wechat-api-upstream/ {
+            internal;
+            proxy_pass $fake->{url}/;
+        }
+
+        location = /wx { wechat_callback; }
+
+        location = /bind/qrcode {
+            wechat_user \$http_x_user;
+            wechat_qrcode bind;
+        }
+
+        location = /login/qrcode {
+            wechat_qrcode login;
+        }
+
+        location = /code/qrcode {
+            wechat_qrcode code;
+        }
+
+        location = /slow/qrcode {
+            wechat_qrcode_rate 5/s;
+            wechat_qrcode login;
+        }
+
+        location = /poll { wechat_poll_timeout 0; wechat_poll; }
+        location = /status { wechat_status; }
+    }
+EOF
+
+my @nodes = (start_nginx(workers => 2, http => $http),
+             start_nginx(workers => 2, http => $http));
+my $ng = $nodes[0];
+my $P = "wx:{$appid}:";
+
+sub creates { $fake->counts->{'/cgi-bin/qrcode/create'}{calls} // 0 }
+sub scenes { scalar @{ redis_cmd($redis, 'KEYS', "${P}scene:*") } }
+
+sub issue {
+    my ($path, %o) = @_;
+    my %h;
+    $h{Cookie} = "wechat_poll=$o{cookie}" if $o{cookie};
+    $h{'X-User'} = $o{user} if $o{user};
+    my $res = http_req($o{method} // 'POST', ($o{ng} // $ng)->url($path),
+                       headers => \%h);
+    $res->{json} = eval { $json->decode($res->{content}) };
+    ($res->{cookie}) = ($res->{headers}{'set-cookie'} // '')
+        =~ /^wechat_poll=([0-9a-f]+)/;
+    return $res;
+}
+
+sub poll {
+    my ($q, $tok) = @_;
+    return http_req('GET', $ng->url('/poll'),
+                    query => { scene => $q->{scene}, token => $tok })->{content};
+}
+
+sub metric {
+    my ($name) = @_;
+    my $sum = 0;
+    for my $n (@nodes) {
+        my $text = http_req('GET', $n->url('/status'))->{content};
+        $sum += $1 if $text =~ /^\Q$name\E (\d+)$/m;
+    }
+    return $sum;
+}
+
+# --- POST only -------------------------------------------------------------------
+
+subtest 'GET and HEAD issue nothing' => sub {
+    my ($scenes, $creates) = (scenes(), creates());
+    for my $method (qw(GET HEAD PUT)) {
+        my $res = issue('/login/qrcode', method => $method);
+        is($res->{status}, 405, "$method: 405");
+        is($res->{content}, '{"error":"method"}', "$method: JSON body")
+            unless $method eq 'HEAD';
+        is($res->{headers}{'cache-control'}, 'no-store', "$method: no-store");
+        is($res->{headers}{allow}, 'POST', "$method: Allow: POST");
+        ok(!$res->{headers}{'set-cookie'}, "$method: no cookie");
+    }
+    is(scenes(), $scenes, 'no scene stored');
+    is(creates(), $creates, 'no qrcode/create');
+    $ng->check_log('methods');
+};
+
+# --- the same browser: its cookie ------------------------------------------------
+
+subtest 'a browser with a pending scene gets it back' => sub {
+    my $first = issue('/login/qrcode');
+    is($first->{status}, 200, 'a login scene');
+    is($first->{cookie}, $first->{json}{token}, 'its token in the cookie');
+    my $creates = creates();
+
+    for my $node (@nodes) {
+        my $again = issue('/login/qrcode', cookie => $first->{cookie},
+                          ng => $node);
+        is($again->{status}, 200, 'asked again');
+        is($again->{json}{$_}, $first->{json}{$_}, "the same $_")
+            for qw(scene token ticket url qrcode_url);
+        cmp_ok($again->{json}{expire_seconds}, '<=', 300,
+               'expire_seconds: the scene\'s life left');
+        like($again->{headers}{'set-cookie'} // '',
+             qr/^wechat_poll=$first->{cookie};.*Max-Age=\d+/,
+             'the cookie again, for the life left');
+    }
+    is(creates(), $creates, 'no qrcode/create for it');
+    is(poll($first->{json}, $first->{json}{token}), '{"status":"pending"}',
+       'the token still polls');
+
+    my $other = issue('/login/qrcode', cookie => 'f' x 32);
+    isnt($other->{json}{scene}, $first->{json}{scene},
+         'a token of no scene: a new scene');
+    my $odd = issue('/login/qrcode', cookie => "$first->{cookie}x");
+    isnt($odd->{json}{scene}, $first->{json}{scene},
+         'a cookie of another shape: a new scene');
+
+    my $code = issue('/code/qrcode', cookie => $first->{cookie});
+    isnt($code->{json}{scene}, $first->{json}{scene},
+         'a login scene is not given back as a code scene');
+
+    # once scanned, it is no longer pending: the next one is new
+    send_push($ng, '/wx', $token,
+              event_xml(from => 'oScanner1', event => 'SCAN',
+                        key => $first->{json}{scene}));
+    my $after = issue('/login/qrcode', cookie => $first->{cookie});
+    isnt($after->{json}{scene}, $first->{json}{scene},
+         'a scanned scene is not given back');
+    $ng->check_log('browser');
+};
+
+# --- the same site user ----------------------------------------------------------
+
+subtest 'a user with a pending bind scene gets it back' => sub {
+    my $first = issue('/bind/qrcode', user => 'alice');
+    is($first->{status}, 200, 'a bind scene for alice');
+    my $creates = creates();
+
+    my $tab = issue('/bind/qrcode', user => 'alice', ng => $nodes[1]);
+    is($tab->{json}{$_}, $first->{json}{$_}, "another page: the same $_")
+        for qw(scene ticket url);
+    isnt($tab->{json}{token}, $first->{json}{token},
+         'with a new poll token: one page holds the scene');
+    is(redis_cmd($redis, 'HGET', "${P}scene:$first->{json}{scene}", 'token'),
+       sha256_hex($tab->{json}{token}), 'only its hash is stored');
+    is(poll($first->{json}, $first->{json}{token}), '{"status":"expired"}',
+       'the first page\'s token polls no more');
+    is(poll($tab->{json}, $tab->{json}{token}), '{"status":"pending"}',
+       'the new page\'s does');
+
+    my $same = issue('/bind/qrcode', user => 'alice', cookie => $tab->{cookie});
+    is($same->{json}{token}, $tab->{json}{token},
+       'the page holding the token keeps it');
+    is(creates(), $creates, 'no qrcode/create for any of them');
+
+    my $bob = issue('/bind/qrcode', user => 'bob', cookie => $tab->{cookie});
+    isnt($bob->{json}{scene}, $first->{json}{scene},
+         'another user, with alice\'s cookie: not alice\'s scene');
+    is(creates(), $creates + 1, 'bob\'s scene was created');
+    $ng->check_log('user');
+};
+
+# --- the ceiling -------------------------------------------------------------------
+
+subtest 'new scenes per second are capped, over every node' => sub {
+    sleep 1.1;
+    my $creates = creates();
+    my @answers = at_once(map { [ $nodes[$_ % 2], '/slow/qrcode' ] } 1 .. 30);
+    my @ok = grep { $_->{status} == 200 } @answers;
+    my @refused = grep { $_->{status} == 429 } @answers;
+    cmp_ok(scalar @ok, '<=', 10, scalar(@ok) . ' issued (5/s, the burst may '
+           . 'straddle two seconds)');
+    cmp_ok(scalar @ok, '>=', 5, 'at least the ceiling issued');
+    is(@ok + @refused, 30, 'the others refused with 429');
+    is($refused[0]{body}, '{"error":"rate","retry_after":1}', '429 JSON');
+    like($refused[0]{head}, qr/^Retry-After: 1\r?$/mi, 'Retry-After: 1');
+    like($refused[0]{head}, qr/^Cache-Control: no-store\r?$/mi, 'no-store');
+    is(creates() - $creates, scalar @ok, 'one qrcode/create per scene issued');
+    cmp_ok(metric('wechat_qrcodes_total{outcome="rate_limited"}'), '>=',
+           scalar @refused, 'refusals counted');
+    cmp_ok(metric('wechat_qrcodes_total{outcome="reused"}'), '>=', 4,
+           'scenes given back counted');
+    sleep 1.1;
+    is(issue('/slow/qrcode')->{status}, 200, 'the next second issues again');
+    $_->check_log('rate', allow => [qr/over wechat_qrcode_rate/]) for @nodes;
+};
+
+subtest '500 anonymous requests in a second: a bounded number of creates' => sub {
+    sleep 1.1;
+    my $creates = creates();
+    my @answers = at_once(map { [ $nodes[$_ % 2], '/login/qrcode' ] } 1 .. 500);
+    my $ok = grep { $_->{status} == 200 } @answers;
+    my $created = creates() - $creates;
+    note("$ok issued, $created qrcode/create");
+    cmp_ok($created, '<=', 60, "$created qrcode/create for 500 requests "
+           . '(the default 20/s)');
+    is(scalar(grep { $_->{status} != 200 && $_->{status} != 429 } @answers), 0,
+       'each answered 200 or 429');
+    $_->check_log('burst', allow => [qr/over wechat_qrcode_rate/]) for @nodes;
+};
+
+done_testing;
+
+# POSTs at once, on raw sockets: { status, head, body } each.
+sub at_once {
+    my (@reqs) = @_;
+    my (@socks, %buf);
+    for my $r (@reqs) {
+        my ($node, $path) = @$r;
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $node->{port}, Proto => 'tcp')
+            or die "connect: $!";
+        print $s "POST $path HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+        push @socks, $s;
+    }
+    my $sel = IO::Select->new(@socks);
+    my $deadline = time + 30;
+    while ($sel->count && time < $deadline) {
+        for my $s ($sel->can_read(1)) {
+            my $n = sysread($s, my $chunk, 65536);
+            if ($n) { $buf{$s} .= $chunk; next }
+            $sel->remove($s);
+            close $s;
+        }
+    }
+    return map {
+        my ($head, $body) = split /\r\n\r\n/, $buf{$_} // '', 2;
+        my ($status) = ($head // '') =~ m{^HTTP/1\.\d (\d+)};
+        { status => $status // 0, head => $head // '', body => $body // '' }
+    } @socks;
+}
