@@ -173,8 +173,8 @@ my @bad = (
       'wechat_redis sentinel=127.0.0.1:26379,:x master=m;',
       qr/in ":x"/ ],
     [ 'a qrcode regex location without a cookie path',
-      'wechat_redis 127.0.0.1:6379; server { location ~ ^/q$ { '
-      . 'wechat_qrcode login; } }',
+      'wechat_redis 127.0.0.1:6379; server { wechat_appid wxa; '
+      . 'location ~ ^/q$ { wechat_qrcode_confirm off; wechat_qrcode login; } }',
       qr/"wechat_qrcode" in a regex or named location needs "wechat_poll_cookie" with "path="/ ],
     [ 'cookie samesite=none without secure',
       'wechat_poll_cookie c samesite=none;',

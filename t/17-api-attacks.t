@@ -464,7 +464,8 @@ subtest 'F7: reload while waiting for the token lock' => sub {
     reload_nginx();
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ng->{port})
         or die;
-    print $s "GET /qrcode?user=reload HTTP/1.0\r\nHost: x\r\n\r\n";
+    print $s "POST /qrcode?user=reload HTTP/1.0\r\nHost: x\r\n"
+           . "Content-Length: 0\r\n\r\n";
     sleep $deadline;                        # waiting for the lock
     $ng->reload;
     my $t0 = time;

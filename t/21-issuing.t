@@ -27,6 +27,7 @@ my $fake = start_fake_wechat(appid => $appid, secret => $secret,
 
 my $http = <<"EOF";
     wechat_redis 127.0.0.1:$redis->{port};
+    wechat_qrcode_confirm off;     # scans resolve at once; t/21-consent confirms
 
     server {
         listen 127.0.0.1:PORT;
