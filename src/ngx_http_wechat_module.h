@@ -85,6 +85,7 @@ typedef struct {
     ngx_http_wechat_addr_t      server;     /* with sentinels: the master
                                                they name, per worker */
     ngx_uint_t                  db;
+    ngx_str_t                   user;       /* an ACL user, or none */
     ngx_str_t                   password;
 
     ngx_array_t                *cluster;    /* its seed nodes, of
@@ -94,7 +95,18 @@ typedef struct {
                                                ngx_str_t */
     ngx_array_t                *sentinels;  /* of ngx_http_wechat_addr_t */
     ngx_str_t                   master;     /* its name at the sentinels */
+    ngx_str_t                   sentinel_user;
     ngx_str_t                   sentinel_password;
+
+    ngx_flag_t                  tls;        /* to Redis and sentinels */
+    ngx_flag_t                  ssl_verify;
+    ngx_str_t                   ssl_name;
+    ngx_str_t                   ssl_trusted_certificate;
+    ngx_str_t                   ssl_certificate;
+    ngx_str_t                   ssl_certificate_key;
+#if (NGX_SSL)
+    ngx_ssl_t                  *ssl;
+#endif
 
     ngx_msec_t                  connect_timeout;
     ngx_msec_t                  timeout;
@@ -352,6 +364,7 @@ typedef struct {
 struct ngx_http_wechat_rconn_s {
     const char                 *what;       /* "wechat redis", for logs */
     ngx_http_wechat_addr_t     *addr;
+    ngx_http_wechat_main_conf_t *tls;       /* its TLS settings, or NULL */
     void                       *data;       /* the owner's */
     void                      (*lost)(ngx_http_wechat_rconn_t *rc);
                                             /* must close it */
@@ -370,6 +383,9 @@ struct ngx_http_wechat_rconn_s {
     ngx_uint_t                  count;
     ngx_uint_t                  size;
     ngx_uint_t                  generation; /* closes so far */
+#if (NGX_SSL)
+    ngx_ssl_session_t          *session;    /* for the next handshake */
+#endif
 
     unsigned                    idle:1;     /* hears of a shutdown */
     unsigned                    connected:1;    /* connect(2) completed, on
@@ -535,8 +551,14 @@ void ngx_http_wechat_redis_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_wechat_redis_command(ngx_http_request_t *r,
     ngx_http_wechat_redis_handler_pt handler, ngx_int_t script,
     ngx_uint_t argc, ngx_str_t *argv);
+ngx_int_t ngx_http_wechat_rconn_ssl(ngx_conf_t *cf,
+    ngx_http_wechat_main_conf_t *wmcf);
+ngx_int_t ngx_http_wechat_rconn_auth(ngx_http_wechat_rconn_t *rc,
+    ngx_str_t *user, ngx_str_t *password, ngx_http_wechat_reply_pt handler,
+    void *data);
 ngx_int_t ngx_http_wechat_rconn_open(ngx_http_wechat_rconn_t *rc);
 void ngx_http_wechat_rconn_close(ngx_http_wechat_rconn_t *rc);
+const char *ngx_http_wechat_rconn_step(ngx_http_wechat_rconn_t *rc);
 ngx_int_t ngx_http_wechat_rconn_send(ngx_http_wechat_rconn_t *rc,
     u_char *data, size_t len, ngx_http_wechat_reply_pt handler,
     void *hdata);

@@ -148,7 +148,8 @@ ngx_http_wechat_pubsub_exit_process(ngx_cycle_t *cycle)
 static void
 ngx_http_wechat_pubsub_connect(ngx_http_wechat_pubsub_t *ps)
 {
-    ngx_str_t  argv[2];
+    ngx_int_t  rc;
+    ngx_str_t  argv[1];
 
     /*
      * In a cluster PUBLISH reaches every node over the cluster's bus: any
@@ -168,6 +169,7 @@ ngx_http_wechat_pubsub_connect(ngx_http_wechat_pubsub_t *ps)
 
     ps->conn.what = "wechat pubsub";
     ps->conn.addr = ps->addr;
+    ps->conn.tls = ps->conf->tls ? ps->conf : NULL;
     ps->conn.data = ps;
     ps->conn.lost = ngx_http_wechat_pubsub_gone;
     ps->conn.push = NULL;
@@ -182,20 +184,18 @@ ngx_http_wechat_pubsub_connect(ngx_http_wechat_pubsub_t *ps)
 
     /* its answer says the connection is up, before anything waits on it */
 
-    if (ps->conf->password.len) {
-        ngx_str_set(&argv[0], "AUTH");
-        argv[1] = ps->conf->password;
+    rc = ngx_http_wechat_rconn_auth(&ps->conn, &ps->conf->user,
+                                    &ps->conf->password,
+                                    ngx_http_wechat_pubsub_hello_done, NULL);
 
-    } else {
+    if (rc == NGX_DECLINED) {
         ngx_str_set(&argv[0], "PING");
+        rc = ngx_http_wechat_rconn_command(&ps->conn,
+                                           ngx_http_wechat_pubsub_hello_done,
+                                           NULL, 1, argv);
     }
 
-    if (ngx_http_wechat_rconn_command(&ps->conn,
-                                      ngx_http_wechat_pubsub_hello_done,
-                                      NULL, ps->conf->password.len ? 2 : 1,
-                                      argv)
-        != NGX_OK)
-    {
+    if (rc != NGX_OK) {
         ngx_http_wechat_pubsub_drop(ps);
     }
 }
@@ -730,11 +730,17 @@ ngx_http_wechat_pubsub_timeout(ngx_event_t *ev)
         return;
     }
 
-    ngx_log_error(NGX_LOG_ERR, ev->log, 0,
-                  ps->ready ? "wechat pubsub: no reply in time, "
-                              "dropping the connection"
-                            : "wechat pubsub: connect to \"%V\" timed out",
-                  &ps->addr->name);
+    if (ps->ready) {
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                      "wechat pubsub: no reply in time, dropping the "
+                      "connection");
+
+    } else {
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                      "wechat pubsub: %s \"%V\" timed out",
+                      ngx_http_wechat_rconn_step(&ps->conn),
+                      &ps->addr->name);
+    }
 
     ngx_http_wechat_pubsub_drop(ps);
 }

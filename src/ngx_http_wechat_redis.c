@@ -201,6 +201,7 @@ ngx_http_wechat_redis_node(ngx_uint_t i)
 
     rd->conn.what = "wechat redis";
     rd->conn.addr = rd->addr;
+    rd->conn.tls = wmcf->tls ? wmcf : NULL;
     rd->conn.data = rd;
     rd->conn.lost = ngx_http_wechat_redis_lost;
 
@@ -374,10 +375,12 @@ ngx_http_wechat_redis_handshake(ngx_http_wechat_redis_t *rd)
 
     rd->handshake = 0;
 
-    if (wmcf->password.len) {
-        ngx_str_set(&argv[0], "AUTH");
-        argv[1] = wmcf->password;
-        ngx_http_wechat_redis_handshake_send(rd, 2, argv);
+    if (ngx_http_wechat_rconn_auth(&rd->conn, &wmcf->user, &wmcf->password,
+                                   ngx_http_wechat_redis_handshake_done,
+                                   "AUTH")
+        == NGX_OK)
+    {
+        rd->handshake++;
     }
 
     if (wmcf->db) {
@@ -595,8 +598,8 @@ ngx_http_wechat_redis_connect_timeout(ngx_event_t *ev)
     }
 
     ngx_log_error(NGX_LOG_ERR, ev->log, 0,
-                  "wechat redis: connect to \"%V\" timed out",
-                  &rd->addr->name);
+                  "wechat redis: %s \"%V\" timed out",
+                  ngx_http_wechat_rconn_step(&rd->conn), &rd->addr->name);
 
     ngx_http_wechat_redis_drop(rd);
 }

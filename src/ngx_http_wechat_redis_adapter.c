@@ -7,7 +7,9 @@
  * buffering it.  A queue of what was asked matches each reply to its
  * handler; a reply nobody asked for goes to the connection's push handler
  * (pub/sub), or ends the connection.  Whatever ends it is logged once, and
- * the owner's lost handler closes it and reconnects with back-off.
+ * the owner's lost handler closes it and reconnects with back-off.  With
+ * wechat_redis's tls, nginx's SSL runs the handshake, checks the
+ * certificate and its name, and keeps the session for the next one.
  */
 
 
@@ -47,6 +49,13 @@ static void ngx_http_wechat_rconn_ignore(ngx_http_wechat_rconn_t *rc,
     redisReply *reply, void *data);
 static socklen_t ngx_http_wechat_rconn_sockaddr(ngx_http_wechat_addr_t *addr,
     ngx_sockaddr_t *sa);
+#if (NGX_SSL)
+static void ngx_http_wechat_rconn_ssl_start(ngx_http_wechat_rconn_t *rc);
+static void ngx_http_wechat_rconn_ssl_done(ngx_connection_t *c);
+static ngx_int_t ngx_http_wechat_rconn_ssl_verify(ngx_http_wechat_rconn_t *rc,
+    ngx_connection_t *c, ngx_str_t *name);
+static void ngx_http_wechat_rconn_ssl_save(ngx_connection_t *c);
+#endif
 
 
 /* one read buffer for all: the reader copies what it keeps */
@@ -114,6 +123,18 @@ ngx_http_wechat_rconn_open(ngx_http_wechat_rconn_t *rc)
     c->read->handler = ngx_http_wechat_rconn_read_handler;
     c->write->handler = ngx_http_wechat_rconn_write_handler;
 
+    if (rc->tls) {
+        /* nginx's SSL keeps its state in the connection's pool */
+        c->pool = ngx_create_pool(1024, ngx_cycle->log);
+        if (c->pool == NULL) {
+            ngx_close_connection(c);
+            pc->connection = NULL;
+            wx_resp_reader_free(rc->reader);
+            rc->reader = NULL;
+            return NGX_ERROR;
+        }
+    }
+
     if (rv == NGX_OK) {
         ngx_http_wechat_rconn_ready(rc);
     }
@@ -132,14 +153,29 @@ ngx_http_wechat_rconn_close(ngx_http_wechat_rconn_t *rc)
 {
     ngx_uint_t                 i, head, count, size;
     ngx_http_wechat_expect_t  *expect;
+    ngx_pool_t        *pool;
+    ngx_connection_t  *c = rc->peer.connection;
 
-    if (rc->peer.connection == NULL) {
+    if (c == NULL) {
         return;
     }
 
-    ngx_close_connection(rc->peer.connection);
+#if (NGX_SSL)
+    if (c->ssl) {
+        /* a close_notify if it goes, and no waiting for the answer */
+        c->ssl->no_wait_shutdown = 1;
+        (void) ngx_ssl_shutdown(c);
+    }
+#endif
+
+    pool = c->pool;
+    ngx_close_connection(c);
     rc->peer.connection = NULL;
     rc->generation++;
+
+    if (pool) {
+        ngx_destroy_pool(pool);
+    }
 
     wx_resp_reader_free(rc->reader);
     rc->reader = NULL;
@@ -169,6 +205,23 @@ ngx_http_wechat_rconn_close(ngx_http_wechat_rconn_t *rc)
     } else {
         ngx_free(expect);
     }
+}
+
+
+/* What a connection not yet up is doing, for a log line: "connect to". */
+
+const char *
+ngx_http_wechat_rconn_step(ngx_http_wechat_rconn_t *rc)
+{
+#if (NGX_SSL)
+    ngx_connection_t  *c = rc->peer.connection;
+
+    if (c && c->ssl && !c->ssl->handshaked) {
+        return "TLS handshake with";
+    }
+#endif
+
+    return "connect to";
 }
 
 
@@ -329,6 +382,10 @@ ngx_http_wechat_rconn_read_handler(ngx_event_t *ev)
         }
 
         ngx_http_wechat_rconn_ready(rc);
+
+        if (!rc->connected) {
+            return;     /* the TLS handshake runs */
+        }
     }
 
     generation = rc->generation;
@@ -473,12 +530,19 @@ ngx_http_wechat_rconn_test_connect(ngx_http_wechat_rconn_t *rc)
 }
 
 
-/* Connected: what was queued leaves now. */
+/* Connected, and with TLS shaken hands: what was queued leaves now. */
 
 static void
 ngx_http_wechat_rconn_ready(ngx_http_wechat_rconn_t *rc)
 {
     ngx_connection_t  *c = rc->peer.connection;
+
+#if (NGX_SSL)
+    if (rc->tls && c->ssl == NULL) {
+        ngx_http_wechat_rconn_ssl_start(rc);
+        return;
+    }
+#endif
 
     rc->connected = 1;
     c->write->ready = 1;
@@ -624,6 +688,283 @@ ngx_http_wechat_rconn_ignore(ngx_http_wechat_rconn_t *rc, redisReply *reply,
     void *data)
 {
 }
+
+
+/*
+ * AUTH, with an ACL user or the password alone, when a password is set:
+ * NGX_DECLINED when none is.
+ */
+
+ngx_int_t
+ngx_http_wechat_rconn_auth(ngx_http_wechat_rconn_t *rc, ngx_str_t *user,
+    ngx_str_t *password, ngx_http_wechat_reply_pt handler, void *data)
+{
+    ngx_str_t   argv[3];
+    ngx_uint_t  argc;
+
+    if (password->len == 0) {
+        return NGX_DECLINED;
+    }
+
+    ngx_str_set(&argv[0], "AUTH");
+    argc = 1;
+
+    if (user->len) {
+        argv[argc++] = *user;
+    }
+
+    argv[argc++] = *password;
+
+    return ngx_http_wechat_rconn_command(rc, handler, data, argc, argv);
+}
+
+
+/*
+ * The SSL context of the connections to Redis and to sentinels, made at
+ * nginx -t: the files are read, and a bad one is an error then.
+ */
+
+ngx_int_t
+ngx_http_wechat_rconn_ssl(ngx_conf_t *cf, ngx_http_wechat_main_conf_t *wmcf)
+{
+#if (NGX_SSL)
+    ngx_pool_cleanup_t  *cln;
+
+    if (wmcf->ssl_verify && wmcf->ssl_trusted_certificate.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_redis\" with \"tls\" needs "
+                           "\"wechat_redis_ssl_trusted_certificate\", or "
+                           "\"wechat_redis_ssl_verify off\"");
+        return NGX_ERROR;
+    }
+
+    if ((wmcf->ssl_certificate.len == 0)
+        != (wmcf->ssl_certificate_key.len == 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_redis_ssl_certificate\" and "
+                           "\"wechat_redis_ssl_certificate_key\" go "
+                           "together");
+        return NGX_ERROR;
+    }
+
+    wmcf->ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
+    if (wmcf->ssl == NULL) {
+        return NGX_ERROR;
+    }
+
+    wmcf->ssl->log = cf->log;
+
+    if (ngx_ssl_create(wmcf->ssl, NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3, NULL)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_ssl_cleanup_ctx(wmcf->ssl);
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_ssl_cleanup_ctx;
+    cln->data = wmcf->ssl;
+
+    if (wmcf->ssl_certificate.len
+        && ngx_ssl_certificate(cf, wmcf->ssl, &wmcf->ssl_certificate,
+                               &wmcf->ssl_certificate_key, NULL)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (wmcf->ssl_trusted_certificate.len
+        && ngx_ssl_trusted_certificate(cf, wmcf->ssl,
+                                       &wmcf->ssl_trusted_certificate, 4)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* a reconnect resumes the session, a TLS 1.3 ticket included */
+
+    if (ngx_ssl_client_session_cache(cf, wmcf->ssl, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+
+#else
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"tls\" needs nginx built with SSL");
+    return NGX_ERROR;
+
+#endif
+}
+
+
+#if (NGX_SSL)
+
+static void
+ngx_http_wechat_rconn_ssl_start(ngx_http_wechat_rconn_t *rc)
+{
+    u_char            *name;
+    ngx_int_t          rv;
+    ngx_connection_t  *c = rc->peer.connection;
+
+    if (ngx_ssl_create_connection(rc->tls->ssl, c,
+                                  NGX_SSL_BUFFER|NGX_SSL_CLIENT)
+        != NGX_OK)
+    {
+        ngx_http_wechat_rconn_fail(rc, "no TLS for \"%V\"", 0);
+        return;
+    }
+
+    c->ssl->save_session = ngx_http_wechat_rconn_ssl_save;
+
+    /* a name, not an address, is sent as SNI */
+
+    if (rc->tls->ssl_name.len) {
+        name = ngx_pnalloc(c->pool, rc->tls->ssl_name.len + 1);
+        if (name == NULL) {
+            ngx_http_wechat_rconn_fail(rc, "no TLS for \"%V\"", 0);
+            return;
+        }
+
+        (void) ngx_cpystrn(name, rc->tls->ssl_name.data,
+                           rc->tls->ssl_name.len + 1);
+        (void) SSL_set_tlsext_host_name(c->ssl->connection, (char *) name);
+    }
+
+    if (rc->session && ngx_ssl_set_session(c, rc->session) != NGX_OK) {
+        ngx_http_wechat_rconn_fail(rc, "no TLS for \"%V\"", 0);
+        return;
+    }
+
+    rv = ngx_ssl_handshake(c);
+
+    if (rv == NGX_AGAIN) {
+        c->ssl->handler = ngx_http_wechat_rconn_ssl_done;
+        return;
+    }
+
+    ngx_http_wechat_rconn_ssl_done(c);
+}
+
+
+static void
+ngx_http_wechat_rconn_ssl_done(ngx_connection_t *c)
+{
+    ngx_str_t                 name;
+    ngx_http_wechat_rconn_t  *rc = c->data;
+
+    if (!c->ssl->handshaked) {
+        ngx_http_wechat_rconn_fail(rc, "TLS handshake with \"%V\" failed",
+                                   0);
+        return;
+    }
+
+    name = rc->tls->ssl_name.len ? rc->tls->ssl_name : rc->addr->host;
+
+    if (rc->tls->ssl_verify
+        && ngx_http_wechat_rconn_ssl_verify(rc, c, &name) != NGX_OK)
+    {
+        return;
+    }
+
+    c->read->handler = ngx_http_wechat_rconn_read_handler;
+    c->write->handler = ngx_http_wechat_rconn_write_handler;
+
+    ngx_http_wechat_rconn_ready(rc);
+
+    /* what came with the end of the handshake, if anything */
+
+    if (c->read->ready) {
+        ngx_post_event(c->read, &ngx_posted_events);
+    }
+}
+
+
+/* The peer's certificate chains to the trusted ones, and names it. */
+
+static ngx_int_t
+ngx_http_wechat_rconn_ssl_verify(ngx_http_wechat_rconn_t *rc,
+    ngx_connection_t *c, ngx_str_t *name)
+{
+    int     ok;
+    long    rv;
+    X509   *cert;
+    u_char  text[NGX_SOCKADDR_STRLEN + 1];
+
+    rv = SSL_get_verify_result(c->ssl->connection);
+
+    if (rv != X509_V_OK) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "%s: the certificate of \"%V\" is not trusted: %s",
+                      rc->what, &rc->addr->name,
+                      X509_verify_cert_error_string(rv));
+        rc->lost(rc);
+        return NGX_ERROR;
+    }
+
+    cert = SSL_get_peer_certificate(c->ssl->connection);
+    if (cert == NULL) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "%s: \"%V\" sent no certificate", rc->what,
+                      &rc->addr->name);
+        rc->lost(rc);
+        return NGX_ERROR;
+    }
+
+    /* an address is checked against the certificate's IP addresses */
+
+    if (name->len < sizeof(text)
+        && ngx_inet_addr(name->data, name->len) == INADDR_NONE
+        && ngx_strlchr(name->data, name->data + name->len, ':') == NULL)
+    {
+        ok = X509_check_host(cert, (char *) name->data, name->len, 0, NULL);
+
+    } else {
+        ngx_cpystrn(text, name->data, ngx_min(name->len + 1, sizeof(text)));
+        ok = X509_check_ip_asc(cert, (char *) text, 0);
+    }
+
+    X509_free(cert);
+
+    if (ok != 1) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "%s: the certificate of \"%V\" is not for \"%V\"",
+                      rc->what, &rc->addr->name, name);
+        rc->lost(rc);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* A session to resume, kept across reconnects. */
+
+static void
+ngx_http_wechat_rconn_ssl_save(ngx_connection_t *c)
+{
+    ngx_ssl_session_t        *session;
+    ngx_http_wechat_rconn_t  *rc = c->data;
+
+    session = ngx_ssl_get_session(c);
+    if (session == NULL) {
+        return;
+    }
+
+    if (rc->session) {
+        ngx_ssl_free_session(rc->session);
+    }
+
+    rc->session = session;
+}
+
+#endif
 
 
 /* The socket address of an IP address and port, or of a unix path. */

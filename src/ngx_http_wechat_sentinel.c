@@ -161,6 +161,7 @@ ngx_http_wechat_sentinel_connect(ngx_http_wechat_sentinel_t *st)
 
     st->conn.what = "wechat sentinel";
     st->conn.addr = &addr[st->current];
+    st->conn.tls = wmcf->tls ? wmcf : NULL;
     st->conn.data = st;
     st->conn.lost = ngx_http_wechat_sentinel_gone;
     st->conn.push = NULL;
@@ -174,13 +175,10 @@ ngx_http_wechat_sentinel_connect(ngx_http_wechat_sentinel_t *st)
 
     ngx_add_timer(&st->timer, wmcf->connect_timeout + wmcf->timeout);
 
-    if (wmcf->sentinel_password.len) {
-        ngx_str_set(&argv[0], "AUTH");
-        argv[1] = wmcf->sentinel_password;
-        (void) ngx_http_wechat_rconn_command(&st->conn,
-                                             ngx_http_wechat_sentinel_auth_done,
-                                             NULL, 2, argv);
-    }
+    (void) ngx_http_wechat_rconn_auth(&st->conn, &wmcf->sentinel_user,
+                                      &wmcf->sentinel_password,
+                                      ngx_http_wechat_sentinel_auth_done,
+                                      NULL);
 
     ngx_str_set(&argv[0], "SENTINEL");
     ngx_str_set(&argv[1], "get-master-addr-by-name");
