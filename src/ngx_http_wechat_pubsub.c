@@ -211,15 +211,19 @@ ngx_http_wechat_pubsub_hello_done(ngx_http_wechat_rconn_t *rc,
         return;
     }
 
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "wechat pubsub: %s on \"%V\" failed: %*s",
+                      ps->conf->password.len ? "AUTH" : "PING",
+                      &ps->addr->name, ngx_min(reply->len, 256), reply->str);
+        ngx_http_wechat_pubsub_drop(ps);
+        return;
+    }
+
     if (reply->type != REDIS_REPLY_STATUS) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "wechat pubsub: %s on \"%V\" failed%s%*s",
-                      ps->conf->password.len ? "AUTH" : "PING",
-                      &ps->addr->name,
-                      reply->type == REDIS_REPLY_ERROR ? ": " : "",
-                      reply->type == REDIS_REPLY_ERROR
-                      ? ngx_min(reply->len, 256) : 0,
-                      reply->str);
+                      "wechat pubsub: \"%V\" sent a reply of an unexpected "
+                      "shape, dropping the connection", &ps->addr->name);
         ngx_http_wechat_pubsub_drop(ps);
         return;
     }

@@ -135,8 +135,15 @@ ngx_http_wechat_rconn_open(ngx_http_wechat_rconn_t *rc)
         }
     }
 
+    /* connected at once (a unix socket): TLS starts from the event loop */
+
     if (rv == NGX_OK) {
-        ngx_http_wechat_rconn_ready(rc);
+        if (rc->tls) {
+            ngx_post_event(c->write, &ngx_posted_events);
+
+        } else {
+            ngx_http_wechat_rconn_ready(rc);
+        }
     }
 
     return NGX_OK;
@@ -162,8 +169,9 @@ ngx_http_wechat_rconn_close(ngx_http_wechat_rconn_t *rc)
 
 #if (NGX_SSL)
     if (c->ssl) {
-        /* a close_notify if it goes, and no waiting for the answer */
+        /* the connection is dropped: nothing more is said on it */
         c->ssl->no_wait_shutdown = 1;
+        c->ssl->no_send_shutdown = 1;
         (void) ngx_ssl_shutdown(c);
     }
 #endif

@@ -1,9 +1,9 @@
 # Redis over TLS: a test CA made here with the openssl CLI, redis-server
 # with --tls-port and client certificates required, a sentinel on TLS too.
-# Binds, polls and long polls work over TLS, and again after a reconnect;
-# a wrong CA, a wrong name and a plaintext Redis (which waits for a line
-# that never comes) are refused with a clear error line; the certificate files are read at
-# nginx -t.
+# Binds, polls and long polls work over TLS, again after a reconnect, and
+# as an ACL user; a wrong CA, a wrong name and a plaintext Redis (which
+# waits for a line that never comes) are refused with a clear error line;
+# the certificate files are read at nginx -t.
 
 use strict;
 use warnings;
@@ -131,6 +131,18 @@ $ng = start_nginx(http => conf(
     redis => "wechat_redis 127.0.0.1:$tls_port tls;", name => 'redis.test'));
 bind_flow($ng, 'tls by name', 'carol');
 $ng->check_log('tls by name');
+$ng->stop;
+
+# an ACL user with its password, over TLS
+redis_cmd($redis, 'ACL', 'SETUSER', 'wechat', 'on', '>wechat-pw', '~*', '&*',
+          '+@all');
+$ng = start_nginx(http => conf(
+    redis => "wechat_redis 127.0.0.1:$tls_port user=wechat "
+             . "password=wechat-pw tls;"));
+bind_flow($ng, 'tls as an ACL user', 'erin');
+like(redis_cmd($redis, 'CLIENT', 'LIST'), qr/user=wechat .*cmd=/,
+     'tls as an ACL user: connected as that user');
+$ng->check_log('tls as an ACL user');
 $ng->stop;
 
 # --- refused ---------------------------------------------------------------
