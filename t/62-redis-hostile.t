@@ -54,6 +54,7 @@ EOF
 my $ng = start_nginx(http => conf("wechat_redis 127.0.0.1:$hostile->{port};"));
 my $json = JSON::PP->new->utf8;
 my $resolved = 0;
+my $worker;
 
 sub qrcode {
     my ($node, $user) = @_;
@@ -69,11 +70,19 @@ sub scan {
     return $res;
 }
 
+# the worker; under valgrind nginx is one process
 sub worker {
     my ($node) = @_;
     my $master = $node->pid;
     my ($pid) = `ps -o pid= --ppid $master` =~ /(\d+)/;
-    return $pid;
+    return $pid // $master;
+}
+
+# memcheck's own memory would blur the worker's
+sub grows_little {
+    my ($before, $name) = @_;
+    return if $WxTest::Nginx::VALGRIND;
+    cmp_ok(rss_kb($worker) - $before, '<', 4096, "$name: no memory grown");
 }
 
 sub rss_kb {
@@ -103,7 +112,7 @@ sub binds {
 }
 
 # the worker that started is the one that answers, and the log says so
-my $worker = worker($ng);
+$worker = worker($ng);
 
 sub lives {
     my ($node, $name, %opt) = @_;
@@ -170,7 +179,7 @@ $hostile->play('endless_hmget');
 $q = $json->decode(qrcode($ng, 'u5')->{content});
 $res = http_req('GET', $ng->url('/poll'), query => $q);
 is($res->{status}, 503, 'endless reply: the poll gets 503');
-cmp_ok(rss_kb($worker) - $rss, '<', 4096, 'endless reply: no memory grown');
+grows_little($rss, 'endless reply');
 binds($ng, 'endless reply', 'u5');
 lives($ng, 'endless reply',
       log => [qr/wechat redis: "127\.0\.0\.1:\d+" sent a reply larger than 1 MB, dropping the connection/]);
@@ -223,7 +232,7 @@ for my $case (['short_subscribe', 'SUBSCRIBE answered with one element',
     $hostile->wait_played;
     wait_until("$name: reconnected", sub {
         metric($ng, 'wechat_pubsub_reconnects_total') > $reconnects }, 10);
-    cmp_ok(rss_kb($worker) - $rss, '<', 4096, "$name: no memory grown");
+    grows_little($rss, $name);
     wait_until("$name: subscribed again", sub {
         (redis_cmd($redis, 'PUBSUB', 'NUMSUB',
                    "${P}resolved:$q->{scene}")->[1] // 0) == 1 }, 10);

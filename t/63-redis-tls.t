@@ -52,6 +52,9 @@ my $tls_port = free_port();
 # the plain port is the test's own, to look inside
 my $redis = start_redis(args => [ '--tls-port', $tls_port, @tls ]);
 
+# a handshake under memcheck takes its time
+my $connect_timeout = $WxTest::Nginx::VALGRIND ? '5s' : '1s';
+
 my $token = 'tlsToken1';
 my $appid = 'wxtls';
 
@@ -66,7 +69,7 @@ sub conf {
     wechat_redis_ssl_certificate_key $pki/client.key;
     $name
     wechat_redis_timeout 500ms;
-    wechat_redis_connect_timeout 500ms;
+    wechat_redis_connect_timeout $connect_timeout;
 
     server {
         listen 127.0.0.1:PORT;
