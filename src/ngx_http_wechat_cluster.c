@@ -31,8 +31,8 @@ typedef struct {
 } ngx_http_wechat_cluster_t;
 
 
-static void ngx_http_wechat_cluster_slots_done(redisAsyncContext *ac,
-    void *data, void *privdata);
+static void ngx_http_wechat_cluster_slots_done(
+    ngx_http_wechat_rconn_t *conn, redisReply *response, void *data);
 static int ngx_http_wechat_cluster_range(void *data, unsigned first,
     unsigned last, wx_span_t host, unsigned port);
 static ngx_int_t ngx_http_wechat_cluster_node(ngx_http_wechat_cluster_t *cl,
@@ -185,14 +185,15 @@ ngx_http_wechat_cluster_stale(void)
 
 
 /*
- * Asks node's ready connection ac for the map, if it is stale.  A question
+ * Asks node's ready connection rc for the map, if it is stale.  A question
  * unanswered for wechat_redis_timeout is taken as lost: a node gone silent
  * must not keep the map from being learnt.
  */
 
 void
-ngx_http_wechat_cluster_learn(redisAsyncContext *ac, ngx_uint_t node)
+ngx_http_wechat_cluster_learn(ngx_http_wechat_rconn_t *rc, ngx_uint_t node)
 {
+    ngx_str_t                   argv[2];
     ngx_msec_t                  since;
     ngx_http_wechat_cluster_t  *cl = &ngx_http_wechat_cluster;
 
@@ -204,9 +205,12 @@ ngx_http_wechat_cluster_learn(redisAsyncContext *ac, ngx_uint_t node)
         return;
     }
 
-    if (redisAsyncCommand(ac, ngx_http_wechat_cluster_slots_done, NULL,
-                          "CLUSTER SLOTS")
-        == REDIS_OK)
+    ngx_str_set(&argv[0], "CLUSTER");
+    ngx_str_set(&argv[1], "SLOTS");
+
+    if (ngx_http_wechat_rconn_command(rc, ngx_http_wechat_cluster_slots_done,
+                                      NULL, 2, argv)
+        == NGX_OK)
     {
         cl->learning = 1;
         cl->from = node;
@@ -216,10 +220,9 @@ ngx_http_wechat_cluster_learn(redisAsyncContext *ac, ngx_uint_t node)
 
 
 static void
-ngx_http_wechat_cluster_slots_done(redisAsyncContext *ac, void *data,
-    void *privdata)
+ngx_http_wechat_cluster_slots_done(ngx_http_wechat_rconn_t *conn,
+    redisReply *response, void *data)
 {
-    redisReply                 *response = data;
     wx_status_t                 rc;
     ngx_uint_t                  changed, i;
     ngx_http_wechat_cluster_t  *cl = &ngx_http_wechat_cluster;

@@ -201,6 +201,41 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       offsetof(ngx_http_wechat_main_conf_t, timeout),
       NULL },
 
+    { ngx_string("wechat_redis_ssl_trusted_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_wechat_main_conf_t, ssl_trusted_certificate),
+      NULL },
+
+    { ngx_string("wechat_redis_ssl_verify"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_wechat_main_conf_t, ssl_verify),
+      NULL },
+
+    { ngx_string("wechat_redis_ssl_name"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_wechat_main_conf_t, ssl_name),
+      NULL },
+
+    { ngx_string("wechat_redis_ssl_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_wechat_main_conf_t, ssl_certificate),
+      NULL },
+
+    { ngx_string("wechat_redis_ssl_certificate_key"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_wechat_main_conf_t, ssl_certificate_key),
+      NULL },
+
     { ngx_string("wechat_replay_cache_size"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -570,7 +605,14 @@ ngx_http_wechat_create_main_conf(ngx_conf_t *cf)
      *     wmcf->master = { 0, NULL };
      *     wmcf->sentinel_password = { 0, NULL };
      *     wmcf->db = 0;
+     *     wmcf->user = { 0, NULL };
      *     wmcf->password = { 0, NULL };
+     *     wmcf->sentinel_user = { 0, NULL };
+     *     wmcf->tls = 0;
+     *     wmcf->ssl_name = { 0, NULL };
+     *     wmcf->ssl_trusted_certificate = { 0, NULL };
+     *     wmcf->ssl_certificate = { 0, NULL };
+     *     wmcf->ssl_certificate_key = { 0, NULL };
      *     wmcf->lookup_user = 0;
      *     wmcf->endpoints = 0;
      */
@@ -588,6 +630,7 @@ ngx_http_wechat_create_main_conf(ngx_conf_t *cf)
     wmcf->connect_timeout = NGX_CONF_UNSET_MSEC;
     wmcf->timeout = NGX_CONF_UNSET_MSEC;
     wmcf->replay_cache_size = NGX_CONF_UNSET_SIZE;
+    wmcf->ssl_verify = NGX_CONF_UNSET;
 
     return wmcf;
 }
@@ -601,6 +644,21 @@ ngx_http_wechat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(wmcf->connect_timeout, 1000);
     ngx_conf_init_msec_value(wmcf->timeout, 1000);
     ngx_conf_init_size_value(wmcf->replay_cache_size, 4 * 1024 * 1024);
+    ngx_conf_init_value(wmcf->ssl_verify, 1);
+
+    if (wmcf->tls) {
+        if (ngx_http_wechat_rconn_ssl(cf, wmcf) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+    } else if (wmcf->ssl_trusted_certificate.len
+               || wmcf->ssl_certificate.len || wmcf->ssl_name.len)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_redis_ssl_*\" needs the \"tls\" "
+                           "parameter of \"wechat_redis\"");
+        return NGX_CONF_ERROR;
+    }
 
     if (wmcf->replay_cache_size < 8 * ngx_pagesize) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -924,8 +982,9 @@ ngx_http_wechat_check_cookie(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
 
 
 /*
- * wechat_redis's parameters from the first'th: db=, password=, for Sentinel
- * sentinel=, master= and sentinel_password=, for a cluster cluster=.
+ * wechat_redis's parameters from the first'th: db=, user=, password=, tls,
+ * for Sentinel sentinel=, master=, sentinel_user= and sentinel_password=,
+ * for a cluster cluster=.
  */
 
 static ngx_int_t
@@ -940,7 +999,10 @@ ngx_http_wechat_redis_params(ngx_conf_t *cf,
 
     for (i = first; i < cf->args->nelts; i++) {
 
-        if (ngx_http_wechat_param(&value[i], "db=", &v)) {
+        if (value[i].len == 3 && ngx_strncmp(value[i].data, "tls", 3) == 0) {
+            wmcf->tls = 1;
+
+        } else if (ngx_http_wechat_param(&value[i], "db=", &v)) {
             db = ngx_atoi(v.data, v.len);
             if (db == NGX_ERROR) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -979,8 +1041,11 @@ ngx_http_wechat_redis_params(ngx_conf_t *cf,
 
         } else if (!ngx_http_wechat_param(&value[i], "password=",
                                           &wmcf->password)
+                   && !ngx_http_wechat_param(&value[i], "user=", &wmcf->user)
                    && !ngx_http_wechat_param(&value[i], "sentinel_password=",
-                                             &wmcf->sentinel_password))
+                                             &wmcf->sentinel_password)
+                   && !ngx_http_wechat_param(&value[i], "sentinel_user=",
+                                             &wmcf->sentinel_user))
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid parameter \"%V\"", &value[i]);
@@ -1361,7 +1426,8 @@ ngx_http_wechat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (cluster) {
         if (wmcf->sentinels || wmcf->master.len
-            || wmcf->sentinel_password.len || wmcf->db)
+            || wmcf->sentinel_password.len || wmcf->sentinel_user.len
+            || wmcf->db)
         {
             return "with \"cluster=\" takes no \"sentinel=\", "
                    "\"master=\", \"sentinel_password=\" or \"db=\": "
@@ -1380,7 +1446,8 @@ ngx_http_wechat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (!sentinel) {
         if (wmcf->sentinels || wmcf->master.len
-            || wmcf->sentinel_password.len || wmcf->cluster)
+            || wmcf->sentinel_password.len || wmcf->sentinel_user.len
+            || wmcf->cluster)
         {
             return "takes \"sentinel=\", \"master=\", "
                    "\"sentinel_password=\" and \"cluster=\" in place of "

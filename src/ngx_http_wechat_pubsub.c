@@ -4,9 +4,11 @@
  * waiting on it.  A poll waits on its scene's channel; channels live in an
  * rbtree by name, counted, so that a message reaches its waiters without a
  * walk, a channel is subscribed while a poll waits on it and unsubscribed
- * when the last one leaves.  connect -> AUTH -> ready -> SUBSCRIBE of every
- * channel waited on; replies not seen within wechat_redis_timeout drop the
- * connection, which reconnects with the command connection's backoff.
+ * when the last one leaves.  connect -> AUTH (or PING) -> ready ->
+ * SUBSCRIBE of every channel waited on; replies not seen within
+ * wechat_redis_timeout drop the connection, and so does a reply of any
+ * other shape, or one nobody asked for; it reconnects with the command
+ * connection's backoff.
  * While polls only wait, a probe every few seconds asks for a reply, so a
  * Redis that stops answering is noticed then too.
  */
@@ -30,8 +32,7 @@
 
 /*
  * The probe: a SUBSCRIBE of a channel nobody publishes on, which Redis
- * answers like any other (hiredis 0.14 drops a PING's reply while
- * subscribed), sent when polls wait and no other reply is due.
+ * answers like any other, sent when polls wait and no other reply is due.
  */
 #define NGX_HTTP_WECHAT_PROBE           "wechat:pubsub:probe"
 #define NGX_HTTP_WECHAT_PROBE_INTERVAL  5000
@@ -54,7 +55,7 @@ typedef struct {
 typedef struct {
     ngx_http_wechat_main_conf_t  *conf;
     ngx_http_wechat_addr_t       *addr;       /* where it connects */
-    redisAsyncContext            *ac;
+    ngx_http_wechat_rconn_t       conn;
     ngx_uint_t                    ready;
     ngx_uint_t                    attempts;
     ngx_uint_t                    due;        /* replies due, all channels */
@@ -69,21 +70,17 @@ typedef struct {
 
 
 static void ngx_http_wechat_pubsub_connect(ngx_http_wechat_pubsub_t *ps);
-static void ngx_http_wechat_pubsub_read_handler(ngx_event_t *ev);
-static void ngx_http_wechat_pubsub_auth_done(redisAsyncContext *ac,
-    void *data, void *privdata);
-static void ngx_http_wechat_pubsub_on_connect(const redisAsyncContext *ac,
-    int status);
-static void ngx_http_wechat_pubsub_on_disconnect(const redisAsyncContext *ac,
-    int status);
+static void ngx_http_wechat_pubsub_hello_done(ngx_http_wechat_rconn_t *rc,
+    redisReply *reply, void *data);
+static void ngx_http_wechat_pubsub_gone(ngx_http_wechat_rconn_t *rc);
 static void ngx_http_wechat_pubsub_ready(ngx_http_wechat_pubsub_t *ps);
 static void ngx_http_wechat_pubsub_subscribe_all(
     ngx_http_wechat_pubsub_t *ps);
 static void ngx_http_wechat_pubsub_send(ngx_http_wechat_pubsub_t *ps,
     const char *command, ngx_http_wechat_channel_t *ch);
-static void ngx_http_wechat_pubsub_reply(redisAsyncContext *ac, void *data,
-    void *privdata);
-static void ngx_http_wechat_pubsub_replied(ngx_http_wechat_pubsub_t *ps,
+static void ngx_http_wechat_pubsub_reply(ngx_http_wechat_rconn_t *rc,
+    redisReply *reply, void *data);
+static ngx_int_t ngx_http_wechat_pubsub_replied(ngx_http_wechat_pubsub_t *ps,
     ngx_http_wechat_channel_t *ch, ngx_str_t *type);
 static void ngx_http_wechat_pubsub_wake(ngx_http_wechat_channel_t *ch,
     ngx_uint_t why);
@@ -151,8 +148,8 @@ ngx_http_wechat_pubsub_exit_process(ngx_cycle_t *cycle)
 static void
 ngx_http_wechat_pubsub_connect(ngx_http_wechat_pubsub_t *ps)
 {
-    ngx_connection_t   *c;
-    redisAsyncContext  *ac;
+    ngx_int_t  rc;
+    ngx_str_t  argv[1];
 
     /*
      * In a cluster PUBLISH reaches every node over the cluster's bus: any
@@ -164,65 +161,69 @@ ngx_http_wechat_pubsub_connect(ngx_http_wechat_pubsub_t *ps)
                      ps->attempts % ngx_http_wechat_cluster_seeds())
                : &ps->conf->server;
 
-    ac = ngx_http_wechat_redis_open(ps->addr, ps);
-    if (ac == NULL) {
-        ngx_http_wechat_pubsub_lost(ps);
-        return;
-    }
-
-    ps->ac = ac;
-
     /*
      * Marked idle, the connection hears at once when the worker starts to
      * shut down: ngx_close_idle_connections() calls its read handler with
      * c->close set, and the waiting polls are answered then.
      */
 
-    c = ac->ev.data;
-    c->idle = 1;
-    c->read->handler = ngx_http_wechat_pubsub_read_handler;
+    ps->conn.what = "wechat pubsub";
+    ps->conn.addr = ps->addr;
+    ps->conn.tls = ps->conf->tls ? ps->conf : NULL;
+    ps->conn.data = ps;
+    ps->conn.lost = ngx_http_wechat_pubsub_gone;
+    ps->conn.push = NULL;
+    ps->conn.idle = 1;
 
-    redisAsyncSetConnectCallback(ac, ngx_http_wechat_pubsub_on_connect);
-    redisAsyncSetDisconnectCallback(ac, ngx_http_wechat_pubsub_on_disconnect);
+    if (ngx_http_wechat_rconn_open(&ps->conn) != NGX_OK) {
+        ngx_http_wechat_pubsub_lost(ps);
+        return;
+    }
 
     ngx_add_timer(&ps->timer, ps->conf->connect_timeout);
 
-    if (ps->conf->password.len) {
-        redisAsyncCommand(ac, ngx_http_wechat_pubsub_auth_done, NULL,
-                          "AUTH %b", ps->conf->password.data,
-                          ps->conf->password.len);
+    /* its answer says the connection is up, before anything waits on it */
+
+    rc = ngx_http_wechat_rconn_auth(&ps->conn, &ps->conf->user,
+                                    &ps->conf->password,
+                                    ngx_http_wechat_pubsub_hello_done, NULL);
+
+    if (rc == NGX_DECLINED) {
+        ngx_str_set(&argv[0], "PING");
+        rc = ngx_http_wechat_rconn_command(&ps->conn,
+                                           ngx_http_wechat_pubsub_hello_done,
+                                           NULL, 1, argv);
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_wechat_pubsub_drop(ps);
     }
 }
 
 
 static void
-ngx_http_wechat_pubsub_read_handler(ngx_event_t *ev)
+ngx_http_wechat_pubsub_hello_done(ngx_http_wechat_rconn_t *rc,
+    redisReply *reply, void *data)
 {
-    ngx_connection_t  *c = ev->data;
+    ngx_http_wechat_pubsub_t  *ps = rc->data;
 
-    if (c->close) {
-        ngx_http_wechat_pubsub_shutdown(&ngx_http_wechat_pubsub);
+    if (reply == NULL) {
         return;
     }
 
-    redisAsyncHandleRead(c->data);
-}
-
-
-static void
-ngx_http_wechat_pubsub_auth_done(redisAsyncContext *ac, void *data,
-    void *privdata)
-{
-    redisReply                *response = data;
-    ngx_http_wechat_pubsub_t  *ps = &ngx_http_wechat_pubsub;
-
-    if (response == NULL || ac != ps->ac) {
-        return;
-    }
-
-    if (response->type == REDIS_REPLY_ERROR) {
+    if (reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "wechat pubsub: AUTH failed: %s", response->str);
+                      "wechat pubsub: %s on \"%V\" failed: %*s",
+                      ps->conf->password.len ? "AUTH" : "PING",
+                      &ps->addr->name, ngx_min(reply->len, 256), reply->str);
+        ngx_http_wechat_pubsub_drop(ps);
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_STATUS) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "wechat pubsub: \"%V\" sent a reply of an unexpected "
+                      "shape, dropping the connection", &ps->addr->name);
         ngx_http_wechat_pubsub_drop(ps);
         return;
     }
@@ -231,51 +232,19 @@ ngx_http_wechat_pubsub_auth_done(redisAsyncContext *ac, void *data,
 }
 
 
-static void
-ngx_http_wechat_pubsub_on_connect(const redisAsyncContext *ac, int status)
-{
-    ngx_http_wechat_pubsub_t  *ps = &ngx_http_wechat_pubsub;
-
-    if (ac != ps->ac) {
-        return;
-    }
-
-    if (status == REDIS_OK) {
-        if (ps->conf->password.len == 0) {
-            ngx_http_wechat_pubsub_ready(ps);
-        }
-
-        return;
-    }
-
-    /* hiredis frees the context after this callback */
-
-    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                  "wechat pubsub: connect to \"%V\" failed: %s",
-                  &ps->addr->name, ac->errstr);
-
-    ps->ac = NULL;
-    ngx_http_wechat_pubsub_lost(ps);
-}
-
+/* The transport ended the connection, and said why. */
 
 static void
-ngx_http_wechat_pubsub_on_disconnect(const redisAsyncContext *ac,
-    int status)
+ngx_http_wechat_pubsub_gone(ngx_http_wechat_rconn_t *rc)
 {
-    ngx_http_wechat_pubsub_t  *ps = &ngx_http_wechat_pubsub;
+    ngx_http_wechat_pubsub_t  *ps = rc->data;
 
-    if (ac != ps->ac) {
+    if (ngx_exiting) {
+        ngx_http_wechat_pubsub_shutdown(ps);
         return;
     }
 
-    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                  "wechat pubsub: connection to \"%V\" lost: %s",
-                  &ps->addr->name,
-                  ac->errstr[0] ? ac->errstr : "closed by the server");
-
-    ps->ac = NULL;
-    ngx_http_wechat_pubsub_lost(ps);
+    ngx_http_wechat_pubsub_drop(ps);
 }
 
 
@@ -295,16 +264,17 @@ ngx_http_wechat_pubsub_ready(ngx_http_wechat_pubsub_t *ps)
     ps->ready = 1;
     ps->attempts = 0;
 
+    /* from now on, Redis speaks when it has something to say */
+
+    ps->conn.push = ngx_http_wechat_pubsub_reply;
+
     /*
      * While polls only wait, nothing is due from Redis and no reply timer
-     * runs: TCP keepalive (hiredis's 15 s idle, then probes) is what ends
-     * a connection whose Redis host died or went away without a word.
+     * runs: TCP keepalive is what ends a connection whose Redis host died
+     * or went away without a word.
      */
 
-    if (redisEnableKeepAlive(&ps->ac->c) != REDIS_OK) {
-        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, ngx_socket_errno,
-                      "wechat pubsub: TCP keepalive not enabled");
-    }
+    ngx_http_wechat_rconn_keepalive(&ps->conn);
 
     ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
                   "wechat pubsub: connected to \"%V\"", &ps->addr->name);
@@ -318,14 +288,12 @@ ngx_http_wechat_pubsub_ready(ngx_http_wechat_pubsub_t *ps)
 static void
 ngx_http_wechat_pubsub_subscribe_all(ngx_http_wechat_pubsub_t *ps)
 {
-    size_t                      lens[NGX_HTTP_WECHAT_BATCH + 1];
+    ngx_str_t                   argv[NGX_HTTP_WECHAT_BATCH + 1];
     ngx_uint_t                  n;
     ngx_queue_t                *q;
-    const char                 *argv[NGX_HTTP_WECHAT_BATCH + 1];
     ngx_http_wechat_channel_t  *ch;
 
-    argv[0] = NGX_HTTP_WECHAT_SUB;
-    lens[0] = sizeof(NGX_HTTP_WECHAT_SUB) - 1;
+    ngx_str_set(&argv[0], NGX_HTTP_WECHAT_SUB);
     n = 1;
 
     for (q = ngx_queue_head(&ps->channels);
@@ -334,9 +302,7 @@ ngx_http_wechat_pubsub_subscribe_all(ngx_http_wechat_pubsub_t *ps)
     {
         ch = ngx_queue_data(q, ngx_http_wechat_channel_t, queue);
 
-        argv[n] = (const char *) ch->sn.str.data;
-        lens[n] = ch->sn.str.len;
-        n++;
+        argv[n++] = ch->sn.str;
 
         ch->subs++;
         ps->due++;
@@ -344,8 +310,8 @@ ngx_http_wechat_pubsub_subscribe_all(ngx_http_wechat_pubsub_t *ps)
         if (n == NGX_HTTP_WECHAT_BATCH + 1
             || ngx_queue_next(q) == ngx_queue_sentinel(&ps->channels))
         {
-            redisAsyncCommandArgv(ps->ac, ngx_http_wechat_pubsub_reply,
-                                  NULL, (int) n, argv, lens);
+            (void) ngx_http_wechat_rconn_command(&ps->conn, NULL, NULL, n,
+                                                 argv);
             n = 1;
         }
     }
@@ -360,9 +326,14 @@ static void
 ngx_http_wechat_pubsub_send(ngx_http_wechat_pubsub_t *ps,
     const char *command, ngx_http_wechat_channel_t *ch)
 {
-    if (redisAsyncCommand(ps->ac, ngx_http_wechat_pubsub_reply, NULL,
-                          "%s %b", command, ch->sn.str.data, ch->sn.str.len)
-        != REDIS_OK)
+    ngx_str_t  argv[2];
+
+    argv[0].data = (u_char *) command;
+    argv[0].len = ngx_strlen(command);
+    argv[1] = ch->sn.str;
+
+    if (ngx_http_wechat_rconn_command(&ps->conn, NULL, NULL, 2, argv)
+        != NGX_OK)
     {
         return;
     }
@@ -489,38 +460,51 @@ ngx_http_wechat_pubsub_free(ngx_http_wechat_pubsub_t *ps,
 }
 
 
+/*
+ * What Redis says on its own once subscribed: a message, or the answer to
+ * a SUBSCRIBE or UNSUBSCRIBE.  Anything else ends the connection.
+ */
+
 static void
-ngx_http_wechat_pubsub_reply(redisAsyncContext *ac, void *data,
-    void *privdata)
+ngx_http_wechat_pubsub_reply(ngx_http_wechat_rconn_t *rc, redisReply *reply,
+    void *data)
 {
-    redisReply                 *response = data;
     ngx_str_t                   type, name;
+    redisReply                **e;
+    ngx_uint_t                  message;
     ngx_http_wechat_channel_t  *ch;
-    ngx_http_wechat_pubsub_t   *ps = &ngx_http_wechat_pubsub;
+    ngx_http_wechat_pubsub_t   *ps = data;
 
-    if (response == NULL || ac != ps->ac) {
-        return;
-    }
+    e = reply->element;
 
-    if (response->type != REDIS_REPLY_ARRAY || response->elements != 3
-        || response->element[0]->type != REDIS_REPLY_STRING
-        || response->element[1]->type != REDIS_REPLY_STRING)
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
+        || e[0]->type != REDIS_REPLY_STRING
+        || e[1]->type != REDIS_REPLY_STRING)
     {
-        return;
+        goto unexpected;
     }
 
-    type.data = (u_char *) response->element[0]->str;
-    type.len = response->element[0]->len;
-    name.data = (u_char *) response->element[1]->str;
-    name.len = response->element[1]->len;
+    type.data = (u_char *) e[0]->str;
+    type.len = e[0]->len;
+    name.data = (u_char *) e[1]->str;
+    name.len = e[1]->len;
+
+    message = type.len == sizeof(NGX_HTTP_WECHAT_MESSAGE) - 1
+              && ngx_strncmp(type.data, NGX_HTTP_WECHAT_MESSAGE, type.len)
+                 == 0;
+
+    if (e[2]->type != (message ? REDIS_REPLY_STRING : REDIS_REPLY_INTEGER)) {
+        goto unexpected;
+    }
 
     ch = (ngx_http_wechat_channel_t *)
              ngx_str_rbtree_lookup(&ps->rbtree, &name,
                                    ngx_crc32_long(name.data, name.len));
 
-    if (type.len == sizeof(NGX_HTTP_WECHAT_MESSAGE) - 1
-        && ngx_strncmp(type.data, NGX_HTTP_WECHAT_MESSAGE, type.len) == 0)
-    {
+    if (message) {
+
+        /* one may come for a channel left a moment ago */
+
         if (ch && ch->refs) {
             ngx_http_wechat_pubsub_wake(ch, NGX_HTTP_WECHAT_WAKE_CHANGED);
         }
@@ -528,14 +512,26 @@ ngx_http_wechat_pubsub_reply(redisAsyncContext *ac, void *data,
         return;
     }
 
-    ngx_http_wechat_pubsub_replied(ps, ch, &type);
+    if (ngx_http_wechat_pubsub_replied(ps, ch, &type) == NGX_OK) {
+        return;
+    }
+
+unexpected:
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "wechat pubsub: \"%V\" sent a reply of an unexpected "
+                  "shape, dropping the connection", &ps->addr->name);
+
+    ngx_http_wechat_pubsub_drop(ps);
 }
 
 
-/* A SUBSCRIBE or UNSUBSCRIBE reply: the channel is subscribed when the
-   last one due is in and someone waits. */
+/*
+ * A SUBSCRIBE or UNSUBSCRIBE reply: the channel is subscribed when the
+ * last one due is in and someone waits.  NGX_ERROR: none was due.
+ */
 
-static void
+static ngx_int_t
 ngx_http_wechat_pubsub_replied(ngx_http_wechat_pubsub_t *ps,
     ngx_http_wechat_channel_t *ch, ngx_str_t *type)
 {
@@ -544,9 +540,16 @@ ngx_http_wechat_pubsub_replied(ngx_http_wechat_pubsub_t *ps,
     sub = (type->len == sizeof(NGX_HTTP_WECHAT_SUB) - 1
            && ngx_strncmp(type->data, NGX_HTTP_WECHAT_SUB, type->len) == 0);
 
-    if (ps->due) {
-        ps->due--;
+    if (ps->due == 0
+        || (!sub
+            && (type->len != sizeof(NGX_HTTP_WECHAT_UNSUB) - 1
+                || ngx_strncmp(type->data, NGX_HTTP_WECHAT_UNSUB, type->len)
+                   != 0)))
+    {
+        return NGX_ERROR;
     }
+
+    ps->due--;
 
     if (ps->timer.timer_set) {
         ngx_del_timer(&ps->timer);
@@ -557,7 +560,7 @@ ngx_http_wechat_pubsub_replied(ngx_http_wechat_pubsub_t *ps,
     }
 
     if (ch == NULL) {
-        return;
+        return NGX_OK;
     }
 
     if (sub && ch->subs) {
@@ -568,18 +571,20 @@ ngx_http_wechat_pubsub_replied(ngx_http_wechat_pubsub_t *ps,
     }
 
     if (ch->subs || ch->unsubs) {
-        return;
+        return NGX_OK;
     }
 
     if (ch->refs == 0) {
         ngx_http_wechat_pubsub_free(ps, ch);
-        return;
+        return NGX_OK;
     }
 
     if (sub && !ch->subscribed) {
         ch->subscribed = 1;
         ngx_http_wechat_pubsub_wake(ch, NGX_HTTP_WECHAT_WAKE_READY);
     }
+
+    return NGX_OK;
 }
 
 
@@ -643,15 +648,11 @@ ngx_http_wechat_pubsub_wake_all(ngx_http_wechat_pubsub_t *ps, ngx_uint_t why)
 static void
 ngx_http_wechat_pubsub_drop(ngx_http_wechat_pubsub_t *ps)
 {
-    redisAsyncContext  *ac = ps->ac;
-
-    if (ac == NULL) {
+    if (ps->conn.peer.connection == NULL) {
         return;
     }
 
-    ps->ac = NULL;
-    ac->onDisconnect = NULL;
-    redisAsyncFree(ac);
+    ngx_http_wechat_rconn_close(&ps->conn);
 
     ngx_http_wechat_pubsub_lost(ps);
 }
@@ -733,11 +734,17 @@ ngx_http_wechat_pubsub_timeout(ngx_event_t *ev)
         return;
     }
 
-    ngx_log_error(NGX_LOG_ERR, ev->log, 0,
-                  ps->ready ? "wechat pubsub: no reply in time, "
-                              "dropping the connection"
-                            : "wechat pubsub: connect to \"%V\" timed out",
-                  &ps->addr->name);
+    if (ps->ready) {
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                      "wechat pubsub: no reply in time, dropping the "
+                      "connection");
+
+    } else {
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                      "wechat pubsub: %s \"%V\" timed out",
+                      ngx_http_wechat_rconn_step(&ps->conn),
+                      &ps->addr->name);
+    }
 
     ngx_http_wechat_pubsub_drop(ps);
 }
@@ -783,17 +790,22 @@ ngx_http_wechat_pubsub_moved(void)
 static void
 ngx_http_wechat_pubsub_probe(ngx_event_t *ev)
 {
+    ngx_str_t                  argv[2];
     ngx_http_wechat_pubsub_t  *ps = ev->data;
 
-    if (!ev->timedout || ngx_exiting || ps->exiting || ps->ac == NULL) {
+    if (!ev->timedout || ngx_exiting || ps->exiting
+        || ps->conn.peer.connection == NULL)
+    {
         /* cancelled at worker exit, or the connection is gone */
         return;
     }
 
+    ngx_str_set(&argv[0], NGX_HTTP_WECHAT_SUB);
+    ngx_str_set(&argv[1], NGX_HTTP_WECHAT_PROBE);
+
     if (ps->due == 0 && !ngx_queue_empty(&ps->channels)
-        && redisAsyncCommand(ps->ac, ngx_http_wechat_pubsub_reply, NULL,
-                             NGX_HTTP_WECHAT_SUB " " NGX_HTTP_WECHAT_PROBE)
-           == REDIS_OK)
+        && ngx_http_wechat_rconn_command(&ps->conn, NULL, NULL, 2, argv)
+           == NGX_OK)
     {
         ps->due++;
         ngx_add_timer(&ps->timer, ps->conf->timeout);

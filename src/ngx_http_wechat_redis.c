@@ -1,7 +1,7 @@
 
 /*
- * ngx_http_wechat_module: one hiredis async connection per worker, driven by
- * nginx's event loop, or with a Redis Cluster one per node it uses.
+ * ngx_http_wechat_module: one command connection per worker, on nginx's
+ * event loop, or with a Redis Cluster one per node it uses.
  * connect -> AUTH -> SELECT -> (ROLE) -> SCRIPT LOAD -> ready; nginx timers
  * bound the connect and every command; a command that times out drops the
  * whole connection so that a late reply can never reach another request;
@@ -11,8 +11,6 @@
 
 
 #include "ngx_http_wechat_module.h"
-
-#include <hiredis/async.h>
 
 
 typedef enum {
@@ -33,13 +31,10 @@ typedef struct {
     ngx_http_wechat_main_conf_t    *conf;
     ngx_http_wechat_addr_t         *addr;
     ngx_uint_t                      index;      /* among a cluster's nodes */
-    redisAsyncContext              *ac;
+    ngx_http_wechat_rconn_t         conn;
     ngx_http_wechat_redis_state_e   state;
     ngx_uint_t                      attempts;
     ngx_uint_t                      handshake;  /* replies still expected */
-    ngx_uint_t                      connected;  /* connect(2) completed, on
-                                                   this or the connection
-                                                   being torn down */
     ngx_event_t                     connect_timer;
     ngx_event_t                     reconnect_timer;
     unsigned                        exiting:1;
@@ -74,24 +69,21 @@ static void ngx_http_wechat_redis_learn(void);
 static void ngx_http_wechat_redis_report(void);
 static void ngx_http_wechat_redis_connect(ngx_http_wechat_redis_t *rd);
 static void ngx_http_wechat_redis_handshake(ngx_http_wechat_redis_t *rd);
-static void ngx_http_wechat_redis_handshake_done(redisAsyncContext *ac,
-    void *data, void *privdata);
+static void ngx_http_wechat_redis_handshake_send(ngx_http_wechat_redis_t *rd,
+    ngx_uint_t argc, ngx_str_t *argv);
+static void ngx_http_wechat_redis_handshake_done(ngx_http_wechat_rconn_t *rc,
+    redisReply *reply, void *data);
 static ngx_uint_t ngx_http_wechat_redis_is_master(redisReply *role);
-static void ngx_http_wechat_redis_on_connect(const redisAsyncContext *ac,
-    int status);
-static void ngx_http_wechat_redis_on_disconnect(const redisAsyncContext *ac,
-    int status);
+static void ngx_http_wechat_redis_lost(ngx_http_wechat_rconn_t *rc);
 static void ngx_http_wechat_redis_close(ngx_http_wechat_redis_t *rd);
 static void ngx_http_wechat_redis_drop(ngx_http_wechat_redis_t *rd);
 static void ngx_http_wechat_redis_schedule(ngx_http_wechat_redis_t *rd);
 static void ngx_http_wechat_redis_moved(void);
 static void ngx_http_wechat_redis_reconnect_handler(ngx_event_t *ev);
 static void ngx_http_wechat_redis_connect_timeout(ngx_event_t *ev);
-static size_t ngx_http_wechat_resp_size(ngx_str_t *args, ngx_uint_t n);
-static u_char *ngx_http_wechat_resp_count(u_char *p, u_char type, size_t n);
-static u_char *ngx_http_wechat_resp_args(u_char *p, ngx_str_t *args,
-    ngx_uint_t n);
-static ngx_int_t ngx_http_wechat_redis_retry(redisAsyncContext *ac,
+static ngx_int_t ngx_http_wechat_redis_send(ngx_http_wechat_redis_t *rd,
+    ngx_http_wechat_cmd_t *cmd);
+static ngx_int_t ngx_http_wechat_redis_retry(ngx_http_wechat_redis_t *rd,
     ngx_http_wechat_cmd_t *cmd);
 static ngx_int_t ngx_http_wechat_redis_redirect(ngx_http_wechat_redis_t *rd,
     ngx_http_wechat_cmd_t *cmd, redisReply *response);
@@ -102,8 +94,8 @@ static void ngx_http_wechat_redis_finish(ngx_http_wechat_cmd_t *cmd,
 static ngx_http_wechat_cmd_t *ngx_http_wechat_redis_format(ngx_log_t *log,
     ngx_str_t *head, ngx_uint_t nhead, ngx_uint_t argc, ngx_str_t *argv);
 static void ngx_http_wechat_redis_detach(void *data);
-static void ngx_http_wechat_redis_done(redisAsyncContext *ac, void *data,
-    void *privdata);
+static void ngx_http_wechat_redis_done(ngx_http_wechat_rconn_t *rc,
+    redisReply *response, void *data);
 static ngx_msec_int_t ngx_http_wechat_redis_usec(void);
 
 
@@ -207,6 +199,12 @@ ngx_http_wechat_redis_node(ngx_uint_t i)
     rd->addr = wmcf->cluster ? ngx_http_wechat_cluster_addr(i)
                              : &wmcf->server;
 
+    rd->conn.what = "wechat redis";
+    rd->conn.addr = rd->addr;
+    rd->conn.tls = wmcf->tls ? wmcf : NULL;
+    rd->conn.data = rd;
+    rd->conn.lost = ngx_http_wechat_redis_lost;
+
     ngx_http_wechat_redis_timer(&rd->connect_timer,
                                 ngx_http_wechat_redis_connect_timeout, rd,
                                 ngx_cycle->log);
@@ -238,7 +236,7 @@ ngx_http_wechat_redis_route(ngx_str_t *key)
 
     /* no node, or one that is down: a replica may have taken over */
 
-    if (rd == NULL || rd->ac == NULL) {
+    if (rd == NULL || rd->conn.peer.connection == NULL) {
         ngx_http_wechat_cluster_stale();
         ngx_http_wechat_redis_learn();
     }
@@ -300,7 +298,7 @@ ngx_http_wechat_redis_learn(void)
         rd = ngx_http_wechat_redis_nodes[i];
 
         if (rd && rd->state == ngx_http_wechat_redis_ready) {
-            ngx_http_wechat_cluster_learn(rd->ac, i);
+            ngx_http_wechat_cluster_learn(&rd->conn, i);
             next = i + 1;
             return;
         }
@@ -348,26 +346,17 @@ ngx_http_wechat_redis_report(void)
 static void
 ngx_http_wechat_redis_connect(ngx_http_wechat_redis_t *rd)
 {
-    redisAsyncContext            *ac;
-    ngx_http_wechat_main_conf_t  *wmcf = rd->conf;
-
-    ac = ngx_http_wechat_redis_open(rd->addr, rd);
-    if (ac == NULL) {
+    if (ngx_http_wechat_rconn_open(&rd->conn) != NGX_OK) {
         ngx_http_wechat_redis_schedule(rd);
         return;
     }
 
-    rd->ac = ac;
     rd->state = ngx_http_wechat_redis_connecting;
-    rd->connected = 0;
 
-    redisAsyncSetConnectCallback(ac, ngx_http_wechat_redis_on_connect);
-    redisAsyncSetDisconnectCallback(ac, ngx_http_wechat_redis_on_disconnect);
-
-    ngx_add_timer(&rd->connect_timer, wmcf->connect_timeout);
+    ngx_add_timer(&rd->connect_timer, rd->conf->connect_timeout);
 
     /*
-     * The handshake is queued at once; hiredis sends it when connect(2)
+     * The handshake is queued at once; it leaves when connect(2)
      * completes, and commands queued behind it run once it has.
      */
 
@@ -379,65 +368,85 @@ static void
 ngx_http_wechat_redis_handshake(ngx_http_wechat_redis_t *rd)
 {
     u_char                       *p;
+    ngx_str_t                     argv[3];
     ngx_uint_t                    i;
     ngx_http_wechat_main_conf_t  *wmcf = rd->conf;
     u_char                        db[NGX_INT_T_LEN];
 
-    rd->handshake = NGX_HTTP_WECHAT_SCRIPTS;
+    rd->handshake = 0;
 
-    if (wmcf->password.len) {
+    if (ngx_http_wechat_rconn_auth(&rd->conn, &wmcf->user, &wmcf->password,
+                                   ngx_http_wechat_redis_handshake_done,
+                                   "AUTH")
+        == NGX_OK)
+    {
         rd->handshake++;
-        redisAsyncCommand(rd->ac, ngx_http_wechat_redis_handshake_done,
-                          "AUTH", "AUTH %b", wmcf->password.data,
-                          wmcf->password.len);
     }
 
     if (wmcf->db) {
         p = ngx_sprintf(db, "%ui", wmcf->db);
-        rd->handshake++;
-        redisAsyncCommand(rd->ac, ngx_http_wechat_redis_handshake_done,
-                          "SELECT", "SELECT %b", db, (size_t) (p - db));
+        ngx_str_set(&argv[0], "SELECT");
+        argv[1].data = db;
+        argv[1].len = p - db;
+        ngx_http_wechat_redis_handshake_send(rd, 2, argv);
     }
 
     /* the master a sentinel named may have become a replica since */
 
     if (wmcf->sentinels) {
-        rd->handshake++;
-        redisAsyncCommand(rd->ac, ngx_http_wechat_redis_handshake_done,
-                          "ROLE", "ROLE");
+        ngx_str_set(&argv[0], "ROLE");
+        ngx_http_wechat_redis_handshake_send(rd, 1, argv);
     }
 
+    ngx_str_set(&argv[0], "SCRIPT");
+    ngx_str_set(&argv[1], "LOAD");
+
     for (i = 0; i < NGX_HTTP_WECHAT_SCRIPTS; i++) {
-        redisAsyncCommand(rd->ac, ngx_http_wechat_redis_handshake_done,
-                          "SCRIPT LOAD", "SCRIPT LOAD %b",
-                          ngx_http_wechat_scripts[i].text.data,
-                          ngx_http_wechat_scripts[i].text.len);
+        argv[2] = ngx_http_wechat_scripts[i].text;
+        ngx_http_wechat_redis_handshake_send(rd, 3, argv);
+    }
+}
+
+
+/* A step of the handshake; its name is what its reply handler logs. */
+
+static void
+ngx_http_wechat_redis_handshake_send(ngx_http_wechat_redis_t *rd,
+    ngx_uint_t argc, ngx_str_t *argv)
+{
+    if (ngx_http_wechat_rconn_command(&rd->conn,
+                                      ngx_http_wechat_redis_handshake_done,
+                                      argv[0].data, argc, argv)
+        == NGX_OK)
+    {
+        rd->handshake++;
     }
 }
 
 
 static void
-ngx_http_wechat_redis_handshake_done(redisAsyncContext *ac, void *data,
-    void *privdata)
+ngx_http_wechat_redis_handshake_done(ngx_http_wechat_rconn_t *rc,
+    redisReply *reply, void *data)
 {
-    redisReply               *response = data;
-    ngx_http_wechat_redis_t  *rd = ac->data;
+    u_char                   *step = data;
+    ngx_http_wechat_redis_t  *rd = rc->data;
 
-    if (response == NULL || ac != rd->ac) {
-        /* the connection went away; its disconnect path reconnects */
+    if (reply == NULL) {
+        /* the connection went away; its owner reconnects */
         return;
     }
 
-    if (response->type == REDIS_REPLY_ERROR) {
+    if (reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "wechat redis: %s failed: %s",
-                      (char *) privdata, response->str);
+                      "wechat redis: %s on \"%V\" failed: %*s",
+                      step, &rd->addr->name,
+                      ngx_min(reply->len, 256), reply->str);
         ngx_http_wechat_redis_drop(rd);
         return;
     }
 
-    if (ngx_strcmp(privdata, "ROLE") == 0
-        && !ngx_http_wechat_redis_is_master(response))
+    if (ngx_strcmp(step, "ROLE") == 0
+        && !ngx_http_wechat_redis_is_master(reply))
     {
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "wechat redis: \"%V\" is not the master, "
@@ -461,7 +470,7 @@ ngx_http_wechat_redis_handshake_done(redisAsyncContext *ac, void *data,
     ngx_http_wechat_redis_report();
 
     if (rd->conf->cluster) {
-        ngx_http_wechat_cluster_learn(rd->ac, rd->index);
+        ngx_http_wechat_cluster_learn(&rd->conn, rd->index);
     }
 
     ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
@@ -480,61 +489,12 @@ ngx_http_wechat_redis_is_master(redisReply *role)
 }
 
 
-static void
-ngx_http_wechat_redis_on_connect(const redisAsyncContext *ac, int status)
-{
-    ngx_http_wechat_redis_t  *rd = ac->data;
-
-    if (ac != rd->ac) {
-        return;
-    }
-
-    if (status == REDIS_OK) {
-        rd->connected = 1;
-        return;
-    }
-
-    /* hiredis frees the context after this callback */
-
-    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                  "wechat redis: connect to \"%V\" failed: %s",
-                  &rd->addr->name, ac->errstr);
-
-    rd->ac = NULL;
-    rd->state = ngx_http_wechat_redis_disconnected;
-    ngx_http_wechat_redis_report();
-
-    if (rd->connect_timer.timer_set) {
-        ngx_del_timer(&rd->connect_timer);
-    }
-
-    ngx_http_wechat_redis_schedule(rd);
-}
-
+/* The transport ended the connection: it was logged. */
 
 static void
-ngx_http_wechat_redis_on_disconnect(const redisAsyncContext *ac, int status)
+ngx_http_wechat_redis_lost(ngx_http_wechat_rconn_t *rc)
 {
-    ngx_http_wechat_redis_t  *rd = ac->data;
-
-    if (ac != rd->ac) {
-        return;
-    }
-
-    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                  "wechat redis: connection to \"%V\" lost: %s",
-                  &rd->addr->name,
-                  ac->errstr[0] ? ac->errstr : "closed by the server");
-
-    rd->ac = NULL;
-    rd->state = ngx_http_wechat_redis_disconnected;
-    ngx_http_wechat_redis_report();
-
-    if (rd->connect_timer.timer_set) {
-        ngx_del_timer(&rd->connect_timer);
-    }
-
-    ngx_http_wechat_redis_schedule(rd);
+    ngx_http_wechat_redis_drop(rc->data);
 }
 
 
@@ -543,22 +503,18 @@ ngx_http_wechat_redis_on_disconnect(const redisAsyncContext *ac, int status)
 static void
 ngx_http_wechat_redis_close(ngx_http_wechat_redis_t *rd)
 {
-    redisAsyncContext  *ac = rd->ac;
-
     if (rd->connect_timer.timer_set) {
         ngx_del_timer(&rd->connect_timer);
     }
 
-    if (ac == NULL) {
+    if (rd->conn.peer.connection == NULL) {
         return;
     }
 
-    rd->ac = NULL;
     rd->state = ngx_http_wechat_redis_disconnected;
     ngx_http_wechat_redis_report();
 
-    ac->onDisconnect = NULL;
-    redisAsyncFree(ac);
+    ngx_http_wechat_rconn_close(&rd->conn);
 }
 
 
@@ -642,8 +598,8 @@ ngx_http_wechat_redis_connect_timeout(ngx_event_t *ev)
     }
 
     ngx_log_error(NGX_LOG_ERR, ev->log, 0,
-                  "wechat redis: connect to \"%V\" timed out",
-                  &rd->addr->name);
+                  "wechat redis: %s \"%V\" timed out",
+                  ngx_http_wechat_rconn_step(&rd->conn), &rd->addr->name);
 
     ngx_http_wechat_redis_drop(rd);
 }
@@ -667,7 +623,7 @@ ngx_http_wechat_redis_command(ngx_http_request_t *r,
 
     rd = ngx_http_wechat_redis_route(&argv[1]);
 
-    if (rd == NULL || rd->ac == NULL) {
+    if (rd == NULL || rd->conn.peer.connection == NULL) {
         return NGX_DECLINED;
     }
 
@@ -700,11 +656,7 @@ ngx_http_wechat_redis_command(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    if (redisAsyncFormattedCommand(rd->ac, ngx_http_wechat_redis_done, cmd,
-                                   (char *) (cmd + 1),
-                                   cmd->last - (u_char *) (cmd + 1))
-        != REDIS_OK)
-    {
+    if (ngx_http_wechat_redis_send(rd, cmd) != NGX_OK) {
         ngx_free(cmd);
         return NGX_DECLINED;
     }
@@ -784,71 +736,23 @@ ngx_http_wechat_redis_detach(void *data)
 }
 
 
-/* The size of the RESP bulk strings of n arguments. */
+/* The command, formatted as it was, on rd's connection. */
 
-static size_t
-ngx_http_wechat_resp_size(ngx_str_t *args, ngx_uint_t n)
+static ngx_int_t
+ngx_http_wechat_redis_send(ngx_http_wechat_redis_t *rd,
+    ngx_http_wechat_cmd_t *cmd)
 {
-    size_t      size;
-    ngx_uint_t  i;
-
-    size = 0;
-
-    for (i = 0; i < n; i++) {
-        size += sizeof("$\r\n\r\n") - 1 + NGX_SIZE_T_LEN + args[i].len;
-    }
-
-    return size;
-}
-
-
-/*
- * "*<n>\r\n" or "$<n>\r\n".  A command has a dozen of them, and
- * ngx_sprintf's reading of its format cost more than the rest of the
- * formatting together.
- */
-
-static u_char *
-ngx_http_wechat_resp_count(u_char *p, u_char type, size_t n)
-{
-    u_char  digits[NGX_SIZE_T_LEN], *d;
-
-    d = digits + NGX_SIZE_T_LEN;
-
-    do {
-        *--d = (u_char) ('0' + n % 10);
-        n /= 10;
-    } while (n);
-
-    *p++ = type;
-    p = ngx_cpymem(p, d, digits + NGX_SIZE_T_LEN - d);
-    *p++ = '\r';
-    *p++ = '\n';
-
-    return p;
-}
-
-
-static u_char *
-ngx_http_wechat_resp_args(u_char *p, ngx_str_t *args, ngx_uint_t n)
-{
-    ngx_uint_t  i;
-
-    for (i = 0; i < n; i++) {
-        p = ngx_http_wechat_resp_count(p, '$', args[i].len);
-        p = ngx_cpymem(p, args[i].data, args[i].len);
-        *p++ = '\r';
-        *p++ = '\n';
-    }
-
-    return p;
+    return ngx_http_wechat_rconn_send(&rd->conn, (u_char *) (cmd + 1),
+                                      cmd->last - (u_char *) (cmd + 1),
+                                      ngx_http_wechat_redis_done, cmd);
 }
 
 
 /* A flushed script cache or a failover: send the script itself. */
 
 static ngx_int_t
-ngx_http_wechat_redis_retry(redisAsyncContext *ac, ngx_http_wechat_cmd_t *cmd)
+ngx_http_wechat_redis_retry(ngx_http_wechat_redis_t *rd,
+    ngx_http_wechat_cmd_t *cmd)
 {
     u_char     *buf, *p;
     size_t      size;
@@ -872,11 +776,10 @@ ngx_http_wechat_redis_retry(redisAsyncContext *ac, ngx_http_wechat_cmd_t *cmd)
 
     cmd->retried = 1;
 
-    /* hiredis copies the command into its output buffer */
+    /* copied into the connection's output */
 
-    rc = redisAsyncFormattedCommand(ac, ngx_http_wechat_redis_done, cmd,
-                                    (char *) buf, p - buf)
-         == REDIS_OK ? NGX_OK : NGX_ERROR;
+    rc = ngx_http_wechat_rconn_send(&rd->conn, buf, p - buf,
+                                    ngx_http_wechat_redis_done, cmd);
 
     ngx_free(buf);
 
@@ -914,13 +817,9 @@ ngx_http_wechat_redis_redirect(ngx_http_wechat_redis_t *rd,
     n = ngx_http_wechat_cluster_redirect(rd->index, &to);
     target = (n == NGX_ERROR) ? NULL : ngx_http_wechat_redis_node(n);
 
-    if (target == NULL || target->ac == NULL
-        || (to.ask && redisAsyncCommand(target->ac, NULL, NULL, "ASKING")
-                      != REDIS_OK)
-        || redisAsyncFormattedCommand(target->ac, ngx_http_wechat_redis_done,
-                                      cmd, (char *) (cmd + 1),
-                                      cmd->last - (u_char *) (cmd + 1))
-           != REDIS_OK)
+    if (target == NULL
+        || (to.ask && ngx_http_wechat_rconn_asking(&target->conn) != NGX_OK)
+        || ngx_http_wechat_redis_send(target, cmd) != NGX_OK)
     {
         return NGX_DECLINED;
     }
@@ -948,12 +847,7 @@ ngx_http_wechat_redis_again(ngx_event_t *ev)
     ngx_http_wechat_cmd_t    *cmd = ev->data;
     ngx_http_wechat_redis_t  *rd = cmd->home;
 
-    if (cmd->request && rd->ac
-        && redisAsyncFormattedCommand(rd->ac, ngx_http_wechat_redis_done,
-                                      cmd, (char *) (cmd + 1),
-                                      cmd->last - (u_char *) (cmd + 1))
-           == REDIS_OK)
-    {
+    if (cmd->request && ngx_http_wechat_redis_send(rd, cmd) == NGX_OK) {
         cmd->node = rd;
         cmd->redirects = 0;
         return;
@@ -994,13 +888,12 @@ ngx_http_wechat_redis_command_timeout(ngx_event_t *ev)
 
 
 static void
-ngx_http_wechat_redis_done(redisAsyncContext *ac, void *data,
-    void *privdata)
+ngx_http_wechat_redis_done(ngx_http_wechat_rconn_t *rc, redisReply *response,
+    void *data)
 {
-    redisReply               *response = data;
     ngx_uint_t                ended;
-    ngx_http_wechat_cmd_t    *cmd = privdata;
-    ngx_http_wechat_redis_t  *rd = ac->data;
+    ngx_http_wechat_cmd_t    *cmd = data;
+    ngx_http_wechat_redis_t  *rd = rc->data;
 
     /*
      * No reply on a connection that never connected: the command never
@@ -1008,8 +901,24 @@ ngx_http_wechat_redis_done(redisAsyncContext *ac, void *data,
      */
 
     ended = response ? NGX_HTTP_WECHAT_REDIS_OK
-            : rd->connected ? NGX_HTTP_WECHAT_REDIS_LOST
+            : rc->connected ? NGX_HTTP_WECHAT_REDIS_LOST
             : NGX_HTTP_WECHAT_REDIS_REFUSED;
+
+    /* every script answers an array or an integer, or fails */
+
+    if (response && cmd->script != NGX_HTTP_WECHAT_NO_SCRIPT
+        && response->type != REDIS_REPLY_ARRAY
+        && response->type != REDIS_REPLY_INTEGER
+        && response->type != REDIS_REPLY_ERROR)
+    {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "wechat redis: \"%V\" answered %V with a reply of an "
+                      "unexpected shape, dropping the connection",
+                      &rd->addr->name, &cmd->name);
+        ngx_http_wechat_redis_drop(rd);
+        ngx_http_wechat_redis_finish(cmd, NULL, NGX_HTTP_WECHAT_REDIS_LOST);
+        return;
+    }
 
     if (response && response->type == REDIS_REPLY_ERROR) {
 
@@ -1017,8 +926,7 @@ ngx_http_wechat_redis_done(redisAsyncContext *ac, void *data,
 
         if (cmd->script != NGX_HTTP_WECHAT_NO_SCRIPT && !cmd->retried
             && ngx_strncmp(response->str, "NOSCRIPT", 8) == 0
-            && ac == rd->ac
-            && ngx_http_wechat_redis_retry(ac, cmd) == NGX_OK)
+            && ngx_http_wechat_redis_retry(rd, cmd) == NGX_OK)
         {
             return;
         }
@@ -1045,7 +953,7 @@ ngx_http_wechat_redis_done(redisAsyncContext *ac, void *data,
          * before the handler sends anything more to it.
          */
 
-        if (rd->conf->sentinels && ac == rd->ac
+        if (rd->conf->sentinels
             && ngx_strncmp(response->str, "READONLY", 8) == 0)
         {
             ngx_http_wechat_redis_drop(rd);

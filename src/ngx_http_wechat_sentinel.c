@@ -21,7 +21,7 @@
 
 typedef struct {
     ngx_http_wechat_main_conf_t  *conf;
-    redisAsyncContext            *ac;
+    ngx_http_wechat_rconn_t       conn;
     ngx_uint_t                    current;    /* the sentinel asked */
     ngx_uint_t                    attempts;
     ngx_event_t                   timer;      /* connect, and the answer */
@@ -34,16 +34,15 @@ typedef struct {
 
 
 static void ngx_http_wechat_sentinel_connect(ngx_http_wechat_sentinel_t *st);
-static void ngx_http_wechat_sentinel_on_connect(const redisAsyncContext *ac,
-    int status);
-static void ngx_http_wechat_sentinel_on_disconnect(
-    const redisAsyncContext *ac, int status);
-static void ngx_http_wechat_sentinel_auth_done(redisAsyncContext *ac,
-    void *data, void *privdata);
-static void ngx_http_wechat_sentinel_answer(redisAsyncContext *ac,
-    void *data, void *privdata);
-static void ngx_http_wechat_sentinel_message(redisAsyncContext *ac,
-    void *data, void *privdata);
+static void ngx_http_wechat_sentinel_gone(ngx_http_wechat_rconn_t *rc);
+static void ngx_http_wechat_sentinel_auth_done(ngx_http_wechat_rconn_t *rc,
+    redisReply *reply, void *data);
+static void ngx_http_wechat_sentinel_answer(ngx_http_wechat_rconn_t *rc,
+    redisReply *reply, void *data);
+static void ngx_http_wechat_sentinel_message(ngx_http_wechat_rconn_t *rc,
+    redisReply *reply, void *data);
+static ngx_int_t ngx_http_wechat_sentinel_subscribed(
+    ngx_http_wechat_sentinel_t *st, redisReply *reply);
 static ngx_int_t ngx_http_wechat_sentinel_switch(
     ngx_http_wechat_sentinel_t *st, ngx_str_t *text);
 static ngx_int_t ngx_http_wechat_sentinel_master(
@@ -137,7 +136,7 @@ ngx_http_wechat_sentinel_ask(void)
         return;
     }
 
-    if (st->ac && !st->watching) {
+    if (st->conn.peer.connection && !st->watching) {
         return;
     }
 
@@ -154,120 +153,94 @@ ngx_http_wechat_sentinel_ask(void)
 static void
 ngx_http_wechat_sentinel_connect(ngx_http_wechat_sentinel_t *st)
 {
-    redisAsyncContext            *ac;
+    ngx_str_t                     argv[3];
     ngx_http_wechat_addr_t       *addr;
     ngx_http_wechat_main_conf_t  *wmcf = st->conf;
 
     addr = wmcf->sentinels->elts;
 
-    ac = ngx_http_wechat_redis_open(&addr[st->current], st);
-    if (ac == NULL) {
+    st->conn.what = "wechat sentinel";
+    st->conn.addr = &addr[st->current];
+    st->conn.tls = wmcf->tls ? wmcf : NULL;
+    st->conn.data = st;
+    st->conn.lost = ngx_http_wechat_sentinel_gone;
+    st->conn.push = NULL;
+
+    if (ngx_http_wechat_rconn_open(&st->conn) != NGX_OK) {
         ngx_http_wechat_sentinel_failed(st, NULL, NULL);
         return;
     }
 
-    st->ac = ac;
     st->watching = 0;
-
-    redisAsyncSetConnectCallback(ac, ngx_http_wechat_sentinel_on_connect);
-    redisAsyncSetDisconnectCallback(ac,
-                                    ngx_http_wechat_sentinel_on_disconnect);
 
     ngx_add_timer(&st->timer, wmcf->connect_timeout + wmcf->timeout);
 
-    if (wmcf->sentinel_password.len) {
-        redisAsyncCommand(ac, ngx_http_wechat_sentinel_auth_done, NULL,
-                          "AUTH %b", wmcf->sentinel_password.data,
-                          wmcf->sentinel_password.len);
-    }
+    (void) ngx_http_wechat_rconn_auth(&st->conn, &wmcf->sentinel_user,
+                                      &wmcf->sentinel_password,
+                                      ngx_http_wechat_sentinel_auth_done,
+                                      NULL);
 
-    redisAsyncCommand(ac, ngx_http_wechat_sentinel_answer, NULL,
-                      "SENTINEL get-master-addr-by-name %b",
-                      wmcf->master.data, wmcf->master.len);
+    ngx_str_set(&argv[0], "SENTINEL");
+    ngx_str_set(&argv[1], "get-master-addr-by-name");
+    argv[2] = wmcf->master;
+
+    (void) ngx_http_wechat_rconn_command(&st->conn,
+                                         ngx_http_wechat_sentinel_answer,
+                                         NULL, 3, argv);
+}
+
+
+/* The transport ended the connection, and said why. */
+
+static void
+ngx_http_wechat_sentinel_gone(ngx_http_wechat_rconn_t *rc)
+{
+    ngx_http_wechat_sentinel_failed(rc->data, NULL, NULL);
 }
 
 
 static void
-ngx_http_wechat_sentinel_on_connect(const redisAsyncContext *ac, int status)
+ngx_http_wechat_sentinel_auth_done(ngx_http_wechat_rconn_t *rc,
+    redisReply *reply, void *data)
 {
-    ngx_http_wechat_sentinel_t  *st = &ngx_http_wechat_sentinel;
-
-    if (ac != st->ac || status == REDIS_OK) {
+    if (reply == NULL || reply->type != REDIS_REPLY_ERROR) {
         return;
     }
 
-    /* hiredis frees the context after this callback */
-
-    st->ac = NULL;
-    ngx_http_wechat_sentinel_failed(st, "connect failed", ac->errstr);
-}
-
-
-static void
-ngx_http_wechat_sentinel_on_disconnect(const redisAsyncContext *ac,
-    int status)
-{
-    ngx_http_wechat_sentinel_t  *st = &ngx_http_wechat_sentinel;
-
-    if (ac != st->ac) {
-        return;
-    }
-
-    st->ac = NULL;
-    ngx_http_wechat_sentinel_failed(st, "connection lost",
-                                    ac->errstr[0] ? ac->errstr
-                                                  : "closed by the server");
-}
-
-
-static void
-ngx_http_wechat_sentinel_auth_done(redisAsyncContext *ac, void *data,
-    void *privdata)
-{
-    redisReply                  *response = data;
-    ngx_http_wechat_sentinel_t  *st = &ngx_http_wechat_sentinel;
-
-    if (response == NULL || ac != st->ac
-        || response->type != REDIS_REPLY_ERROR)
-    {
-        return;
-    }
-
-    ngx_http_wechat_sentinel_failed(st, "AUTH failed", response->str);
+    ngx_http_wechat_sentinel_failed(rc->data, "AUTH failed", reply->str);
 }
 
 
 /* The answer to get-master-addr-by-name: [host, port], or nil. */
 
 static void
-ngx_http_wechat_sentinel_answer(redisAsyncContext *ac, void *data,
-    void *privdata)
+ngx_http_wechat_sentinel_answer(ngx_http_wechat_rconn_t *rc,
+    redisReply *reply, void *data)
 {
-    ngx_str_t                    host, port;
-    redisReply                  *response = data;
-    ngx_http_wechat_sentinel_t  *st = &ngx_http_wechat_sentinel;
+    ngx_str_t                    host, port, argv[2];
+    ngx_http_wechat_sentinel_t  *st = rc->data;
 
-    if (response == NULL || ac != st->ac) {
+    if (reply == NULL) {
         return;
     }
 
-    if (response->type == REDIS_REPLY_ERROR) {
-        ngx_http_wechat_sentinel_failed(st, "SENTINEL failed", response->str);
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_http_wechat_sentinel_failed(st, "SENTINEL failed", reply->str);
         return;
     }
 
-    if (response->type != REDIS_REPLY_ARRAY || response->elements != 2
-        || response->element[0]->type != REDIS_REPLY_STRING
-        || response->element[1]->type != REDIS_REPLY_STRING)
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[1]->type != REDIS_REPLY_STRING)
     {
         ngx_http_wechat_sentinel_failed(st, "does not know the master", NULL);
         return;
     }
 
-    host.data = (u_char *) response->element[0]->str;
-    host.len = response->element[0]->len;
-    port.data = (u_char *) response->element[1]->str;
-    port.len = response->element[1]->len;
+    host.data = (u_char *) reply->element[0]->str;
+    host.len = reply->element[0]->len;
+    port.data = (u_char *) reply->element[1]->str;
+    port.len = reply->element[1]->len;
 
     if (ngx_http_wechat_sentinel_master(st, &host, &port) != NGX_OK) {
         ngx_http_wechat_sentinel_failed(st, "named no usable address",
@@ -275,10 +248,14 @@ ngx_http_wechat_sentinel_answer(redisAsyncContext *ac, void *data,
         return;
     }
 
-    /* the timer still runs: the SUBSCRIBE's reply is due */
+    /* the timer still runs: the SUBSCRIBE's reply is due, then messages */
 
-    redisAsyncCommand(ac, ngx_http_wechat_sentinel_message, NULL,
-                      "SUBSCRIBE " NGX_HTTP_WECHAT_SWITCH);
+    ngx_str_set(&argv[0], "SUBSCRIBE");
+    ngx_str_set(&argv[1], NGX_HTTP_WECHAT_SWITCH);
+
+    st->conn.push = ngx_http_wechat_sentinel_message;
+
+    (void) ngx_http_wechat_rconn_command(&st->conn, NULL, NULL, 2, argv);
 }
 
 
@@ -288,51 +265,53 @@ ngx_http_wechat_sentinel_answer(redisAsyncContext *ac, void *data,
  */
 
 static void
-ngx_http_wechat_sentinel_message(redisAsyncContext *ac, void *data,
-    void *privdata)
+ngx_http_wechat_sentinel_message(ngx_http_wechat_rconn_t *rc,
+    redisReply *reply, void *data)
 {
-    ngx_str_t                    type, text;
-    redisReply                  *response = data;
-    ngx_http_wechat_sentinel_t  *st = &ngx_http_wechat_sentinel;
+    ngx_str_t                    text;
+    redisReply                 **e;
+    ngx_http_wechat_sentinel_t  *st = data;
 
-    if (response == NULL || ac != st->ac) {
-        return;
-    }
+    e = reply->element;
 
-    if (response->type != REDIS_REPLY_ARRAY || response->elements != 3
-        || response->element[0]->type != REDIS_REPLY_STRING)
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
+        || e[0]->type != REDIS_REPLY_STRING
+        || e[1]->type != REDIS_REPLY_STRING)
     {
-        ngx_http_wechat_sentinel_failed(st, "SUBSCRIBE failed",
-                                        response->type == REDIS_REPLY_ERROR
-                                        ? response->str : NULL);
-        return;
-    }
-
-    type.data = (u_char *) response->element[0]->str;
-    type.len = response->element[0]->len;
-
-    if (type.len == sizeof("subscribe") - 1
-        && ngx_strncmp(type.data, "subscribe", type.len) == 0)
-    {
-        if (st->timer.timer_set) {
-            ngx_del_timer(&st->timer);
+        if (reply->type == REDIS_REPLY_ERROR) {
+            ngx_http_wechat_sentinel_failed(st, "SUBSCRIBE failed",
+                                            reply->str);
+            return;
         }
 
-        st->watching = 1;
-        st->attempts = 0;
-
-        /* nothing is due while it watches: keepalive notices a dead host */
-
-        (void) redisEnableKeepAlive(&ac->c);
+        ngx_http_wechat_sentinel_failed(st, "sent a reply of an unexpected "
+                                        "shape", NULL);
         return;
     }
 
-    if (response->element[2]->type != REDIS_REPLY_STRING) {
+    if (e[0]->len == sizeof("subscribe") - 1
+        && ngx_strncmp(e[0]->str, "subscribe", e[0]->len) == 0)
+    {
+        if (ngx_http_wechat_sentinel_subscribed(st, reply) != NGX_OK) {
+            ngx_http_wechat_sentinel_failed(st, "sent a reply nobody asked "
+                                            "for", NULL);
+        }
+
         return;
     }
 
-    text.data = (u_char *) response->element[2]->str;
-    text.len = response->element[2]->len;
+    if (!st->watching
+        || e[0]->len != sizeof("message") - 1
+        || ngx_strncmp(e[0]->str, "message", e[0]->len) != 0
+        || e[2]->type != REDIS_REPLY_STRING)
+    {
+        ngx_http_wechat_sentinel_failed(st, "sent a reply of an unexpected "
+                                        "shape", NULL);
+        return;
+    }
+
+    text.data = (u_char *) e[2]->str;
+    text.len = e[2]->len;
 
     if (ngx_http_wechat_sentinel_switch(st, &text) != NGX_OK) {
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
@@ -340,6 +319,31 @@ ngx_http_wechat_sentinel_message(redisAsyncContext *ac, void *data,
                       " message that is not understood, asking again");
         ngx_http_wechat_sentinel_ask();
     }
+}
+
+
+/* The SUBSCRIBE's reply, once: it watches. */
+
+static ngx_int_t
+ngx_http_wechat_sentinel_subscribed(ngx_http_wechat_sentinel_t *st,
+    redisReply *reply)
+{
+    if (st->watching || reply->element[2]->type != REDIS_REPLY_INTEGER) {
+        return NGX_ERROR;
+    }
+
+    if (st->timer.timer_set) {
+        ngx_del_timer(&st->timer);
+    }
+
+    st->watching = 1;
+    st->attempts = 0;
+
+    /* nothing is due while it watches: keepalive notices a dead host */
+
+    ngx_http_wechat_rconn_keepalive(&st->conn);
+
+    return NGX_OK;
 }
 
 
@@ -446,21 +450,13 @@ ngx_http_wechat_sentinel_failed(ngx_http_wechat_sentinel_t *st,
 static void
 ngx_http_wechat_sentinel_drop(ngx_http_wechat_sentinel_t *st)
 {
-    redisAsyncContext  *ac = st->ac;
-
     if (st->timer.timer_set) {
         ngx_del_timer(&st->timer);
     }
 
     st->watching = 0;
 
-    if (ac == NULL) {
-        return;
-    }
-
-    st->ac = NULL;
-    ac->onDisconnect = NULL;
-    redisAsyncFree(ac);
+    ngx_http_wechat_rconn_close(&st->conn);
 }
 
 

@@ -36,21 +36,6 @@ text(const redisReply *r)
     return std::string_view(r->str, r->len);
 }
 
-redisReplyObjectFunctions   limited_functions;
-redisReplyObjectFunctions  *default_functions;
-
-void *
-create_limited_array(const redisReadTask *task, int elements)
-{
-    if (elements > (task->parent ? WX_REDIS_MAX_ELEMENTS
-                                 : WX_REDIS_MAX_RANGES))
-    {
-        return nullptr;     /* the reader reports out of memory */
-    }
-
-    return default_functions->createArray(task, elements);
-}
-
 bool
 parse_time(std::string_view s, int64_t *out)
 {
@@ -536,22 +521,4 @@ wx_redis_string(const struct redisReply *reply, const wx_allocator_t *a,
 
         return wx::copy_value(a, text(reply), out);
     });
-}
-
-extern "C" void
-wx_redis_limit_reader(struct redisReader *reader)
-{
-    if (reader == nullptr || reader->fn == &limited_functions
-        || reader->fn == nullptr)
-    {
-        return;
-    }
-
-    if (default_functions == nullptr) {
-        default_functions = reader->fn;
-        limited_functions = *reader->fn;
-        limited_functions.createArray = create_limited_array;
-    }
-
-    reader->fn = &limited_functions;
 }

@@ -326,6 +326,35 @@ struct redisReader;
 
 void wx_redis_limit_reader(struct redisReader *reader);
 
+/*
+ * Redis replies as they come off a connection.  The reader can only answer
+ * "more", "a reply" or "bad input", and nothing in the bytes can abort the
+ * process: hiredis's reader, with arrays limited as above, behind a guard
+ * that walks the RESP framing and refuses a reply whose size passes
+ * max_size as soon as a header announces it, before any of it is
+ * buffered, as well as RESP3 types, header lines past 32 bytes and arrays
+ * nested deeper than WX_RESP_MAX_DEPTH.
+ */
+typedef struct wx_resp_reader_s  wx_resp_reader_t;
+
+#define WX_RESP_MAX_DEPTH  4
+
+wx_resp_reader_t *wx_resp_reader_create(size_t max_size);
+void wx_resp_reader_free(wx_resp_reader_t *r);
+
+/* WX_OK; WX_ERR_TOO_LARGE or WX_ERR_REPLY: the stream is unusable */
+wx_status_t wx_resp_reader_feed(wx_resp_reader_t *r, wx_span_t bytes);
+
+/*
+ * The next whole reply in *reply, NULL when more bytes are needed;
+ * WX_ERR_REPLY: the stream is unusable.  The reply is the caller's, to
+ * free with wx_resp_reply_free.
+ */
+wx_status_t wx_resp_reader_next(wx_resp_reader_t *r,
+    struct redisReply **reply);
+void wx_resp_reply_free(struct redisReply *reply);
+
+
 /* Redis Cluster: a key's slot, by its hash tag when it has one. */
 
 #define WX_REDIS_SLOTS  16384

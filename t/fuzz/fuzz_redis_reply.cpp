@@ -1,10 +1,11 @@
-// libFuzzer target: Redis replies as they come off the wire (hiredis's
-// reader), through the core's reading of each command's reply, and of a
-// cluster's: CLUSTER SLOTS, and an error as MOVED or ASK.
+// libFuzzer target: Redis replies as they come off the wire, in pieces of
+// the size the first byte picks, through the module's reader (the size
+// guard, then hiredis's reader), then the core's reading of each command's
+// reply, and of a cluster's: CLUSTER SLOTS, and an error as MOVED or ASK.
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
-#include <vector>
 
 #include <hiredis/hiredis.h>
 
@@ -12,13 +13,37 @@
 
 namespace {
 
+/* small, so that the cap is reached often */
+constexpr size_t max_reply = 4096;
+
 struct reader_free {
-    void operator()(redisReader *r) const { redisReaderFree(r); }
+    void operator()(wx_resp_reader_t *r) const { wx_resp_reader_free(r); }
 };
 
 struct reply_free {
-    void operator()(redisReply *r) const { freeReplyObject(r); }
+    void operator()(redisReply *r) const { wx_resp_reply_free(r); }
 };
+
+/* the fewest bytes of RESP that make the reply */
+size_t
+resp_size(const redisReply *r)
+{
+    size_t size = 4;
+
+    if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS
+        || r->type == REDIS_REPLY_ERROR)
+    {
+        size = r->len + 3;
+    }
+
+    if (r->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < r->elements; i++) {
+            size += resp_size(r->element[i]);
+        }
+    }
+
+    return size;
+}
 
 /* each range must lie in the slots, with a host the core checked */
 int
@@ -34,67 +59,88 @@ check_range(void *, unsigned first, unsigned last, wx_span_t host,
     return 0;
 }
 
+void
+dispatch(const redisReply *reply, const wx_allocator_t *a)
+{
+    wx_resolution_t res;
+    wx_claim_t claim;
+    wx_token_state_t token_state;
+    wx_scene_status_t status;
+    wx_span_t json, s;
+    wx_redeem_t redeem;
+    int64_t ttl;
+    static const unsigned char token[] = "t0ken";
+
+    if (resp_size(reply) > max_reply) {
+        abort();
+    }
+
+    wx_redis_resolution(reply, &res);
+    wx_redis_claim(reply, a, &claim);
+    wx_redis_token(reply, a, &token_state);
+    wx_redis_qrcode_url(reply, {token, 5}, a, &json, &ttl);
+    wx_redis_poll_answer(reply, {token, 5}, {token, 5}, a, &status, &json);
+    wx_redis_redeem(reply, a, &redeem);
+    wx_redis_string(reply, a, &s);
+    wx_span_t names[5];
+    size_t n;
+    wx_redis_names(reply, a, names, 5, &n);
+    wx_reuse_t reuse;
+    wx_redis_qrcode_reuse(reply, a, &reuse);
+    wx_redis_cluster_slots(reply, check_range, nullptr);
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        wx_redirect_t to;
+        wx_span_t error = {
+            reinterpret_cast<const unsigned char *>(reply->str),
+            reply->len };
+
+        if (wx_redis_redirect(error, &to) == WX_OK
+            && (to.slot >= WX_REDIS_SLOTS || to.port == 0
+                || to.port > 65535 || to.host.len > 45))
+        {
+            abort();
+        }
+
+        wx_redis_slot(error);
+    }
+}
+
 } // namespace
 
 extern "C" int
 LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
-    std::unique_ptr<redisReader, reader_free> reader(redisReaderCreate());
-    wx_redis_limit_reader(reader.get());
+    if (size == 0) {
+        return 0;
+    }
+
+    std::unique_ptr<wx_resp_reader_t, reader_free> reader(
+        wx_resp_reader_create(max_reply));
     fuzz_arena arena;
-    const wx_allocator_t *a = arena.get();
+    size_t piece = data[0] % 16 + 1;
+    const unsigned char *p = data + 1, *last = data + size;
 
-    redisReaderFeed(reader.get(), reinterpret_cast<const char *>(data), size);
+    while (p < last) {
+        size_t n = std::min(piece, static_cast<size_t>(last - p));
 
-    for (;;) {
-        void *raw = nullptr;
-
-        if (redisReaderGetReply(reader.get(), &raw) != REDIS_OK
-            || raw == nullptr)
-        {
+        if (wx_resp_reader_feed(reader.get(), {p, n}) != WX_OK) {
             break;
         }
 
-        std::unique_ptr<redisReply, reply_free> reply(
-            static_cast<redisReply *>(raw));
-        wx_resolution_t res;
-        wx_claim_t claim;
-        wx_token_state_t token_state;
-        wx_scene_status_t status;
-        wx_span_t json, s;
-        static const unsigned char token[] = "t0ken";
+        p += n;
 
-        wx_redis_resolution(reply.get(), &res);
-        wx_redis_claim(reply.get(), a, &claim);
-        wx_redis_token(reply.get(), a, &token_state);
-        int64_t ttl;
-        wx_redis_qrcode_url(reply.get(), {token, 5}, a, &json, &ttl);
-        wx_redis_poll_answer(reply.get(), {token, 5}, {token, 5}, a, &status,
-                             &json);
-        wx_redeem_t redeem;
-        wx_redis_redeem(reply.get(), a, &redeem);
-        wx_redis_string(reply.get(), a, &s);
-        wx_span_t names[5];
-        size_t n;
-        wx_redis_names(reply.get(), a, names, 5, &n);
-        wx_reuse_t reuse;
-        wx_redis_qrcode_reuse(reply.get(), a, &reuse);
-        wx_redis_cluster_slots(reply.get(), check_range, nullptr);
+        for (;;) {
+            redisReply *raw = nullptr;
 
-        if (reply->type == REDIS_REPLY_ERROR) {
-            wx_redirect_t to;
-            wx_span_t error = {
-                reinterpret_cast<const unsigned char *>(reply->str),
-                reply->len };
-
-            if (wx_redis_redirect(error, &to) == WX_OK
-                && (to.slot >= WX_REDIS_SLOTS || to.port == 0
-                    || to.port > 65535 || to.host.len > 45))
+            if (wx_resp_reader_next(reader.get(), &raw) != WX_OK
+                || raw == nullptr)
             {
-                abort();
+                break;
             }
 
-            wx_redis_slot(error);
+            std::unique_ptr<redisReply, reply_free> reply(raw);
+            dispatch(reply.get(), arena.get());
         }
     }
 

@@ -496,6 +496,96 @@ test_reader_limit(void **state)
     redisReaderFree(reader);
 }
 
+/* Feeds resp one byte at a time; the replies read, or -1 once refused. */
+static int
+replies_read(wx_resp_reader_t *r, const char *resp, size_t len)
+{
+    int          n = 0;
+    size_t       i;
+    redisReply  *reply;
+
+    for (i = 0; i < len; i++) {
+        wx_span_t byte = {(const unsigned char *) resp + i, 1};
+
+        if (wx_resp_reader_feed(r, byte) != WX_OK) {
+            return -1;
+        }
+
+        for (;;) {
+            if (wx_resp_reader_next(r, &reply) != WX_OK) {
+                return -1;
+            }
+
+            if (reply == NULL) {
+                break;
+            }
+
+            wx_resp_reply_free(reply);
+            n++;
+        }
+    }
+
+    return n;
+}
+
+static int
+read_with_cap(size_t cap, const char *resp)
+{
+    wx_resp_reader_t  *r = wx_resp_reader_create(cap);
+    int                n;
+
+    assert_non_null(r);
+    n = replies_read(r, resp, strlen(resp));
+    wx_resp_reader_free(r);
+
+    return n;
+}
+
+static void
+test_resp_reader(void **state)
+{
+    (void) state;
+    static const char three[] =
+        "*3\r\n$5\r\nbound\r\n:12\r\n*2\r\n$-1\r\n*-1\r\n"
+        "+OK\r\n-ERR a\rb\r\n";
+
+    /* split at every byte, replies come whole */
+    assert_int_equal(read_with_cap(1024, three), 3);
+    assert_int_equal(read_with_cap(1024, "*0\r\n:-3\r\n$0\r\n\r\n"), 3);
+
+    /* a bulk string announced past the cap is refused at its header */
+    wx_resp_reader_t *r = wx_resp_reader_create(1024);
+    static const char big[] = "*3\r\n$7\r\nmessage\r\n$2000000000\r\n";
+    wx_span_t s = {(const unsigned char *) big, sizeof(big) - 1};
+
+    assert_int_equal(wx_resp_reader_feed(r, s), WX_ERR_TOO_LARGE);
+    assert_int_equal(wx_resp_reader_feed(r, s), WX_ERR_REPLY);
+    wx_resp_reader_free(r);
+
+    /* the cap is on a whole reply, its headers included */
+    assert_int_equal(read_with_cap(20, "$10\r\n0123456789\r\n"), 1);
+    assert_int_equal(read_with_cap(20, "*2\r\n$5\r\n01234\r\n$1\r\n0\r\n"),
+                     -1);
+    assert_int_equal(read_with_cap(20, "$5\r\n01234\r\n$5\r\n01234\r\n"), 2);
+    assert_int_equal(read_with_cap(8, "+0123456789"), -1);
+
+    /* RESP3, junk, bad numbers, too deep */
+    assert_int_equal(read_with_cap(1024, "%1\r\n"), -1);
+    assert_int_equal(read_with_cap(1024, "hello\r\n"), -1);
+    assert_int_equal(read_with_cap(1024, "$1x\r\n"), -1);
+    assert_int_equal(read_with_cap(1024, "$\r\n"), -1);
+    assert_int_equal(read_with_cap(1024, "$-2\r\n"), -1);
+    assert_int_equal(read_with_cap(1024, ":1\r2\r\n"), -1);
+    assert_int_equal(read_with_cap(1024, "$1234567890123456789\r\n"), -1);
+    assert_int_equal(read_with_cap(1024, "*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n"),
+                     1);
+    assert_int_equal(read_with_cap(1024, "*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n"),
+                     -1);
+
+    /* the array limits hold behind the guard too */
+    assert_int_equal(read_with_cap(1 << 20, "*1\r\n*65\r\n"), -1);
+}
+
 int
 main(void)
 {
@@ -513,6 +603,7 @@ main(void)
         cmocka_unit_test_setup(test_string, reset_arena),
         cmocka_unit_test_setup(test_names, reset_arena),
         cmocka_unit_test(test_reader_limit),
+        cmocka_unit_test(test_resp_reader),
     };
 
     return cmocka_run_group_tests_name("redis_reply", tests, NULL, NULL);
