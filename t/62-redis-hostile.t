@@ -38,7 +38,11 @@ sub conf {
         wechat_token $token;
 
         location = /wx { wechat_callback; wechat_pass \@app; }
-        location = /qrcode { wechat_user \$arg_user; wechat_qrcode bind; }
+        location = /qrcode {
+            wechat_qrcode_confirm off;  # binds at once; t/21 confirms
+            wechat_user \$arg_user;
+            wechat_qrcode bind;
+        }
         location = /poll { wechat_poll_timeout 0; wechat_poll; }
         location = /wait { wechat_poll_timeout 5s; wechat_poll; }
         location = /status { wechat_status; }
@@ -58,7 +62,7 @@ my $worker;
 
 sub qrcode {
     my ($node, $user) = @_;
-    return http_req('GET', $node->url("/qrcode?user=$user"));
+    return http_req('POST', $node->url("/qrcode?user=$user"));
 }
 
 sub scan {

@@ -80,7 +80,11 @@ sub conf {
         wechat_token $token;
 
         location = /wx { wechat_callback; }
-        location = /qrcode { wechat_user \$arg_user; wechat_qrcode bind; }
+        location = /qrcode {
+            wechat_qrcode_confirm off;  # binds at once; t/21 confirms
+            wechat_user \$arg_user;
+            wechat_qrcode bind;
+        }
         location = /poll { wechat_poll_timeout 0; wechat_poll; }
         location = /wait { wechat_poll_timeout 5s; wechat_poll; }
     }
@@ -91,7 +95,7 @@ my $json = JSON::PP->new->utf8;
 
 sub qrcode {
     my ($ng, $user) = @_;
-    return http_req('GET', $ng->url("/qrcode?user=$user"));
+    return http_req('POST', $ng->url("/qrcode?user=$user"));
 }
 
 sub bind_flow {
