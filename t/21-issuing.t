@@ -9,8 +9,6 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Digest::SHA qw(sha256_hex);
-use IO::Select;
-use IO::Socket::INET;
 use JSON::PP;
 use Test::More;
 use Time::HiRes qw(time sleep);
@@ -220,7 +218,8 @@ subtest 'a user with a pending bind scene gets it back' => sub {
 subtest 'new scenes per second are capped, over every node' => sub {
     sleep 1.1;
     my $creates = creates();
-    my @answers = at_once(map { [ $nodes[$_ % 2], '/slow/qrcode' ] } 1 .. 30);
+    my @answers = posts_at_once(map { [ $nodes[$_ % 2], '/slow/qrcode' ] }
+                                1 .. 30);
     my @ok = grep { $_->{status} == 200 } @answers;
     my @refused = grep { $_->{status} == 429 } @answers;
     cmp_ok(scalar @ok, '<=', 10, scalar(@ok) . ' issued (5/s, the burst may '
@@ -243,7 +242,8 @@ subtest 'new scenes per second are capped, over every node' => sub {
 subtest '500 anonymous requests in a second: a bounded number of creates' => sub {
     sleep 1.1;
     my $creates = creates();
-    my @answers = at_once(map { [ $nodes[$_ % 2], '/login/qrcode' ] } 1 .. 500);
+    my @answers = posts_at_once(map { [ $nodes[$_ % 2], '/login/qrcode' ] }
+                                1 .. 500);
     my $ok = grep { $_->{status} == 200 } @answers;
     my $created = creates() - $creates;
     note("$ok issued, $created qrcode/create");
@@ -255,32 +255,3 @@ subtest '500 anonymous requests in a second: a bounded number of creates' => sub
 };
 
 done_testing;
-
-# POSTs at once, on raw sockets: { status, head, body } each.
-sub at_once {
-    my (@reqs) = @_;
-    my (@socks, %buf);
-    for my $r (@reqs) {
-        my ($node, $path) = @$r;
-        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                      PeerPort => $node->{port}, Proto => 'tcp')
-            or die "connect: $!";
-        print $s "POST $path HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
-        push @socks, $s;
-    }
-    my $sel = IO::Select->new(@socks);
-    my $deadline = time + 30;
-    while ($sel->count && time < $deadline) {
-        for my $s ($sel->can_read(1)) {
-            my $n = sysread($s, my $chunk, 65536);
-            if ($n) { $buf{$s} .= $chunk; next }
-            $sel->remove($s);
-            close $s;
-        }
-    }
-    return map {
-        my ($head, $body) = split /\r\n\r\n/, $buf{$_} // '', 2;
-        my ($status) = ($head // '') =~ m{^HTTP/1\.\d (\d+)};
-        { status => $status // 0, head => $head // '', body => $body // '' }
-    } @socks;
-}
