@@ -942,14 +942,14 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
 static ngx_int_t
 ngx_http_wechat_check_cookie(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
 {
-    u_char                    *slash;
+    size_t                     len;
     ngx_http_core_loc_conf_t  *clcf = conf->qrcode_location;
 
     if (conf->cookie_path.len) {
         return NGX_OK;
     }
 
-    slash = NULL;
+    len = 0;
 
     if (clcf && clcf->name.len && clcf->name.data[0] == '/'
 #if (NGX_PCRE)
@@ -957,17 +957,14 @@ ngx_http_wechat_check_cookie(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
 #endif
         && !clcf->named)
     {
-        slash = ngx_strlchr(clcf->name.data, clcf->name.data + clcf->name.len,
-                            '/');
-        while (slash && ngx_strlchr(slash + 1,
-                                    clcf->name.data + clcf->name.len, '/'))
-        {
-            slash = ngx_strlchr(slash + 1, clcf->name.data + clcf->name.len,
-                                '/');
+        len = clcf->name.len;
+
+        while (clcf->name.data[len - 1] != '/') {
+            len--;
         }
     }
 
-    if (slash == NULL) {
+    if (len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"wechat_qrcode\" in a regex or named location "
                            "needs \"wechat_poll_cookie\" with \"path=\"");
@@ -975,7 +972,7 @@ ngx_http_wechat_check_cookie(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
     }
 
     conf->cookie_path.data = clcf->name.data;
-    conf->cookie_path.len = slash + 1 - clcf->name.data;
+    conf->cookie_path.len = len;
 
     return NGX_OK;
 }

@@ -9,7 +9,8 @@
  *
  * POST only, so that no cross-site image or link issues one.  A browser
  * whose cookie names a scene still pending, or a user with one, gets that
- * scene back; a new scene counts against the account's wechat_qrcode_rate.
+ * scene back with a new poll token; a new scene counts against the
+ * account's wechat_qrcode_rate.
  */
 
 
@@ -25,8 +26,7 @@
 /* What wechat_qrcode learns before it issues a scene. */
 
 struct ngx_http_wechat_issue_s {
-    ngx_str_t                    held;          /* the cookie's poll token */
-    ngx_str_t                    held_hash;
+    ngx_str_t                    held_hash;     /* of the cookie's token */
     ngx_str_t                    found;         /* a scene it may give back */
     ngx_uint_t                   by_user;       /* found by the user */
     time_t                       expire;        /* the scene's life left */
@@ -37,7 +37,7 @@ static ngx_int_t ngx_http_wechat_qrcode_method(ngx_http_request_t *r);
 static ngx_int_t ngx_http_wechat_new_scene(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 static ngx_int_t ngx_http_wechat_qrcode_held(ngx_http_request_t *r,
-    ngx_http_wechat_ctx_t *ctx, ngx_http_wechat_issue_t *issue);
+    ngx_http_wechat_issue_t *issue);
 static ngx_int_t ngx_http_wechat_qrcode_find(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 static void ngx_http_wechat_qrcode_found(ngx_http_request_t *r,
@@ -65,7 +65,7 @@ static ngx_int_t ngx_http_wechat_qrcode_user(ngx_http_request_t *r,
 static ngx_int_t ngx_http_wechat_qrcode_asker(ngx_http_request_t *r,
     ngx_str_t *agent, ngx_str_t *address);
 static ngx_int_t ngx_http_wechat_login_hash(ngx_http_request_t *r,
-    ngx_http_wechat_ctx_t *ctx, ngx_str_t *hash);
+    ngx_str_t *scene, ngx_str_t *token, ngx_str_t *hash);
 static ngx_int_t ngx_http_wechat_qrcode_cookie(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 static ngx_int_t ngx_http_wechat_qrcode_answer(ngx_http_request_t *r,
@@ -109,12 +109,12 @@ ngx_http_wechat_qrcode_handler(ngx_http_request_t *r)
     }
 
     if (ngx_http_wechat_new_scene(r, ctx) != NGX_OK
-        || ngx_http_wechat_qrcode_held(r, ctx, issue) != NGX_OK)
+        || ngx_http_wechat_qrcode_held(r, issue) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = (issue->held.len || ctx->user.len)
+    rc = (issue->held_hash.len || ctx->user.len)
          ? ngx_http_wechat_qrcode_find(r, ctx)
          : ngx_http_wechat_qrcode_reuse(r, ctx);
 
@@ -159,7 +159,7 @@ ngx_http_wechat_qrcode_method(ngx_http_request_t *r)
 /* The browser's poll token from its cookie, if it has one of our shape. */
 
 static ngx_int_t
-ngx_http_wechat_qrcode_held(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
+ngx_http_wechat_qrcode_held(ngx_http_request_t *r,
     ngx_http_wechat_issue_t *issue)
 {
     size_t                       i;
@@ -192,7 +192,6 @@ ngx_http_wechat_qrcode_held(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     }
 
     issue->held_hash.len = WX_SHA256_HEX_LEN;
-    issue->held = held;
 
     return NGX_OK;
 }
@@ -211,8 +210,8 @@ ngx_http_wechat_qrcode_find(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 
     ngx_str_set(&argv[0], "MGET");
     argv[1] = ngx_http_wechat_key(r, wlcf, "pending:token:",
-                                  issue->held.len ? &issue->held_hash
-                                                  : &ctx->poll_hash);
+                                  issue->held_hash.len ? &issue->held_hash
+                                                       : &ctx->poll_hash);
     argv[2] = ngx_http_wechat_key(r, wlcf, "pending:user:", &ctx->user);
 
     if (argv[1].data == NULL || argv[2].data == NULL) {
@@ -279,7 +278,8 @@ static ngx_int_t
 ngx_http_wechat_qrcode_reuse(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx)
 {
-    ngx_str_t                    argv[13], *scene, user_index, life, rate;
+    ngx_str_t                    argv[14], *scene, user_index, life, rate,
+                                 code;
     ngx_uint_t                   n;
     ngx_http_wechat_issue_t     *issue = ctx->issue;
     ngx_http_wechat_loc_conf_t  *wlcf;
@@ -293,6 +293,18 @@ ngx_http_wechat_qrcode_reuse(ngx_http_request_t *r,
     user_index = ngx_http_wechat_key(r, wlcf, "pending:user:", &ctx->user);
     life = ngx_http_wechat_number(r->pool, wlcf->qrcode_expire);
     rate = ngx_http_wechat_number(r->pool, wlcf->qrcode_rate);
+
+    /* a login scene given back: its code is made of the new token */
+
+    ngx_str_null(&code);
+
+    if (issue->found.len && wlcf->qrcode_kind == NGX_HTTP_WECHAT_KIND_LOGIN
+        && ngx_http_wechat_login_hash(r, &issue->found, &ctx->poll_token,
+                                      &code)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     ngx_str_set(&argv[0], "3");
     argv[1] = ngx_http_wechat_key(r, wlcf, "scene:", scene);
@@ -315,6 +327,7 @@ ngx_http_wechat_qrcode_reuse(ngx_http_request_t *r,
     argv[n++] = life;
     argv[n++] = rate;
     argv[n++] = *scene;
+    argv[n++] = code;
 
     if (argv[1].data == NULL || argv[2].data == NULL || argv[3].data == NULL
         || user_index.data == NULL || life.data == NULL || rate.data == NULL)
@@ -395,7 +408,7 @@ ngx_http_wechat_qrcode_reply(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
                                           "rate", 1);
     }
 
-    /* the scene found, with its ticket and url: the same token, or new */
+    /* the scene found, with its ticket and url, and now the new token */
 
     ngx_http_wechat_count(qrcodes[1]);
 
@@ -405,10 +418,6 @@ ngx_http_wechat_qrcode_reply(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     ctx->url.data = (u_char *) reuse.url.data;
     ctx->url.len = reuse.url.len;
     issue->expire = (time_t) reuse.ttl;
-
-    if (reuse.outcome == WX_REUSE_KEPT) {
-        ctx->poll_token = issue->held;
-    }
 
     return ngx_http_wechat_qrcode_send(r, ctx);
 }
@@ -564,7 +573,9 @@ ngx_http_wechat_qrcode_store(ngx_http_request_t *r,
 
     if (argv[1].data == NULL || argv[5].len == 0
         || (wlcf->qrcode_kind == NGX_HTTP_WECHAT_KIND_LOGIN
-            && (ngx_http_wechat_login_hash(r, ctx, &argv[6]) != NGX_OK
+            && (ngx_http_wechat_login_hash(r, &ctx->scene, &ctx->poll_token,
+                                           &argv[6])
+                != NGX_OK
                 || (wlcf->qrcode_confirm
                     && ngx_http_wechat_qrcode_asker(r, &argv[8], &argv[9])
                        != NGX_OK))))
@@ -636,8 +647,8 @@ ngx_http_wechat_qrcode_asker(ngx_http_request_t *r, ngx_str_t *agent,
  */
 
 static ngx_int_t
-ngx_http_wechat_login_hash(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
-    ngx_str_t *hash)
+ngx_http_wechat_login_hash(ngx_http_request_t *r, ngx_str_t *scene,
+    ngx_str_t *token, ngx_str_t *hash)
 {
     wx_span_t  code, kind;
     u_char     login[WX_LOGIN_CODE_LEN];
@@ -653,11 +664,10 @@ ngx_http_wechat_login_hash(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     kind = ngx_http_wechat_span(
                &ngx_http_wechat_kinds[NGX_HTTP_WECHAT_KIND_LOGIN]);
 
-    if (wx_login_code(ngx_http_wechat_span(&ctx->scene),
-                      ngx_http_wechat_span(&ctx->poll_token),
-                      (char *) login)
+    if (wx_login_code(ngx_http_wechat_span(scene),
+                      ngx_http_wechat_span(token), (char *) login)
         != WX_OK
-        || wx_code_hash(kind, ngx_http_wechat_span(&ctx->scene), code,
+        || wx_code_hash(kind, ngx_http_wechat_span(scene), code,
                         (char *) hash->data)
            != WX_OK)
     {

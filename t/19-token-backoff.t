@@ -8,8 +8,6 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use IO::Select;
-use IO::Socket::INET;
 use JSON::PP;
 use Test::More;
 use Time::HiRes qw(time sleep);
@@ -166,7 +164,8 @@ subtest 'waiters hear of a failed refresh at once' => sub {
     $fake->delay(endpoint => '/cgi-bin/stable_token', ms => 1000, times => 1);
     $fake->fail(endpoint => '/cgi-bin/stable_token', errcode => 45009,
                 times => 1);
-    my @answers = at_once(map { $nodes[$_ % 2] } 0 .. 9);
+    my @answers = posts_at_once(map { [ $nodes[$_ % 2], '/login/qrcode' ] }
+                                0 .. 9);
     my %status;
     $status{$_->{status}}++ for @answers;
     note(join ', ', map { "$_: $status{$_}" } sort keys %status);
@@ -186,7 +185,8 @@ subtest 'waiters for a slow refresh do not poll Redis' => sub {
     my $before = evalsha_calls();
     my $woken = metric($nodes[0], 'wechat_token_waiter_wakeups_total{by="message"}')
                 + metric($nodes[1], 'wechat_token_waiter_wakeups_total{by="message"}');
-    my @answers = at_once(map { $nodes[$_ % 2] } 0 .. 19);
+    my @answers = posts_at_once(map { [ $nodes[$_ % 2], '/login/qrcode' ] }
+                                0 .. 19);
     my $ok = grep { $_->{status} == 200 } @answers;
     is($ok, 20, 'all 20 pages got their QR code');
     my $evalsha = evalsha_calls() - $before;
@@ -208,34 +208,4 @@ done_testing;
 sub evalsha_calls {
     my $info = redis_cmd($redis, 'INFO', 'commandstats');
     return $info =~ /cmdstat_evalsha:calls=(\d+)/ ? $1 : 0;
-}
-
-# POSTs to each node's /login/qrcode at once, on raw sockets: their answers.
-sub at_once {
-    my (@ngs) = @_;
-    my (@socks, %buf, %start, %elapsed);
-    for my $ng (@ngs) {
-        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                      PeerPort => $ng->{port}, Proto => 'tcp')
-            or die "connect: $!";
-        print $s "POST /login/qrcode HTTP/1.0\r\nHost: x\r\n"
-                 . "Content-Length: 0\r\n\r\n";
-        $start{$s} = time;
-        push @socks, $s;
-    }
-    my $sel = IO::Select->new(@socks);
-    my $deadline = time + 20;
-    while ($sel->count && time < $deadline) {
-        for my $s ($sel->can_read(1)) {
-            my $n = sysread($s, my $chunk, 65536);
-            if ($n) { $buf{$s} .= $chunk; next }
-            $elapsed{$s} = time - $start{$s};
-            $sel->remove($s);
-            close $s;
-        }
-    }
-    return map {
-        my ($status) = ($buf{$_} // '') =~ m{^HTTP/1\.\d (\d+)};
-        { status => $status // 0, elapsed => $elapsed{$_} // 99 }
-    } @socks;
 }

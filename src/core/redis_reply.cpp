@@ -320,8 +320,7 @@ wx_redis_qrcode_reuse(const struct redisReply *reply, const wx_allocator_t *a,
             return WX_OK;
         }
 
-        if ((outcome != "kept" && outcome != "renewed")
-            || reply->elements != 4 || !is_string(e[1]) || !is_string(e[2])
+        if (outcome != "reused" || reply->elements != 4 || !is_string(e[1]) || !is_string(e[2])
             || !is_integer(e[3]) || e[3]->integer < 1
             || !is_printable(text(e[1]), WX_API_TICKET_MAX)
             || !is_printable(text(e[2]), WX_API_URL_MAX))
@@ -329,7 +328,7 @@ wx_redis_qrcode_reuse(const struct redisReply *reply, const wx_allocator_t *a,
             return WX_ERR_REPLY;
         }
 
-        out->outcome = outcome == "kept" ? WX_REUSE_KEPT : WX_REUSE_RENEWED;
+        out->outcome = WX_REUSE_FOUND;
         out->ttl = e[3]->integer;
 
         wx_status_t rc = wx::copy_value(a, text(e[1]), &out->ticket);

@@ -268,9 +268,8 @@ wx_status_t wx_redis_qrcode_url(const struct redisReply *reply,
 
 /* What wechat_qrcode does, by the QRCODE_REUSE script's answer. */
 #define WX_REUSE_NEW          0    /* a new scene, counted */
-#define WX_REUSE_KEPT         1    /* the pending scene, its token kept */
-#define WX_REUSE_RENEWED      2    /* the pending scene, with a new token */
-#define WX_REUSE_RATE         3    /* no new scene: over the ceiling */
+#define WX_REUSE_FOUND        1    /* the pending scene, with a new token */
+#define WX_REUSE_RATE         2    /* no new scene: over the ceiling */
 
 typedef struct {
     int                   outcome;     /* WX_REUSE_* */
@@ -280,9 +279,9 @@ typedef struct {
 } wx_reuse_t;
 
 /*
- * The QRCODE_REUSE script's { "new" }, { "rate", ms left }, or { "kept" or
- * "renewed", ticket, url, life left (s) }: ticket and url printable, with
- * no space, and capped as WeChat's answer is; the life at least 1 s.
+ * The QRCODE_REUSE script's { "new" }, { "rate", ms left }, or { "reused",
+ * ticket, url, life left (s) }: ticket and url printable, with no space,
+ * and capped as WeChat's answer is; the life at least 1 s.
  */
 wx_status_t wx_redis_qrcode_reuse(const struct redisReply *reply,
     const wx_allocator_t *a, wx_reuse_t *out);

@@ -28,7 +28,7 @@ our @EXPORT = qw(generated_scripts start_nginx start_redis start_upstream redis_
                  http_req sign signed_query send_push run_case event_xml
                  stop_redis restart_redis start_fake_wechat
                  text_xml wait_until free_port start_process poll_start poll_read
-                 $ROOT $MODULE);
+                 posts_at_once $ROOT $MODULE);
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
 # WECHAT_MODULE= (empty) with NGINX_BINARY runs the suite on a static build.
@@ -544,6 +544,40 @@ sub poll_read {
     $p->{status} = ($head // '') =~ m{^HTTP/1\.\d (\d+)} ? $1 : 0;
     $p->{body} = $body // '';
     return $p;
+}
+
+# Empty POSTs sent at once, each on its own socket as HTTP/1.0: pairs of
+# [ node, path ].  Returns { status, head, body, elapsed } each, in order.
+sub posts_at_once {
+    my (@reqs) = @_;
+    my (@socks, %buf, %t0, %elapsed);
+    for my $r (@reqs) {
+        my ($node, $path) = @$r;
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $node->{port},
+                                      Proto => 'tcp') or die "connect: $!";
+        print $s "POST $path HTTP/1.0\r\nHost: localhost\r\n"
+                 . "Content-Length: 0\r\n\r\n";
+        $t0{$s} = time;
+        push @socks, $s;
+    }
+    my $sel = IO::Select->new(@socks);
+    my $deadline = time + 30;
+    while ($sel->count && time < $deadline) {
+        for my $s ($sel->can_read(1)) {
+            my $n = sysread($s, my $chunk, 65536);
+            if ($n) { $buf{$s} .= $chunk; next }
+            $elapsed{$s} = time - $t0{$s};
+            $sel->remove($s);
+            close $s;
+        }
+    }
+    return map {
+        my ($head, $body) = split /\r\n\r\n/, $buf{$_} // '', 2;
+        my ($status) = ($head // '') =~ m{^HTTP/1\.\d (\d+)};
+        { status => $status // 0, head => $head // '', body => $body // '',
+          elapsed => $elapsed{$_} // 99 }
+    } @socks;
 }
 
 # --- the stand-in business upstream ---------------------------------------

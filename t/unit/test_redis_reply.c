@@ -174,27 +174,29 @@ test_qrcode_reuse(void **state)
     assert_int_equal(reuse("*2\r\n$4\r\nrate\r\n:420\r\n", &u), WX_OK);
     assert_int_equal(u.outcome, WX_REUSE_RATE);
 
-    assert_int_equal(reuse("*4\r\n$4\r\nkept\r\n$6\r\ngQTick\r\n"
+    assert_int_equal(reuse("*4\r\n$6\r\nreused\r\n$6\r\ngQTick\r\n"
                            "$22\r\nhttp://weixin.qq.com/q\r\n:250\r\n", &u),
                      WX_OK);
-    assert_int_equal(u.outcome, WX_REUSE_KEPT);
+    assert_int_equal(u.outcome, WX_REUSE_FOUND);
     assert_span_equal(u.ticket, "gQTick");
     assert_span_equal(u.url, "http://weixin.qq.com/q");
     assert_int_equal(u.ttl, 250);
 
     /* a scene without WeChat's API has no ticket and no url */
-    assert_int_equal(reuse("*4\r\n$7\r\nrenewed\r\n$0\r\n\r\n$0\r\n\r\n"
+    assert_int_equal(reuse("*4\r\n$6\r\nreused\r\n$0\r\n\r\n$0\r\n\r\n"
                            ":9\r\n", &u), WX_OK);
-    assert_int_equal(u.outcome, WX_REUSE_RENEWED);
+    assert_int_equal(u.outcome, WX_REUSE_FOUND);
     assert_span_equal(u.ticket, "");
     assert_int_equal(u.ttl, 9);
 
     /* shapes the script never has, and values that are no ticket */
-    assert_int_equal(reuse("*4\r\n$4\r\nkept\r\n$3\r\na b\r\n$0\r\n\r\n"
+    assert_int_equal(reuse("*4\r\n$6\r\nreused\r\n$3\r\na b\r\n"
+                           "$0\r\n\r\n:9\r\n", &u), WX_ERR_REPLY);
+    assert_int_equal(reuse("*4\r\n$6\r\nreused\r\n$1\r\nt\r\n$1\r\nu\r\n"
+                           ":0\r\n", &u), WX_ERR_REPLY);
+    assert_int_equal(reuse("*4\r\n$6\r\nreused\r\n$-1\r\n$1\r\nu\r\n"
                            ":9\r\n", &u), WX_ERR_REPLY);
     assert_int_equal(reuse("*4\r\n$4\r\nkept\r\n$1\r\nt\r\n$1\r\nu\r\n"
-                           ":0\r\n", &u), WX_ERR_REPLY);
-    assert_int_equal(reuse("*4\r\n$4\r\nkept\r\n$-1\r\n$1\r\nu\r\n"
                            ":9\r\n", &u), WX_ERR_REPLY);
     assert_int_equal(reuse("*2\r\n$3\r\nnew\r\n:1\r\n", &u), WX_ERR_REPLY);
     assert_int_equal(reuse("*1\r\n$4\r\ngone\r\n", &u), WX_ERR_REPLY);
