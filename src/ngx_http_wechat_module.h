@@ -46,6 +46,7 @@
 #include <hiredis/async.h>
 
 #include "core/wx_core.h"
+#include "ngx_http_wechat_version.h"
 #include "ngx_http_wechat_scripts.h"
 
 
