@@ -39,12 +39,15 @@ text(const redisReply *r)
 redisReplyObjectFunctions   limited_functions;
 redisReplyObjectFunctions  *default_functions;
 
+/* hiredis 0.14 counts an array's elements in an int, 1.x in a size_t */
+template <typename Count>
 void *
-create_limited_array(const redisReadTask *task, int elements)
+create_limited_array(const redisReadTask *task, Count elements)
 {
-    if (elements > (task->parent ? WX_REDIS_MAX_ELEMENTS
-                                 : WX_REDIS_MAX_RANGES))
-    {
+    const Count  limit = task->parent ? WX_REDIS_MAX_ELEMENTS
+                                      : WX_REDIS_MAX_RANGES;
+
+    if (elements > limit) {
         return nullptr;     /* the reader reports out of memory */
     }
 
