@@ -6,6 +6,12 @@
 #                 enabled (DESTDIR honoured); its debug symbols apart
 #   make test     deps, build, unit tests (CTest) and integration tests (t/)
 #   make test-debian13  the whole of make test inside a Debian 13 root
+#   make test-compat    the module built with --with-compat from nginx's
+#                 own source of Debian 13's nginx, in Debian 13's nginx
+#   make deb      the Debian package libnginx-mod-http-wechat for Debian 12
+#                 and 13, in build/deb/RELEASE/
+#   make test-deb the packages installed in clean roots, nginx -t with the
+#                 examples as shipped, and one bind flow
 #   make run      the demo site on http://127.0.0.1:$(PORT)/ until Ctrl-C
 #   make screenshots  the browser tests, saving their screenshots in docs/
 
@@ -27,10 +33,10 @@ DEBIAN_VERSION := $(shell . /etc/os-release 2>/dev/null; echo $$VERSION_ID)
 # What building the module needs, and what the tests need besides.
 BUILD_PACKAGES := nginx nginx-dev make g++ pkg-config binutils \
                   libhiredis-dev libxml2-dev libssl-dev libqrencode-dev \
-                  libpcre2-dev zlib1g-dev
+                  nlohmann-json3-dev libpcre2-dev zlib1g-dev
 TEST_PACKAGES_12 := libclang-rt-14-dev
 TEST_PACKAGES_13 := libclang-rt-19-dev npm
-TEST_PACKAGES := redis-server cmake libcmocka-dev nlohmann-json3-dev perl \
+TEST_PACKAGES := redis-server cmake libcmocka-dev perl \
                  libdigest-sha-perl openssl clang valgrind \
                  libpng-dev libzbar-dev nodejs qrencode zbar-tools \
                  chromium fonts-wqy-microhei \
@@ -46,7 +52,7 @@ SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
 
 .PHONY: all deps build-deps build install core unit integration test test-static fuzz run \
         demo-deps screenshots test-valgrind test-reliability bench \
-        bench-longpoll profile test-debian13 \
+        bench-longpoll profile test-debian13 test-compat deb test-deb \
         clean FORCE
 
 all: build
@@ -166,8 +172,9 @@ test: deps
 	$(MAKE) integration
 
 # Debian roots (tools/debian-root) made from the mirror apt uses here, kept
-# under build/roots/ so a second run only syncs the tree and builds.
-ROOTS         := $(BUILD)/roots
+# under build/roots/ (or ROOTS) so a second run only syncs the tree and
+# builds.
+ROOTS         ?= $(BUILD)/roots
 ROOT_PACKAGES := mmdebstrap rsync
 
 # The whole of make test on Debian 13, in a root of its own: the tree is
@@ -175,9 +182,53 @@ ROOT_PACKAGES := mmdebstrap rsync
 # and make test installs what Debian 13 needs.
 test-debian13:
 	@$(call install_missing,$(ROOT_PACKAGES))
-	tools/debian-root create trixie $(ROOTS)/trixie-test make rsync
-	tools/debian-root sync $(ROOTS)/trixie-test
-	tools/debian-root run $(ROOTS)/trixie-test make -C /src test
+	tools/debian-root create trixie $(ROOTS)/trixie make
+	tools/debian-root sync $(ROOTS)/trixie
+	tools/debian-root run $(ROOTS)/trixie make -C /src test
+
+# The recipe for an nginx that is not Debian's (README: Building for another
+# nginx), checked against the upstream source of Debian 13's nginx version
+# (from trixie's deb-src) and loaded into Debian 13's nginx.
+test-compat:
+	@$(call install_missing,$(ROOT_PACKAGES))
+	tools/debian-root create trixie $(ROOTS)/trixie make dpkg-dev
+	tools/debian-root sync $(ROOTS)/trixie
+	tools/debian-root run $(ROOTS)/trixie /src/tools/test-compat /src \
+	    /compat
+
+# Debian 12 and 13 by their names; a package is built in the release's root
+# (tools/debian-package: debian/changelog from the version header, the
+# build dependencies from debian/control) and tested in a clean one.
+DEB_RELEASES := bookworm trixie
+DEB_SRC      := /deb/libnginx-mod-http-wechat
+
+deb: $(DEB_RELEASES:%=deb-%)
+
+deb-%:
+	@$(call install_missing,$(ROOT_PACKAGES))
+	tools/debian-root create $* $(ROOTS)/$* dpkg-dev
+	tools/debian-root sync $(ROOTS)/$* $(DEB_SRC)
+	tools/debian-root run $(ROOTS)/$* $(DEB_SRC)/tools/debian-package \
+	    $(DEB_SRC) >$(BUILD)/deb-$*.log 2>&1 \
+	    || { tail -30 $(BUILD)/deb-$*.log; exit 1; }
+	rm -rf $(BUILD)/deb/$* && mkdir -p $(BUILD)/deb/$*
+	cp $(ROOTS)/$*/deb/*.deb $(BUILD)/deb/$*/
+	@ls -l $(BUILD)/deb/$*/
+
+test-deb: $(DEB_RELEASES:%=test-deb-%)
+
+test-deb-%: deb-%
+	tools/debian-root fresh $* $(ROOTS)/$*-clean
+	tools/debian-root sync $(ROOTS)/$*-clean
+	cp $(BUILD)/deb/$*/libnginx-mod-http-wechat_*.deb $(ROOTS)/$*-clean/tmp/
+	tools/debian-root run $(ROOTS)/$*-clean /bin/sh -c \
+	    'apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+	     apt-get install -y -q --no-install-recommends \
+	         /tmp/libnginx-mod-http-wechat_*.deb redis-server perl binutils' \
+	    >$(BUILD)/test-deb-$*.log 2>&1 \
+	    || { tail -30 $(BUILD)/test-deb-$*.log; exit 1; }
+	tools/debian-root run --loopback-only $(ROOTS)/$*-clean \
+	    prove -v /src/t/package/installed.pl
 
 # libFuzzer targets with ASan and UBSan, seeded with real pushes from
 # t/fuzz/corpus/ (copied: the run's findings stay in build/fuzz/).
