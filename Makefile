@@ -206,6 +206,7 @@ deb: $(DEB_RELEASES:%=deb-%)
 
 deb-%:
 	@$(call install_missing,$(ROOT_PACKAGES))
+	@mkdir -p $(BUILD)
 	tools/debian-root create $* $(ROOTS)/$* dpkg-dev
 	tools/debian-root sync $(ROOTS)/$* $(DEB_SRC)
 	tools/debian-root run $(ROOTS)/$* $(DEB_SRC)/tools/debian-package \
