@@ -12,6 +12,7 @@
 #                 and 13, in build/deb/RELEASE/
 #   make test-deb the packages installed in clean roots, nginx -t with the
 #                 examples as shipped, and one bind flow
+#   make test-install   the same after make install in clean roots
 #   make run      the demo site on http://127.0.0.1:$(PORT)/ until Ctrl-C
 #   make screenshots  the browser tests, saving their screenshots in docs/
 
@@ -53,6 +54,7 @@ SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
 .PHONY: all deps build-deps build install core unit integration test test-static fuzz run \
         demo-deps screenshots test-valgrind test-reliability bench \
         bench-longpoll profile test-debian13 test-compat deb test-deb \
+        test-install \
         clean FORCE
 
 all: build
@@ -230,6 +232,25 @@ test-deb-%: deb-%
 	    || { tail -30 $(BUILD)/test-deb-$*.log; exit 1; }
 	tools/debian-root run --loopback-only $(ROOTS)/$*-clean \
 	    prove -v /src/t/package/installed.pl
+
+# The README's two commands on a clean root of each release: make install
+# (which installs what the build needs first), and nginx runs with the
+# module, checked as the package is (t/package/installed.pl).
+test-install: $(DEB_RELEASES:%=test-install-%)
+
+test-install-%:
+	@$(call install_missing,$(ROOT_PACKAGES))
+	@mkdir -p $(BUILD)
+	tools/debian-root fresh $* $(ROOTS)/$*-install
+	tools/debian-root sync $(ROOTS)/$*-install
+	tools/debian-root run $(ROOTS)/$*-install /bin/sh -c \
+	    'apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+	     apt-get install -y -q make redis-server perl && \
+	     make -C /src install' \
+	    >$(BUILD)/test-install-$*.log 2>&1 \
+	    || { tail -30 $(BUILD)/test-install-$*.log; exit 1; }
+	tools/debian-root run --loopback-only $(ROOTS)/$*-install \
+	    env WX_INSTALLED_BY=make prove -v /src/t/package/installed.pl
 
 # libFuzzer targets with ASan and UBSan, seeded with real pushes from
 # t/fuzz/corpus/ (copied: the run's findings stay in build/fuzz/).
