@@ -2,7 +2,17 @@
 #
 #   make deps     install the Debian packages the project needs
 #   make build    build/ngx_http_wechat_module.so for Debian's nginx
+#   make install  the module, stripped, into nginx's module directory, and
+#                 enabled (DESTDIR honoured); its debug symbols apart
 #   make test     deps, build, unit tests (CTest) and integration tests (t/)
+#   make test-debian13  the whole of make test inside a Debian 13 root
+#   make test-compat    the module built with --with-compat from nginx's
+#                 own source of Debian 13's nginx, in Debian 13's nginx
+#   make deb      the Debian package libnginx-mod-http-wechat for Debian 12
+#                 and 13, in build/deb/RELEASE/
+#   make test-deb the packages installed in clean roots, nginx -t with the
+#                 examples as shipped, and one bind flow
+#   make test-install   the same after make install in clean roots
 #   make run      the demo site on http://127.0.0.1:$(PORT)/ until Ctrl-C
 #   make screenshots  the browser tests, saving their screenshots in docs/
 
@@ -18,12 +28,21 @@ NGINX_BUILD := $(BUILD)/nginx
 MODULE      := $(BUILD)/ngx_http_wechat_module.so
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-PACKAGES := nginx nginx-dev redis-server cmake g++ make pkg-config \
-            libhiredis-dev libxml2-dev libssl-dev libcmocka-dev \
-            nlohmann-json3-dev libpcre2-dev zlib1g-dev perl \
-            libdigest-sha-perl openssl clang libclang-rt-14-dev valgrind \
-            libqrencode-dev libpng-dev libzbar-dev nodejs qrencode zbar-tools \
-            chromium fonts-wqy-microhei
+# Debian's release (12, 13): a few package names carry a version.
+DEBIAN_VERSION := $(shell . /etc/os-release 2>/dev/null; echo $$VERSION_ID)
+
+# What building the module needs, and what the tests need besides.
+BUILD_PACKAGES := nginx nginx-dev make g++ pkg-config binutils \
+                  libhiredis-dev libxml2-dev libssl-dev libqrencode-dev \
+                  nlohmann-json3-dev libpcre2-dev zlib1g-dev
+TEST_PACKAGES_12 := libclang-rt-14-dev
+TEST_PACKAGES_13 := libclang-rt-19-dev npm
+TEST_PACKAGES := redis-server cmake libcmocka-dev perl \
+                 libdigest-sha-perl openssl clang valgrind \
+                 libpng-dev libzbar-dev nodejs qrencode zbar-tools \
+                 chromium fonts-wqy-microhei \
+                 $(TEST_PACKAGES_$(DEBIAN_VERSION))
+PACKAGES := $(BUILD_PACKAGES) $(TEST_PACKAGES)
 
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := event decrypt query redis_reply api
@@ -32,9 +51,10 @@ SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
                       src/core/*.h src/lua/*.lua src/lua/lib/*.lua) \
            src/lua/generate.sh
 
-.PHONY: all deps build core unit integration test test-static fuzz run \
+.PHONY: all deps build-deps build install core unit integration test test-static fuzz run \
         demo-deps screenshots test-valgrind test-reliability bench \
-        bench-longpoll profile \
+        bench-longpoll profile test-debian13 test-compat deb test-deb \
+        test-install \
         clean FORCE
 
 all: build
@@ -54,6 +74,9 @@ endef
 
 deps:
 	@$(call install_missing,$(PACKAGES))
+
+build-deps:
+	@$(call install_missing,$(BUILD_PACKAGES))
 
 core:
 	cmake -S . -B $(BUILD)/core -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -81,6 +104,39 @@ $(MODULE): $(NGINX_BUILD)/objs/Makefile $(SOURCES)
 	cp $(NGINX_BUILD)/objs/ngx_http_wechat_module.so $@
 
 build: $(MODULE)
+
+# make install: where nginx loads modules from (its --modules-path), and the
+# snippet that loads this one, named as Debian's packages name theirs.
+NGINX_MODULES = $(or $(shell nginx -V 2>&1 \
+                    | sed -n 's/.*--modules-path=\([^ ]*\).*/\1/p'), \
+                    /usr/lib/nginx/modules)
+MODULE_SNIPPET := mod-http-wechat.conf
+STRIPPED       := $(BUILD)/stripped/ngx_http_wechat_module.so
+DEBUG_SYMBOLS  := $(BUILD)/stripped/ngx_http_wechat_module.debug
+
+# The module without its debug symbols, which go to a file of their own
+# that gdb finds by the build id.
+$(STRIPPED): $(MODULE)
+	mkdir -p $(@D)
+	objcopy --only-keep-debug $< $(DEBUG_SYMBOLS)
+	objcopy --strip-unneeded --remove-section=.comment \
+	    --add-gnu-debuglink=$(DEBUG_SYMBOLS) $< $@
+
+# Enabled as Debian's postinst enables a module package's: a link in
+# /etc/nginx/modules-enabled, which Debian's nginx.conf includes.
+install: build-deps
+	$(MAKE) $(STRIPPED)
+	install -D -m 644 $(STRIPPED) \
+	    $(DESTDIR)$(NGINX_MODULES)/ngx_http_wechat_module.so
+	id=$$(readelf -n $(STRIPPED) | sed -n 's/.*Build ID: *//p'); \
+	install -D -m 644 $(DEBUG_SYMBOLS) \
+	    $(DESTDIR)/usr/lib/debug/.build-id/$${id:0:2}/$${id:2}.debug
+	mkdir -p $(DESTDIR)/usr/share/nginx/modules-available \
+	    $(DESTDIR)/etc/nginx/modules-enabled
+	echo "load_module $(NGINX_MODULES)/ngx_http_wechat_module.so;" \
+	    > $(DESTDIR)/usr/share/nginx/modules-available/$(MODULE_SNIPPET)
+	ln -sf /usr/share/nginx/modules-available/$(MODULE_SNIPPET) \
+	    $(DESTDIR)/etc/nginx/modules-enabled/50-$(MODULE_SNIPPET)
 
 unit: core
 	cd $(BUILD)/core && ctest --output-on-failure
@@ -117,6 +173,85 @@ test: deps
 	$(MAKE) unit
 	$(MAKE) fuzz FUZZ_SECONDS=10
 	$(MAKE) integration
+
+# Debian roots (tools/debian-root) made from the mirror apt uses here, kept
+# under build/roots/ (or ROOTS) so a second run only syncs the tree and
+# builds.
+ROOTS         ?= $(BUILD)/roots
+ROOT_PACKAGES := mmdebstrap rsync
+
+# The whole of make test on Debian 13, in a root of its own: the tree is
+# copied in (its build/ stays there, so a second run builds incrementally)
+# and make test installs what Debian 13 needs.
+test-debian13:
+	@$(call install_missing,$(ROOT_PACKAGES))
+	tools/debian-root create trixie $(ROOTS)/trixie make
+	tools/debian-root sync $(ROOTS)/trixie
+	tools/debian-root run $(ROOTS)/trixie make -C /src test
+
+# The recipe for an nginx that is not Debian's (README: Building for another
+# nginx), checked against the upstream source of Debian 13's nginx version
+# (from trixie's deb-src) and loaded into Debian 13's nginx.
+test-compat:
+	@$(call install_missing,$(ROOT_PACKAGES))
+	tools/debian-root create trixie $(ROOTS)/trixie make dpkg-dev
+	tools/debian-root sync $(ROOTS)/trixie
+	tools/debian-root run $(ROOTS)/trixie /src/tools/test-compat /src \
+	    /compat
+
+# Debian 12 and 13 by their names; a package is built in the release's root
+# (tools/debian-package: debian/changelog from the version header, the
+# build dependencies from debian/control) and tested in a clean one.
+DEB_RELEASES := bookworm trixie
+DEB_SRC      := /deb/libnginx-mod-http-wechat
+
+deb: $(DEB_RELEASES:%=deb-%)
+
+deb-%:
+	@$(call install_missing,$(ROOT_PACKAGES))
+	@mkdir -p $(BUILD)
+	tools/debian-root create $* $(ROOTS)/$* dpkg-dev
+	tools/debian-root sync $(ROOTS)/$* $(DEB_SRC)
+	tools/debian-root run $(ROOTS)/$* $(DEB_SRC)/tools/debian-package \
+	    $(DEB_SRC) >$(BUILD)/deb-$*.log 2>&1 \
+	    || { tail -30 $(BUILD)/deb-$*.log; exit 1; }
+	rm -rf $(BUILD)/deb/$* && mkdir -p $(BUILD)/deb/$*
+	cp $(ROOTS)/$*/deb/*.deb $(BUILD)/deb/$*/
+	@ls -l $(BUILD)/deb/$*/
+
+test-deb: $(DEB_RELEASES:%=test-deb-%)
+
+test-deb-%: deb-%
+	tools/debian-root fresh $* $(ROOTS)/$*-clean
+	tools/debian-root sync $(ROOTS)/$*-clean
+	cp $(BUILD)/deb/$*/libnginx-mod-http-wechat_*.deb $(ROOTS)/$*-clean/tmp/
+	tools/debian-root run $(ROOTS)/$*-clean /bin/sh -c \
+	    'apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+	     apt-get install -y -q --no-install-recommends \
+	         /tmp/libnginx-mod-http-wechat_*.deb redis-server perl binutils' \
+	    >$(BUILD)/test-deb-$*.log 2>&1 \
+	    || { tail -30 $(BUILD)/test-deb-$*.log; exit 1; }
+	tools/debian-root run --loopback-only $(ROOTS)/$*-clean \
+	    prove -v /src/t/package/installed.pl
+
+# The README's two commands on a clean root of each release: make install
+# (which installs what the build needs first), and nginx runs with the
+# module, checked as the package is (t/package/installed.pl).
+test-install: $(DEB_RELEASES:%=test-install-%)
+
+test-install-%:
+	@$(call install_missing,$(ROOT_PACKAGES))
+	@mkdir -p $(BUILD)
+	tools/debian-root fresh $* $(ROOTS)/$*-install
+	tools/debian-root sync $(ROOTS)/$*-install
+	tools/debian-root run $(ROOTS)/$*-install /bin/sh -c \
+	    'apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+	     apt-get install -y -q make redis-server perl && \
+	     make -C /src install' \
+	    >$(BUILD)/test-install-$*.log 2>&1 \
+	    || { tail -30 $(BUILD)/test-install-$*.log; exit 1; }
+	tools/debian-root run --loopback-only $(ROOTS)/$*-install \
+	    env WX_INSTALLED_BY=make prove -v /src/t/package/installed.pl
 
 # libFuzzer targets with ASan and UBSan, seeded with real pushes from
 # t/fuzz/corpus/ (copied: the run's findings stay in build/fuzz/).

@@ -68,6 +68,7 @@ static ngx_int_t ngx_http_wechat_check_confirms(ngx_conf_t *cf,
     ngx_http_wechat_main_conf_t *wmcf);
 static ngx_int_t ngx_http_wechat_check_login(ngx_conf_t *cf,
     ngx_http_wechat_loc_conf_t *conf);
+static ngx_int_t ngx_http_wechat_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_wechat_init_process(ngx_cycle_t *cycle);
 static void ngx_http_wechat_exit_process(ngx_cycle_t *cycle);
 
@@ -506,7 +507,7 @@ ngx_module_t  ngx_http_wechat_module = {
     ngx_http_wechat_commands,              /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_wechat_init_module,           /* init module */
     ngx_http_wechat_init_process,          /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -1967,6 +1968,22 @@ ngx_http_wechat_check_login(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
                            "\"wechat_link_url\" needs "
                            "\"wechat_link_secret\"");
         return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* The version once, at start: a reload keeps the module that was loaded. */
+
+static ngx_int_t
+ngx_http_wechat_init_module(ngx_cycle_t *cycle)
+{
+    if (cycle->old_cycle == NULL || cycle->old_cycle->conf_ctx == NULL) {
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "ngx_http_wechat_module/" NGX_HTTP_WECHAT_VERSION
+                      " (built for nginx/" NGINX_VERSION ", hiredis %d.%d)",
+                      HIREDIS_MAJOR, HIREDIS_MINOR);
     }
 
     return NGX_OK;

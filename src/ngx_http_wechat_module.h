@@ -47,6 +47,7 @@
 #include <hiredis/hiredis.h>
 
 #include "core/wx_core.h"
+#include "ngx_http_wechat_version.h"
 #include "ngx_http_wechat_scripts.h"
 
 

@@ -10,6 +10,11 @@
 
 #define NGX_HTTP_WECHAT_FAMILIES  19
 
+#define NGX_HTTP_WECHAT_BUILD_INFO                                           \
+    "# HELP wechat_build_info The module's version.\n"                       \
+    "# TYPE wechat_build_info gauge\n"                                       \
+    "wechat_build_info{version=\"" NGX_HTTP_WECHAT_VERSION "\"} 1\n"
+
 
 typedef const char *(*ngx_http_wechat_label_pt)(ngx_uint_t i);
 
@@ -174,6 +179,7 @@ ngx_http_wechat_status_handler(ngx_http_request_t *r)
            + sizeof("wechat_redis_command_duration_seconds_sum .\n"
                     "wechat_redis_command_duration_seconds_count \n")
            + 3 * NGX_ATOMIC_T_LEN
+           + sizeof(NGX_HTTP_WECHAT_BUILD_INFO)
            + 256 + NGX_HTTP_WECHAT_API_ENDPOINTS * NGX_HTTP_WECHAT_API_RESULTS
                    * (sizeof("wechat_api_calls_total{endpoint=\"\","
                              "result=\"\"} \n") + 32 + NGX_ATOMIC_T_LEN);
@@ -200,6 +206,8 @@ ngx_http_wechat_status_handler(ngx_http_request_t *r)
                      buckets[NGX_HTTP_WECHAT_BUCKETS - 1]);
 
     p = ngx_http_wechat_status_api(p, last, m);
+
+    p = ngx_slprintf(p, last, "%s", NGX_HTTP_WECHAT_BUILD_INFO);
 
     return ngx_http_wechat_send(r, NGX_HTTP_OK,
                                 "text/plain; version=0.0.4", start,

@@ -67,7 +67,15 @@ http_req('GET', $ng->url('/poll'), query => $q1);    # bound
 http_req('GET', $ng->url('/poll'), query => { %$q2, token => 'x' });
 $ng->new_log;
 
+my ($version) = do {
+    open my $fh, '<', "$ROOT/src/ngx_http_wechat_version.h" or die $!;
+    map { /^#define NGX_HTTP_WECHAT_VERSION\s+"([^"]+)"/ ? $1 : () } <$fh>;
+};
+like($version, qr/^\d+\.\d+\.\d+$/, "the version ($version)");
+
 my $m = metrics();
+is($m->{"wechat_build_info{version=\"$version\"}"}, 1,
+   'the version in the status output');
 is($m->{'wechat_pushes_total{outcome="bound"}'}, 3, 'bound pushes (with retries)');
 is($m->{'wechat_dedup_hits_total'}, 2, 'de-dup hits');
 is($m->{'wechat_pushes_total{outcome="conflict"}'}, 1, 'conflicts');
@@ -89,6 +97,10 @@ sleep 1;
 my $after = metrics();
 is($after->{'wechat_pushes_total{outcome="bound"}'}, 3,
    'counters survive a reload');
+
+my @starts = $ng->log_text
+    =~ m{\[notice\] .*ngx_http_wechat_module/\Q$version\E \(built for nginx/[\d.]+, hiredis \d+\.\d+\)}g;
+is(scalar @starts, 1, 'the version logged once, at start, not at reload');
 
 WxTest::stop_redis($redis);
 http_req('GET', $ng->url('/poll'), query => $q1) for 1 .. 2;
