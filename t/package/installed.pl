@@ -94,13 +94,21 @@ $res = send_push($ng, '/wechat', 'exampletoken',
                  event_xml(from => 'oPackageTest', event => 'SCAN',
                            key => $q->{scene}, ticket => 1));
 is($res->{status}, 200, 'the scan answered');
-like($res->{content}, qr/绑定成功/, 'with the bound reply')
-    or diag($res->{content});
+my ($code) = $res->{content} =~ /绑定验证码 (\d{6})/;
+ok($code, 'with the code the page must send back') or diag($res->{content});
 
 $res = http_req('GET', $ng->url('/bind/poll'),
                 query => { scene => $q->{scene}, token => $q->{token} });
+is($res->{content}, '{"status":"scanned"}', 'polled: scanned');
+
+# the page sends the code, with its token: the binding is made
+$res = http_req('POST', $ng->url('/bind/poll'),
+                body => "scene=$q->{scene}&code=" . ($code // '')
+                        . "&token=$q->{token}",
+                headers => { 'Content-Type' =>
+                                 'application/x-www-form-urlencoded' });
 is($res->{content}, '{"status":"bound","openid":"oPackageTest"}',
-   'polled: bound');
+   'confirmed: bound');
 
 $res = http_req('GET', $ng->url('/internal/binding'),
                 query => { user => 'alice' });
