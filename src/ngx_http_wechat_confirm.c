@@ -36,6 +36,10 @@ static void ngx_http_wechat_login_confirm_shown(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
 static void ngx_http_wechat_login_confirm_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
+static ngx_int_t ngx_http_wechat_confirm_reply(ngx_http_request_t *r,
+    redisReply *response, wx_span_t *out, size_t max, size_t *n);
+static ngx_int_t ngx_http_wechat_confirm_unbound(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
 static ngx_int_t ngx_http_wechat_confirm_gone(ngx_http_request_t *r);
 static ngx_int_t ngx_http_wechat_confirm_page(ngx_http_request_t *r,
     ngx_uint_t status, const char *title, const char *format,
@@ -205,24 +209,18 @@ ngx_http_wechat_bind_confirm_done(ngx_http_request_t *r,
     size_t                  n;
     ngx_str_t               word;
     wx_span_t               out[2];
-    wx_allocator_t          a;
     ngx_http_wechat_ctx_t  *ctx;
 
     ctx = ngx_http_wechat_get_ctx(r);
-    ngx_http_wechat_allocator(r->pool, &a);
 
-    if (response == NULL) {
-        ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
+    if (ngx_http_wechat_confirm_reply(r, response, out, 2, &n) != NGX_OK) {
         return;
     }
 
-    if (wx_redis_names(response, &a, out, 2, &n) != WX_OK
-        || out[0].data == NULL)
-    {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "wechat confirm: unexpected reply for scene \"%V\"",
-                      &ctx->scene);
-        ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
+    if (out[0].data == NULL) {
+        ngx_http_finalize_request(r,
+            ngx_http_wechat_confirm_error(r, NGX_HTTP_NOT_FOUND,
+                                          "not found"));
         return;
     }
 
@@ -313,35 +311,15 @@ ngx_http_wechat_confirm_refused(ngx_http_request_t *r, ngx_int_t status)
 static ngx_uint_t
 ngx_http_wechat_cross_site(ngx_http_request_t *r)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
+    static ngx_str_t  name = ngx_string("Sec-Fetch-Site");
 
-    for (i = 0; /* void */ ; i++) {
+    h = ngx_http_wechat_header(r, &name);
 
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return 0;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == sizeof("Sec-Fetch-Site") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Sec-Fetch-Site",
-                               h[i].key.len) == 0
-            && h[i].value.len == sizeof("cross-site") - 1
-            && ngx_strncasecmp(h[i].value.data, (u_char *) "cross-site",
-                               h[i].value.len) == 0)
-        {
-            return 1;
-        }
-    }
+    return h && h->value.len == sizeof("cross-site") - 1
+           && ngx_strncasecmp(h->value.data, (u_char *) "cross-site",
+                              h->value.len) == 0;
 }
 
 
@@ -546,26 +524,17 @@ ngx_http_wechat_login_confirm_shown(ngx_http_request_t *r,
     ngx_str_t               values[10], *link;
     wx_span_t               s[5];
     ngx_uint_t              i;
-    wx_allocator_t          a;
     ngx_http_wechat_ctx_t  *ctx;
 
     ctx = ngx_http_wechat_get_ctx(r);
-    ngx_http_wechat_allocator(r->pool, &a);
 
-    if (response == NULL) {
-        ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
+    /* HMGET kind status openid agent address: five, each maybe nil */
+
+    if (ngx_http_wechat_confirm_reply(r, response, s, 5, &n) != NGX_OK) {
         return;
     }
 
-    if (wx_redis_names(response, &a, s, 5, &n) != WX_OK || n != 5) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "wechat login confirm: unexpected reply for scene "
-                      "\"%V\"", &ctx->scene);
-        ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
-        return;
-    }
-
-    if (s[0].len != 5 || ngx_strncmp(s[0].data, "login", 5) != 0
+    if (n != 5 || s[0].len != 5 || ngx_strncmp(s[0].data, "login", 5) != 0
         || s[1].len != 10 || ngx_strncmp(s[1].data, "confirming", 10) != 0
         || s[2].len != ctx->openid.len
         || ngx_strncmp(s[2].data, ctx->openid.data, ctx->openid.len) != 0)
@@ -626,30 +595,19 @@ static void
 ngx_http_wechat_login_confirm_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended)
 {
-    size_t                       n;
-    ngx_str_t                    outcome, values[2];
-    wx_link_t                    link;
-    wx_span_t                    word, url;
-    wx_allocator_t               a;
-    ngx_http_wechat_ctx_t       *ctx;
-    ngx_http_wechat_loc_conf_t  *wlcf;
+    size_t                  n;
+    ngx_str_t               outcome, host;
+    wx_span_t               word;
+    ngx_http_wechat_ctx_t  *ctx;
 
     ctx = ngx_http_wechat_get_ctx(r);
-    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
-    ngx_http_wechat_allocator(r->pool, &a);
 
-    if (response == NULL) {
-        ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
+    if (ngx_http_wechat_confirm_reply(r, response, &word, 1, &n) != NGX_OK) {
         return;
     }
 
-    if (wx_redis_names(response, &a, &word, 1, &n) != WX_OK
-        || word.data == NULL)
-    {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "wechat login confirm: unexpected reply for scene "
-                      "\"%V\"", &ctx->scene);
-        ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
+    if (word.data == NULL) {
+        ngx_http_finalize_request(r, ngx_http_wechat_confirm_gone(r));
         return;
     }
 
@@ -661,12 +619,12 @@ ngx_http_wechat_login_confirm_done(ngx_http_request_t *r,
                   &ctx->scene, &ctx->openid, &outcome);
 
     if (outcome.len == 9 && ngx_strncmp(outcome.data, "confirmed", 9) == 0) {
-        values[0] = r->headers_in.server;
+        host = r->headers_in.server;
         ngx_http_finalize_request(r,
             ngx_http_wechat_confirm_page(r, NGX_HTTP_OK, "已确认 Confirmed",
                 "<h1>已确认登录 %V</h1>"
                 "<p>请回到电脑上继续。 / Go back to your computer.</p>",
-                values, 1));
+                &host, 1));
         return;
     }
 
@@ -683,38 +641,84 @@ ngx_http_wechat_login_confirm_done(ngx_http_request_t *r,
         return;
     }
 
-    /* a follower with no account yet: the signed way to register */
+    ngx_http_finalize_request(r, ngx_http_wechat_confirm_unbound(r, ctx));
+}
 
-    ngx_str_null(&values[0]);
 
-    if (wlcf->link_url.len) {
-        ngx_memzero(&link, sizeof(wx_link_t));
-        link.appid = ngx_http_wechat_span(&wlcf->appid);
-        link.purpose.data = (const unsigned char *)
-                            NGX_HTTP_WECHAT_PURPOSE_REGISTER;
-        link.purpose.len = sizeof(NGX_HTTP_WECHAT_PURPOSE_REGISTER) - 1;
-        link.openid = ngx_http_wechat_span(&ctx->openid);
+/* A follower with no account yet: the signed way to register, if any. */
 
-        if (ngx_http_wechat_link_new(r, wlcf, &wlcf->link_url, &link, &url)
-            != NGX_OK)
-        {
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
-        }
+static ngx_int_t
+ngx_http_wechat_confirm_unbound(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx)
+{
+    ngx_str_t                    register_url;
+    wx_link_t                    link;
+    wx_span_t                    url;
+    ngx_http_wechat_loc_conf_t  *wlcf;
 
-        values[0].data = (u_char *) url.data;
-        values[0].len = url.len;
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    if (wlcf->link_url.len == 0) {
+        return ngx_http_wechat_confirm_page(r, NGX_HTTP_OK,
+            "已确认 Confirmed",
+            "<h1>已确认</h1><p>这个微信还没有绑定账号，请在电脑上完成注册。"
+            " / This WeChat has no account yet: register on your "
+            "computer.</p>", NULL, 0);
     }
 
-    ngx_http_finalize_request(r,
-        ngx_http_wechat_confirm_page(r, NGX_HTTP_OK, "已确认 Confirmed",
-            values[0].len
-            ? "<h1>已确认</h1><p>这个微信还没有绑定账号。 / This WeChat has "
-              "no account yet.</p><p><a href=\"%V\">注册 Register</a></p>"
-            : "<h1>已确认</h1><p>这个微信还没有绑定账号，请在电脑上完成注册。"
-              " / This WeChat has no account yet: register on your "
-              "computer.</p>",
-            values, values[0].len ? 1 : 0));
+    ngx_memzero(&link, sizeof(wx_link_t));
+    link.appid = ngx_http_wechat_span(&wlcf->appid);
+    link.purpose.data = (const unsigned char *)
+                        NGX_HTTP_WECHAT_PURPOSE_REGISTER;
+    link.purpose.len = sizeof(NGX_HTTP_WECHAT_PURPOSE_REGISTER) - 1;
+    link.openid = ngx_http_wechat_span(&ctx->openid);
+
+    if (ngx_http_wechat_link_new(r, wlcf, &wlcf->link_url, &link, &url)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    register_url.data = (u_char *) url.data;
+    register_url.len = url.len;
+
+    return ngx_http_wechat_confirm_page(r, NGX_HTTP_OK, "已确认 Confirmed",
+        "<h1>已确认</h1><p>这个微信还没有绑定账号。 / This WeChat has "
+        "no account yet.</p><p><a href=\"%V\">注册 Register</a></p>",
+        &register_url, 1);
+}
+
+
+/*
+ * A script's or a command's words, or the request answered 503: Redis
+ * did not answer, or answered what no script of ours says.
+ */
+
+static ngx_int_t
+ngx_http_wechat_confirm_reply(ngx_http_request_t *r, redisReply *response,
+    wx_span_t *out, size_t max, size_t *n)
+{
+    wx_allocator_t          a;
+    ngx_http_wechat_ctx_t  *ctx;
+
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    if (response != NULL
+        && wx_redis_names(response, &a, out, max, n) == WX_OK)
+    {
+        return NGX_OK;
+    }
+
+    if (response != NULL) {
+        ctx = ngx_http_wechat_get_ctx(r);
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wechat confirm: unexpected reply for scene \"%V\"",
+                      &ctx->scene);
+    }
+
+    ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
+
+    return NGX_ERROR;
 }
 
 

@@ -668,6 +668,8 @@ ngx_int_t ngx_http_wechat_read_body(ngx_http_request_t *r, size_t max,
 ngx_uint_t ngx_http_wechat_is_name(ngx_str_t *s);
 ngx_uint_t ngx_http_wechat_is_openid(ngx_str_t *s);
 ngx_uint_t ngx_http_wechat_is_purpose(ngx_str_t *s);
+ngx_table_elt_t *ngx_http_wechat_header(ngx_http_request_t *r,
+    ngx_str_t *name);
 ngx_int_t ngx_http_wechat_network(ngx_pool_t *pool, ngx_str_t *addr,
     ngx_str_t *out);
 ngx_int_t ngx_http_wechat_cookie(ngx_http_request_t *r, ngx_str_t *name,

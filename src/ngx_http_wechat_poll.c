@@ -357,37 +357,16 @@ ngx_http_wechat_poll_long(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
 static ngx_uint_t
 ngx_http_wechat_poll_accepts_sse(ngx_http_request_t *r)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
+    static ngx_str_t  accept = ngx_string("Accept");
 
-    for (i = 0; /* void */; i++) {
+    h = ngx_http_wechat_header(r, &accept);
 
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return 0;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == sizeof("Accept") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Accept",
-                               h[i].key.len) == 0
-            && ngx_strlcasestrn(h[i].value.data,
-                                h[i].value.data + h[i].value.len,
-                                (u_char *) "text/event-stream",
-                                sizeof("text/event-stream") - 2)
-               != NULL)
-        {
-            return 1;
-        }
-    }
+    return h && ngx_strlcasestrn(h->value.data, h->value.data + h->value.len,
+                                 (u_char *) "text/event-stream",
+                                 sizeof("text/event-stream") - 2)
+                != NULL;
 }
 
 

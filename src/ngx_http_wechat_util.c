@@ -383,6 +383,39 @@ ngx_http_wechat_network(ngx_pool_t *pool, ngx_str_t *addr, ngx_str_t *out)
 }
 
 
+/* The first request header of that name, or NULL. */
+
+ngx_table_elt_t *
+ngx_http_wechat_header(ngx_http_request_t *r, ngx_str_t *name)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == name->len
+            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
 /* The value of the cookie name, or NGX_DECLINED without one. */
 
 ngx_int_t

@@ -202,7 +202,9 @@ cmp_ok($res->{elapsed}, '<', 2, 'silent: answered within the timeout');
 sleep 1.5;
 $hostile->clear;
 binds($ng, 'silent', 'u7');
+# (under memcheck the harness gives connects 30 s: no connect times out)
 lives($ng, 'silent', log => [qr/command timed out after 500ms/,
+                             $WxTest::Nginx::VALGRIND ? () :
                              qr/wechat redis: connect to "127\.0\.0\.1:\d+" timed out/]);
 
 # --- the pub/sub connection ---------------------------------------------------

@@ -160,8 +160,9 @@ sub refused {
     my ($name, $log, %o) = @_;
     my $ng = start_nginx(http => conf(%o));
     my $res;
+    # under memcheck the harness gives connects 30 s
     wait_until("$name: refused", sub {
-        $ng->log_text =~ $log }, 10);
+        $ng->log_text =~ $log }, $WxTest::Nginx::VALGRIND ? 60 : 10);
     $res = qrcode($ng, 'nobody');
     is($res->{status}, 503, "$name: qrcode 503");
     $ng->check_log($name, errors_ok => 1, log => [$log]);
