@@ -26,6 +26,8 @@ static void ngx_http_wechat_bind_confirm_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
 static ngx_int_t ngx_http_wechat_confirm_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *error);
+static ngx_int_t ngx_http_wechat_confirm_user(ngx_http_request_t *r,
+    ngx_http_wechat_loc_conf_t *wlcf, ngx_http_wechat_ctx_t *ctx);
 static ngx_int_t ngx_http_wechat_confirm_refused(ngx_http_request_t *r,
     ngx_int_t status);
 static ngx_uint_t ngx_http_wechat_cross_site(ngx_http_request_t *r);
@@ -146,24 +148,10 @@ ngx_http_wechat_bind_confirm_start(ngx_http_request_t *r,
     }
 
     ctx->scene = args[0];
-    ngx_str_set(&ctx->user, "");
 
-    /* where the location names its user, only that user confirms */
-
-    if (wlcf->user) {
-        if (ngx_http_complex_value(r, wlcf->user, &ctx->user) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        if (ctx->user.len == 0) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "wechat confirm: no user");
-            return NGX_HTTP_UNAUTHORIZED;
-        }
-
-        if (!ngx_http_wechat_is_name(&ctx->user)) {
-            return NGX_HTTP_BAD_REQUEST;
-        }
+    rc = ngx_http_wechat_confirm_user(r, wlcf, ctx);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     /* keys: scene, then stream, users, openids */
@@ -272,6 +260,36 @@ ngx_http_wechat_bind_confirm_done(ngx_http_request_t *r,
 
     ngx_http_finalize_request(r,
         ngx_http_wechat_send_json(r, NGX_HTTP_CONFLICT, status, 2));
+}
+
+
+/*
+ * Where the location names its user, only that user confirms: NGX_OK, or
+ * the status to answer.
+ */
+
+static ngx_int_t
+ngx_http_wechat_confirm_user(ngx_http_request_t *r,
+    ngx_http_wechat_loc_conf_t *wlcf, ngx_http_wechat_ctx_t *ctx)
+{
+    ngx_str_set(&ctx->user, "");
+
+    if (wlcf->user == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_complex_value(r, wlcf->user, &ctx->user) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->user.len == 0) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "wechat confirm: no user");
+        return NGX_HTTP_UNAUTHORIZED;
+    }
+
+    return ngx_http_wechat_is_name(&ctx->user) ? NGX_OK
+                                               : NGX_HTTP_BAD_REQUEST;
 }
 
 
