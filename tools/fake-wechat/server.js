@@ -9,7 +9,7 @@
 //
 //   node server.js --port 9100 --appid wx1 --secret s1 --token t1 \
 //        [--aes-key KEY] [--mode plain|compatible|safe] [--callback URL] \
-//        [--original-id gh_x] [--appid wx2 ...] \
+//        [--original-id gh_x] [--open-platform NAME] [--appid wx2 ...] \
 //        [--token-ttl 7200] [--token-overlap 5] [--push-timeout 5000]
 
 const http = require('http');
@@ -25,6 +25,8 @@ const ERRMSG = {
   40003: 'invalid openid',
   40008: 'invalid message type',
   40013: 'invalid appid',
+  40029: 'invalid code',
+  40030: 'invalid refresh_token',
   40037: 'invalid template_id',
   40097: 'invalid args',
   40125: 'invalid appsecret',
@@ -38,6 +40,8 @@ const ERRMSG = {
   44002: 'empty post data',
   45009: 'reach max api daily quota limit',
   45015: 'response out of time limit or subscription is canceled',
+  40163: 'code been used',
+  48001: 'api unauthorized',
   47001: 'data format error',
 };
 
@@ -66,6 +70,7 @@ function parseArgs(argv) {
   const perAccount = {
     '--secret': 'secret', '--token': 'token', '--aes-key': 'aes_key',
     '--mode': 'mode', '--callback': 'callback', '--original-id': 'original_id',
+    '--open-platform': 'open_platform',
   };
   for (let i = 0; i < argv.length; i += 2) {
     const [name, value] = [argv[i], argv[i + 1]];
@@ -100,6 +105,9 @@ function makeAccount(spec, previous = {}) {
     callback: merged.callback !== undefined ? merged.callback : previous.callback,
     originalId: merged.original_id || previous.originalId
       || 'gh_' + wxcrypt.sha1Hex(merged.appid).slice(0, 12),
+    // accounts tied to an Open Platform account have unionids
+    openPlatform: merged.open_platform !== undefined ? merged.open_platform
+      : previous.openPlatform,
   };
 }
 
@@ -121,6 +129,9 @@ function resetState() {
     counts: {},            // endpoint -> { calls, errcodes, statuses }
     failures: new Map(),   // endpoint -> [{ errcode, errmsg, httpStatus, times }]
     delays: new Map(),     // endpoint -> [{ ms, times }]
+    codes: new Map(),      // OAuth code -> { appid, openid, scope, expiresAt, used }
+    userTokens: new Map(), // OAuth access_token -> { appid, openid, scope, expiresAt }
+    refreshTokens: new Map(), // refresh_token -> { appid, openid, scope, expiresAt }
     nextMsgId: 24000000000000000n,
     nextTemplateMsgId: 2700000000,
   };
@@ -389,6 +400,7 @@ function userInfo(req, res, url, endpoint) {
     subscribe: 1, openid, nickname: user.nickname, language: 'zh_CN', headimgurl: '',
     subscribe_time: user.subscribeTime, remark: '', groupid: 0, tagid_list: [],
     subscribe_scene: user.subscribeScene, qr_scene: user.qrScene, qr_scene_str: user.qrSceneStr,
+    ...unionidOf(account, openid),
   });
 }
 
@@ -423,6 +435,164 @@ function callbackIp(req, res, url, endpoint) {
   return apiAnswer(res, endpoint, { ip_list: ['127.0.0.1'] });
 }
 
+
+// --- OAuth web authorization (网页授权) ------------------------------------------
+
+const CODE_SECONDS = 300;             // WeChat: a code lives 5 minutes, once
+const USER_TOKEN_SECONDS = 7200;
+const REFRESH_TOKEN_SECONDS = 30 * 86400;
+const SCOPES = ['snsapi_base', 'snsapi_userinfo'];
+
+// The same person's unionid across the accounts of one Open Platform
+// account: derived from the openid here, since the fake's openids are
+// whatever a test names.
+function unionidOf(account, openid) {
+  if (!account.openPlatform) return {};
+  const digest = crypto.createHash('sha1').update(`${account.openPlatform}\n${openid}`).digest();
+  return { unionid: 'oU' + digest.toString('base64url').slice(0, 26) };
+}
+
+function htmlEscape(s) {
+  return String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function sendHtml(res, status, html) {
+  res.writeHead(status, { 'Content-Type': 'text/html; charset=utf-8',
+    'Content-Length': Buffer.byteLength(html) });
+  res.end(html);
+}
+
+function withQuery(base, params) {
+  const u = new URL(base);
+  for (const [k, v] of Object.entries(params)) u.searchParams.set(k, v);
+  return u.toString();
+}
+
+// open.weixin.qq.com/connect/oauth2/authorize: the page WeChat's browser
+// shows.  snsapi_base is silent once the user is known (openid=); the
+// userinfo scope asks, and action=allow or action=deny answers.  The fake
+// plays the user: openid= names them (WeChat knows it from the phone).
+function authorizePage(req, res, url) {
+  const q = url.searchParams;
+  const account = accounts.get(q.get('appid') || '');
+  const redirect = q.get('redirect_uri') || '';
+  const scope = q.get('scope') || '';
+  let target;
+  try {
+    target = new URL(redirect);
+  } catch {
+    target = null;
+  }
+  const problem = !account ? 'appid 参数错误 (unknown appid)'
+    : q.get('response_type') !== 'code' ? 'response_type 参数错误'
+      : !SCOPES.includes(scope) ? 'scope 参数错误或没有 scope 权限'
+        : !target || !/^https?:$/.test(target.protocol) ? 'redirect_uri 参数错误' : null;
+  if (problem) {
+    count('/connect/oauth2/authorize', undefined, 400);
+    return sendHtml(res, 400, `<!DOCTYPE html><meta charset="utf-8"><p>${htmlEscape(problem)}</p>`);
+  }
+  const oauthState = q.get('state') || '';
+  const openid = q.get('openid') || '';
+  const action = q.get('action') || (scope === 'snsapi_base' && openid ? 'allow' : '');
+  if (action === 'deny') {
+    count('/connect/oauth2/authorize', 'deny', 302);
+    res.writeHead(302, { Location: withQuery(redirect, { state: oauthState }) });
+    return res.end();
+  }
+  if (action === 'allow' && openid) {
+    const code = crypto.randomBytes(16).toString('hex');
+    touchUser(account.appid, openid);
+    state.codes.set(code, { appid: account.appid, openid, scope,
+      expiresAt: now() + CODE_SECONDS * 1000, used: false });
+    count('/connect/oauth2/authorize', 'allow', 302);
+    res.writeHead(302, { Location: withQuery(redirect, { code, state: oauthState }) });
+    return res.end();
+  }
+  // the consent page: who the user is, allow or deny
+  count('/connect/oauth2/authorize', undefined, 200);
+  const hidden = ['appid', 'redirect_uri', 'response_type', 'scope', 'state']
+    .map((k) => `<input type="hidden" name="${k}" value="${htmlEscape(q.get(k) || '')}">`).join('');
+  const asks = scope === 'snsapi_userinfo'
+    ? '申请获取你的昵称、头像 (wants your nickname and avatar)'
+    : '申请获取你的身份 (wants to know who you are)';
+  return sendHtml(res, 200, `<!DOCTYPE html><html><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width"><title>微信授权 (fake)</title></head>
+<body><h1>fake WeChat</h1><p>${htmlEscape(account.appid)} ${asks}</p>
+<form method="get" action="/connect/oauth2/authorize">${hidden}
+<label>openid <input name="openid" id="openid" value="${htmlEscape(openid || randomOpenid())}"></label>
+<button name="action" value="allow" id="allow">允许 Allow</button>
+<button name="action" value="deny" id="deny">拒绝 Deny</button>
+</form></body></html>`);
+}
+
+function userTokenAnswer(grant) {
+  const accessToken = crypto.randomBytes(48).toString('base64url');
+  const refreshToken = crypto.randomBytes(48).toString('base64url');
+  state.userTokens.set(accessToken, { ...grant, expiresAt: now() + USER_TOKEN_SECONDS * 1000 });
+  state.refreshTokens.set(refreshToken, { ...grant, expiresAt: now() + REFRESH_TOKEN_SECONDS * 1000 });
+  return { access_token: accessToken, expires_in: USER_TOKEN_SECONDS, refresh_token: refreshToken,
+    openid: grant.openid, scope: grant.scope, ...unionidOf(accounts.get(grant.appid), grant.openid) };
+}
+
+// sns/oauth2/access_token: a code once, within its 5 minutes, for its appid
+function snsAccessToken(req, res, url, endpoint) {
+  const q = url.searchParams;
+  const account = credentials(res, endpoint, q.get('appid'), q.get('secret'));
+  if (!account) return undefined;
+  if (q.get('grant_type') !== 'authorization_code') return apiError(res, endpoint, 40002);
+  const code = q.get('code') || '';
+  const grant = state.codes.get(code);
+  if (!grant || grant.appid !== account.appid || grant.expiresAt <= now()) {
+    return apiError(res, endpoint, 40029);
+  }
+  if (grant.used) return apiError(res, endpoint, 40163);
+  grant.used = true;
+  return apiAnswer(res, endpoint, userTokenAnswer(grant));
+}
+
+function snsRefreshToken(req, res, url, endpoint) {
+  const q = url.searchParams;
+  const account = accounts.get(q.get('appid') || '');
+  if (!account) return apiError(res, endpoint, 40013);
+  if (q.get('grant_type') !== 'refresh_token') return apiError(res, endpoint, 40002);
+  const grant = state.refreshTokens.get(q.get('refresh_token') || '');
+  if (!grant || grant.appid !== account.appid || grant.expiresAt <= now()) {
+    return apiError(res, endpoint, 40030);
+  }
+  const accessToken = crypto.randomBytes(48).toString('base64url');
+  state.userTokens.set(accessToken, { ...grant, expiresAt: now() + USER_TOKEN_SECONDS * 1000 });
+  return apiAnswer(res, endpoint, { access_token: accessToken, expires_in: USER_TOKEN_SECONDS,
+    refresh_token: q.get('refresh_token'), openid: grant.openid, scope: grant.scope });
+}
+
+// The user's token for openid; answers the error and returns null if not.
+function userGrant(res, endpoint, url) {
+  const token = url.searchParams.get('access_token');
+  const grant = token && state.userTokens.get(token);
+  const errcode = !token ? 41001 : !grant ? 40001 : grant.expiresAt <= now() ? 42001
+    : url.searchParams.get('openid') !== grant.openid ? 40003 : 0;
+  if (!errcode) return grant;
+  apiError(res, endpoint, errcode);
+  return null;
+}
+
+function snsUserinfo(req, res, url, endpoint) {
+  const grant = userGrant(res, endpoint, url);
+  if (!grant) return undefined;
+  if (grant.scope !== 'snsapi_userinfo') return apiError(res, endpoint, 48001);
+  const user = getUser(grant.appid, grant.openid) || {};
+  return apiAnswer(res, endpoint, {
+    openid: grant.openid, nickname: user.nickname || '微信用户', sex: 0, province: '', city: '',
+    country: '', headimgurl: user.headimgurl || '', privilege: [],
+    ...unionidOf(accounts.get(grant.appid), grant.openid),
+  });
+}
+
+function snsAuth(req, res, url, endpoint) {
+  if (!userGrant(res, endpoint, url)) return undefined;
+  return apiAnswer(res, endpoint, { errcode: 0, errmsg: 'ok' });
+}
+
 const API = {
   '/cgi-bin/token': classicToken,
   '/cgi-bin/stable_token': stableToken,
@@ -432,6 +602,10 @@ const API = {
   '/cgi-bin/message/custom/send': (req, res, url, ep) => sendMessage(req, res, url, ep, 'custom'),
   '/cgi-bin/message/template/send': (req, res, url, ep) => sendMessage(req, res, url, ep, 'template'),
   '/cgi-bin/getcallbackip': callbackIp,
+  '/sns/oauth2/access_token': snsAccessToken,
+  '/sns/oauth2/refresh_token': snsRefreshToken,
+  '/sns/userinfo': snsUserinfo,
+  '/sns/auth': snsAuth,
 };
 
 async function handleApi(req, res, url) {
@@ -623,6 +797,7 @@ function upsertUser(res, body) {
   const fields = { subscribed: body.subscribed === undefined ? true : !!body.subscribed };
   if (fields.subscribed) fields.subscribeTime = unixNow();
   if (body.nickname !== undefined) fields.nickname = body.nickname;
+  if (body.headimgurl !== undefined) fields.headimgurl = body.headimgurl;
   touchUser(account.appid, body.openid, fields);
   return sendJson(res, 200, { ok: true });
 }
@@ -661,6 +836,10 @@ const CONTROL = {
   'POST /_fake/verify': verifyAction,
   'POST /_fake/account': upsertAccount,
   'POST /_fake/user': upsertUser,
+  'POST /_fake/expire-codes': (res) => {
+    for (const grant of state.codes.values()) grant.expiresAt = now();
+    return sendJson(res, 200, { ok: true });
+  },
 };
 
 async function handleControl(req, res, url) {
@@ -687,7 +866,9 @@ const server = http.createServer((req, res) => {
   const started = now();
   res.on('finish', () => logLine(req, res, started));
   const url = new URL(req.url, 'http://fake.invalid');
-  const handle = url.pathname.startsWith('/_fake/') ? handleControl : handleApi;
+  const handle = url.pathname.startsWith('/_fake/') ? handleControl
+    : url.pathname === '/connect/oauth2/authorize' ? async (q, r, u) => authorizePage(q, r, u)
+      : handleApi;
   handle(req, res, url).catch((e) => {
     process.stderr.write(`${new Date().toISOString()} internal error: ${e.stack}\n`);
     if (!res.headersSent) sendJson(res, 500, { error: e.message });
