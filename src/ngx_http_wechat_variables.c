@@ -6,6 +6,7 @@
 
 
 #include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_oauth.h"
 
 
 static ngx_int_t ngx_http_wechat_event_variable(ngx_http_request_t *r,
@@ -16,6 +17,8 @@ static ngx_int_t ngx_http_wechat_retry_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_wechat_link_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_wechat_oauth_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static void ngx_http_wechat_str_value(ngx_http_variable_value_t *v,
     ngx_str_t *s);
 
@@ -24,6 +27,15 @@ static ngx_http_variable_t  ngx_http_wechat_vars[] = {
 
     { ngx_string("wechat_openid"), NULL, ngx_http_wechat_event_variable,
       offsetof(wx_event_t, from_user), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("wechat_unionid"), NULL, ngx_http_wechat_oauth_variable,
+      offsetof(wx_session_t, unionid), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("wechat_nickname"), NULL, ngx_http_wechat_oauth_variable,
+      offsetof(wx_session_t, nickname), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("wechat_avatar"), NULL, ngx_http_wechat_oauth_variable,
+      offsetof(wx_session_t, avatar), NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("wechat_msg_type"), NULL, ngx_http_wechat_event_variable,
       offsetof(wx_event_t, msg_type), NGX_HTTP_VAR_NOCACHEABLE, 0 },
@@ -85,6 +97,14 @@ ngx_http_wechat_event_variable(ngx_http_request_t *r,
 
     ctx = ngx_http_wechat_get_ctx(r);
 
+    if ((ctx == NULL || !ctx->parsed)
+        && data == offsetof(wx_event_t, from_user))
+    {
+        /* a page wechat_oauth let through: the session's openid */
+        return ngx_http_wechat_oauth_variable(r, v,
+                                              offsetof(wx_session_t, openid));
+    }
+
     if (ctx == NULL || !ctx->parsed) {
         v->not_found = 1;
         return NGX_OK;
@@ -108,10 +128,27 @@ static ngx_int_t
 ngx_http_wechat_ctx_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    ngx_str_t              *s;
-    ngx_http_wechat_ctx_t  *ctx;
+    ngx_str_t                    *s;
+    ngx_http_wechat_ctx_t        *ctx;
+    ngx_http_wechat_oauth_ctx_t  *octx;
 
     ctx = ngx_http_wechat_get_ctx(r);
+
+    if ((ctx == NULL || !ctx->parsed)
+        && data == offsetof(ngx_http_wechat_ctx_t, user))
+    {
+        /* a page wechat_oauth let through: the user its lookup found */
+
+        octx = ngx_http_wechat_oauth_session(r);
+
+        if (octx == NULL || octx->user.len == 0) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        ngx_http_wechat_str_value(v, &octx->user);
+        return NGX_OK;
+    }
 
     if (ctx == NULL || !ctx->parsed) {
         v->not_found = 1;
@@ -142,6 +179,43 @@ ngx_http_wechat_link_variable(ngx_http_request_t *r,
     }
 
     ngx_http_wechat_str_value(v, &ctx->link_openid);
+
+    return NGX_OK;
+}
+
+
+/*
+ * What wechat_oauth's valid session says: openid, unionid, and for the
+ * userinfo scope nickname and avatar.  The core checked them for control
+ * characters when it sealed and opened the session.
+ */
+
+static ngx_int_t
+ngx_http_wechat_oauth_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    wx_span_t                    *field;
+    ngx_http_wechat_oauth_ctx_t  *octx;
+
+    octx = ngx_http_wechat_oauth_session(r);
+
+    if (octx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    field = (wx_span_t *) ((u_char *) &octx->session + data);
+
+    if (field->len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->data = (u_char *) field->data;
+    v->len = field->len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
 
     return NGX_OK;
 }

@@ -2,6 +2,7 @@
 #include <limits>
 
 #include "json.hpp"
+#include "wx_oauth.h"
 
 namespace {
 
@@ -144,6 +145,42 @@ sanitized(std::string_view s, size_t cap)
     }
 
     return out;
+}
+
+/* An openid or unionid in WeChat's shape: URL-safe letters, capped. */
+bool
+id_field(const json &doc, const char *key, std::string_view *out)
+{
+    if (!printable_field(doc, key, WX_OAUTH_ID_MAX, out)) {
+        return false;
+    }
+
+    for (char c : *out) {
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+        {
+            return false;
+        }
+    }
+
+    return true;
+}
+
+/* An optional id: absent or empty is none, anything else is checked. */
+bool
+optional_id(const json &doc, const char *key, std::string_view *out)
+{
+    auto it = doc.find(key);
+
+    *out = {};
+
+    if (it == doc.end()
+        || (it->is_string() && it->get_ref<const std::string &>().empty()))
+    {
+        return true;
+    }
+
+    return id_field(doc, key, out);
 }
 
 std::string
@@ -369,5 +406,115 @@ wx_api_custom_text_request(wx_span_t openid, wx_span_t content,
         };
 
         return wx::json_out(body, a, out);
+    });
+}
+
+extern "C" wx_status_t
+wx_api_oauth_token(wx_span_t json_text, const wx_allocator_t *a,
+    wx_oauth_token_t *out)
+{
+    if (a == nullptr || out == nullptr) {
+        return WX_ERR_ARGS;
+    }
+
+    return wx::guarded([&] {
+        json doc;
+        std::string_view token, openid, unionid, scope;
+        wx_status_t rc = parse_success(json_text, &doc);
+
+        if (rc != WX_OK) {
+            return rc;
+        }
+
+        if (!printable_field(doc, "access_token", WX_API_TOKEN_MAX, &token)
+            || !id_field(doc, "openid", &openid)
+            || !optional_id(doc, "unionid", &unionid)
+            || (doc.contains("scope")
+                && !printable_field(doc, "scope", 64, &scope)))
+        {
+            return WX_ERR_JSON;
+        }
+
+        *out = {};
+
+        rc = wx::copy_value(a, token, &out->access_token);
+        if (rc == WX_OK) {
+            rc = wx::copy_value(a, openid, &out->openid);
+        }
+        if (rc == WX_OK) {
+            rc = wx::copy_out(a, unionid, &out->unionid);
+        }
+        if (rc == WX_OK) {
+            rc = wx::copy_out(a, scope, &out->scope);
+        }
+
+        return rc;
+    });
+}
+
+extern "C" wx_status_t
+wx_api_oauth_userinfo(wx_span_t json_text, const wx_allocator_t *a,
+    wx_oauth_user_t *out)
+{
+    if (a == nullptr || out == nullptr) {
+        return WX_ERR_ARGS;
+    }
+
+    return wx::guarded([&] {
+        json doc;
+        std::string_view openid, unionid, avatar;
+        std::string nickname;
+        wx_status_t rc = parse_success(json_text, &doc);
+
+        if (rc != WX_OK) {
+            return rc;
+        }
+
+        if (!id_field(doc, "openid", &openid)
+            || !optional_id(doc, "unionid", &unionid))
+        {
+            return WX_ERR_JSON;
+        }
+
+        auto nick = doc.find("nickname");
+
+        if (nick != doc.end()) {
+            if (!nick->is_string()) {
+                return WX_ERR_JSON;
+            }
+
+            nickname = sanitized(nick->get_ref<const std::string &>(),
+                                 WX_OAUTH_NICKNAME_MAX);
+        }
+
+        auto img = doc.find("headimgurl");
+
+        if (img != doc.end()
+            && !(img->is_string()
+                 && img->get_ref<const std::string &>().empty()))
+        {
+            if (!printable_field(doc, "headimgurl", WX_API_URL_MAX, &avatar)
+                || (avatar.substr(0, http_prefix.size()) != http_prefix
+                    && avatar.substr(0, https_prefix.size())
+                       != https_prefix))
+            {
+                return WX_ERR_JSON;
+            }
+        }
+
+        *out = {};
+
+        rc = wx::copy_value(a, openid, &out->openid);
+        if (rc == WX_OK) {
+            rc = wx::copy_out(a, unionid, &out->unionid);
+        }
+        if (rc == WX_OK) {
+            rc = wx::copy_out(a, nickname, &out->nickname);
+        }
+        if (rc == WX_OK) {
+            rc = wx::copy_out(a, avatar, &out->avatar);
+        }
+
+        return rc;
     });
 }

@@ -96,6 +96,12 @@ hex(const unsigned char *p, size_t n)
     return s;
 }
 
+/*
+ * HMAC-SHA256 of msg under secret (at least WX_LINK_MIN_SECRET_LEN bytes),
+ * as 64 lower-case hex digits into out: signed links and OAuth sessions.
+ */
+wx_status_t hmac_hex(wx_span_t secret, std::string_view msg, char *out);
+
 /* The event parser with libxml2 alone: the fuzzer compares the two. */
 wx_status_t event_parse_with_libxml2(wx_span_t xml, const wx_allocator_t *a,
                                      wx_event_t *ev);

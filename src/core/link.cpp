@@ -43,6 +43,10 @@ link_message(const wx_link_t *link)
                        wx::view(link->nonce)});
 }
 
+} // namespace
+
+namespace wx {
+
 /* HMAC-SHA256 of msg under secret, as lower-case hex into out. */
 wx_status_t
 hmac_hex(wx_span_t secret, std::string_view msg, char *out)
@@ -76,11 +80,11 @@ hmac_hex(wx_span_t secret, std::string_view msg, char *out)
         return WX_ERR_INTERNAL;
     }
 
-    wx::hex_into(mac, len, out);
+    hex_into(mac, len, out);
     return WX_OK;
 }
 
-} // namespace
+} // namespace wx
 
 extern "C" wx_status_t
 wx_link_sign(wx_span_t secret, const wx_link_t *link,
@@ -91,7 +95,7 @@ wx_link_sign(wx_span_t secret, const wx_link_t *link,
     }
 
     return wx::guarded([&] {
-        return hmac_hex(secret, link_message(link), out);
+        return wx::hmac_hex(secret, link_message(link), out);
     });
 }
 
@@ -110,7 +114,7 @@ wx_link_verify(const wx_span_t *secrets, size_t n, const wx_link_t *link,
         /* every secret is tried: which one matched takes no less time */
         for (size_t i = 0; i < n; i++) {
             char ours[WX_LINK_SIG_LEN];
-            wx_status_t rc = hmac_hex(secrets[i], msg, ours);
+            wx_status_t rc = wx::hmac_hex(secrets[i], msg, ours);
 
             if (rc != WX_OK) {
                 return rc;

@@ -1,0 +1,570 @@
+
+/*
+ * ngx_http_wechat_module: wechat_oauth_callback, where WeChat sends the
+ * browser back with a code and our state.  The state is taken once and
+ * must belong to this browser's state cookie; the code is claimed once in
+ * Redis, then exchanged through sns/oauth2/access_token (and, for the
+ * userinfo scope, sns/userinfo) by subrequests on nginx's event loop; the
+ * session cookie is sealed and the browser goes back where it started.
+ */
+
+
+#include "ngx_http_wechat_oauth.h"
+
+
+static ngx_int_t ngx_http_wechat_oauth_claim(ngx_http_request_t *r,
+    ngx_http_wechat_oauth_ctx_t *octx);
+static void ngx_http_wechat_oauth_claimed(ngx_http_request_t *r,
+    redisReply *response, ngx_uint_t ended);
+static ngx_int_t ngx_http_wechat_oauth_held(ngx_http_request_t *r,
+    ngx_http_wechat_oauth_ctx_t *octx, wx_span_t held);
+static ngx_int_t ngx_http_wechat_oauth_exchange(ngx_http_request_t *r,
+    ngx_http_wechat_oauth_ctx_t *octx);
+static void ngx_http_wechat_oauth_exchanged(ngx_http_request_t *r,
+    ngx_http_wechat_api_call_t *call);
+static ngx_int_t ngx_http_wechat_oauth_userinfo(ngx_http_request_t *r,
+    ngx_http_wechat_oauth_ctx_t *octx);
+static void ngx_http_wechat_oauth_user_done(ngx_http_request_t *r,
+    ngx_http_wechat_api_call_t *call);
+static ngx_int_t ngx_http_wechat_oauth_api(ngx_http_request_t *r,
+    ngx_str_t *path, ngx_str_t *args, ngx_http_wechat_api_handler_pt done);
+static ngx_int_t ngx_http_wechat_oauth_api_failed(ngx_http_request_t *r,
+    ngx_http_wechat_api_call_t *call, wx_status_t rc);
+static ngx_int_t ngx_http_wechat_oauth_login(ngx_http_request_t *r,
+    ngx_http_wechat_oauth_ctx_t *octx);
+static ngx_int_t ngx_http_wechat_oauth_refuse(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_uint_t level, const char *why,
+    const char *page);
+
+
+ngx_int_t
+ngx_http_wechat_oauth_callback_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                     rc;
+    ngx_str_t                     args[2];
+    ngx_http_wechat_ctx_t        *ctx;
+    ngx_http_wechat_oauth_ctx_t  *octx;
+
+    static const char  *names[] = { "code", "state" };
+
+    rc = ngx_http_wechat_begin(r, NGX_HTTP_GET|NGX_HTTP_HEAD, &ctx);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    octx = ngx_http_wechat_oauth_create_ctx(r);
+
+    if (octx == NULL || ngx_http_wechat_args(r, names, 2, args) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    octx->code = args[0];
+    octx->state = args[1];
+
+    if (octx->state.len != NGX_HTTP_WECHAT_OAUTH_STATE_LEN
+        || !ngx_http_wechat_is_openid(&octx->state))
+    {
+        return ngx_http_wechat_oauth_refuse(r, NGX_HTTP_BAD_REQUEST,
+                   NGX_LOG_WARN, "no state of ours",
+                   "This link is not one of ours.");
+    }
+
+    /* WeChat sends no code when the user refused */
+
+    if (octx->code.len == 0) {
+        return ngx_http_wechat_oauth_refuse(r, NGX_HTTP_FORBIDDEN,
+                   NGX_LOG_INFO, "the user refused",
+                   "You did not allow the authorization.");
+    }
+
+    if (!ngx_http_wechat_is_openid(&octx->code)) {
+        return ngx_http_wechat_oauth_refuse(r, NGX_HTTP_BAD_REQUEST,
+                   NGX_LOG_WARN, "malformed code",
+                   "This link is not one of ours.");
+    }
+
+    if (ngx_http_wechat_cookie(r, &ngx_http_wechat_oauth_state_cookie,
+                               &octx->browser)
+        != NGX_OK
+        || octx->browser.len != NGX_HTTP_WECHAT_OAUTH_STATE_LEN)
+    {
+        return ngx_http_wechat_oauth_refuse(r, NGX_HTTP_FORBIDDEN,
+                   NGX_LOG_WARN, "no state cookie",
+                   "Open the page again, in the same browser.");
+    }
+
+    return ngx_http_wechat_wait_redis(r,
+               ngx_http_wechat_oauth_claim(r, octx));
+}
+
+
+static ngx_int_t
+ngx_http_wechat_oauth_claim(ngx_http_request_t *r,
+    ngx_http_wechat_oauth_ctx_t *octx)
+{
+    ngx_str_t                    argv[5], hash;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    /* Redis keeps a hash of the code: a code is a credential for 5 min */
+
+    hash.len = WX_SHA256_HEX_LEN;
+    hash.data = ngx_pnalloc(r->pool, hash.len);
+    if (hash.data == NULL
+        || wx_sha256_hex(ngx_http_wechat_span(&octx->code),
+                         (char *) hash.data)
+           != WX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&argv[0], "2");
+    argv[1] = ngx_http_wechat_key(r, wlcf, "oauth:", &octx->state);
+    argv[2] = ngx_http_wechat_key(r, wlcf, "oauth_code:", &hash);
+    argv[3] = ngx_http_wechat_number(r->pool,
+                                     NGX_HTTP_WECHAT_OAUTH_STATE_TTL);
+
+    if (argv[1].data == NULL || argv[2].data == NULL || argv[3].len == 0) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_wechat_redis_command(r, ngx_http_wechat_oauth_claimed,
+                                         NGX_HTTP_WECHAT_SCRIPT_OAUTH_CLAIM,
+                                         4, argv);
+}
+
+
+static void
+ngx_http_wechat_oauth_claimed(ngx_http_request_t *r, redisReply *response,
+    ngx_uint_t ended)
+{
+    ngx_int_t                     rc;
+    wx_span_t                     held;
+    wx_allocator_t                a;
+    redisReply                   *word;
+    ngx_http_wechat_oauth_ctx_t  *octx;
+
+    octx = ngx_http_get_module_ctx(r, ngx_http_wechat_oauth_module);
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    if (response == NULL) {
+        ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
+        return;
+    }
+
+    /* { "ok", held }, { "used" } or { "unknown" } */
+
+    word = (response->type == REDIS_REPLY_ARRAY && response->elements
+            && response->elements <= 2)
+           ? response->element[0] : NULL;
+
+    if (word == NULL || word->type != REDIS_REPLY_STRING) {
+        rc = NGX_ERROR;
+
+    } else if (word->len == 2 && ngx_strncmp(word->str, "ok", 2) == 0) {
+        rc = (response->elements == 2
+              && wx_redis_string(response->element[1], &a, &held) == WX_OK)
+             ? ngx_http_wechat_oauth_held(r, octx, held) : NGX_ERROR;
+
+    } else if (word->len == 4 && ngx_strncmp(word->str, "used", 4) == 0) {
+        rc = ngx_http_wechat_oauth_refuse(r, NGX_HTTP_FORBIDDEN,
+                 NGX_LOG_WARN, "code used before",
+                 "This authorization is used: open the page again.");
+
+    } else {
+        rc = ngx_http_wechat_oauth_refuse(r, NGX_HTTP_FORBIDDEN,
+                 NGX_LOG_WARN, "state unknown, used or expired",
+                 "This authorization is used or expired: open the page "
+                 "again.");
+    }
+
+    if (rc == NGX_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wechat oauth: the state claim answered a reply of "
+                      "an unexpected shape");
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+/*
+ * What the state held: "<sha256 of the state cookie> <scope> <path>".
+ * The cookie's hash is compared in constant time: a state is only good
+ * in the browser that was sent to WeChat with it (no login CSRF).
+ */
+
+static ngx_int_t
+ngx_http_wechat_oauth_held(ngx_http_request_t *r,
+    ngx_http_wechat_oauth_ctx_t *octx, wx_span_t held)
+{
+    u_char     *p, *end, *space;
+    wx_span_t   hash;
+    u_char      ours[WX_SHA256_HEX_LEN];
+
+    p = (u_char *) held.data;
+    end = p + held.len;
+
+    if (held.len < WX_SHA256_HEX_LEN + 4
+        || p[WX_SHA256_HEX_LEN] != ' '
+        || wx_sha256_hex(ngx_http_wechat_span(&octx->browser), (char *) ours)
+           != WX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wechat oauth: a state of an unknown shape");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    hash.data = ours;
+    hash.len = WX_SHA256_HEX_LEN;
+
+    if (!wx_equal_const_time(hash, (wx_span_t) { p, WX_SHA256_HEX_LEN })) {
+        return ngx_http_wechat_oauth_refuse(r, NGX_HTTP_FORBIDDEN,
+                   NGX_LOG_WARN, "the state belongs to another browser",
+                   "Open the page again, in the same browser.");
+    }
+
+    p += WX_SHA256_HEX_LEN + 1;
+    space = ngx_strlchr(p, end, ' ');
+
+    if (space == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    octx->scope.data = p;
+    octx->scope.len = space - p;
+    octx->back.data = space + 1;
+    octx->back.len = end - space - 1;
+
+    if (!ngx_http_wechat_oauth_is_path(&octx->back)) {
+        ngx_str_set(&octx->back, "/");
+    }
+
+    return ngx_http_wechat_oauth_exchange(r, octx);
+}
+
+
+/* The code for the user's token: the AppSecret never leaves the edge. */
+
+static ngx_int_t
+ngx_http_wechat_oauth_exchange(ngx_http_request_t *r,
+    ngx_http_wechat_oauth_ctx_t *octx)
+{
+    ngx_str_t                    path, args;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    ngx_str_set(&path, "/sns/oauth2/access_token");
+
+    args.len = sizeof("appid=&secret=&code=&grant_type=authorization_code")
+               - 1 + wlcf->appid.len + wlcf->secret.len + octx->code.len;
+    args.data = ngx_pnalloc(r->pool, args.len);
+    if (args.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the code has URL-safe letters only: it was checked */
+
+    args.len = ngx_sprintf(args.data, "appid=%V&secret=%V&code=%V"
+                           "&grant_type=authorization_code",
+                           &wlcf->appid, &wlcf->secret, &octx->code)
+               - args.data;
+
+    return ngx_http_wechat_oauth_api(r, &path, &args,
+                                     ngx_http_wechat_oauth_exchanged);
+}
+
+
+static void
+ngx_http_wechat_oauth_exchanged(ngx_http_request_t *r,
+    ngx_http_wechat_api_call_t *call)
+{
+    ngx_int_t                     rc;
+    wx_status_t                   status;
+    wx_allocator_t                a;
+    ngx_http_wechat_oauth_ctx_t  *octx;
+
+    octx = ngx_http_get_module_ctx(r, ngx_http_wechat_oauth_module);
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    status = (call->status == NGX_HTTP_OK)
+             ? wx_api_oauth_token(ngx_http_wechat_span(&call->answer), &a,
+                                  &octx->token)
+             : WX_ERR_INTERNAL;
+
+    if (status != WX_OK) {
+        rc = ngx_http_wechat_oauth_api_failed(r, call, status);
+
+    } else if (octx->scope.len == sizeof("userinfo") - 1
+               && ngx_strncmp(octx->scope.data, "userinfo", 8) == 0)
+    {
+        rc = ngx_http_wechat_oauth_userinfo(r, octx);
+
+    } else {
+        rc = ngx_http_wechat_oauth_login(r, octx);
+    }
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_wechat_oauth_userinfo(ngx_http_request_t *r,
+    ngx_http_wechat_oauth_ctx_t *octx)
+{
+    ngx_str_t  path, args;
+
+    ngx_str_set(&path, "/sns/userinfo");
+
+    args.len = sizeof("access_token=&openid=&lang=zh_CN") - 1
+               + octx->token.access_token.len + octx->token.openid.len;
+    args.data = ngx_pnalloc(r->pool, args.len);
+    if (args.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the token is printable without spaces, and goes as WeChat gave it */
+
+    args.len = ngx_sprintf(args.data, "access_token=%*s&openid=%*s"
+                           "&lang=zh_CN",
+                           octx->token.access_token.len,
+                           octx->token.access_token.data,
+                           octx->token.openid.len, octx->token.openid.data)
+               - args.data;
+
+    return ngx_http_wechat_oauth_api(r, &path, &args,
+                                     ngx_http_wechat_oauth_user_done);
+}
+
+
+static void
+ngx_http_wechat_oauth_user_done(ngx_http_request_t *r,
+    ngx_http_wechat_api_call_t *call)
+{
+    ngx_int_t                     rc;
+    wx_status_t                   status;
+    wx_allocator_t                a;
+    wx_oauth_user_t               user;
+    ngx_http_wechat_oauth_ctx_t  *octx;
+
+    octx = ngx_http_get_module_ctx(r, ngx_http_wechat_oauth_module);
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    status = (call->status == NGX_HTTP_OK)
+             ? wx_api_oauth_userinfo(ngx_http_wechat_span(&call->answer), &a,
+                                     &user)
+             : WX_ERR_INTERNAL;
+
+    if (status == WX_OK
+        && !wx_equal_const_time(user.openid, octx->token.openid))
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wechat oauth: sns/userinfo answered another openid");
+        status = WX_ERR_JSON;
+    }
+
+    if (status != WX_OK) {
+        rc = ngx_http_wechat_oauth_api_failed(r, call, status);
+
+    } else {
+        if (user.unionid.len) {
+            octx->token.unionid = user.unionid;
+        }
+
+        octx->session.nickname = user.nickname;
+        octx->session.avatar = user.avatar;
+
+        rc = ngx_http_wechat_oauth_login(r, octx);
+    }
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_wechat_oauth_api(ngx_http_request_t *r, ngx_str_t *path,
+    ngx_str_t *args, ngx_http_wechat_api_handler_pt done)
+{
+    ngx_http_wechat_ctx_t  *ctx;
+
+    ctx = ngx_http_wechat_get_ctx(r);
+
+    ctx->api.conf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+    ctx->api.path = *path;
+    ctx->api.args = *args;
+    ngx_str_null(&ctx->api.body);
+    ctx->api.handler = done;
+    ctx->api.late = NULL;
+    ctx->api.deadline = ngx_current_msec + ctx->api.conf->api_timeout;
+
+    if (ngx_http_wechat_api_call(r, &ctx->api) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_DONE;
+}
+
+
+/*
+ * WeChat's refusals, each with its own answer: a code that is invalid or
+ * used sends the user back to start again; a refused secret is the
+ * site's to fix; -1 is WeChat's "busy".
+ */
+
+static ngx_int_t
+ngx_http_wechat_oauth_api_failed(ngx_http_request_t *r,
+    ngx_http_wechat_api_call_t *call, wx_status_t rc)
+{
+    int64_t         errcode;
+    wx_span_t       errmsg;
+    wx_allocator_t  a;
+
+    if (call->status == 0) {
+        return ngx_http_wechat_oauth_refuse(r, NGX_HTTP_GATEWAY_TIME_OUT,
+                   NGX_LOG_ERR, "WeChat did not answer in time",
+                   "WeChat did not answer: try again in a moment.");
+    }
+
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    if (rc != WX_ERR_API
+        || wx_api_error(ngx_http_wechat_span(&call->answer), &a, &errcode,
+                        &errmsg)
+           != WX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wechat oauth: %V answered HTTP %ui, %s",
+                      &call->path, call->status, wx_status_text(rc));
+        return ngx_http_wechat_oauth_refuse(r, NGX_HTTP_BAD_GATEWAY,
+                   NGX_LOG_INFO, "no usable answer",
+                   "WeChat's answer was not usable: try again later.");
+    }
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "wechat oauth: %V errcode %L: %*s", &call->path, errcode,
+                  errmsg.len, errmsg.data);
+
+    switch (errcode) {
+
+    case 40029:
+        return ngx_http_wechat_oauth_refuse(r, NGX_HTTP_FORBIDDEN,
+                   NGX_LOG_INFO, "invalid code",
+                   "This authorization is invalid or expired: open the "
+                   "page again.");
+
+    case 40163:
+        return ngx_http_wechat_oauth_refuse(r, NGX_HTTP_FORBIDDEN,
+                   NGX_LOG_INFO, "code used",
+                   "This authorization is used: open the page again.");
+
+    case -1:
+        return ngx_http_wechat_oauth_refuse(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                   NGX_LOG_INFO, "WeChat is busy",
+                   "WeChat is busy: open the page again in a moment.");
+
+    case 40001:
+    case 40013:
+    case 40125:
+    case 41004:
+        return ngx_http_wechat_oauth_refuse(r, NGX_HTTP_BAD_GATEWAY,
+                   NGX_LOG_ERR, "WeChat refused the account's "
+                   "credentials: check wechat_appid and wechat_secret",
+                   "The site cannot reach WeChat: try again later.");
+
+    default:
+        return ngx_http_wechat_oauth_refuse(r, NGX_HTTP_BAD_GATEWAY,
+                   NGX_LOG_INFO, "refused by WeChat",
+                   "WeChat refused the authorization: try again later.");
+    }
+}
+
+
+/* The session sealed into its cookie, and back where the user started. */
+
+static ngx_int_t
+ngx_http_wechat_oauth_login(ngx_http_request_t *r,
+    ngx_http_wechat_oauth_ctx_t *octx)
+{
+    ngx_str_t                          value;
+    wx_span_t                          sealed;
+    wx_allocator_t                     a;
+    ngx_table_elt_t                   *h;
+    ngx_http_wechat_loc_conf_t        *wlcf;
+    ngx_http_wechat_oauth_loc_conf_t  *olcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_oauth_module);
+
+    octx->session.appid = ngx_http_wechat_span(&wlcf->appid);
+    octx->session.openid = octx->token.openid;
+    octx->session.unionid = octx->token.unionid;
+    octx->session.scope = ngx_http_wechat_span(&octx->scope);
+    octx->session.expires = ngx_time() + olcf->session_expire;
+
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    if (wx_session_seal(((wx_span_t *) olcf->secrets->elts)[0],
+                        &octx->session, &a, &sealed)
+        != WX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wechat oauth: the session could not be sealed");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    value.data = (u_char *) sealed.data;
+    value.len = sealed.len;
+
+    h = ngx_list_push(&r->headers_out.headers);
+
+    if (h == NULL
+        || ngx_http_wechat_oauth_cookie(r, &olcf->cookie, &value,
+                                        olcf->session_expire)
+           != NGX_OK
+        || ngx_http_wechat_no_store(r) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Location");
+    h->value = octx->back;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    r->headers_out.location = h;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "wechat oauth: signed in \"%*s\"",
+                  octx->session.openid.len, octx->session.openid.data);
+
+    return NGX_HTTP_MOVED_TEMPORARILY;
+}
+
+
+/* One log line at level, and a short page that says what to do. */
+
+static ngx_int_t
+ngx_http_wechat_oauth_refuse(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_uint_t level, const char *why, const char *page)
+{
+    ngx_log_error(level, r->connection->log, 0, "wechat oauth: refused: %s",
+                  why);
+
+    if (ngx_http_wechat_no_store(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_wechat_send(r, status, "text/plain; charset=utf-8",
+                                (u_char *) page, ngx_strlen(page));
+}

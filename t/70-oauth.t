@@ -1,0 +1,480 @@
+# OAuth web authorization (网页授权) at the edge, against the fake WeChat
+# platform and a real redis-server: a protected location sends a browser
+# without a session to the authorize page, the callback takes the state
+# once (bound to the browser's state cookie), exchanges the code once and
+# seals the session, which lets the browser through with $wechat_openid,
+# $wechat_unionid, $wechat_user, and for the userinfo scope nickname and
+# avatar.  The attacks: replayed codes and states, forged states, a foreign
+# state cookie, off-site return paths, tampered, expired, foreign and
+# rotated sessions, and WeChat's refusals.  Session MACs are computed here
+# with Digest::SHA, not by the module.
+
+use strict;
+use warnings;
+use utf8;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Digest::SHA qw(hmac_sha256_hex sha1 sha256_hex);
+use Encode ();
+use HTTP::Tiny;
+use JSON::PP;
+use MIME::Base64 qw(encode_base64url);
+use Test::More;
+use WxTest;
+
+binmode Test::More->builder->$_, ':encoding(UTF-8)'
+    for qw(output failure_output todo_output);
+
+plan skip_all => 'node not installed'
+    if system('command -v node >/dev/null') != 0;
+
+my ($appid, $secret) = ('wxoauthapp', 'oauthSecret');
+my $key = 'K' x 40;
+my $old_key = 'O' x 32;
+my $platform = 'open-platform-1';
+my $redis = start_redis();
+my $app = start_upstream(reply => 'site-page');
+my $fake = start_fake_wechat(appid => $appid, secret => $secret,
+                             token => 'oauthToken', open_platform => $platform);
+my $port = free_port();
+my $origin = "http://127.0.0.1:$port";
+
+my $ng = start_nginx(port => $port, http => <<"EOF");
+    wechat_redis 127.0.0.1:$redis->{port};
+
+    server {
+        listen 127.0.0.1:PORT;
+
+        wechat_appid $appid;
+        wechat_secret $secret;
+        wechat_api_pass /wechat-api-upstream;
+        wechat_oauth_secret $key $old_key;
+        wechat_oauth_redirect_uri $origin/oauth/callback;
+        wechat_oauth_authorize_url $fake->{url}/connect/oauth2/authorize;
+
+        location /wechat-api-upstream/ {
+            internal;
+            proxy_pass $fake->{url}/;
+        }
+
+        location = /oauth/callback {
+            wechat_oauth_callback;
+        }
+
+        location / {
+            wechat_oauth base;
+            proxy_pass http://127.0.0.1:$app->{port};
+            proxy_set_header X-Openid \$wechat_openid;
+            proxy_set_header X-Unionid \$wechat_unionid;
+            proxy_set_header X-User \$wechat_user;
+        }
+
+        location /u/ {
+            wechat_oauth userinfo;
+            proxy_pass http://127.0.0.1:$app->{port};
+            proxy_set_header X-Openid \$wechat_openid;
+            proxy_set_header X-Nick \$wechat_nickname;
+            proxy_set_header X-Avatar \$wechat_avatar;
+        }
+
+        location /anywhere/ {
+            wechat_oauth base;
+            wechat_oauth_outside authorize;
+            proxy_pass http://127.0.0.1:$app->{port};
+        }
+
+        location = /open {
+            proxy_pass http://127.0.0.1:$app->{port};
+        }
+    }
+EOF
+
+my $P = "wx:{$appid}:";
+my $UA = 'Mozilla/5.0 (iPhone) AppleWebKit MicroMessenger/8.0.47 NetType/WIFI';
+my $http = HTTP::Tiny->new(max_redirect => 0, timeout => 10);
+
+# One request, no redirect followed; cookies given as { name => value }.
+sub get {
+    my ($url, %opt) = @_;
+    my %h = (%{ $opt{headers} // {} });
+    $h{'User-Agent'} = $opt{ua} // $UA;
+    $h{Cookie} = join '; ', map { "$_=$opt{cookies}{$_}" }
+                            sort keys %{ $opt{cookies} }
+        if $opt{cookies};
+    return $http->get($url, { headers => \%h });
+}
+
+sub set_cookies {
+    my ($res) = @_;
+    my $h = $res->{headers}{'set-cookie'} // [];
+    return ref $h ? @$h : ($h);
+}
+
+sub cookie_of {
+    my ($res, $name) = @_;
+    for (set_cookies($res)) {
+        return ($1, $_) if /^\Q$name\E=([^;]*)/;
+    }
+    return;
+}
+
+sub query_of {
+    my ($url) = @_;
+    my ($q) = $url =~ /\?([^#]*)/;
+    my %q;
+    for (split /&/, $q // '') {
+        my ($k, $v) = split /=/, $_, 2;
+        $v //= '';
+        s/%([0-9A-Fa-f]{2})/chr hex $1/ge for $k, $v;
+        $q{$k} = $v;
+    }
+    return \%q;
+}
+
+# The protected page, unauthenticated: the redirect to WeChat.
+sub start_auth {
+    my ($path, %opt) = @_;
+    my $res = get($ng->url($path), %opt);
+    my $loc = $res->{headers}{location} // '';
+    my ($browser) = cookie_of($res, 'wechat_oauth_state');
+    return { res => $res, location => $loc, q => query_of($loc),
+             browser => $browser // $opt{cookies}{wechat_oauth_state} };
+}
+
+# The fake's authorize page as the user openid answers it: the callback URL.
+sub authorize_as {
+    my ($a, $openid, $action) = @_;
+    (my $url = $a->{location}) =~ s/#.*//;
+    $url .= "&openid=$openid";
+    $url .= "&action=$action" if $action;
+    my $res = $http->get($url);
+    is($res->{status}, 302, "authorize page redirects for $openid")
+        or diag($res->{content});
+    return $res->{headers}{location};
+}
+
+sub callback {
+    my ($url, $browser) = @_;
+    $url =~ s{^\Q$origin\E}{};
+    return get($ng->url($url),
+               cookies => defined $browser
+                          ? { wechat_oauth_state => $browser } : undef);
+}
+
+# The whole flow for openid: the session cookie's value.
+sub sign_in {
+    my ($path, $openid) = @_;
+    my $a = start_auth($path);
+    my $res = callback(authorize_as($a, $openid), $a->{browser});
+    is($res->{status}, 302, "callback signs $openid in")
+        or diag($res->{content});
+    my ($session) = cookie_of($res, 'wechat_session');
+    return ($session, $res);
+}
+
+sub last_request {
+    my @r = $app->{requests}->();
+    return $r[-1] // '';
+}
+
+sub header_of {
+    my ($req, $name) = @_;
+    return $req =~ /^\Q$name\E: ([^\r\n]*)/mi ? $1 : undef;
+}
+
+# The fake's unionid, as its README defines it.
+sub unionid_of {
+    my ($openid) = @_;
+    return 'oU' . substr(encode_base64url(sha1("$platform\n$openid")), 0, 26);
+}
+
+# A session sealed here: "v1." hex(framed fields) "." hmac-sha256 hex.
+sub framed {
+    return join '', map { length(Encode::encode_utf8($_)) . ':'
+                          . Encode::encode_utf8($_) } @_;
+}
+
+sub seal {
+    my (%f) = @_;
+    my $fields = framed('wechat-oauth-session/1', $f{appid} // $appid,
+                        $f{openid}, $f{unionid} // '', $f{scope} // 'base',
+                        $f{expires}, $f{nickname} // '', $f{avatar} // '');
+    my $sealed = 'v1.' . unpack('H*', $fields);
+    return "$sealed." . hmac_sha256_hex($sealed, $f{key} // $key);
+}
+
+sub unseal {
+    my ($value) = @_;
+    my ($sealed, $mac) = $value =~ /^(v1\.[0-9a-f]+)\.([0-9a-f]{64})$/
+        or return;
+    my $bytes = pack 'H*', substr($sealed, 3);
+    my @f;
+    while (length $bytes) {
+        $bytes =~ s/^(\d+)://s or return;
+        push @f, Encode::decode_utf8(substr($bytes, 0, $1, ''));
+    }
+    return { mac => $mac, sealed => $sealed, fields => \@f };
+}
+
+# --- the flow ----------------------------------------------------------------
+
+my $a = start_auth('/page?x=1');
+is($a->{res}{status}, 302, 'no session: 302');
+like($a->{location}, qr{^\Q$fake->{url}\E/connect/oauth2/authorize\?},
+     'to the authorize URL');
+like($a->{location}, qr/#wechat_redirect$/, 'with #wechat_redirect');
+is($a->{q}{appid}, $appid, 'appid');
+is($a->{q}{redirect_uri}, "$origin/oauth/callback", 'redirect_uri');
+is($a->{q}{response_type}, 'code', 'response_type');
+is($a->{q}{scope}, 'snsapi_base', 'scope snsapi_base');
+like($a->{q}{state}, qr/^[0-9a-f]{32}$/, 'a state of 128 bits');
+like($a->{browser}, qr/^[0-9a-f]{32}$/, 'a state cookie of 128 bits');
+my (undef, $state_cookie) = cookie_of($a->{res}, 'wechat_oauth_state');
+like($state_cookie, qr/; Path=\/; Max-Age=300; HttpOnly; SameSite=Lax$/,
+     'the state cookie: HttpOnly, SameSite=Lax, 5 minutes');
+is(redis_cmd($redis, 'GET', "${P}oauth:$a->{q}{state}"),
+   sha256_hex($a->{browser}) . ' base /page?x=1',
+   'Redis keeps the state: the cookie\'s hash, the scope, the path');
+my $ttl = redis_cmd($redis, 'TTL', "${P}oauth:$a->{q}{state}");
+ok($ttl > 290 && $ttl <= 300, "the state lives 5 minutes ($ttl)");
+$ng->check_log('redirect');
+
+my $cb = authorize_as($a, 'oAlice');
+like($cb, qr{^\Q$origin\E/oauth/callback\?code=\w+&state=$a->{q}{state}$},
+     'WeChat sends the browser back with a code and the state');
+my $res = callback($cb, $a->{browser});
+is($res->{status}, 302, 'callback: 302') or diag($res->{content});
+is($res->{headers}{location}, "$origin/page?x=1",
+   'back to the page asked for');
+my ($session, $line) = cookie_of($res, 'wechat_session');
+like($line, qr/; Path=\/; Max-Age=7200; HttpOnly; SameSite=Lax$/,
+     'session cookie: HttpOnly, SameSite=Lax, its expiry');
+my $s = unseal($session);
+ok($s, 'session: v1.hex.mac');
+is($s->{mac}, hmac_sha256_hex($s->{sealed}, $key),
+   'its MAC is HMAC-SHA256 under the current key');
+my ($tag, $s_appid, $s_openid, $s_unionid, $s_scope, $s_expires) =
+    @{ $s->{fields} };
+is($tag, 'wechat-oauth-session/1', 'its tag');
+is($s_appid, $appid, 'its appid');
+is($s_openid, 'oAlice', 'its openid');
+is($s_unionid, unionid_of('oAlice'), 'its unionid, from the code exchange');
+is($s_scope, 'base', 'its scope');
+ok(abs($s_expires - time - 7200) < 5, 'it expires in 2 hours');
+$ng->check_log('callback');
+
+$res = get($ng->url('/page?x=1'), cookies => { wechat_session => $session });
+is($res->{status}, 200, 'with the session: through') or diag($res->{content});
+is($res->{content}, 'site-page', 'the upstream answered');
+my $req = last_request();
+is(header_of($req, 'X-Openid'), 'oAlice', '$wechat_openid');
+is(header_of($req, 'X-Unionid'), unionid_of('oAlice'), '$wechat_unionid');
+is(header_of($req, 'X-User'), undef,
+   '$wechat_user: not bound (empty: proxy leaves the header out)');
+
+redis_cmd($redis, 'HSET', "${P}openids", 'oAlice', 'alice');
+redis_cmd($redis, 'HSET', "${P}users", 'alice', 'oAlice');
+get($ng->url('/page'), cookies => { wechat_session => $session });
+is(header_of(last_request(), 'X-User'), 'alice',
+   '$wechat_user: the bound site user');
+is(($fake->counts->{'/sns/oauth2/access_token'} // {})->{calls}, 1,
+   'one code exchange so far');
+$ng->check_log('session');
+
+# --- replays and forgeries -------------------------------------------------------
+
+$res = callback($cb, $a->{browser});
+is($res->{status}, 403, 'the same callback again: 403');
+like($res->{content}, qr/used or expired/, 'it says the state is used');
+$ng->check_log('replayed state', log => [qr/state unknown, used or expired/]);
+
+my $b = start_auth('/other', cookies => { wechat_oauth_state => $a->{browser} });
+is($b->{browser}, $a->{browser}, 'a second tab keeps the state cookie');
+(my $replay = $cb) =~ s/state=\w+/state=$b->{q}{state}/;
+$res = callback($replay, $a->{browser});
+is($res->{status}, 403, 'a used code with a fresh state: 403');
+like($res->{content}, qr/used/, 'it says the authorization is used');
+is($fake->counts->{'/sns/oauth2/access_token'}{calls}, 1,
+   'the code was not exchanged twice');
+$ng->check_log('replayed code', log => [qr/code used before/]);
+
+$res = callback("/oauth/callback?code=abc123&state=" . ('0' x 32),
+                $a->{browser});
+is($res->{status}, 403, 'a forged state: 403');
+$ng->check_log('forged state', log => [qr/state unknown/]);
+
+$res = callback("/oauth/callback?code=abc123&state=nope", $a->{browser});
+is($res->{status}, 400, 'a malformed state: 400');
+$ng->check_log('malformed state', log => [qr/no state of ours/]);
+
+my $victim = start_auth('/victim');
+my $attacker = start_auth('/attacker');
+$cb = authorize_as($victim, 'oVictim');
+$res = callback($cb, $attacker->{browser});
+is($res->{status}, 403, 'a state with another browser\'s cookie: 403');
+ok(!cookie_of($res, 'wechat_session'), 'no session for it');
+$ng->check_log('foreign state cookie',
+               log => [qr/the state belongs to another browser/]);
+$res = callback($cb, $victim->{browser});
+is($res->{status}, 403, 'and the state is spent');
+$ng->check_log('spent state', log => [qr/state unknown/]);
+
+$res = callback($cb, undef);
+is($res->{status}, 403, 'no state cookie: 403');
+$ng->check_log('no state cookie', log => [qr/no state cookie/]);
+
+# --- the way back: only this site's paths --------------------------------------
+
+$a = start_auth('//evil.example/x');
+is(redis_cmd($redis, 'GET', "${P}oauth:$a->{q}{state}"),
+   sha256_hex($a->{browser}) . ' base /',
+   'a path of another host ("//...") is kept as "/"');
+$res = callback(authorize_as($a, 'oBob'), $a->{browser});
+is($res->{headers}{location}, "$origin/", 'and the browser goes to "/"');
+
+for my $evil ('//evil.example/x', "/\\evil.example", 'https://evil.example/',
+              "/x\r\nSet-Cookie: a=b", '/x y')
+{
+    my $state = '1' x 31 . int rand 10;
+    my $browser = 'b' x 32;
+    redis_cmd($redis, 'SET', "${P}oauth:$state",
+              sha256_hex($browser) . " base $evil");
+    my $code_url = authorize_as({ location => "$fake->{url}/connect/oauth2/"
+        . "authorize?appid=$appid&redirect_uri=$origin/oauth/callback"
+        . "&response_type=code&scope=snsapi_base&state=$state" }, 'oBob');
+    $res = callback($code_url, $browser);
+    (my $shown = $evil) =~ s/[\r\n]/?/g;
+    is($res->{headers}{location}, "$origin/", "return path \"$shown\": \"/\"");
+}
+$ng->check_log('return paths');
+
+# --- sessions: tampered, expired, foreign, rotated -------------------------------
+
+my $now = time;
+my %sessions = (
+    'tampered field' => do {
+        (my $t = $session) =~ s/^(v1\.[0-9a-f]{20})([0-9a-f])/$1 . ($2 eq 'a' ? 'b' : 'a')/e;
+        $t;
+    },
+    'tampered MAC' => do {
+        (my $t = $session) =~ s/([0-9a-f])$/$1 eq '0' ? '1' : '0'/e;
+        $t;
+    },
+    'unknown key' => seal(openid => 'oMallory', expires => $now + 600,
+                          key => 'M' x 40),
+    'expired' => seal(openid => 'oAlice', expires => $now - 1),
+    'another account' => seal(openid => 'oAlice', expires => $now + 600,
+                              appid => 'wxother'),
+    'garbage' => 'v1.zz.' . ('0' x 64),
+);
+for my $name (sort keys %sessions) {
+    $res = get($ng->url('/page'), cookies => { wechat_session => $sessions{$name} });
+    is($res->{status}, 302, "session $name: 302 to authorize again");
+}
+$ng->check_log('bad sessions');
+
+$res = get($ng->url('/page'),
+           cookies => { wechat_session => seal(openid => 'oCarol',
+                                               expires => $now + 600,
+                                               key => $old_key) });
+is($res->{status}, 200, 'a session under the previous key: through');
+is(header_of(last_request(), 'X-Openid'), 'oCarol', 'its openid');
+
+$res = get($ng->url('/page'),
+           cookies => { wechat_session => seal(openid => "oEve\x01x",
+                                               expires => $now + 600) });
+is($res->{status}, 302, 'a session with a control character: refused');
+$ng->check_log('rotated keys');
+
+# --- outside WeChat --------------------------------------------------------------
+
+$res = get($ng->url('/page?y=2'), ua => 'Mozilla/5.0 (X11; Linux x86_64)');
+is($res->{status}, 403, 'outside WeChat: 403');
+like($res->{content}, qr/Open this page in WeChat/, 'a page that says so');
+like($res->{content}, qr/<svg/, 'with a QR code');
+ok(!cookie_of($res, 'wechat_oauth_state'), 'no state issued');
+$res = get($ng->url('/anywhere/p'), ua => 'curl/8');
+is($res->{status}, 302, 'wechat_oauth_outside authorize: 302 anyway');
+$res = get($ng->url('/open'), ua => 'curl/8');
+is($res->{status}, 200, 'an unprotected location: through');
+$ng->check_log('outside');
+
+# --- userinfo ----------------------------------------------------------------------
+
+$fake->user(openid => 'oDora', nickname => "Dora\x07<b>",
+            headimgurl => 'https://thirdwx.qlogo.cn/mmopen/x/132');
+$a = start_auth('/u/profile');
+is($a->{q}{scope}, 'snsapi_userinfo', 'userinfo: scope snsapi_userinfo');
+(my $consent = $a->{location}) =~ s/#.*//;
+$res = $http->get($consent);
+is($res->{status}, 200, 'the fake asks the user');
+like($res->{content}, qr/nickname/, 'for the nickname and avatar');
+
+$res = callback(authorize_as($a, 'oDora', 'deny'), $a->{browser});
+is($res->{status}, 403, 'refused by the user: 403');
+like($res->{content}, qr/did not allow/, 'it says so');
+$ng->check_log('refused');
+
+$a = start_auth('/u/profile');
+$res = callback(authorize_as($a, 'oDora', 'allow'), $a->{browser});
+is($res->{status}, 302, 'userinfo callback: 302') or diag($res->{content});
+my ($dora) = cookie_of($res, 'wechat_session');
+$res = get($ng->url('/u/profile'), cookies => { wechat_session => $dora });
+is($res->{status}, 200, 'userinfo session: through');
+$req = last_request();
+is(header_of($req, 'X-Openid'), 'oDora', 'userinfo: $wechat_openid');
+is(Encode::decode_utf8(header_of($req, 'X-Nick')), 'Dora?<b>',
+   '$wechat_nickname, its control character replaced');
+is(header_of($req, 'X-Avatar'), 'https://thirdwx.qlogo.cn/mmopen/x/132',
+   '$wechat_avatar');
+is(($fake->counts->{'/sns/userinfo'} // {})->{calls}, 1, 'one sns/userinfo');
+
+$res = get($ng->url('/u/profile'), cookies => { wechat_session => $session });
+is($res->{status}, 302, 'a base session at a userinfo location: 302');
+is(query_of($res->{headers}{location})->{scope}, 'snsapi_userinfo',
+   'for the userinfo scope');
+$res = get($ng->url('/page'), cookies => { wechat_session => $dora });
+is($res->{status}, 200, 'a userinfo session covers base');
+$ng->check_log('userinfo');
+
+# --- WeChat's refusals --------------------------------------------------------------
+
+sub refused_by_wechat {
+    my ($name, $setup, $status, $page, %log) = @_;
+    my $a = start_auth('/page');
+    my $cb = authorize_as($a, 'oFrank');
+    $setup->($cb);
+    my $res = callback($cb, $a->{browser});
+    is($res->{status}, $status, "$name: $status") or diag($res->{content});
+    like($res->{content}, $page, "$name: the page says what to do");
+    ok(!cookie_of($res, 'wechat_session'), "$name: no session");
+    $ng->check_log($name, %log);
+}
+
+refused_by_wechat('code used at WeChat (40163)', sub {
+    my $q = query_of(shift);
+    $fake->api('GET', '/sns/oauth2/access_token',
+               query => { appid => $appid, secret => $secret, code => $q->{code},
+                          grant_type => 'authorization_code' });
+}, 403, qr/used/, log => [qr/errcode 40163/]);
+
+refused_by_wechat('expired code (40029)', sub {
+    $fake->control('POST', 'expire-codes');
+}, 403, qr/invalid or expired/, log => [qr/errcode 40029/]);
+
+refused_by_wechat('WeChat busy (-1)', sub {
+    $fake->fail(endpoint => '/sns/oauth2/access_token', errcode => -1);
+}, 503, qr/busy/, log => [qr/errcode -1/]);
+
+refused_by_wechat('invalid credential (40001)', sub {
+    $fake->fail(endpoint => '/sns/oauth2/access_token', errcode => 40001);
+}, 502, qr/cannot reach WeChat/,
+   log => [qr/\[error\].*credentials: check wechat_appid and wechat_secret/],
+   errors_ok => 1);
+
+refused_by_wechat('WeChat down (HTTP 500)', sub {
+    $fake->fail(endpoint => '/sns/oauth2/access_token', errcode => -1,
+                http_status => 500);
+}, 502, qr/not usable/, log => [qr/answered HTTP 500/], errors_ok => 1);
+
+done_testing();
