@@ -477,4 +477,38 @@ refused_by_wechat('WeChat down (HTTP 500)', sub {
                 http_status => 500);
 }, 502, qr/not usable/, log => [qr/answered HTTP 500/], errors_ok => 1);
 
+# --- the fake's other OAuth calls ------------------------------------------------------
+
+{
+    my $a = start_auth('/page');
+    my $code = query_of(authorize_as($a, 'oGrace'))->{code};
+    my $t = $fake->api('GET', '/sns/oauth2/access_token',
+                       query => { appid => $appid, secret => $secret,
+                                  code => $code,
+                                  grant_type => 'authorization_code' })->{json};
+    is($t->{unionid}, unionid_of('oGrace'), 'fake: unionid in the exchange');
+    is($fake->api('GET', '/sns/auth', query => {
+           access_token => $t->{access_token}, openid => 'oGrace' })->{json}{errcode},
+       0, 'fake: sns/auth of a live token');
+    is($fake->api('GET', '/sns/auth', query => {
+           access_token => $t->{access_token}, openid => 'oOther' })->{json}{errcode},
+       40003, 'fake: sns/auth of another openid: 40003');
+    is($fake->api('GET', '/sns/userinfo', query => {
+           access_token => $t->{access_token}, openid => 'oGrace' })->{json}{errcode},
+       48001, 'fake: sns/userinfo with a base token: 48001');
+    my $r = $fake->api('GET', '/sns/oauth2/refresh_token', query => {
+        appid => $appid, grant_type => 'refresh_token',
+        refresh_token => $t->{refresh_token} })->{json};
+    ok($r->{access_token} && $r->{access_token} ne $t->{access_token},
+       'fake: refresh_token gives a new token');
+    is($fake->api('GET', '/sns/oauth2/refresh_token', query => {
+           appid => $appid, grant_type => 'refresh_token',
+           refresh_token => 'nope' })->{json}{errcode},
+       40030, 'fake: an unknown refresh_token: 40030');
+    my $res = $http->get("$fake->{url}/connect/oauth2/authorize?appid=wxnobody"
+                         . "&redirect_uri=http://x/&response_type=code"
+                         . "&scope=snsapi_base&state=s");
+    is($res->{status}, 400, 'fake: authorize with an unknown appid: 400');
+}
+
 done_testing();
