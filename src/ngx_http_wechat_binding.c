@@ -13,6 +13,10 @@ static void ngx_http_wechat_binding_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
 static void ngx_http_wechat_unbind_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
+static ngx_int_t ngx_http_wechat_binding_unionid(ngx_http_request_t *r,
+    ngx_str_t *unionid);
+static void ngx_http_wechat_unionid_done(ngx_http_request_t *r,
+    redisReply *response, ngx_uint_t ended);
 static ngx_int_t ngx_http_wechat_bind(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, ngx_str_t *args);
 static void ngx_http_wechat_bind_done(ngx_http_request_t *r,
@@ -23,11 +27,11 @@ ngx_int_t
 ngx_http_wechat_binding_handler(ngx_http_request_t *r)
 {
     ngx_int_t                    rc;
-    ngx_str_t                    argv[9], args[2];
+    ngx_str_t                    argv[9], args[3];
     ngx_http_wechat_ctx_t       *ctx;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
-    static const char  *names[] = { "user", "openid" };
+    static const char  *names[] = { "user", "openid", "unionid" };
 
     rc = ngx_http_wechat_begin(r, NGX_HTTP_GET|NGX_HTTP_DELETE|NGX_HTTP_PUT,
                                &ctx);
@@ -37,8 +41,15 @@ ngx_http_wechat_binding_handler(ngx_http_request_t *r)
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
-    if (ngx_http_wechat_args(r, names, 2, args) != NGX_OK) {
+    if (ngx_http_wechat_args(r, names, 3, args) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (r->method == NGX_HTTP_GET && args[0].len == 0 && args[1].len == 0
+        && args[2].len)
+    {
+        return ngx_http_wechat_wait_redis(r,
+                   ngx_http_wechat_binding_unionid(r, &args[2]));
     }
 
     if (r->method == NGX_HTTP_PUT) {
@@ -173,6 +184,86 @@ ngx_http_wechat_unbind_done(ngx_http_request_t *r, redisReply *response,
 
     ngx_http_finalize_request(r,
         ngx_http_wechat_send_json(r, NGX_HTTP_OK, answer, 2));
+}
+
+
+/*
+ * GET ?unionid=U: the openid that unionid has at this account (learnt
+ * from OAuth) and the user bound to it, null when none.
+ */
+
+static ngx_int_t
+ngx_http_wechat_binding_unionid(ngx_http_request_t *r, ngx_str_t *unionid)
+{
+    ngx_str_t                    argv[4];
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    if (!ngx_http_wechat_is_openid(unionid)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "wechat binding: \"unionid\" is not one");
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    ngx_str_set(&argv[0], "2");
+    argv[1] = ngx_http_wechat_key(r, wlcf, "unionids", NULL);
+    argv[2] = ngx_http_wechat_key(r, wlcf, "openids", NULL);
+    argv[3] = *unionid;
+
+    if (argv[1].data == NULL || argv[2].data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_wechat_redis_command(r, ngx_http_wechat_unionid_done,
+                                         NGX_HTTP_WECHAT_SCRIPT_UNIONID_LOOKUP,
+                                         4, argv);
+}
+
+
+static void
+ngx_http_wechat_unionid_done(ngx_http_request_t *r, redisReply *response,
+    ngx_uint_t ended)
+{
+    size_t           n;
+    ngx_str_t        unionid;
+    wx_span_t        found[2];
+    wx_allocator_t   a;
+
+    static const char  *names[] = { "unionid" };
+
+    static wx_json_field_t  not_found[] = {
+        { "error", WX_JSON_STRING,
+          { (const unsigned char *) "not found", 9 }, 0 }
+    };
+
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    /* the unionid the handler checked, read again for the answer */
+
+    if (response == NULL
+        || ngx_http_wechat_args(r, names, 1, &unionid) != NGX_OK
+        || wx_redis_names(response, &a, found, 2, &n) != WX_OK
+        || (n == 2 && found[0].data == NULL))
+    {
+        ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
+        return;
+    }
+
+    if (n == 1) {
+        ngx_http_finalize_request(r,
+            ngx_http_wechat_send_json(r, NGX_HTTP_NOT_FOUND, not_found, 1));
+        return;
+    }
+
+    wx_json_field_t  answer[] = {
+        ngx_http_wechat_json_str("unionid", &unionid),
+        { "openid", WX_JSON_STRING, found[0], 0 },
+        { "user", WX_JSON_STRING_OR_NULL, found[1], 0 }
+    };
+
+    ngx_http_finalize_request(r,
+        ngx_http_wechat_send_json(r, NGX_HTTP_OK, answer, 3));
 }
 
 

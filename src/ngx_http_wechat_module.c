@@ -547,8 +547,12 @@ ngx_http_wechat_postconfiguration(ngx_conf_t *cf)
     ngx_http_wechat_main_conf_t  *wmcf;
 
     static ngx_str_t  user = ngx_string("wechat_user");
+    static ngx_str_t  unionid = ngx_string("wechat_unionid");
 
-    /* the user behind an openid costs a Redis round trip: only if used */
+    /*
+     * the user and unionid behind an openid cost a Redis round trip: only
+     * if used
+     */
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
     wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wechat_module);
@@ -556,8 +560,11 @@ ngx_http_wechat_postconfiguration(ngx_conf_t *cf)
     v = cmcf->variables.elts;
 
     for (i = 0; i < cmcf->variables.nelts; i++) {
-        if (v[i].name.len == user.len
-            && ngx_strncmp(v[i].name.data, user.data, user.len) == 0)
+        if ((v[i].name.len == user.len
+             && ngx_strncmp(v[i].name.data, user.data, user.len) == 0)
+            || (v[i].name.len == unionid.len
+                && ngx_strncmp(v[i].name.data, unionid.data, unionid.len)
+                   == 0))
         {
             wmcf->lookup_user = 1;
         }

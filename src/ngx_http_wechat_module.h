@@ -11,6 +11,7 @@
  *              _poll.c _binding.c
  *              _redeem.c _link.c
  *              _confirm.c
+ *              _oauth.c _oauth_callback.c
  *              _status.c _variables.c
  *   flow       _scan.c                  the Redis steps of a push
  *              _code.c                  codes and links a scan sends
@@ -123,7 +124,9 @@ typedef struct {
                                                    scenes wait for a
                                                    confirm, of ngx_str_t */
 
-    ngx_flag_t                  lookup_user;    /* $wechat_user is used */
+    ngx_flag_t                  lookup_user;    /* $wechat_user or
+                                                   $wechat_unionid is
+                                                   used */
     ngx_flag_t                  endpoints;      /* any location uses us */
     ngx_flag_t                  pubsub;         /* a poll location waits */
 } ngx_http_wechat_main_conf_t;
@@ -321,6 +324,7 @@ struct ngx_http_wechat_ctx_s {
     wx_event_t                  ev;
     ngx_str_t                   scene;
     ngx_str_t                   user;
+    ngx_str_t                   unionid;        /* a push sender's */
     ngx_str_t                   openid;         /* wechat_binding's */
     ngx_str_t                   link_openid;    /* a verified link's */
     ngx_str_t                  *link_fields;    /* a confirm link's, checked */

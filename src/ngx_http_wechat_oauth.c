@@ -158,6 +158,10 @@ ngx_str_t  ngx_http_wechat_oauth_state_cookie =
     ngx_string("wechat_oauth_state");
 
 
+/* $wechat_user is used somewhere: a session costs one HGET for it */
+static ngx_uint_t  ngx_http_wechat_oauth_lookup_user;
+
+
 static ngx_int_t
 ngx_http_wechat_oauth_access(ngx_http_request_t *r)
 {
@@ -298,14 +302,11 @@ static ngx_int_t
 ngx_http_wechat_oauth_lookup(ngx_http_request_t *r,
     ngx_http_wechat_oauth_ctx_t *ctx)
 {
-    ngx_int_t                     rc;
-    ngx_str_t                     argv[3];
-    ngx_http_wechat_loc_conf_t   *wlcf;
-    ngx_http_wechat_main_conf_t  *wmcf;
+    ngx_int_t                    rc;
+    ngx_str_t                    argv[3];
+    ngx_http_wechat_loc_conf_t  *wlcf;
 
-    wmcf = ngx_http_get_module_main_conf(r, ngx_http_wechat_module);
-
-    if (!wmcf->lookup_user) {
+    if (!ngx_http_wechat_oauth_lookup_user) {
         ctx->access_rc = NGX_HTTP_OK;
         return NGX_OK;
     }
@@ -747,10 +748,25 @@ ngx_http_wechat_oauth_cookie(ngx_http_request_t *r, ngx_str_t *name,
 static ngx_int_t
 ngx_http_wechat_oauth_init(ngx_conf_t *cf)
 {
+    ngx_uint_t                  i;
     ngx_http_handler_pt        *h;
+    ngx_http_variable_t        *v;
     ngx_http_core_main_conf_t  *cmcf;
 
+    static ngx_str_t  user = ngx_string("wechat_user");
+
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    v = cmcf->variables.elts;
+    ngx_http_wechat_oauth_lookup_user = 0;
+
+    for (i = 0; i < cmcf->variables.nelts; i++) {
+        if (v[i].name.len == user.len
+            && ngx_strncmp(v[i].name.data, user.data, user.len) == 0)
+        {
+            ngx_http_wechat_oauth_lookup_user = 1;
+        }
+    }
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
     if (h == NULL) {

@@ -30,6 +30,10 @@ static ngx_int_t ngx_http_wechat_oauth_api(ngx_http_request_t *r,
     ngx_str_t *path, ngx_str_t *args, ngx_http_wechat_api_handler_pt done);
 static ngx_int_t ngx_http_wechat_oauth_api_failed(ngx_http_request_t *r,
     ngx_http_wechat_api_call_t *call, wx_status_t rc);
+static ngx_int_t ngx_http_wechat_oauth_seen(ngx_http_request_t *r,
+    ngx_http_wechat_oauth_ctx_t *octx);
+static void ngx_http_wechat_oauth_stored(ngx_http_request_t *r,
+    redisReply *response, ngx_uint_t ended);
 static ngx_int_t ngx_http_wechat_oauth_login(ngx_http_request_t *r,
     ngx_http_wechat_oauth_ctx_t *octx);
 static ngx_int_t ngx_http_wechat_oauth_refuse(ngx_http_request_t *r,
@@ -306,7 +310,7 @@ ngx_http_wechat_oauth_exchanged(ngx_http_request_t *r,
         rc = ngx_http_wechat_oauth_userinfo(r, octx);
 
     } else {
-        rc = ngx_http_wechat_oauth_login(r, octx);
+        rc = ngx_http_wechat_oauth_seen(r, octx);
     }
 
     if (rc != NGX_DONE) {
@@ -381,7 +385,7 @@ ngx_http_wechat_oauth_user_done(ngx_http_request_t *r,
         octx->session.nickname = user.nickname;
         octx->session.avatar = user.avatar;
 
-        rc = ngx_http_wechat_oauth_login(r, octx);
+        rc = ngx_http_wechat_oauth_seen(r, octx);
     }
 
     if (rc != NGX_DONE) {
@@ -485,6 +489,66 @@ ngx_http_wechat_oauth_api_failed(ngx_http_request_t *r,
                    NGX_LOG_INFO, "refused by WeChat",
                    "WeChat refused the authorization: try again later.");
     }
+}
+
+
+/*
+ * A unionid WeChat named is kept beside the openid (the unionids hash, a
+ * stream entry the first time), for wechat_binding and the pushes; the
+ * login does not wait on it if Redis fails.
+ */
+
+static ngx_int_t
+ngx_http_wechat_oauth_seen(ngx_http_request_t *r,
+    ngx_http_wechat_oauth_ctx_t *octx)
+{
+    ngx_int_t                    rc;
+    ngx_str_t                    argv[7];
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    if (octx->token.unionid.len == 0) {
+        return ngx_http_wechat_oauth_login(r, octx);
+    }
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    ngx_str_set(&argv[0], "2");
+    argv[1] = ngx_http_wechat_key(r, wlcf, "unionids", NULL);
+    argv[2] = ngx_http_wechat_key(r, wlcf, "resolutions", NULL);
+    argv[3].data = (u_char *) octx->token.openid.data;
+    argv[3].len = octx->token.openid.len;
+    argv[4].data = (u_char *) octx->token.unionid.data;
+    argv[4].len = octx->token.unionid.len;
+    argv[5] = ngx_http_wechat_now(r);
+    argv[6] = ngx_http_wechat_stream_maxlen;
+
+    if (argv[1].data == NULL || argv[2].data == NULL || argv[5].len == 0) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_wechat_redis_command(r, ngx_http_wechat_oauth_stored,
+                                       NGX_HTTP_WECHAT_SCRIPT_UNIONID, 7,
+                                       argv);
+
+    return rc == NGX_OK ? NGX_DONE : ngx_http_wechat_oauth_login(r, octx);
+}
+
+
+static void
+ngx_http_wechat_oauth_stored(ngx_http_request_t *r, redisReply *response,
+    ngx_uint_t ended)
+{
+    ngx_http_wechat_oauth_ctx_t  *octx;
+
+    octx = ngx_http_get_module_ctx(r, ngx_http_wechat_oauth_module);
+
+    if (response == NULL || response->type != REDIS_REPLY_ARRAY) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "wechat oauth: the unionid of \"%*s\" was not stored",
+                      octx->token.openid.len, octx->token.openid.data);
+    }
+
+    ngx_http_finalize_request(r, ngx_http_wechat_oauth_login(r, octx));
 }
 
 

@@ -240,7 +240,7 @@ ngx_int_t
 ngx_http_wechat_claim(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     ngx_http_wechat_next_pt next)
 {
-    ngx_str_t                     argv[12], openid, ttl, content;
+    ngx_str_t                     argv[13], openid, ttl, content;
     ngx_uint_t                    keys;
     ngx_http_wechat_loc_conf_t   *wlcf;
     ngx_http_wechat_main_conf_t  *wmcf;
@@ -261,15 +261,16 @@ ngx_http_wechat_claim(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     ttl.len = ngx_sprintf(ttl.data, "%T", 2 * wlcf->timestamp_skew + 1)
               - ttl.data;
 
-    /* keys: query, then stream, users, openids, then the content's */
+    /* keys: query, then stream, users, openids, unionids, the content's */
 
-    keys = content.len ? 5 : 4;
+    keys = content.len ? 6 : 5;
 
     argv[0] = ngx_http_wechat_number(r->pool, keys);
     argv[1] = ngx_http_wechat_key(r, wlcf, "query:", &ctx->signature);
+    argv[5] = ngx_http_wechat_key(r, wlcf, "unionids", NULL);
 
     if (content.len) {
-        argv[5] = ngx_http_wechat_key(r, wlcf, "content:", &content);
+        argv[6] = ngx_http_wechat_key(r, wlcf, "content:", &content);
     }
 
     argv[keys + 1].data = ctx->digest;
@@ -282,7 +283,7 @@ ngx_http_wechat_claim(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
 
     if (ngx_http_wechat_binding_keys(r, wlcf, &argv[2]) != NGX_OK
         || argv[0].len == 0 || argv[1].data == NULL || argv[5].data == NULL
-        || argv[keys + 5].data == NULL)
+        || argv[6].data == NULL || argv[keys + 5].data == NULL)
     {
         return NGX_ERROR;
     }
@@ -402,6 +403,8 @@ ngx_http_wechat_claim_done(ngx_http_request_t *r, redisReply *response,
 
     ctx->user.data = (u_char *) claim.user.data;
     ctx->user.len = claim.user.len;
+    ctx->unionid.data = (u_char *) claim.unionid.data;
+    ctx->unionid.len = claim.unionid.len;
     ctx->retry |= claim.retry;
     ctx->looked_up = 1;
 

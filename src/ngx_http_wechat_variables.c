@@ -186,7 +186,7 @@ ngx_http_wechat_link_variable(ngx_http_request_t *r,
 
 /*
  * What wechat_oauth's valid session says: openid, unionid, and for the
- * userinfo scope nickname and avatar.  The core checked them for control
+ * userinfo scope nickname and avatar; for a push, its sender's unionid.  The core checked them for control
  * characters when it sealed and opened the session.
  */
 
@@ -195,7 +195,22 @@ ngx_http_wechat_oauth_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
     wx_span_t                    *field;
+    ngx_http_wechat_ctx_t        *ctx;
     ngx_http_wechat_oauth_ctx_t  *octx;
+
+    ctx = ngx_http_wechat_get_ctx(r);
+
+    if (ctx && ctx->parsed && data == offsetof(wx_session_t, unionid)) {
+        /* a push's sender: what the claim found */
+
+        if (ctx->unionid.len == 0) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        ngx_http_wechat_str_value(v, &ctx->unionid);
+        return NGX_OK;
+    }
 
     octx = ngx_http_wechat_oauth_session(r);
 

@@ -86,6 +86,23 @@ my $ng = start_nginx(port => $port, http => <<"EOF");
         location = /open {
             proxy_pass http://127.0.0.1:$app->{port};
         }
+
+        location = /binding {
+            wechat_binding;
+        }
+
+        location = /wx {
+            wechat_token oauthToken;
+            wechat_callback;
+            wechat_pass \@business;
+        }
+
+        location \@business {
+            proxy_pass http://127.0.0.1:$app->{port};
+            proxy_set_header X-Openid \$wechat_openid;
+            proxy_set_header X-Unionid \$wechat_unionid;
+            proxy_set_header X-User \$wechat_user;
+        }
     }
 EOF
 
@@ -280,6 +297,43 @@ is(header_of(last_request(), 'X-User'), 'alice',
 is(($fake->counts->{'/sns/oauth2/access_token'} // {})->{calls}, 1,
    'one code exchange so far');
 $ng->check_log('session');
+
+# --- unionid: stored, looked up, on pushes -----------------------------------------
+
+my $union = unionid_of('oAlice');
+is(redis_cmd($redis, 'HGET', "${P}unionids", 'oAlice'), $union,
+   'unionids: openid -> unionid');
+is(redis_cmd($redis, 'HGET', "${P}unionids", "u:$union"), 'oAlice',
+   'unionids: u:unionid -> openid');
+my $stream = redis_cmd($redis, 'XRANGE', "${P}resolutions", '-', '+');
+my ($entry) = grep { my %f = @{ $_->[1] }; ($f{kind} // '') eq 'unionid' }
+              @$stream;
+my %f = @{ $entry->[1] // [] };
+is_deeply([ @f{qw(openid unionid)} ], [ 'oAlice', $union ],
+          'the resolutions stream names the pair');
+
+my $json = JSON::PP->new->utf8->canonical;
+$res = http_req('GET', $ng->url("/binding?unionid=$union"));
+is($res->{status}, 200, 'wechat_binding by unionid: 200');
+is_deeply($json->decode($res->{content}),
+          { unionid => $union, openid => 'oAlice', user => 'alice' },
+          'its openid and bound user');
+$res = http_req('GET', $ng->url('/binding?unionid=oUnknownUnion'));
+is($res->{status}, 404, 'an unknown unionid: 404');
+$res = http_req('GET', $ng->url('/binding?unionid=bad%0Aone'));
+is($res->{status}, 400, 'a unionid that is no name: 400');
+
+my $pushed = $fake->send(openid => 'oAlice', content => 'hi',
+                         callback => $ng->url('/wx'));
+is_deeply($pushed->{statuses}, [200], 'a push from oAlice: answered');
+$req = last_request();
+is(header_of($req, 'X-Openid'), 'oAlice', 'push: $wechat_openid');
+is(header_of($req, 'X-Unionid'), $union, 'push: $wechat_unionid, known');
+is(header_of($req, 'X-User'), 'alice', 'push: $wechat_user');
+$fake->send(openid => 'oNobody', content => 'hi', callback => $ng->url('/wx'));
+is(header_of(last_request(), 'X-Unionid'), undef,
+   'push: no $wechat_unionid for an openid never seen');
+$ng->check_log('unionid');
 
 # --- replays and forgeries -------------------------------------------------------
 

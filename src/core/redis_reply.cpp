@@ -125,7 +125,7 @@ wx_redis_claim(const struct redisReply *reply, const wx_allocator_t *a,
         *out = wx_claim_t{};
 
         if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
-            || reply->elements > 2 || !is_string(reply->element[0]))
+            || reply->elements > 3 || !is_string(reply->element[0]))
         {
             return WX_ERR_REPLY;
         }
@@ -143,22 +143,31 @@ wx_redis_claim(const struct redisReply *reply, const wx_allocator_t *a,
 
         out->retry = state == "retry";
 
-        if (reply->elements == 1
-            || reply->element[1]->type == REDIS_REPLY_NIL)
-        {
-            return WX_OK;
+        /* they become $wechat_user and $wechat_unionid: names, or none */
+
+        wx_span_t *fields[] = { &out->user, &out->unionid };
+
+        for (size_t i = 1; i < reply->elements; i++) {
+            const redisReply *e = reply->element[i];
+
+            if (e->type == REDIS_REPLY_NIL) {
+                continue;
+            }
+
+            if (!is_string(e)) {
+                return WX_ERR_REPLY;
+            }
+
+            if (is_name(e)) {
+                wx_status_t rc = wx::copy_out(a, text(e), fields[i - 1]);
+
+                if (rc != WX_OK) {
+                    return rc;
+                }
+            }
         }
 
-        if (!is_string(reply->element[1])) {
-            return WX_ERR_REPLY;
-        }
-
-        /* it becomes $wechat_user: a user no site gave is no user */
-        if (!is_name(reply->element[1])) {
-            return WX_OK;
-        }
-
-        return wx::copy_out(a, text(reply->element[1]), &out->user);
+        return WX_OK;
     });
 }
 

@@ -233,9 +233,13 @@ typedef struct {
     int                   replay;      /* the query signed other content */
     int                   retry;       /* it was used before, for the same */
     wx_span_t             user;        /* the site user asked for, if any */
+    wx_span_t             unionid;     /* the sender's, when known */
 } wx_claim_t;
 
-/* The CLAIM script's { "new" | "retry", user or nil }, or { "replay" }. */
+/*
+ * The CLAIM script's { "new" | "retry", user or nil, unionid or nil }, or
+ * { "replay" }; user and unionid held to the rule of names.
+ */
 wx_status_t wx_redis_claim(const struct redisReply *reply,
     const wx_allocator_t *a, wx_claim_t *out);
 
