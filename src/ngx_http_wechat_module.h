@@ -12,6 +12,7 @@
  *              _redeem.c _link.c
  *              _confirm.c
  *              _oauth.c _oauth_callback.c
+ *              _oauth_scene.c
  *              _status.c _variables.c
  *   flow       _scan.c                  the Redis steps of a push
  *              _code.c                  codes and links a scan sends
@@ -559,6 +560,9 @@ ngx_int_t ngx_http_wechat_add_variables(ngx_conf_t *cf);
 /* flow: _scan.c */
 void ngx_http_wechat_resolve(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
+ngx_int_t ngx_http_wechat_resolve_scene(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, ngx_http_wechat_redis_handler_pt handler,
+    ngx_uint_t shown);
 ngx_int_t ngx_http_wechat_claim(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, ngx_http_wechat_next_pt next);
 

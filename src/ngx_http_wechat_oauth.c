@@ -112,6 +112,13 @@ static ngx_command_t  ngx_http_wechat_oauth_commands[] = {
       0,
       NULL },
 
+    { ngx_string("wechat_qrcode_oauth"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_oauth_loc_conf_t, scenes),
+      NULL },
+
     { ngx_string("wechat_oauth_outside"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_enum_slot,
@@ -500,20 +507,61 @@ ngx_http_wechat_oauth_started(ngx_http_request_t *r, redisReply *response,
 }
 
 
-/*
- * Location: WeChat's authorize URL, and the state cookie beside it:
- * appid, redirect_uri, response_type, scope, state, then #wechat_redirect.
- */
+/* Location: WeChat's authorize URL, and the state cookie beside it. */
 
 static ngx_int_t
 ngx_http_wechat_oauth_location(ngx_http_request_t *r,
     ngx_http_wechat_oauth_ctx_t *ctx)
 {
+    ngx_table_elt_t                   *h;
+    ngx_http_wechat_oauth_loc_conf_t  *olcf;
+
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_oauth_module);
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL
+        || ngx_http_wechat_oauth_authorize(r, olcf->scope, &ctx->state,
+                                           &h->value)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Location");
+
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    r->headers_out.location = h;
+
+    if (ngx_http_wechat_oauth_cookie(r, &ngx_http_wechat_oauth_state_cookie,
+                                     &ctx->browser,
+                                     NGX_HTTP_WECHAT_OAUTH_STATE_TTL)
+        != NGX_OK
+        || ngx_http_wechat_no_store(r) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * WeChat's authorize URL for scope and state: appid, redirect_uri,
+ * response_type, scope, state, then #wechat_redirect.
+ */
+
+ngx_int_t
+ngx_http_wechat_oauth_authorize(ngx_http_request_t *r, ngx_uint_t scope,
+    ngx_str_t *state, ngx_str_t *url)
+{
     u_char                            *p;
     size_t                             len;
     wx_span_t                          redirect;
     wx_allocator_t                     a;
-    ngx_table_elt_t                   *h;
     ngx_http_wechat_loc_conf_t        *wlcf;
     ngx_http_wechat_oauth_loc_conf_t  *olcf;
 
@@ -532,43 +580,24 @@ ngx_http_wechat_oauth_location(ngx_http_request_t *r,
     len = olcf->authorize_url.len + sizeof("?appid=") - 1 + wlcf->appid.len
           + sizeof("&redirect_uri=") - 1 + redirect.len
           + sizeof("&response_type=code&scope=snsapi_userinfo&state=") - 1
-          + ctx->state.len + sizeof("#wechat_redirect") - 1;
+          + state->len + sizeof("#wechat_redirect") - 1;
 
-    h = ngx_list_push(&r->headers_out.headers);
     p = ngx_pnalloc(r->pool, len);
-
-    if (h == NULL || p == NULL) {
+    if (p == NULL) {
         return NGX_ERROR;
     }
 
-    h->hash = 1;
-    ngx_str_set(&h->key, "Location");
-    h->value.data = p;
+    url->data = p;
 
     p = ngx_sprintf(p, "%V?appid=%V&redirect_uri=%*s"
                     "&response_type=code&scope=%s&state=%V#wechat_redirect",
                     &olcf->authorize_url, &wlcf->appid, redirect.len,
                     redirect.data,
-                    olcf->scope == NGX_HTTP_WECHAT_OAUTH_USERINFO
+                    scope == NGX_HTTP_WECHAT_OAUTH_USERINFO
                     ? "snsapi_userinfo" : "snsapi_base",
-                    &ctx->state);
+                    state);
 
-    h->value.len = p - h->value.data;
-
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-
-    r->headers_out.location = h;
-
-    if (ngx_http_wechat_oauth_cookie(r, &ngx_http_wechat_oauth_state_cookie,
-                                     &ctx->browser,
-                                     NGX_HTTP_WECHAT_OAUTH_STATE_TTL)
-        != NGX_OK
-        || ngx_http_wechat_no_store(r) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+    url->len = p - url->data;
 
     return NGX_OK;
 }
@@ -804,6 +833,7 @@ ngx_http_wechat_oauth_create_loc_conf(ngx_conf_t *cf)
     conf->secrets = NGX_CONF_UNSET_PTR;
     conf->session_expire = NGX_CONF_UNSET;
     conf->cookie_secure = NGX_CONF_UNSET;
+    conf->scenes = NGX_CONF_UNSET;
 
     return conf;
 }
@@ -832,6 +862,15 @@ ngx_http_wechat_oauth_merge_loc_conf(ngx_conf_t *cf, void *parent,
                              7200);
     ngx_conf_merge_str_value(conf->cookie, prev->cookie, "wechat_session");
     ngx_conf_merge_value(conf->cookie_secure, prev->cookie_secure, 0);
+    ngx_conf_merge_value(conf->scenes, prev->scenes, 0);
+
+    if (conf->scenes && conf->redirect_uri.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_qrcode_oauth\" needs "
+                           "\"wechat_oauth_redirect_uri\": its scenes are "
+                           "links to WeChat's authorize page");
+        return NGX_CONF_ERROR;
+    }
 
     if (conf->scope == NGX_HTTP_WECHAT_OAUTH_OFF && !conf->callback) {
         return NGX_CONF_OK;

@@ -2,7 +2,8 @@
 /*
  * ngx_http_wechat_module: OAuth web authorization (网页授权) at the edge.
  * wechat_oauth protects a location in the access phase (_oauth.c), the
- * callback location exchanges WeChat's code (_oauth_callback.c); both are
+ * callback location exchanges WeChat's code (_oauth_callback.c), scenes
+ * can be OAuth links, the seeds' method 1 (_oauth_scene.c); all are
  * the ngx_http_wechat_oauth_module, with a conf of its own beside the
  * account's (wechat_appid, wechat_secret, wechat_api_pass, wechat_redis).
  */
@@ -42,6 +43,7 @@ typedef struct {
     ngx_str_t                   cookie;
     ngx_flag_t                  cookie_secure;
     ngx_flag_t                  callback;       /* wechat_oauth_callback */
+    ngx_flag_t                  scenes;         /* wechat_qrcode_oauth */
 } ngx_http_wechat_oauth_loc_conf_t;
 
 
@@ -57,6 +59,8 @@ typedef struct {
                                                    callback's */
     ngx_str_t                   browser;        /* the state cookie */
     ngx_str_t                   code;
+    ngx_str_t                   code_hash;      /* what Redis keeps of it */
+    ngx_str_t                   scene;          /* a method-1 state's */
     ngx_str_t                   back;           /* the path to return to */
     ngx_str_t                   scope;          /* "base" or "userinfo" */
     wx_oauth_token_t            token;
@@ -76,10 +80,20 @@ ngx_http_wechat_oauth_ctx_t *ngx_http_wechat_oauth_create_ctx(
 ngx_int_t ngx_http_wechat_oauth_cookie(ngx_http_request_t *r,
     ngx_str_t *name, ngx_str_t *value, time_t max_age);
 ngx_uint_t ngx_http_wechat_oauth_is_path(ngx_str_t *path);
+ngx_int_t ngx_http_wechat_oauth_authorize(ngx_http_request_t *r,
+    ngx_uint_t scope, ngx_str_t *state, ngx_str_t *url);
 extern ngx_str_t  ngx_http_wechat_oauth_state_cookie;
 
 /* _oauth_callback.c */
 ngx_int_t ngx_http_wechat_oauth_callback_handler(ngx_http_request_t *r);
+
+/* _oauth_scene.c */
+ngx_int_t ngx_http_wechat_oauth_scene_url(ngx_http_request_t *r,
+    ngx_str_t *scene, ngx_str_t *url);
+ngx_int_t ngx_http_wechat_oauth_scene_of(ngx_http_request_t *r,
+    ngx_str_t *state, ngx_str_t *scene);
+ngx_int_t ngx_http_wechat_oauth_scene_resolve(ngx_http_request_t *r,
+    ngx_http_wechat_oauth_ctx_t *octx, ngx_str_t *hash);
 
 
 #endif /* _NGX_HTTP_WECHAT_OAUTH_H_INCLUDED_ */

@@ -16,10 +16,14 @@ static ngx_int_t ngx_http_wechat_oauth_claim(ngx_http_request_t *r,
     ngx_http_wechat_oauth_ctx_t *octx);
 static void ngx_http_wechat_oauth_claimed(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
-static ngx_int_t ngx_http_wechat_oauth_held(ngx_http_request_t *r,
-    ngx_http_wechat_oauth_ctx_t *octx, wx_span_t held);
+static ngx_int_t ngx_http_wechat_oauth_scene_claim(ngx_http_request_t *r,
+    ngx_http_wechat_oauth_ctx_t *octx, ngx_str_t *hash);
+static void ngx_http_wechat_oauth_scene_claimed(ngx_http_request_t *r,
+    redisReply *response, ngx_uint_t ended);
 static ngx_int_t ngx_http_wechat_oauth_exchange(ngx_http_request_t *r,
     ngx_http_wechat_oauth_ctx_t *octx);
+static ngx_int_t ngx_http_wechat_oauth_held(ngx_http_request_t *r,
+    ngx_http_wechat_oauth_ctx_t *octx, wx_span_t held);
 static void ngx_http_wechat_oauth_exchanged(ngx_http_request_t *r,
     ngx_http_wechat_api_call_t *call);
 static ngx_int_t ngx_http_wechat_oauth_userinfo(ngx_http_request_t *r,
@@ -65,7 +69,17 @@ ngx_http_wechat_oauth_callback_handler(ngx_http_request_t *r)
     octx->code = args[0];
     octx->state = args[1];
 
-    if (octx->state.len != NGX_HTTP_WECHAT_OAUTH_STATE_LEN
+    rc = ngx_http_wechat_oauth_scene_of(r, &octx->state, &octx->scene);
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_str_null(&octx->scene);
+    }
+
+    if ((octx->scene.len == 0
+         && octx->state.len != NGX_HTTP_WECHAT_OAUTH_STATE_LEN)
         || !ngx_http_wechat_is_openid(&octx->state))
     {
         return ngx_http_wechat_oauth_refuse(r, NGX_HTTP_BAD_REQUEST,
@@ -87,6 +101,24 @@ ngx_http_wechat_oauth_callback_handler(ngx_http_request_t *r)
                    "This link is not one of ours.");
     }
 
+    /* Redis keeps a hash of the code: a code is a credential for 5 min */
+
+    octx->code_hash.len = WX_SHA256_HEX_LEN;
+    octx->code_hash.data = ngx_pnalloc(r->pool, WX_SHA256_HEX_LEN);
+    if (octx->code_hash.data == NULL
+        || wx_sha256_hex(ngx_http_wechat_span(&octx->code),
+                         (char *) octx->code_hash.data)
+           != WX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (octx->scene.len) {
+        return ngx_http_wechat_wait_redis(r,
+                   ngx_http_wechat_oauth_scene_claim(r, octx,
+                                                     &octx->code_hash));
+    }
+
     if (ngx_http_wechat_cookie(r, &ngx_http_wechat_oauth_state_cookie,
                                &octx->browser)
         != NGX_OK
@@ -106,26 +138,14 @@ static ngx_int_t
 ngx_http_wechat_oauth_claim(ngx_http_request_t *r,
     ngx_http_wechat_oauth_ctx_t *octx)
 {
-    ngx_str_t                    argv[5], hash;
+    ngx_str_t                    argv[5];
     ngx_http_wechat_loc_conf_t  *wlcf;
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
-    /* Redis keeps a hash of the code: a code is a credential for 5 min */
-
-    hash.len = WX_SHA256_HEX_LEN;
-    hash.data = ngx_pnalloc(r->pool, hash.len);
-    if (hash.data == NULL
-        || wx_sha256_hex(ngx_http_wechat_span(&octx->code),
-                         (char *) hash.data)
-           != WX_OK)
-    {
-        return NGX_ERROR;
-    }
-
     ngx_str_set(&argv[0], "2");
     argv[1] = ngx_http_wechat_key(r, wlcf, "oauth:", &octx->state);
-    argv[2] = ngx_http_wechat_key(r, wlcf, "oauth_code:", &hash);
+    argv[2] = ngx_http_wechat_key(r, wlcf, "oauth_code:", &octx->code_hash);
     argv[3] = ngx_http_wechat_number(r->pool,
                                      NGX_HTTP_WECHAT_OAUTH_STATE_TTL);
 
@@ -188,6 +208,69 @@ ngx_http_wechat_oauth_claimed(ngx_http_request_t *r, redisReply *response,
                       "wechat oauth: the state claim answered a reply of "
                       "an unexpected shape");
         rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+/* A method-1 state's code: claimed once, as a plain callback's is. */
+
+static ngx_int_t
+ngx_http_wechat_oauth_scene_claim(ngx_http_request_t *r,
+    ngx_http_wechat_oauth_ctx_t *octx, ngx_str_t *hash)
+{
+    ngx_str_t                    argv[6];
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    ngx_str_set(&argv[0], "SET");
+    argv[1] = ngx_http_wechat_key(r, wlcf, "oauth_code:", hash);
+    ngx_str_set(&argv[2], "1");
+    ngx_str_set(&argv[3], "NX");
+    ngx_str_set(&argv[4], "EX");
+    argv[5] = ngx_http_wechat_number(r->pool,
+                                     NGX_HTTP_WECHAT_OAUTH_STATE_TTL);
+
+    if (argv[1].data == NULL || argv[5].len == 0) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_wechat_redis_command(r,
+                                         ngx_http_wechat_oauth_scene_claimed,
+                                         NGX_HTTP_WECHAT_NO_SCRIPT, 6, argv);
+}
+
+
+static void
+ngx_http_wechat_oauth_scene_claimed(ngx_http_request_t *r,
+    redisReply *response, ngx_uint_t ended)
+{
+    ngx_int_t                     rc;
+    ngx_http_wechat_oauth_ctx_t  *octx;
+
+    octx = ngx_http_get_module_ctx(r, ngx_http_wechat_oauth_module);
+
+    if (response == NULL) {
+        ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
+        return;
+    }
+
+    /* SET NX answers nil when the code was claimed before */
+
+    if (response->type != REDIS_REPLY_STATUS) {
+        rc = ngx_http_wechat_oauth_refuse(r, NGX_HTTP_FORBIDDEN,
+                 NGX_LOG_WARN, "code used before",
+                 "This authorization is used: scan the code again.");
+
+    } else {
+        octx->scope.data = (u_char *) "base";
+        octx->scope.len = sizeof("base") - 1;
+
+        rc = ngx_http_wechat_oauth_exchange(r, octx);
     }
 
     if (rc != NGX_DONE) {
@@ -303,6 +386,9 @@ ngx_http_wechat_oauth_exchanged(ngx_http_request_t *r,
 
     if (status != WX_OK) {
         rc = ngx_http_wechat_oauth_api_failed(r, call, status);
+
+    } else if (octx->scene.len) {
+        rc = ngx_http_wechat_oauth_scene_resolve(r, octx, &octx->code_hash);
 
     } else if (octx->scope.len == sizeof("userinfo") - 1
                && ngx_strncmp(octx->scope.data, "userinfo", 8) == 0)

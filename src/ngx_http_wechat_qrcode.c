@@ -15,6 +15,7 @@
 
 
 #include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_oauth.h"
 
 
 #define NGX_HTTP_WECHAT_TOKEN_BYTES  (WX_TOKEN_LEN / 2)
@@ -429,9 +430,18 @@ static ngx_int_t
 ngx_http_wechat_qrcode_issue(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx)
 {
+    ngx_int_t                    rc;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    /* with wechat_qrcode_oauth, a link to WeChat's authorize page */
+
+    rc = ngx_http_wechat_oauth_scene_url(r, &ctx->scene, &ctx->url);
+
+    if (rc != NGX_DECLINED) {
+        return rc == NGX_OK ? ngx_http_wechat_qrcode_store(r, ctx) : rc;
+    }
 
     return wlcf->api_pass.len ? ngx_http_wechat_qrcode_create(r, ctx)
                               : ngx_http_wechat_qrcode_store(r, ctx);
@@ -585,7 +595,7 @@ ngx_http_wechat_qrcode_store(ngx_http_request_t *r,
 
     return ngx_http_wechat_redis_command(r, ngx_http_wechat_qrcode_done,
                                          NGX_HTTP_WECHAT_SCRIPT_ISSUE,
-                                         ctx->ticket.len ? 12 : 10, argv);
+                                         ctx->url.len ? 12 : 10, argv);
 }
 
 
@@ -851,6 +861,10 @@ ngx_http_wechat_qrcode_answer(ngx_http_request_t *r,
 
         answer[5].string = ngx_http_wechat_span(&image);
         n = 6;
+
+    } else if (ctx->url.len) {
+        /* an OAuth link: the page draws it, or wechat_qrcode_image does */
+        n = 5;
     }
 
     return ngx_http_wechat_send_json(r, NGX_HTTP_OK, answer, n);

@@ -29,6 +29,38 @@ void
 ngx_http_wechat_resolve(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 {
     ngx_int_t                    rc;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    /* a retry's reply carries a new code, a template message does not */
+
+    rc = ngx_http_wechat_resolve_scene(r, ctx, ngx_http_wechat_resolve_done,
+                                       wlcf->code_template.len == 0);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_http_wechat_unresolved(r, ctx, NGX_HTTP_WECHAT_REDIS_REFUSED);
+    }
+}
+
+
+/*
+ * The RESOLVE script for ctx->scene and the openid ctx->ev.from_user, the
+ * scan's query recorded under ctx->signature with ctx->digest; handler
+ * gets the answer.  shown: the answer carries the new code (a passive
+ * reply, a page), so that a retry's gets a new one.
+ */
+
+ngx_int_t
+ngx_http_wechat_resolve_scene(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, ngx_http_wechat_redis_handler_pt handler,
+    ngx_uint_t shown)
+{
     ngx_str_t                    argv[15], openid, digest, ttl, hash;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
@@ -43,8 +75,7 @@ ngx_http_wechat_resolve(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 
     if (ttl.data == NULL || ngx_http_wechat_code_new(r, ctx, &hash) != NGX_OK)
     {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+        return NGX_ERROR;
     }
 
     digest.data = ctx->digest;
@@ -69,34 +100,23 @@ ngx_http_wechat_resolve(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     argv[12] = ttl;
     argv[13] = hash;
 
-    /* a retry's reply carries a new code, a template message does not */
-
-    if (wlcf->code_template.len) {
-        ngx_str_set(&argv[14], "0");
+    if (shown) {
+        ngx_str_set(&argv[14], "1");
 
     } else {
-        ngx_str_set(&argv[14], "1");
+        ngx_str_set(&argv[14], "0");
     }
 
     if (ngx_http_wechat_binding_keys(r, wlcf, &argv[3]) != NGX_OK
         || argv[1].data == NULL || argv[2].data == NULL
         || argv[8].data == NULL)
     {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+        return NGX_ERROR;
     }
 
-    rc = ngx_http_wechat_redis_command(r, ngx_http_wechat_resolve_done,
-                                       NGX_HTTP_WECHAT_SCRIPT_RESOLVE, 15,
-                                       argv);
-    if (rc == NGX_ERROR) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    if (rc == NGX_DECLINED) {
-        ngx_http_wechat_unresolved(r, ctx, NGX_HTTP_WECHAT_REDIS_REFUSED);
-    }
+    return ngx_http_wechat_redis_command(r, handler,
+                                         NGX_HTTP_WECHAT_SCRIPT_RESOLVE, 15,
+                                         argv);
 }
 
 

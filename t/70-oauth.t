@@ -91,6 +91,39 @@ my $ng = start_nginx(port => $port, http => <<"EOF");
             wechat_binding;
         }
 
+        location /m1/ {
+            wechat_qrcode_oauth on;
+            wechat_qrcode_confirm off;
+
+            location = /m1/bind {
+                wechat_user \$http_x_site_user;
+                wechat_qrcode bind;
+            }
+
+            location = /m1/bind-confirm {
+                wechat_user \$http_x_site_user;
+                wechat_qrcode_confirm on;
+                wechat_qrcode bind;
+            }
+
+            location = /m1/login {
+                wechat_qrcode login;
+            }
+
+            location = /m1/code {
+                wechat_qrcode code;
+            }
+
+            location = /m1/image {
+                wechat_qrcode_image;
+            }
+        }
+
+        location = /poll {
+            wechat_poll_timeout 0;
+            wechat_poll;
+        }
+
         location = /wx {
             wechat_token oauthToken;
             wechat_callback;
@@ -335,6 +368,98 @@ is(header_of(last_request(), 'X-Unionid'), undef,
    'push: no $wechat_unionid for an openid never seen');
 $ng->check_log('unionid');
 
+# --- method 1: scenes by OAuth link ------------------------------------------------
+
+# The PC asks for a scene; the phone opens its link in WeChat.
+sub issue_m1 {
+    my ($path, %h) = @_;
+    my $res = http_req('POST', $ng->url($path), headers => \%h);
+    is($res->{status}, 200, "$path issues a scene") or diag($res->{content});
+    return $json->decode($res->{content});
+}
+
+sub poll_m1 {
+    my ($q) = @_;
+    my $res = http_req('GET', $ng->url('/poll'),
+                       query => { scene => $q->{scene}, token => $q->{token} });
+    return $json->decode($res->{content});
+}
+
+sub open_m1 {
+    my ($q, $openid) = @_;
+    my $cb = authorize_as({ location => $q->{url} }, $openid);
+    return callback($cb, undef);
+}
+
+my $q = issue_m1('/m1/bind', 'X-Site-User' => 'henry');
+my $m1q = query_of($q->{url});
+like($q->{url}, qr{^\Q$fake->{url}\E/connect/oauth2/authorize\?.*#wechat_redirect$},
+     'method 1: the scene is an authorize URL');
+(my $hex = $q->{scene}) =~ s/^wxs_//;
+is($m1q->{state}, "s$hex", 'its state names the scene');
+is($m1q->{scope}, 'snsapi_base', 'silent: snsapi_base');
+$res = http_req('GET', $ng->url("/m1/image?scene=$q->{scene}&token=$q->{token}"));
+is($res->{status}, 200, 'wechat_qrcode_image draws it');
+is($res->{headers}{'content-type'}, 'image/png', 'as a PNG');
+is(poll_m1($q)->{status}, 'pending', 'the PC polls: pending');
+
+$res = open_m1($q, 'oHenry');
+is($res->{status}, 200, 'the phone opens the link: 200') or diag($res->{content});
+like(Encode::decode_utf8($res->{content}), qr/绑定成功/, 'the phone page: bound');
+is(poll_m1($q)->{status}, 'bound', 'the PC\'s poll sees it bound');
+is(redis_cmd($redis, 'HGET', "${P}users", 'henry'), 'oHenry',
+   'henry is bound to the phone\'s openid');
+
+$res = open_m1($q, 'oHenry');
+is($res->{status}, 200, 'the same link again, a new code: answered');
+like(Encode::decode_utf8($res->{content}), qr/绑定成功/,
+     'the first answer again (a scan\'s retry)');
+$ng->check_log('method 1 bind');
+
+$q = issue_m1('/m1/bind', 'X-Site-User' => 'ivy');
+my $code_url = authorize_as({ location => $q->{url} }, 'oIvy');
+is(callback($code_url, undef)->{status}, 200, 'method 1: ivy binds');
+$res = callback($code_url, undef);
+is($res->{status}, 403, 'the same code again: 403');
+$ng->check_log('method 1 replayed code', log => [qr/code used before/]);
+
+$q = issue_m1('/m1/bind-confirm', 'X-Site-User' => 'jack');
+$res = open_m1($q, 'oJack');
+my ($shown) = Encode::decode_utf8($res->{content}) =~ /绑定验证码 (\d{6})/;
+ok($shown, 'with the confirm: the phone page shows the code to type');
+is(poll_m1($q)->{status}, 'scanned', 'and the PC\'s poll sees it scanned');
+is(redis_cmd($redis, 'HGET', "${P}users", 'jack'), undef,
+   'nothing bound before the PC sends the code');
+
+$q = issue_m1('/m1/login');
+$res = open_m1($q, 'oHenry');
+like(Encode::decode_utf8($res->{content}), qr/登录成功/,
+     'method 1 login: the phone page says logged in');
+my $answer = poll_m1($q);
+is($answer->{status}, 'confirmed', 'the PC\'s poll: confirmed');
+ok($answer->{code}, 'with the login code to redeem');
+
+$q = issue_m1('/m1/login');
+open_m1($q, 'oStranger');
+is(poll_m1($q)->{status}, 'unbound', 'method 1 login by an unbound openid');
+
+$q = issue_m1('/m1/code');
+$res = open_m1($q, 'oKate');
+my ($vcode) = Encode::decode_utf8($res->{content}) =~ /验证码 (\d{6})/;
+ok($vcode, 'method 1 code: the phone page shows the code');
+is(poll_m1($q)->{status}, 'code_sent', 'the PC\'s poll: code_sent');
+
+$code_url = authorize_as({ location => "$fake->{url}/connect/oauth2/authorize"
+    . "?appid=$appid&redirect_uri=$origin/oauth/callback&response_type=code"
+    . "&scope=snsapi_base&state=s" . ('f' x 32) }, 'oKate');
+$res = callback($code_url, undef);
+like(Encode::decode_utf8($res->{content}), qr/二维码已过期/,
+     'a scene never issued: the page says expired');
+
+$res = callback('/oauth/callback?code=abc&state=s' . ('z' x 32), undef);
+is($res->{status}, 400, 'a scene state that is no scene of ours: 400');
+$ng->check_log('method 1', log => [qr/no state of ours/]);
+
 # --- replays and forgeries -------------------------------------------------------
 
 $res = callback($cb, $a->{browser});
@@ -342,13 +467,14 @@ is($res->{status}, 403, 'the same callback again: 403');
 like($res->{content}, qr/used or expired/, 'it says the state is used');
 $ng->check_log('replayed state', log => [qr/state unknown, used or expired/]);
 
+my $exchanges = $fake->counts->{'/sns/oauth2/access_token'}{calls};
 my $b = start_auth('/other', cookies => { wechat_oauth_state => $a->{browser} });
 is($b->{browser}, $a->{browser}, 'a second tab keeps the state cookie');
 (my $replay = $cb) =~ s/state=\w+/state=$b->{q}{state}/;
 $res = callback($replay, $a->{browser});
 is($res->{status}, 403, 'a used code with a fresh state: 403');
 like($res->{content}, qr/used/, 'it says the authorization is used');
-is($fake->counts->{'/sns/oauth2/access_token'}{calls}, 1,
+is($fake->counts->{'/sns/oauth2/access_token'}{calls}, $exchanges,
    'the code was not exchanged twice');
 $ng->check_log('replayed code', log => [qr/code used before/]);
 
