@@ -197,6 +197,32 @@ my @bad = (
     [ 'duplicate redis',
       'wechat_redis 127.0.0.1:6379; wechat_redis 127.0.0.1:6380;',
       qr/is duplicate/ ],
+    [ 'wechat_oauth without its secret',
+      'wechat_redis 127.0.0.1:6379; server { wechat_appid a; '
+      . 'location /m { wechat_oauth base; } }',
+      qr/"wechat_oauth" and "wechat_oauth_callback" need "wechat_oauth_secret"/ ],
+    [ 'a short wechat_oauth_secret',
+      'wechat_oauth_secret short;',
+      qr/"wechat_oauth_secret" needs at least 32 bytes: "short" is too short/ ],
+    [ 'wechat_oauth without the redirect_uri',
+      'wechat_redis 127.0.0.1:6379; server { wechat_appid a; '
+      . 'wechat_oauth_secret ' . ('k' x 32) . '; '
+      . 'location /m { wechat_oauth base; } }',
+      qr/"wechat_oauth" needs "wechat_oauth_redirect_uri"/ ],
+    [ 'a relative wechat_oauth_redirect_uri',
+      'wechat_oauth_redirect_uri /oauth/callback;',
+      qr/takes an absolute http:\/\/ or https:\/\/ URL with a path, not "\/oauth\/callback"/ ],
+    [ 'wechat_oauth_callback without the secret to exchange codes',
+      'wechat_redis 127.0.0.1:6379; server { wechat_appid a; '
+      . 'wechat_oauth_secret ' . ('k' x 32) . '; '
+      . 'location /cb { wechat_oauth_callback; } }',
+      qr/"wechat_oauth_callback" needs "wechat_secret" and "wechat_api_pass"/ ],
+    [ 'wechat_qrcode_oauth without the redirect_uri',
+      'server { location /q { wechat_qrcode_oauth on; } }',
+      qr/"wechat_qrcode_oauth" needs "wechat_oauth_redirect_uri"/ ],
+    [ 'a cookie name with a semicolon',
+      'wechat_oauth_cookie "a;b";',
+      qr/"wechat_oauth_cookie" takes a name of letters/ ],
 );
 
 for my $b (@bad) {
