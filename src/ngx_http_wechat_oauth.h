@@ -13,7 +13,10 @@
 #define _NGX_HTTP_WECHAT_OAUTH_H_INCLUDED_
 
 
-#include "ngx_http_wechat_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
 #include "core/wx_oauth.h"
 
 

@@ -5,7 +5,8 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_util.h"
+#include "ngx_http_wechat_handlers.h"
 #include "ngx_http_wechat_oauth.h"
 
 
