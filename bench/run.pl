@@ -17,7 +17,7 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../t/lib";
-use Digest::SHA qw(sha1_hex sha256_hex);
+use Digest::SHA qw(hmac_sha256_hex sha1_hex sha256_hex);
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
 use POSIX qw(strftime);
@@ -31,6 +31,7 @@ my $appid = 'wxbench';
 my $aes = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG';
 my $poll_token = 'benchpolltoken';
 my $skew = 3600;
+my $oauth_key = 'B' x 40;
 my $bench = $FindBin::Bin;
 my $tmp = tempdir(CLEANUP => 1);
 
@@ -77,12 +78,19 @@ my $ng = start_nginx(log_level => 'warn', http => <<"EOF");
         wechat_token $token;
         wechat_aes_key $aes;
         wechat_timestamp_skew ${skew}s;
+        wechat_oauth_secret $oauth_key;
+        wechat_oauth_redirect_uri http://127.0.0.1/oauth/callback;
 
         location = /wx { wechat_callback; }
         location = /safe { wechat_mode safe; wechat_callback; }
         location = /pass { wechat_callback; wechat_pass \@app; }
         location = /poll { wechat_poll_timeout 0; wechat_poll; }
         location = /limit { return 200 "success"; }
+
+        # a content handler that runs after the access phase, unlike
+        # return: the limit of a page behind wechat_oauth
+        location = /gif { empty_gif; }
+        location = /oauth { wechat_oauth base; empty_gif; }
 
         location \@app {
             proxy_pass http://app;
@@ -130,9 +138,11 @@ if ($peer == 0) {
 wait_until('the peer', sub { WxTest::port_open($peer_port) }, 30);
 
 # the processes whose CPU is measured: the one that answers, and its Redis
-my %server = (limit => worker_of($ng), module => worker_of($ng),
+my %server = (limit => worker_of($ng), gif => worker_of($ng),
+              module => worker_of($ng),
               node => $peer, lua => worker_of($lua));
-my %redis_of = (limit => $redis, module => $redis, node => $redis,
+my %redis_of = (limit => $redis, gif => $redis, module => $redis,
+                node => $redis,
                 lua => $lua_redis);
 
 my $ts = time;
@@ -178,6 +188,17 @@ my $peer_url = "http://127.0.0.1:$peer_port";
 my $poll_q = "scene=$poll_scene&token=$poll_token";
 my %c_url = (module => $ng->url(''), lua => $lua->url(''));
 
+# A valid session of the kind wechat_oauth seals (docs/oauth.md), made
+# here with Digest::SHA: "v1." hex(framed fields) "." HMAC-SHA256.
+my $session = do {
+    my $fields = join '', map { length($_) . ":$_" }
+        'wechat-oauth-session/1', $appid, 'oBenchUser0123456789abcdefgh',
+        '', 'base', time + 86400, '', '';
+    my $sealed = 'v1.' . unpack('H*', $fields);
+    "$sealed." . hmac_sha256_hex($sealed, $oauth_key);
+};
+my $ua = 'User-Agent: Mozilla/5.0 MicroMessenger/8.0';
+
 # Targets: a ratio of the module's req/s to another's, at the loads listed
 # (all loads when none are).
 my @cases = (
@@ -206,7 +227,15 @@ my @cases = (
       module => sub { [ $ng->url('/pass'), 'lines', $clicks{module}{$_[0]} ] },
       node => sub { [ "$peer_url/wx", 'lines', $clicks{node}{$_[0]} ] },
       targets => {} },
+    { name => 'request with a valid OAuth session',
+      limit => [ $ng->url('/limit'), 'header', $ua ],
+      gif => [ $ng->url('/gif'), 'header', $ua ],
+      module => [ $ng->url('/oauth'), 'header',
+                  "Cookie: wechat_session=$session", $ua ],
+      targets => { limit => [ 0.80 ] } },
 );
+# gif (empty_gif: the content handler behind the OAuth case) only when
+# BENCH_WHO names it
 my @who = split /,/, $ENV{BENCH_WHO} // 'limit,module,node,lua';
 @cases = grep { $_->{name} =~ /$only/ } @cases if defined $only;
 
@@ -353,6 +382,14 @@ sub wrk {
     my ($url, @args) = @$spec;
     my @cmd = ('wrk', '-t1', "-c$n", "-d${secs}s", '--latency',
                '--timeout', '5s');
+
+    # [ url, 'header', lines... ]: a GET with those headers
+    if (@args && $args[0] eq 'header') {
+        (undef, @args) = @args;
+        push @cmd, map { ('-H', $_) } @args;
+        @args = ();
+    }
+
     push @cmd, '-s', "$bench/wrk/push.lua" if @args;
     push @cmd, $url;
     push @cmd, '--', @args if @args;

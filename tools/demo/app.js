@@ -14,6 +14,8 @@
 //   POST /app/redeem     {"scene","code"}: trades a login or verification code at
 //                        wechat_redeem, with the browser's cookies, for a session
 //   POST /wechat         pushes the module passes on (wechat_pass): printed
+//   GET  /m/             the mobile page behind wechat_oauth: who the edge
+//                        says the WeChat user is (X-WeChat-OpenID, -User)
 //
 // The pages' bodies are JSON, and a body of another type is refused with
 // 415: a form on another site can post only form or text types without
@@ -189,6 +191,24 @@ const ROUTES = {
       return send(res, 200, { status: 'unbound', openid: redeemed.openid });
     }
     return startSession(res, redeemed.user, { status: 'redeemed', openid: redeemed.openid });
+  },
+
+  // behind wechat_oauth: the headers come from the edge, never the client
+  'GET /m/': async (req, res) => {
+    const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+    const openid = req.headers['x-wechat-openid'] || '';
+    const user = req.headers['x-wechat-user'] || '';
+    const html = `<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width"><link rel="icon" href="data:,"><title>手机页面 Mobile page</title>
+<link rel="stylesheet" href="/demo.css"></head><body><main>
+<h1>手机页面 <span class="en">Mobile page</span></h1>
+<p>nginx 已通过网页授权确认你的身份 · the edge knows who you are (wechat_oauth):</p>
+<p>openid <code id="m-openid">${esc(openid)}</code></p>
+<p>站内账号 site user <code id="m-user">${esc(user || '(未绑定 not bound)')}</code></p>
+</main></body></html>`;
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8',
+      'Content-Length': Buffer.byteLength(html), 'Cache-Control': 'no-store' });
+    res.end(html);
   },
 
   'POST /wechat': async (req, res) => {

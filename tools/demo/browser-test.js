@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 'use strict';
 
-// Browser tests of the demo site: Debian's chromium, driven by
+// Browser tests of the demo site (OAuth's mobile page and binding by link
+// too): Debian's chromium, driven by
 // playwright-core, walks the pages as a user would and checks what each
 // shows.  t/50-browser.t starts the demo stack and runs this.
 //
@@ -501,6 +502,75 @@ async function codeFlow(browser) {
   for (const p of [page, guest]) await p.context().close();
 }
 
+// OAuth: the mobile page behind wechat_oauth, in WeChat's browser (its
+// User-Agent), through the fake's consent page; and binding by link
+// (method 1), the phone's browser in the page's panel.
+async function oauthFlows(browser) {
+  const context = await browser.newContext({
+    viewport: { width: 420, height: 760 }, locale: 'zh-CN',
+    userAgent: 'Mozilla/5.0 (iPhone) AppleWebKit/605 MicroMessenger/8.0.47',
+  });
+  const phone = await context.newPage();
+  const mina = 'oDemoMina' + Date.now().toString(36);
+
+  await check('mobile page: no session, WeChat asks who authorizes', phone, async () => {
+    await phone.goto(`${opts.url}/m/`);
+    await phone.locator('#allow').waitFor({ timeout: TIMEOUT });
+    expectMatch(await phone.title(), /微信授权/, 'the authorize page');
+    await shot(phone, 'oauth-authorize');
+  });
+
+  await check('mobile page: authorized, back on the page with the openid', phone, async () => {
+    await phone.fill('#openid', mina);
+    await phone.click('#allow');
+    await phone.locator('#m-openid').waitFor({ timeout: TIMEOUT });
+    expectEqual(await phone.locator('#m-openid').innerText(), mina, 'the openid the edge gave');
+    expectEqual(new URL(phone.url()).pathname, '/m/', 'back where it started');
+    await shot(phone, 'oauth-mobile-page');
+  });
+
+  await check('mobile page: the session lets the next request through', phone, async () => {
+    const res = await phone.goto(`${opts.url}/m/`);
+    expectEqual(res.status(), 200, 'status');
+    expectEqual(await phone.locator('#m-openid').innerText(), mina, 'the openid');
+  });
+  await context.close();
+
+  const page = await newPage(browser);
+  const nina = 'oDemoNina' + Date.now().toString(36);
+  await check('bind by link: the PC shows the link as a QR code and waits', page, async () => {
+    await page.goto(`${opts.url}/`);
+    await loginByName(page, 'nina');
+    await page.goto(`${opts.url}/link.html`);
+    await page.locator('#flow[data-state="pending"]').waitFor({ timeout: TIMEOUT });
+    await page.locator('#qr').evaluate((img) => img.complete && img.naturalWidth > 0
+      || new Promise((ok) => { img.onload = ok; }));
+    await shot(page, 'link-waiting');
+  });
+
+  let code;
+  await check('bind by link: the phone opens it and is shown a code, the PC waits for it', page, async () => {
+    await page.fill('#phone-openid', nina);
+    await page.click('#phone-open');
+    const outcome = page.frameLocator('#phone-frame').locator('#outcome');
+    const text = await outcome.innerText({ timeout: TIMEOUT });
+    expectMatch(text, /^绑定验证码 \d{6}/, 'the phone page');
+    code = bindCode(text);
+    await page.locator('#flow[data-state="scanned"]').waitFor({ timeout: TIMEOUT });
+    expectEqual((await me(page)).openid, null, 'nothing bound yet');
+    await shot(page, 'link-scanned');
+  });
+
+  await check('bind by link: the code typed on the PC binds the phone\'s WeChat', page, async () => {
+    await page.fill('#link-code', code);
+    await page.click('#link-code-form button[type=submit]');
+    await page.locator('#flow[data-state="bound"]').waitFor({ timeout: TIMEOUT });
+    expectEqual((await me(page)).openid, nina, 'the binding');
+    await shot(page, 'link-bound');
+  });
+  await page.context().close();
+}
+
 async function main() {
   let browser;
   try {
@@ -517,6 +587,7 @@ async function main() {
     else await unavailablePage(browser, 'login.html', later('"wechat_qrcode login" or wechat_redeem', 'scan-to-login'), 'login');
     if (opts.features.has('code')) await codeFlow(browser);
     else await unavailablePage(browser, 'code.html', later('"wechat_qrcode code" or wechat_redeem', 'verification codes'), 'code');
+    await oauthFlows(browser);
   } finally {
     await browser.close();
   }
