@@ -71,17 +71,7 @@ sub jssdk {
     return $res;
 }
 
-sub calls {
-    my ($endpoint, $errcode) = @_;
-    my $c = $fake->counts->{$endpoint} // {};
-    return defined $errcode ? $c->{errcodes}{$errcode} // 0 : $c->{calls} // 0;
-}
-
-sub metric {
-    my ($ng, $name) = @_;
-    my $text = http_req('GET', $ng->url('/status'))->{content};
-    return $text =~ /^\Q$name\E (\d+)$/m ? $1 : undef;
-}
+sub calls { $fake->calls(@_) }
 
 sub stored_ticket {
     return redis_cmd($redis, 'HGET', "${P}jsapi_ticket", 'value');
@@ -186,12 +176,13 @@ subtest 'wx.config parameters for a page of the site' => sub {
 
     is(calls('/cgi-bin/ticket/getticket'), 1, 'one getticket');
     is(calls('/cgi-bin/stable_token'), 1, 'one access_token');
-    like(metric($nodes[0], 'wechat_jsapi_ticket_age_seconds') // '', qr/^\d+$/,
+    like($nodes[0]->metric('wechat_jsapi_ticket_age_seconds') // '', qr/^\d+$/,
          'metrics: the ticket\'s age');
     my $status = http_req('GET', $nodes[0]->url('/status'))->{content};
     like($status, qr/^wechat_jsapi_ticket_refreshes_total\{outcome="ok"\} 1$/m,
          'metrics: one refresh');
-    like($status, qr/^wechat_api_calls_total\{endpoint="ticket",result="ok"\} 1$/m,
+    like($status,
+         qr/^wechat_api_calls_total\{endpoint="ticket",result="ok"\} 1$/m,
          'metrics: one getticket call');
     $_->check_log('signed') for @nodes;
 };
@@ -219,8 +210,8 @@ subtest 'one ticket fetch for 20 callers at once on two nodes' => sub {
     } @answers;
     is($good, 20, 'every signature is over the one ticket');
     my $woken = 0;
-    $woken += metric($_, 'wechat_jsapi_ticket_waiter_wakeups_total{by="message"}')
-              // 0 for @nodes;
+    $woken += $_->metric('wechat_jsapi_ticket_waiter_wakeups_total'
+                         . '{by="message"}') // 0 for @nodes;
     cmp_ok($woken, '>=', 1, 'waiters woke on the refresh\'s end');
     $_->check_log('at once') for @nodes;
 };
@@ -250,9 +241,11 @@ subtest 'pages of other sites, and malformed urls, are refused' => sub {
     );
     for my $url (sort keys %refused) {
         my $res = jssdk($nodes[0], $url);
-        (my $shown = substr $url, 0, 60) =~ s/([^ -~])/sprintf '\\x%02x', ord $1/ge;
+        (my $shown = substr $url, 0, 60)
+            =~ s/([^ -~])/sprintf '\\x%02x', ord $1/ge;
         is($res->{status}, 400, "refused: $shown");
-        is(($res->{json} // {})->{error}, $refused{$url}, "  as $refused{$url}");
+        is(($res->{json} // {})->{error}, $refused{$url},
+           "  as $refused{$url}");
     }
     my $none = jssdk($nodes[0], undef);
     is($none->{status}, 400, 'no url: 400');
@@ -260,9 +253,11 @@ subtest 'pages of other sites, and malformed urls, are refused' => sub {
                 query => { url => $page })->{status}, 405, 'POST: 405');
     is(calls('/cgi-bin/ticket/getticket'), 0, 'WeChat was not asked');
     my $log = $nodes[0]->log_text;
-    like($log, qr/\[info\].*wechat jssdk: foreign url refused: "https:\/\/evil\.example\.net\/share"/,
+    like($log, qr{\[info\]\ .*wechat\ jssdk:\ foreign\ url\ refused:
+                  \ "https://evil\.example\.net/share"}x,
          'a refusal is logged at info');
-    like($log, qr/wechat jssdk: bad url refused: "https:\/\/www\.example\.com\/\\x0d\\x0aSet-Cookie/,
+    like($log, qr{wechat\ jssdk:\ bad\ url\ refused:
+                  \ "https://www\.example\.com/\\x0d\\x0aSet-Cookie}x,
          'with the url escaped');
     $nodes[0]->check_log('refused');
 };
@@ -300,7 +295,7 @@ subtest 'a token refused at getticket is refreshed, then the ticket' => sub {
     }
 };
 
-# --- a failing getticket: back-off for the fleet ---------------------------------
+# --- a failing getticket: back-off for the fleet ----------------------------
 
 subtest 'a failing getticket backs off for every node' => sub {
     fresh();
@@ -321,18 +316,19 @@ subtest 'a failing getticket backs off for every node' => sub {
        'the lock is let go');
     is(redis_cmd($redis, 'EXISTS', "${P}token:backoff"), 0,
        'the token has no back-off of its own');
-    is(metric($nodes[1], 'wechat_jsapi_ticket_backoff_refusals_total'), 1,
+    is($nodes[1]->metric('wechat_jsapi_ticket_backoff_refusals_total'), 1,
        'metrics: a refusal in the back-off');
-    is(metric($nodes[0],
-              'wechat_jsapi_ticket_refreshes_total{outcome="failed"}'), 1,
+    is($nodes[0]->metric('wechat_jsapi_ticket_refreshes_total'
+                         . '{outcome="failed"}'), 1,
        'metrics: a failed refresh');
     $nodes[0]->check_log('quota', errors_ok => 1,
-                         log => [ qr/jsapi_ticket refresh failed: HTTP 200, errcode 45009/ ]);
+                         log => [ qr/jsapi_ticket\ refresh\ failed:
+                                     \ HTTP\ 200,\ errcode\ 45009/x ]);
     $nodes[1]->check_log('quota, refused',
                          log => [ qr/jsapi_ticket refresh backs off/ ]);
 };
 
-# --- Redis down ----------------------------------------------------------------
+# --- Redis down ---------------------------------------------------------------
 
 subtest 'Redis down: 503' => sub {
     fresh();

@@ -368,6 +368,14 @@ sub url {
     return "http://127.0.0.1:$self->{port}$path";
 }
 
+# A value of this node's wechat_status, at /status unless path says.
+sub metric {
+    my ($self, $name, $path) = @_;
+    my $text = WxTest::http_req('GET', $self->url($path // '/status'))
+               ->{content};
+    return $text =~ /^\Q$name\E (\d+)$/m ? $1 : undef;
+}
+
 sub log_text {
     my ($self) = @_;
     open my $fh, '<', "$self->{dir}/logs/error.log" or return '';
@@ -737,6 +745,14 @@ sub control {
 }
 
 sub counts       { $_[0]->control('GET', 'counts') }
+
+# The calls of an API endpoint so far, or those answered errcode.
+sub calls {
+    my ($self, $endpoint, $errcode) = @_;
+    my $c = $self->counts->{$endpoint} // {};
+    return defined $errcode ? $c->{errcodes}{$errcode} // 0
+                            : $c->{calls} // 0;
+}
 sub reset        { $_[0]->control('POST', 'reset') }
 sub fail         { my ($s, %o) = @_; $s->control('POST', 'fail', \%o) }
 sub delay        { my ($s, %o) = @_; $s->control('POST', 'delay', \%o) }
