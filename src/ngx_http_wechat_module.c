@@ -5,6 +5,7 @@
 
 
 #include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_import.h"
 
 
 #define NGX_HTTP_WECHAT_QRCODE_EXPIRE_MAX  2592000     /* WeChat's 30 days */
@@ -114,6 +115,10 @@ static ngx_http_wechat_endpoint_t  ngx_http_wechat_poll_endpoint = {
 
 static ngx_http_wechat_endpoint_t  ngx_http_wechat_binding_endpoint = {
     NGX_HTTP_WECHAT_BINDING, ngx_http_wechat_binding_handler, 1
+};
+
+static ngx_http_wechat_endpoint_t  ngx_http_wechat_bindings_endpoint = {
+    NGX_HTTP_WECHAT_BINDINGS, ngx_http_wechat_bindings_handler, 1
 };
 
 static ngx_http_wechat_endpoint_t  ngx_http_wechat_status_endpoint = {
@@ -320,6 +325,13 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       &ngx_http_wechat_binding_endpoint },
+
+    { ngx_string("wechat_bindings"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_wechat_endpoint,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_wechat_bindings_endpoint },
 
     { ngx_string("wechat_unbind_on_unsubscribe"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
@@ -902,6 +914,7 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
         && (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE
             || conf->endpoint->kind == NGX_HTTP_WECHAT_POLL
             || conf->endpoint->kind == NGX_HTTP_WECHAT_BINDING
+            || conf->endpoint->kind == NGX_HTTP_WECHAT_BINDINGS
             || conf->endpoint->kind == NGX_HTTP_WECHAT_REDEEM
             || conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE_IMAGE))
     {
