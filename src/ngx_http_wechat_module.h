@@ -8,7 +8,7 @@
  *   module     _module.c                directives, conf, init
  *   handlers   _callback.c _qrcode.c    what a location does
  *              _qrimage.c _apiproxy.c
- *              _poll.c _binding.c
+ *              _poll.c _binding.c _import.c
  *              _redeem.c _link.c
  *              _confirm.c
  *              _status.c _variables.c
