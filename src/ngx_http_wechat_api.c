@@ -8,7 +8,8 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_util.h"
+#include "ngx_http_wechat_api.h"
 
 
 static ngx_int_t ngx_http_wechat_api_subrequest(ngx_http_request_t *r,

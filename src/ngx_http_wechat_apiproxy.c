@@ -9,7 +9,10 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_metrics.h"
+#include "ngx_http_wechat_util.h"
+#include "ngx_http_wechat_token.h"
+#include "ngx_http_wechat_handlers.h"
 
 
 #define NGX_HTTP_WECHAT_API_BODY_MAX  (1024 * 1024)

@@ -6,7 +6,10 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_util.h"
+#include "ngx_http_wechat_store.h"
+#include "ngx_http_wechat_handlers.h"
 
 
 static void ngx_http_wechat_binding_done(ngx_http_request_t *r,

@@ -7,7 +7,12 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_metrics.h"
+#include "ngx_http_wechat_util.h"
+#include "ngx_http_wechat_store.h"
+#include "ngx_http_wechat_push.h"
+#include "ngx_http_wechat_handlers.h"
 
 
 static ngx_int_t ngx_http_wechat_verify_url(ngx_http_request_t *r,

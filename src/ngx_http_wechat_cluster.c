@@ -8,7 +8,9 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_util.h"
+#include "ngx_http_wechat_rconn.h"
 
 
 /* ms between two CLUSTER SLOTS: a map that cannot be learnt is no flood */

@@ -9,7 +9,11 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_metrics.h"
+#include "ngx_http_wechat_util.h"
+#include "ngx_http_wechat_token.h"
+#include "ngx_http_wechat_push.h"
 
 
 #define NGX_HTTP_WECHAT_NONCE_BYTES  16

@@ -8,7 +8,11 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_util.h"
+#include "ngx_http_wechat_store.h"
+#include "ngx_http_wechat_push.h"
+#include "ngx_http_wechat_handlers.h"
 
 
 /* a form of a scene, a code, a token or a link is far smaller */

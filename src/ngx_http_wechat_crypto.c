@@ -7,7 +7,10 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_metrics.h"
+#include "ngx_http_wechat_util.h"
+#include "ngx_http_wechat_push.h"
 
 
 #define NGX_HTTP_WECHAT_NONCE_BYTES  8

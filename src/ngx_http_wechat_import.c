@@ -11,6 +11,9 @@
  */
 
 
+#include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_util.h"
+#include "ngx_http_wechat_store.h"
 #include "ngx_http_wechat_import.h"
 
 

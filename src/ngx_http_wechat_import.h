@@ -8,10 +8,12 @@
 #define _NGX_HTTP_WECHAT_IMPORT_H_INCLUDED_
 
 
-#include "ngx_http_wechat_module.h"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
 
 
-/* What a location is: the endpoints' kinds go on from _module.h's. */
+/* What a location is: the endpoints' kinds go on from _conf.h's. */
 #define NGX_HTTP_WECHAT_BINDINGS          10
 
 /* the longest line of an import, its newline aside */

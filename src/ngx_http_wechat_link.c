@@ -9,7 +9,10 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_util.h"
+#include "ngx_http_wechat_store.h"
+#include "ngx_http_wechat_handlers.h"
 
 
 /* the module's nonces have 32 hex digits */

@@ -5,7 +5,8 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_metrics.h"
 
 
 #define NGX_HTTP_WECHAT_METRICS_ZONE_SIZE  (64 * 1024)

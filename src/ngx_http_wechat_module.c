@@ -1,11 +1,61 @@
 
 /*
- * ngx_http_wechat_module: directives, configuration and the module itself.
+ * ngx_http_wechat_module: directives, configuration and the module itself,
+ * the top of the glue: it registers the handlers below it.
+ *
+ * The files form layers, and calls go one way, down; so do includes: a
+ * file includes the headers of its own layer and of those below, and only
+ * those whose names it uses.
+ *
+ *   module     _module.c                directives, conf, init
+ *   handlers   _callback.c _qrcode.c    what a location does
+ *              _qrimage.c _apiproxy.c   _handlers.h
+ *              _poll.c _binding.c
+ *              _import.c _import.h      the bindings in bulk
+ *              _redeem.c _link.c
+ *              _confirm.c
+ *              _status.c _variables.c
+ *   flow       _scan.c                  the Redis steps of a push
+ *              _code.c                  codes and links a scan sends
+ *              _reply.c                 answers to WeChat, pass, filters
+ *              _crypto.c                safe mode; the four: _push.h
+ *              _token.c                 WeChat API calls with the token,
+ *                                       _token.h
+ *   stores     _api.c                   WeChat's API, through subrequests,
+ *                                       _api.h
+ *              _redis.c                 the Redis commands
+ *              _pubsub.c                the pub/sub connection, waiters
+ *              _queries.c               the node-local query record
+ *              _scripts.c _scripts.h    generated from src/lua/; the four:
+ *                                       _store.h
+ *   transport  _redis_adapter.c         a Redis connection on nginx's
+ *                                       event loop, its replies read
+ *              _sentinel.c              where the master is, and failovers
+ *              _cluster.c               which cluster node serves a slot;
+ *                                       the three: _rconn.h
+ *   util       _util.c                  arguments, answers, and the
+ *                                       request context: _util.h
+ *   metrics    _metrics.c               counters in shared memory,
+ *                                       _metrics.h
+ *   conf       _conf.h                  what the directives set
+ *              _version.h               the module's version
+ *   core       core/wx_core.h           pure logic, C++ behind a C ABI
+ *
+ * A lower layer reaches a higher one only through a pointer it was handed:
+ * a content handler, a filter, the body post-handler, a Redis completion
+ * handler, a continuation.  Each layer registers its own pool cleanups.
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_metrics.h"
+#include "ngx_http_wechat_util.h"
+#include "ngx_http_wechat_rconn.h"
+#include "ngx_http_wechat_store.h"
+#include "ngx_http_wechat_push.h"
+#include "ngx_http_wechat_handlers.h"
 #include "ngx_http_wechat_import.h"
+#include "ngx_http_wechat_version.h"
 
 
 #define NGX_HTTP_WECHAT_QRCODE_EXPIRE_MAX  2592000     /* WeChat's 30 days */

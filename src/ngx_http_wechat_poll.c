@@ -9,7 +9,11 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_metrics.h"
+#include "ngx_http_wechat_util.h"
+#include "ngx_http_wechat_store.h"
+#include "ngx_http_wechat_handlers.h"
 
 
 #define NGX_HTTP_WECHAT_POLL_RETRY  100     /* ms between failed reads */

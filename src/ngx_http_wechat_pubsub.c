@@ -14,7 +14,10 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_metrics.h"
+#include "ngx_http_wechat_rconn.h"
+#include "ngx_http_wechat_store.h"
 
 
 /* 1: Redis 7's sharded pub/sub; resolve.lua then uses SPUBLISH */

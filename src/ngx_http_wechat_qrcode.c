@@ -14,7 +14,12 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_metrics.h"
+#include "ngx_http_wechat_util.h"
+#include "ngx_http_wechat_store.h"
+#include "ngx_http_wechat_token.h"
+#include "ngx_http_wechat_handlers.h"
 
 
 #define NGX_HTTP_WECHAT_TOKEN_BYTES  (WX_TOKEN_LEN / 2)

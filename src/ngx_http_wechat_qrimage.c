@@ -6,7 +6,10 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_util.h"
+#include "ngx_http_wechat_store.h"
+#include "ngx_http_wechat_handlers.h"
 
 
 #define NGX_HTTP_WECHAT_QR_MARGIN    4      /* modules of quiet zone */

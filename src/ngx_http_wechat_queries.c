@@ -7,7 +7,8 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_store.h"
 
 
 #define NGX_HTTP_WECHAT_QUERY_BYTES  (WX_SIGNATURE_LEN / 2)

@@ -9,7 +9,10 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_util.h"
+#include "ngx_http_wechat_store.h"
+#include "ngx_http_wechat_handlers.h"
 
 
 /* a form of a scene and a code is far smaller */

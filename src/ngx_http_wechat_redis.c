@@ -10,7 +10,10 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_metrics.h"
+#include "ngx_http_wechat_rconn.h"
+#include "ngx_http_wechat_store.h"
 
 
 typedef enum {

@@ -13,7 +13,8 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_rconn.h"
 
 #include <netinet/tcp.h>
 

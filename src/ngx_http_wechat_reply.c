@@ -7,7 +7,10 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_metrics.h"
+#include "ngx_http_wechat_util.h"
+#include "ngx_http_wechat_push.h"
 
 
 static ngx_int_t ngx_http_wechat_header_filter(ngx_http_request_t *r);

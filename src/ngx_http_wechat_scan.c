@@ -6,7 +6,11 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_metrics.h"
+#include "ngx_http_wechat_util.h"
+#include "ngx_http_wechat_store.h"
+#include "ngx_http_wechat_push.h"
 
 
 static void ngx_http_wechat_resolve_done(ngx_http_request_t *r,

@@ -10,7 +10,8 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_rconn.h"
 
 
 #define NGX_HTTP_WECHAT_SWITCH    "+switch-master"

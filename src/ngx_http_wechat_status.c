@@ -5,7 +5,10 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_metrics.h"
+#include "ngx_http_wechat_util.h"
+#include "ngx_http_wechat_handlers.h"
+#include "ngx_http_wechat_version.h"
 
 
 #define NGX_HTTP_WECHAT_FAMILIES  19

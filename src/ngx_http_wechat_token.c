@@ -14,7 +14,12 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_metrics.h"
+#include "ngx_http_wechat_util.h"
+#include "ngx_http_wechat_store.h"
+#include "ngx_http_wechat_api.h"
+#include "ngx_http_wechat_token.h"
 
 
 #define NGX_HTTP_WECHAT_TOKEN_AHEAD   300000  /* ms before expiry: refresh */

@@ -5,7 +5,9 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_metrics.h"
+#include "ngx_http_wechat_util.h"
 
 
 static void ngx_http_wechat_ctx_mark(void *data);

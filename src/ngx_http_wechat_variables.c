@@ -5,7 +5,8 @@
  */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_util.h"
+#include "ngx_http_wechat_handlers.h"
 
 
 static ngx_int_t ngx_http_wechat_event_variable(ngx_http_request_t *r,

@@ -1,6 +1,7 @@
 # The build itself: a second build compiles nothing; the Redis scripts
 # generated from src/lua/ carry their true SHA-1s; and the glue's files call
-# one way only, down the layers the module header lists, with no circle.
+# and include one way only, down the layers the module file lists, with no
+# circle.
 
 use strict;
 use warnings;
@@ -38,15 +39,51 @@ for my $name (sort keys %$scripts) {
 
 # --- layers ----------------------------------------------------------------
 
-# The table at the top of the module header: a layer per block of lines.
-open my $fh, '<', "$ROOT/src/ngx_http_wechat_module.h" or die $!;
-my $header = do { local $/; <$fh> };
-my ($table) = $header =~ /The files form layers.*?\n((?: \*.*\n)+?) \*\s*\n/s;
+# The table at the top of the module file: a layer per block of lines,
+# each with its files and its headers.
+my $module = slurp("$ROOT/src/ngx_http_wechat_module.c");
+my ($table) = $module =~ /The files form layers.*?\n((?: \*.*\n)+?) \*\s*\n/s;
 my (%layer, $rank);
 for my $line (split /\n/, $table // '') {
     $rank++ if $line =~ /^ \*   \w/;
-    $layer{"ngx_http_wechat$_.c"} = $rank for $line =~ /(_\w+)\.c/g;
+    $layer{"ngx_http_wechat$_"} = $rank for $line =~ /(_\w+\.[ch])\b/g;
 }
+ok($rank && $rank > 5, 'the module file has the table of layers');
+
+ok(!-e "$ROOT/src/ngx_http_wechat_module.h",
+   'no module header: each layer has its own');
+
+for my $h (map { m{([^/]+)$} } glob "$ROOT/src/*.h") {
+    ok(defined $layer{$h}, "$h is in the table of layers");
+}
+
+# What each header declares, and where it is included: a file includes
+# headers of its own layer or lower, and only those whose names it uses.
+my %declares;
+for my $h (map { m{([^/]+)$} } glob "$ROOT/src/*.h") {
+    (my $code = slurp("$ROOT/src/$h")) =~ s{/\*.*?\*/}{}gs;
+    my @names = ($code =~ /#define\s+(\w+)/g,
+                 $code =~ /\b(ngx_http_wechat_\w+_p?t)\b/g,
+                 $code =~ /\b(ngx_http_wechat_\w+)\s*[\(\[;]/g);
+    $declares{$h} = { map { $_ => 1 } grep { !/_INCLUDED_$/ } @names };
+}
+
+my %includes;
+for my $f (map { m{([^/]+)$} } glob "$ROOT/src/*.[ch]") {
+    (my $code = slurp("$ROOT/src/$f")) =~ s{/\*.*?\*/}{}gs;
+    for my $h ($code =~ /^#include\s+"(ngx_http_wechat_\w+\.h)"/mg) {
+        $includes{$f}{$h} = 1;
+        ok(defined $layer{$h} && defined $layer{$f}
+           && $layer{$h} >= $layer{$f},
+           "$f includes $h: not upward");
+        next if $h eq 'ngx_http_wechat_scripts.h';
+        my @used = grep { $declares{$h}{$_} }
+                   $code =~ /\b((?:ngx_http_wechat|NGX_HTTP_WECHAT)_\w+)/g;
+        ok(@used, "$f uses what $h declares");
+    }
+}
+ok(!grep({ $includes{$_}{'ngx_http_wechat_module.h'} } keys %includes),
+   'nothing includes a module header');
 
 my @files = map { m{([^/]+)$} } glob "$ROOT/src/*.c";
 for my $f (@files) {
@@ -97,3 +134,10 @@ ok(!@cycle, 'the files call each other with no circle')
     or diag(join ' -> ', @cycle);
 
 done_testing;
+
+sub slurp {
+    my ($path) = @_;
+    open my $in, '<', $path or die "$path: $!";
+    local $/;
+    return <$in>;
+}

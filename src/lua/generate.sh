@@ -30,7 +30,7 @@ cat > "$c" <<END
 /* Generated from the scripts in src/lua/ by generate.sh: do not edit. */
 
 
-#include "ngx_http_wechat_module.h"
+#include "ngx_http_wechat_store.h"
 
 
 ngx_http_wechat_script_t  ngx_http_wechat_scripts[] = {
