@@ -51,6 +51,13 @@ my $ng = start_nginx(log_level => 'warn', http => <<"EOF");
     }
 EOF
 
+# the worker's peak resident memory, kB: the import holds no whole body
+sub worker_peak {
+    my ($worker) = split /\n/, `pgrep -P @{[$ng->pid]}`;
+    my ($hwm) = `cat /proc/$worker/status` =~ /VmHWM:\s+(\d+)/;
+    return $hwm;
+}
+
 sub fresh {
     redis_cmd($redis, 'FLUSHALL');
 }
@@ -82,12 +89,19 @@ sub import_rate {
 }
 
 my (@pipe, @import, @again);
+my $peak_before = worker_peak();
 for (1 .. $rounds) {
     push @pipe, pipe_rate();
     fresh();
     push @import, import_rate('added');
     push @again, import_rate('unchanged');
 }
+
+my $peak_after = worker_peak();
+my $export = HTTP::Tiny->new(timeout => 600)->get($ng->url('/bindings'));
+my $exported = () = $export->{content} =~ /\n/g;
+die "export: $export->{status}" if $export->{status} != 200 || $exported != $n;
+my $peak_export = worker_peak();
 
 my ($best_pipe) = sort { $b <=> $a } @pipe;
 my ($best_import) = sort { $b <=> $a } @import;
@@ -114,6 +128,11 @@ printf "Every round: pipe %s; import %s; again %s.\n",
        join(', ', map { sprintf '%.0f', $_ } @pipe),
        join(', ', map { sprintf '%.0f', $_ } @import),
        join(', ', map { sprintf '%.0f', $_ } @again);
+
+printf "The worker's peak resident memory (VmHWM): %d kB before, %d kB after "
+       . "the %d imports of %.1f MB each, %d kB after an export of the %d "
+       . "bindings.\n", $peak_before, $peak_after, 2 * $rounds,
+       (-s "$tmp/bindings.csv") / 1e6, $peak_export, $n;
 
 $ng->stop;
 stop_redis($redis);

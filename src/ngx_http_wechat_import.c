@@ -124,6 +124,8 @@ static ngx_int_t ngx_http_wechat_export_page(ngx_http_request_t *r,
     ngx_http_wechat_import_t *imp);
 static void ngx_http_wechat_export_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
+static void ngx_http_wechat_export_next(ngx_http_request_t *r,
+    ngx_http_wechat_import_t *imp);
 static ngx_int_t ngx_http_wechat_export_lines(ngx_http_request_t *r,
     ngx_http_wechat_import_t *imp, redisReply *response, ngx_uint_t last);
 static void ngx_http_wechat_export_write(ngx_http_request_t *r);
@@ -1417,6 +1419,14 @@ ngx_http_wechat_export_done(ngx_http_request_t *r, redisReply *response,
         return;
     }
 
+    ngx_http_wechat_export_next(r, imp);
+}
+
+
+static void
+ngx_http_wechat_export_next(ngx_http_request_t *r,
+    ngx_http_wechat_import_t *imp)
+{
     if (ngx_http_wechat_export_page(r, imp) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "wechat bindings: the export stopped, Redis is "
@@ -1576,12 +1586,7 @@ ngx_http_wechat_export_write(ngx_http_request_t *r)
 
     r->write_event_handler = ngx_http_request_empty_handler;
 
-    if (ngx_http_wechat_export_page(r, imp) != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "wechat bindings: the export stopped, Redis is "
-                      "unavailable");
-        ngx_http_finalize_request(r, NGX_ERROR);
-    }
+    ngx_http_wechat_export_next(r, imp);
 }
 
 
