@@ -67,7 +67,8 @@ sub pipe_rate {
     my $t0 = time;
     my $out = `redis-cli -p $redis->{port} --pipe < $tmp/bindings.resp 2>&1`;
     my $t = time - $t0;
-    die "redis-cli --pipe: $out" if $? || $out !~ /errors: 0, replies: @{[2 * $n]}/;
+    die "redis-cli --pipe: $out"
+        if $? || $out !~ /errors: 0, replies: @{[2 * $n]}/;
     die 'pipe: not all bound' if redis_cmd($redis, 'HLEN', "${P}users") != $n;
     return $n / $t;
 }

@@ -1240,6 +1240,14 @@ ngx_http_wechat_import_answer(ngx_http_request_t *r,
 
     *p++ = '}';
 
+    if (status == NGX_HTTP_OK && imp->counts[NGX_HTTP_WECHAT_IMPORT_INVALID])
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "wechat bindings: %ui invalid lines of %ui",
+                      imp->counts[NGX_HTTP_WECHAT_IMPORT_INVALID],
+                      imp->lineno);
+    }
+
     if (ngx_http_wechat_no_store(r) != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;

@@ -86,7 +86,7 @@ sub suite {
     my $A = $db->('a');
     my $B = $db->('b');
 
-    # --- 100,000 bindings ---------------------------------------------------
+    # --- 100,000 bindings -----------------------------------------------------
 
     my $file = "user,openid\n" . join '', map { "u$_,o$_\n" } 1 .. $N;
     my $t0 = time;
@@ -110,7 +110,7 @@ sub suite {
     like(http_req('GET', $ng->url('/binding?user=u777'))->{content},
          qr/"openid":"o777"/, "$label: wechat_binding reads an imported one");
 
-    # --- the same file again -------------------------------------------------
+    # --- the same file again --------------------------------------------------
 
     $r = import_body($ng, '/bindings', $file);
     is(counts($r), "http=200 lines=@{[$N + 1]} applied_through=@{[$N + 1]} "
@@ -118,7 +118,7 @@ sub suite {
                    . "removed=0", "$label: a re-import is a no-op");
     is(redis_cmd($A, 'HLEN', "${Pa}users"), $N, "$label: still $N users");
 
-    # --- export ----------------------------------------------------------------
+    # --- export ---------------------------------------------------------------
 
     my $res = http_req('GET', $ng->url('/bindings'), timeout => 60);
     is($res->{status}, 200, "$label: export");
@@ -139,7 +139,7 @@ sub suite {
     ok(!grep({ $nd{"u$_"} ne "o$_" } 1 .. $N),
        "$label: NDJSON export equals the import");
 
-    # --- conflicts, then replace ---------------------------------------------
+    # --- conflicts, then replace ----------------------------------------------
 
     my $clash = "u1,oX1\nuX2,o2\nu3,o3\n";
     $r = import_body($ng, '/bindings', $clash);
@@ -172,7 +172,7 @@ sub suite {
     is(redis_cmd($A, 'HLEN', "${Pa}users"),
        redis_cmd($A, 'HLEN', "${Pa}openids"), "$label: both hashes agree");
 
-    # --- resync ----------------------------------------------------------------
+    # --- resync ---------------------------------------------------------------
 
     redis_cmd($A, 'HSET', "${Pa}openids", 'oOrphan', 'uNobody');
     my $resync = join '', "u1,oX1\n", "uX2,o2\n",
@@ -286,7 +286,8 @@ sub suite {
     my $log = '';
     wait_until('the cut logged', sub {
         ($log .= $ng->new_log) =~ /body was cut after line \d+, applied/ }, 10);
-    my ($seen, $applied) = $log =~ /cut after line (\d+), applied through line (\d+)/;
+    my ($seen, $applied) =
+        $log =~ /cut after line (\d+), applied through line (\d+)/;
     is($seen, 3500, "$label: a client gone inside a line: its lines read");
     is(redis_cmd($B, 'HEXISTS', "${Pb}users", "d$applied"), 1,
        "$label: the lines logged as applied are ($applied)");
@@ -304,8 +305,17 @@ sub suite {
     my $redis = start_redis();
     my $ng = start_nginx(http => conf("127.0.0.1:$redis->{port}"));
     suite('redis', $ng, sub { $redis });
-    $ng->stop;
+
     stop_redis($redis);
+    wait_until('Redis gone', sub {
+        http_req('GET', $ng->url('/binding?user=u5'))->{status} == 503 }, 10);
+    my $r = import_body($ng, '/bindings', "u1,o1\n");
+    is($r->{http}, 503, 'Redis down: an import answers 503');
+    is($r->{error}, 'Redis is unavailable', 'and says so');
+    is(http_req('GET', $ng->url('/bindings'))->{status}, 503,
+       'Redis down: an export answers 503');
+    $ng->check_log('Redis down', errors_ok => 1);
+    $ng->stop;
 }
 
 # --- a cluster ---------------------------------------------------------------
