@@ -45,7 +45,7 @@ TEST_PACKAGES := redis-server cmake libcmocka-dev perl \
 PACKAGES := $(BUILD_PACKAGES) $(TEST_PACKAGES)
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := event decrypt query redis_reply api
+FUZZ_TARGETS := event decrypt query redis_reply api import_line
 
 SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
                       src/core/*.h src/lua/*.lua src/lua/lib/*.lua) \

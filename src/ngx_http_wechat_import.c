@@ -93,12 +93,6 @@ static void ngx_http_wechat_import_parse(ngx_http_request_t *r,
     ngx_http_wechat_import_t *imp);
 static void ngx_http_wechat_import_line(ngx_http_wechat_import_t *imp,
     u_char *p, size_t len);
-static const char *ngx_http_wechat_import_json(u_char *p, u_char *end,
-    u_char *out, ngx_str_t *fields);
-static const char *ngx_http_wechat_import_json_string(u_char **pp,
-    u_char *end, u_char **out);
-static const char *ngx_http_wechat_import_csv(u_char *p, u_char *end,
-    u_char *out, ngx_str_t *fields);
 static void ngx_http_wechat_import_send(ngx_http_request_t *r,
     ngx_http_wechat_import_t *imp);
 static void ngx_http_wechat_import_done(ngx_http_request_t *r,
@@ -480,17 +474,15 @@ static void
 ngx_http_wechat_import_line(ngx_http_wechat_import_t *imp, u_char *p,
     size_t len)
 {
-    ngx_str_t    fields[3];
-    ngx_uint_t   i;
-    const char  *why;
+    ngx_str_t          fields[3];
+    ngx_uint_t         i;
+    wx_span_t          line;
+    const char        *why;
+    wx_import_line_t   parsed;
 
     imp->lineno++;
 
-    if (len && p[len - 1] == '\r') {
-        len--;
-    }
-
-    if (len == 0) {
+    if (len == 0 || (len == 1 && p[0] == '\r')) {
         return;
     }
 
@@ -499,28 +491,24 @@ ngx_http_wechat_import_line(ngx_http_wechat_import_t *imp, u_char *p,
         goto invalid;
     }
 
-    ngx_memzero(fields, sizeof(fields));
+    line.data = p;
+    line.len = len;
 
-    why = (p[0] == '{')
-          ? ngx_http_wechat_import_json(p, p + len, imp->scratch, fields)
-          : ngx_http_wechat_import_csv(p, p + len, imp->scratch, fields);
-
-    if (why) {
+    if (wx_import_line(line, imp->scratch, &parsed) != WX_OK) {
+        why = parsed.reason;
         goto invalid;
     }
 
-    /* a CSV file's header */
-
-    if (imp->lineno == 1 && p[0] != '{'
-        && fields[0].len == 4 && ngx_strncmp(fields[0].data, "user", 4) == 0
-        && fields[1].len == 6
-        && ngx_strncmp(fields[1].data, "openid", 6) == 0
-        && (fields[2].data == NULL
-            || (fields[2].len == 7
-                && ngx_strncmp(fields[2].data, "unionid", 7) == 0)))
-    {
+    if (parsed.header && imp->lineno == 1) {
         return;
     }
+
+    fields[0].data = (u_char *) parsed.user.data;
+    fields[0].len = parsed.user.len;
+    fields[1].data = (u_char *) parsed.openid.data;
+    fields[1].len = parsed.openid.len;
+    fields[2].data = (u_char *) parsed.unionid.data;
+    fields[2].len = parsed.unionid.len;
 
     if (fields[0].len == 0 || !ngx_http_wechat_is_name(&fields[0])) {
         why = fields[0].data ? "the user is not a name" : "no user";
@@ -556,306 +544,6 @@ invalid:
 
     ngx_http_wechat_import_detail(imp, imp->lineno, "invalid", why,
                                   NULL, NULL, NULL, NULL);
-}
-
-
-/*
- * {"user":"U","openid":"O","unionid":"X"}: strings (a user may be a
- * number), null for none; other keys are let be.  The decoded values go to
- * out, no longer than the line.
- */
-
-static const char *
-ngx_http_wechat_import_json(u_char *p, u_char *end, u_char *out,
-    ngx_str_t *fields)
-{
-    u_char       *key, *value;
-    ngx_str_t    *field, v;
-    ngx_uint_t    i;
-    const char   *why;
-
-    static ngx_str_t  names[] = {
-        ngx_string("user"), ngx_string("openid"), ngx_string("unionid")
-    };
-
-#define ngx_http_wechat_json_space(p, end)                                   \
-    while (p < end && (*p == ' ' || *p == '\t')) { p++; }
-
-    p++;                                        /* '{' */
-    ngx_http_wechat_json_space(p, end);
-
-    if (p < end && *p == '}') {
-        p++;
-        goto last;
-    }
-
-    for ( ;; ) {
-        key = out;
-
-        if (p == end || *p != '"') {
-            return "not a JSON object of strings";
-        }
-
-        why = ngx_http_wechat_import_json_string(&p, end, &out);
-        if (why) {
-            return why;
-        }
-
-        v.data = key;
-        v.len = out - key;
-        field = NULL;
-
-        for (i = 0; i < 3; i++) {
-            if (v.len == names[i].len
-                && ngx_strncmp(v.data, names[i].data, v.len) == 0)
-            {
-                field = &fields[i];
-            }
-        }
-
-        ngx_http_wechat_json_space(p, end);
-
-        if (p == end || *p++ != ':') {
-            return "not a JSON object of strings";
-        }
-
-        ngx_http_wechat_json_space(p, end);
-
-        value = out;
-
-        if (p < end && *p == '"') {
-            why = ngx_http_wechat_import_json_string(&p, end, &out);
-            if (why) {
-                return why;
-            }
-
-        } else if (p < end && (*p == '-' || (*p >= '0' && *p <= '9'))) {
-            while (p < end && (*p == '-' || *p == '+' || *p == '.'
-                               || *p == 'e' || *p == 'E'
-                               || (*p >= '0' && *p <= '9')))
-            {
-                *out++ = *p++;
-            }
-
-        } else if (end - p >= 4 && ngx_strncmp(p, "null", 4) == 0) {
-            p += 4;
-            value = NULL;
-
-        } else {
-            return "a JSON value that is not a string, a number or null";
-        }
-
-        if (field && value) {
-            field->data = value;
-            field->len = out - value;
-        }
-
-        ngx_http_wechat_json_space(p, end);
-
-        if (p < end && *p == ',') {
-            p++;
-            ngx_http_wechat_json_space(p, end);
-            continue;
-        }
-
-        if (p < end && *p == '}') {
-            p++;
-            break;
-        }
-
-        return "not a JSON object of strings";
-    }
-
-last:
-
-    ngx_http_wechat_json_space(p, end);
-
-#undef ngx_http_wechat_json_space
-
-    return (p == end) ? NULL : "more after the JSON object";
-}
-
-
-/* A JSON string at *pp, decoded to *out (UTF-8), both moved past it. */
-
-static const char *
-ngx_http_wechat_import_json_string(u_char **pp, u_char *end, u_char **out)
-{
-    u_char      *p, *o;
-    uint32_t     c, lo;
-    ngx_int_t    n;
-    ngx_uint_t   i;
-
-    p = *pp + 1;
-    o = *out;
-
-    for ( ;; ) {
-        if (p == end) {
-            return "an unterminated JSON string";
-        }
-
-        c = *p++;
-
-        if (c == '"') {
-            break;
-        }
-
-        if (c < 0x20) {
-            return "a control character in a JSON string";
-        }
-
-        if (c != '\\') {
-            *o++ = (u_char) c;
-            continue;
-        }
-
-        if (p == end) {
-            return "an unterminated JSON string";
-        }
-
-        c = *p++;
-
-        switch (c) {
-        case '"': case '\\': case '/':
-            *o++ = (u_char) c;
-            continue;
-        case 'b': *o++ = '\b'; continue;
-        case 'f': *o++ = '\f'; continue;
-        case 'n': *o++ = '\n'; continue;
-        case 'r': *o++ = '\r'; continue;
-        case 't': *o++ = '\t'; continue;
-        case 'u': break;
-        default:
-            return "a bad escape in a JSON string";
-        }
-
-        c = 0;
-
-        for (i = 0; i < 2; i++) {
-            if (end - p < 4 || (n = ngx_hextoi(p, 4)) == NGX_ERROR) {
-                return "a bad escape in a JSON string";
-            }
-
-            p += 4;
-
-            if (i == 0) {
-                c = (uint32_t) n;
-
-                if (c < 0xd800 || c > 0xdbff) {
-                    break;
-                }
-
-                /* a high surrogate: its low one follows */
-
-                if (end - p < 2 || p[0] != '\\' || p[1] != 'u') {
-                    return "a bad escape in a JSON string";
-                }
-
-                p += 2;
-                continue;
-            }
-
-            lo = (uint32_t) n;
-
-            if (lo < 0xdc00 || lo > 0xdfff) {
-                return "a bad escape in a JSON string";
-            }
-
-            c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
-        }
-
-        if (c >= 0xdc00 && c <= 0xdfff) {
-            return "a bad escape in a JSON string";
-        }
-
-        if (c < 0x80) {
-            *o++ = (u_char) c;
-
-        } else if (c < 0x800) {
-            *o++ = (u_char) (0xc0 | (c >> 6));
-            *o++ = (u_char) (0x80 | (c & 0x3f));
-
-        } else if (c < 0x10000) {
-            *o++ = (u_char) (0xe0 | (c >> 12));
-            *o++ = (u_char) (0x80 | ((c >> 6) & 0x3f));
-            *o++ = (u_char) (0x80 | (c & 0x3f));
-
-        } else {
-            *o++ = (u_char) (0xf0 | (c >> 18));
-            *o++ = (u_char) (0x80 | ((c >> 12) & 0x3f));
-            *o++ = (u_char) (0x80 | ((c >> 6) & 0x3f));
-            *o++ = (u_char) (0x80 | (c & 0x3f));
-        }
-    }
-
-    *pp = p;
-    *out = o;
-
-    return NULL;
-}
-
-
-/* user,openid[,unionid]: a field in double quotes may hold ',' and "". */
-
-static const char *
-ngx_http_wechat_import_csv(u_char *p, u_char *end, u_char *out,
-    ngx_str_t *fields)
-{
-    ngx_uint_t  n;
-
-    for (n = 0; /* void */ ; n++) {
-        if (n == 3) {
-            return "more than 3 fields";
-        }
-
-        fields[n].data = out;
-
-        if (p < end && *p == '"') {
-            p++;
-
-            for ( ;; ) {
-                if (p == end) {
-                    return "an unterminated quoted field";
-                }
-
-                if (*p == '"') {
-                    if (p + 1 < end && p[1] == '"') {
-                        *out++ = '"';
-                        p += 2;
-                        continue;
-                    }
-
-                    p++;
-                    break;
-                }
-
-                *out++ = *p++;
-            }
-
-            if (p < end && *p != ',') {
-                return "more after a quoted field";
-            }
-
-        } else {
-            while (p < end && *p != ',') {
-                if (*p == '"') {
-                    return "a quote inside an unquoted field";
-                }
-
-                *out++ = *p++;
-            }
-        }
-
-        fields[n].len = out - fields[n].data;
-
-        if (p == end) {
-            break;
-        }
-
-        p++;                                    /* ',' */
-    }
-
-    return (n == 0) ? "not 2 or 3 fields" : NULL;
 }
 
 

@@ -248,7 +248,7 @@ sub suite {
     is_deeply([ map { "$_->{line}: $_->{reason}" } @{ $r->{details} } ],
               [ '1: not 2 or 3 fields', '2: the user is not a name',
                 '3: the openid is not an openid', '6: no openid',
-                '8: the line is too long', '10: not a JSON object of strings',
+                '8: the line is too long', '10: not a JSON object',
                 '11: the unionid is not an id' ],
               "$label: each by its line number");
     is(redis_cmd($B, 'HGET', "${Pb}users", 'j1'), 'oj1',
