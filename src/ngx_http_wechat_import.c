@@ -80,6 +80,8 @@ typedef struct {
     unsigned                     sending:1; /* a batch is in Redis */
     unsigned                     body_done:1;
     unsigned                     long_line:1;
+    unsigned                     answered:1;    /* the rest of the body,
+                                                   if any, is let be */
 } ngx_http_wechat_import_t;
 
 
@@ -335,9 +337,9 @@ ngx_http_wechat_import_read(ngx_http_request_t *r)
 
     imp = (ngx_http_wechat_import_t *) ngx_http_wechat_get_ctx(r);
 
-    /* past the body, Redis's answers lead */
+    /* past the body, or its answer, Redis's answers lead */
 
-    if (!imp->sending && !imp->body_done) {
+    if (!imp->sending && !imp->body_done && !imp->answered) {
         ngx_http_wechat_import_run(r, imp);
     }
 }
@@ -884,6 +886,8 @@ ngx_http_wechat_import_answer(ngx_http_request_t *r,
     u_char      *p, *json;
     size_t       len;
     ngx_uint_t   i;
+
+    imp->answered = 1;
 
     len = sizeof("{\"lines\":,\"applied_through\":,\"dry_run\":false,"
                  "\"resync\":false,\"error\":\"\",\"details\":[],"

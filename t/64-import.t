@@ -309,8 +309,11 @@ sub suite {
     stop_redis($redis);
     wait_until('Redis gone', sub {
         http_req('GET', $ng->url('/binding?user=u5'))->{status} == 503 }, 10);
-    my $r = import_body($ng, '/bindings', "u1,o1\n");
+    # answered while the client still sends
+    my $r = import_body($ng, '/bindings',
+                        join '', map { "down$_,odown$_\n" } 1 .. 50_000);
     is($r->{http}, 503, 'Redis down: an import answers 503');
+    is($r->{applied_through}, 0, 'nothing applied');
     is($r->{error}, 'Redis is unavailable', 'and says so');
     is(http_req('GET', $ng->url('/bindings'))->{status}, 503,
        'Redis down: an export answers 503');
