@@ -42,8 +42,6 @@
 typedef struct {
     ngx_http_wechat_ctx_t        ctx;       /* the module's, first: the
                                                request's filters read it */
-    ngx_http_wechat_loc_conf_t  *conf;
-
     ngx_str_t                   *argv;      /* a batch's, keys first */
     ngx_uint_t                  *lines;     /* each pair's line number */
     ngx_uint_t                   pairs;
@@ -114,7 +112,7 @@ static void ngx_http_wechat_import_answer(ngx_http_request_t *r,
 static void ngx_http_wechat_import_detail(ngx_http_wechat_import_t *imp,
     ngx_uint_t line, const char *status, const char *reason, ngx_str_t *user,
     ngx_str_t *openid, ngx_str_t *openid_user, ngx_str_t *user_openid);
-static ngx_uint_t ngx_http_wechat_import_cursor(ngx_http_wechat_import_t *imp,
+static ngx_int_t ngx_http_wechat_import_cursor(ngx_http_wechat_import_t *imp,
     redisReply *response);
 static ngx_int_t ngx_http_wechat_export_page(ngx_http_request_t *r,
     ngx_http_wechat_import_t *imp);
@@ -144,7 +142,7 @@ static ngx_str_t  ngx_http_wechat_import_outcomes[] = {
 ngx_int_t
 ngx_http_wechat_bindings_handler(ngx_http_request_t *r)
 {
-    u_char                      *mark;
+    u_char                       mark[32];  /* 128 random bits, hex */
     ngx_int_t                    rc;
     ngx_str_t                    args[5], suffix;
     ngx_uint_t                   i;
@@ -170,7 +168,6 @@ ngx_http_wechat_bindings_handler(ngx_http_request_t *r)
 
     /* ours extends the module's context, which the filters may read */
     ngx_http_set_ctx(r, &imp->ctx, ngx_http_wechat_module);
-    imp->conf = wlcf;
 
     if (args[0].len == 6 && ngx_strncmp(args[0].data, "ndjson", 6) == 0) {
         imp->ndjson = 1;
@@ -207,14 +204,12 @@ ngx_http_wechat_bindings_handler(ngx_http_request_t *r)
 
     /* one run's mark: the users a resync's file names */
 
-    mark = ngx_pnalloc(r->pool, 2 * 16 + sizeof("import:"));
-    if (mark == NULL || wx_random_hex((char *) mark + 7, 16) != WX_OK) {
+    if (wx_random_hex((char *) mark, sizeof(mark) / 2) != WX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_memcpy(mark, "import:", 7);
-    suffix.data = mark + 7;
-    suffix.len = 2 * 16;
+    suffix.data = mark;
+    suffix.len = sizeof(mark);
 
     ngx_str_set(&imp->argv[0], "4");
     imp->argv[1] = ngx_http_wechat_key(r, wlcf, "users", NULL);
@@ -836,7 +831,7 @@ ngx_http_wechat_import_swept(ngx_http_request_t *r, redisReply *response,
 
 /* { cursor, a, b, ... } of the scripts that scan: the cursor kept */
 
-static ngx_uint_t
+static ngx_int_t
 ngx_http_wechat_import_cursor(ngx_http_wechat_import_t *imp,
     redisReply *response)
 {
