@@ -11,6 +11,7 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
+use HTTP::Tiny;
 use IO::Socket::INET;
 use JSON::PP;
 use Test::More;
@@ -264,6 +265,20 @@ sub suite {
     $res = http_req('GET', $ng->url('/bindings-b'));
     like($res->{content}, qr/^"a,""b""",oq1$/m,
          "$label: the export quotes what needs it");
+
+    # --- a chunked body, in pieces that split lines ------------------------------
+
+    my @pieces = unpack '(a7)*', join '', map { "k$_,ok$_\n" } 1 .. 3000;
+    my $chunked = HTTP::Tiny->new(timeout => 30)->request('POST',
+        $ng->url('/bindings-b'), { content => sub { shift @pieces } });
+    $r = eval { $json->decode($chunked->{content}) } // {};
+    $r->{http} = $chunked->{status};
+    is(counts($r),
+       'http=200 lines=3000 applied_through=3000 added=3000 unchanged=0 '
+       . 'replaced=0 conflict=0 invalid=0 removed=0',
+       "$label: a chunked body, its lines split across chunks");
+    is(redis_cmd($B, 'HGET', "${Pb}users", 'k2999'), 'ok2999',
+       "$label: each line whole");
 
     # --- a body cut inside a line ---------------------------------------------
 
