@@ -13,9 +13,6 @@
 #include <ngx_http.h>
 
 
-/* What a location is: the endpoints' kinds go on from _conf.h's. */
-#define NGX_HTTP_WECHAT_BINDINGS          10
-
 /* the longest line of an import, its newline aside */
 #define NGX_HTTP_WECHAT_IMPORT_LINE_MAX   1024
 
