@@ -45,7 +45,7 @@ TEST_PACKAGES := redis-server cmake libcmocka-dev perl \
 PACKAGES := $(BUILD_PACKAGES) $(TEST_PACKAGES)
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := event decrypt query redis_reply api
+FUZZ_TARGETS := event decrypt query redis_reply api import_line
 
 SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
                       src/core/*.h src/lua/*.lua src/lua/lib/*.lua) \
@@ -53,8 +53,8 @@ SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
 
 .PHONY: all deps build-deps build install core unit integration test test-static fuzz run \
         demo-deps screenshots test-valgrind test-reliability bench \
-        bench-longpoll profile test-debian13 test-compat deb test-deb \
-        test-install \
+        bench-longpoll bench-import profile test-debian13 test-compat deb \
+        test-deb test-install \
         clean FORCE
 
 all: build
@@ -296,12 +296,18 @@ bench: deps build
 	perl bench/run.pl
 	@{ printf '\n## Long polls: 10,000 waiting on one worker (make bench-longpoll)\n\n```\n'; \
 	   perl bench/longpoll.pl; printf '```\n'; } >> bench/results.md
+	@{ printf '\n## Bulk import of bindings (make bench-import)\n\n'; \
+	   perl bench/import.pl; } >> bench/results.md
 
 # Instruction counts of the callback path under callgrind; writes
 # bench/profile.md.
 # 10,000 waiting polls on one worker: memory, wake-up latency, commands
 bench-longpoll: deps build
 	perl bench/longpoll.pl
+
+# wechat_bindings' import against redis-cli --pipe of the same HSETs
+bench-import: deps build
+	perl bench/import.pl
 
 profile: deps build
 	perl bench/profile.pl

@@ -101,6 +101,7 @@ typedef struct {
 #define NGX_HTTP_WECHAT_REDEEM           8
 #define NGX_HTTP_WECHAT_LOGIN_CONFIRM    9
 #define NGX_HTTP_WECHAT_JSSDK            10
+#define NGX_HTTP_WECHAT_BINDINGS         11
 
 /* wechat_qrcode's kinds of scene */
 #define NGX_HTTP_WECHAT_KIND_BIND        0

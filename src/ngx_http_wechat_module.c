@@ -11,6 +11,7 @@
  *   handlers   _callback.c _qrcode.c    what a location does
  *              _qrimage.c _apiproxy.c   _handlers.h
  *              _poll.c _binding.c
+ *              _import.c _import.h      the bindings in bulk
  *              _redeem.c _link.c
  *              _confirm.c _jssdk.c
  *              _oauth.c _oauth_callback.c   OAuth web authorization,
@@ -55,6 +56,7 @@
 #include "ngx_http_wechat_store.h"
 #include "ngx_http_wechat_push.h"
 #include "ngx_http_wechat_handlers.h"
+#include "ngx_http_wechat_import.h"
 #include "ngx_http_wechat_version.h"
 
 
@@ -167,6 +169,10 @@ static ngx_http_wechat_endpoint_t  ngx_http_wechat_poll_endpoint = {
 
 static ngx_http_wechat_endpoint_t  ngx_http_wechat_binding_endpoint = {
     NGX_HTTP_WECHAT_BINDING, ngx_http_wechat_binding_handler, 1
+};
+
+static ngx_http_wechat_endpoint_t  ngx_http_wechat_bindings_endpoint = {
+    NGX_HTTP_WECHAT_BINDINGS, ngx_http_wechat_bindings_handler, 1
 };
 
 static ngx_http_wechat_endpoint_t  ngx_http_wechat_status_endpoint = {
@@ -377,6 +383,13 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       &ngx_http_wechat_binding_endpoint },
+
+    { ngx_string("wechat_bindings"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_wechat_endpoint,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_wechat_bindings_endpoint },
 
     { ngx_string("wechat_unbind_on_unsubscribe"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
@@ -997,6 +1010,7 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
         && (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE
             || conf->endpoint->kind == NGX_HTTP_WECHAT_POLL
             || conf->endpoint->kind == NGX_HTTP_WECHAT_BINDING
+            || conf->endpoint->kind == NGX_HTTP_WECHAT_BINDINGS
             || conf->endpoint->kind == NGX_HTTP_WECHAT_REDEEM
             || conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE_IMAGE))
     {

@@ -185,6 +185,30 @@ wx_status_t wx_query_args(wx_span_t query, const char *const *names,
     size_t n, const wx_allocator_t *a, wx_span_t *values);
 
 
+/*
+ * One line of a bulk import of bindings, without its newline: CSV
+ * "user,openid[,unionid]" (a field in double quotes may hold ',' and ""
+ * for a quote), or, when it starts with '{', a JSON object with "user",
+ * "openid" and "unionid" (strings; a user may be an integer; null is none;
+ * other keys are let be).  The values, decoded, go into scratch (at least
+ * line.len bytes); an absent one has NULL data.  header is 1 for the CSV
+ * line "user,openid[,unionid]".  Not WX_OK: reason says why the line is
+ * refused.  The values are not held to any rule of names here.
+ */
+typedef struct {
+    wx_span_t             user;
+    wx_span_t             openid;
+    wx_span_t             unionid;
+    int                   header;
+    const char           *reason;
+} wx_import_line_t;
+
+#define WX_IMPORT_LINE_MAX  65536   /* bytes: longer lines are refused */
+
+wx_status_t wx_import_line(wx_span_t line, unsigned char *scratch,
+    wx_import_line_t *out);
+
+
 /* Redis replies of the module's commands and scripts (hiredis replies). */
 
 struct redisReply;
