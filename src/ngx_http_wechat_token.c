@@ -84,6 +84,7 @@ static void ngx_http_wechat_token_drop(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 static void ngx_http_wechat_token_dropped(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
+static ngx_str_t ngx_http_wechat_token_msec(ngx_pool_t *pool);
 static void ngx_http_wechat_wx_send(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 static void ngx_http_wechat_wx_answered(ngx_http_request_t *r,
@@ -709,7 +710,7 @@ ngx_http_wechat_token_store(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     argv[4] = ngx_http_wechat_key(r, wlcf, "token:failures", NULL);
     argv[5] = ctx->wx.token;
     argv[6] = ngx_http_wechat_number(r->pool, expires_in * 1000);
-    argv[7] = ngx_http_wechat_number(r->pool, (int64_t) ngx_time() * 1000);
+    argv[7] = ngx_http_wechat_token_msec(r->pool);
     argv[8] = ctx->wx.lock_id;
     argv[9] = ngx_http_wechat_token_channel(r, wlcf);
 
@@ -787,7 +788,7 @@ ngx_http_wechat_token_drop(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     ngx_str_set(&argv[0], "1");
     argv[1] = ngx_http_wechat_key(r, ctx->api.conf, "token", NULL);
     argv[2] = ctx->wx.token;
-    argv[3] = ngx_http_wechat_number(r->pool, (int64_t) ngx_time() * 1000);
+    argv[3] = ngx_http_wechat_token_msec(r->pool);
     argv[4] = ngx_http_wechat_number(r->pool, NGX_HTTP_WECHAT_TOKEN_YOUNG);
 
     if (argv[1].data == NULL || argv[3].data == NULL || argv[4].data == NULL
@@ -806,6 +807,22 @@ ngx_http_wechat_token_dropped(ngx_http_request_t *r, redisReply *response,
     ngx_uint_t ended)
 {
     ngx_http_wechat_token_get(r, ngx_http_wechat_get_ctx(r));
+}
+
+
+/*
+ * Now, in ms, as a token's "issued" and TOKEN_DROP's "now": in whole
+ * seconds both, a token young for 5 s would be kept for up to 6.
+ */
+
+static ngx_str_t
+ngx_http_wechat_token_msec(ngx_pool_t *pool)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return ngx_http_wechat_number(pool, (int64_t) tp->sec * 1000 + tp->msec);
 }
 
 
