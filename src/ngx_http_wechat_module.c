@@ -14,6 +14,7 @@
  *              _redeem.c _link.c
  *              _confirm.c
  *              _status.c _variables.c
+ *              _errors.c                nginx's own errors, as JSON
  *   flow       _scan.c                  the Redis steps of a push
  *              _code.c                  codes and links a scan sends
  *              _reply.c                 answers to WeChat, pass, filters
@@ -628,6 +629,10 @@ ngx_http_wechat_postconfiguration(ngx_conf_t *cf)
             || ngx_http_wechat_queries_zone(cf, wmcf->replay_cache_size)
                != NGX_OK))
     {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_wechat_errors_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }
 
