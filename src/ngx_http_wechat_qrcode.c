@@ -726,7 +726,8 @@ static void
 ngx_http_wechat_qrcode_done(ngx_http_request_t *r, redisReply *response,
     ngx_uint_t ended)
 {
-    ngx_http_wechat_ctx_t  *ctx;
+    ngx_http_wechat_ctx_t       *ctx;
+    ngx_http_wechat_loc_conf_t  *wlcf;
 
     if (response == NULL) {
         ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
@@ -734,6 +735,9 @@ ngx_http_wechat_qrcode_done(ngx_http_request_t *r, redisReply *response,
     }
 
     ctx = ngx_http_wechat_get_ctx(r);
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    ngx_http_wechat_count(scenes[wlcf->qrcode_kind]);
 
     ngx_http_finalize_request(r, ngx_http_wechat_qrcode_send(r, ctx));
 }

@@ -11,7 +11,7 @@
 #include "ngx_http_wechat_version.h"
 
 
-#define NGX_HTTP_WECHAT_FAMILIES  19
+#define NGX_HTTP_WECHAT_FAMILIES  25
 
 #define NGX_HTTP_WECHAT_BUILD_INFO                                           \
     "# HELP wechat_build_info The module's version.\n"                       \
@@ -38,6 +38,11 @@ static const char *ngx_http_wechat_bucket_label(ngx_uint_t i);
 static const char *ngx_http_wechat_refresh_label(ngx_uint_t i);
 static const char *ngx_http_wechat_wakeup_label(ngx_uint_t i);
 static const char *ngx_http_wechat_qrcode_label(ngx_uint_t i);
+static const char *ngx_http_wechat_kind_label(ngx_uint_t i);
+static const char *ngx_http_wechat_redeem_label(ngx_uint_t i);
+static const char *ngx_http_wechat_link_label(ngx_uint_t i);
+static const char *ngx_http_wechat_bind_confirm_label(ngx_uint_t i);
+static const char *ngx_http_wechat_login_confirm_label(ngx_uint_t i);
 static u_char *ngx_http_wechat_status_api(u_char *p, u_char *last,
     ngx_http_wechat_metrics_t *m);
 static void ngx_http_wechat_status_snapshot(ngx_http_wechat_metrics_t *m,
@@ -116,6 +121,35 @@ static ngx_http_wechat_family_t  ngx_http_wechat_families[] = {
       "back, refused over wechat_qrcode_rate.", "outcome",
       ngx_http_wechat_qrcode_label, 3 },
 
+    { "wechat_token_refresh_failures", "gauge",
+      "access_token refreshes this node made that failed since its last "
+      "good one (0: none, or the last one worked).", NULL, NULL, 1 },
+
+    { "wechat_scenes_issued_total", "counter",
+      "Scenes issued (stored in Redis), by kind.", "kind",
+      ngx_http_wechat_kind_label, NGX_HTTP_WECHAT_SCENE_KINDS },
+
+    { "wechat_redeems_total", "counter",
+      "wechat_redeem answers, by outcome: redeemed, a wrong code or token, "
+      "the wrong one that burnt the scene, no such scene (or redeemed).",
+      "outcome", ngx_http_wechat_redeem_label,
+      NGX_HTTP_WECHAT_REDEEM_OUTCOMES },
+
+    { "wechat_link_refusals_total", "counter",
+      "Signed links refused, by reason: not signed by a link secret "
+      "(or malformed), expired, used before.", "reason",
+      ngx_http_wechat_link_label, NGX_HTTP_WECHAT_LINK_REASONS },
+
+    { "wechat_bind_confirms_total", "counter",
+      "Bind confirms (the scanner's code sent from the page), by outcome.",
+      "outcome", ngx_http_wechat_bind_confirm_label,
+      NGX_HTTP_WECHAT_BIND_CONFIRM_OUTCOMES },
+
+    { "wechat_login_confirms_total", "counter",
+      "Login confirms (the scanner's answer in WeChat), by outcome.",
+      "outcome", ngx_http_wechat_login_confirm_label,
+      NGX_HTTP_WECHAT_LOGIN_CONFIRM_OUTCOMES },
+
     { "wechat_redis_command_duration_seconds_bucket", "histogram",
       "Redis command round trips.", "le", ngx_http_wechat_bucket_label,
       NGX_HTTP_WECHAT_BUCKETS }
@@ -133,6 +167,22 @@ static const char *const  ngx_http_wechat_reject_labels[] = {
 
 static const char *const  ngx_http_wechat_qrcode_labels[] = {
     "new", "reused", "rate_limited"
+};
+
+static const char *const  ngx_http_wechat_redeem_labels[] = {
+    "ok", "wrong", "burnt", "not_found"
+};
+
+static const char *const  ngx_http_wechat_link_labels[] = {
+    "signature", "expired", "used"
+};
+
+static const char *const  ngx_http_wechat_bind_confirm_labels[] = {
+    "bound", "conflict", "wrong", "not_found", "not_scanned"
+};
+
+static const char *const  ngx_http_wechat_login_confirm_labels[] = {
+    "confirmed", "unbound", "cancelled", "used", "gone"
 };
 
 static const char *const  ngx_http_wechat_api_endpoint_labels[] = {
@@ -266,7 +316,13 @@ ngx_http_wechat_status_snapshot(ngx_http_wechat_metrics_t *m,
     values[15] = (ngx_atomic_uint_t *) &m->token_refusals;
     values[16] = (ngx_atomic_uint_t *) m->token_wakeups;
     values[17] = (ngx_atomic_uint_t *) m->qrcodes;
-    values[18] = buckets;
+    values[18] = (ngx_atomic_uint_t *) &m->token_failures;
+    values[19] = (ngx_atomic_uint_t *) m->scenes;
+    values[20] = (ngx_atomic_uint_t *) m->redeems;
+    values[21] = (ngx_atomic_uint_t *) m->link_refusals;
+    values[22] = (ngx_atomic_uint_t *) m->bind_confirms;
+    values[23] = (ngx_atomic_uint_t *) m->login_confirms;
+    values[24] = buckets;
 }
 
 
@@ -379,6 +435,43 @@ static const char *
 ngx_http_wechat_qrcode_label(ngx_uint_t i)
 {
     return ngx_http_wechat_qrcode_labels[i];
+}
+
+
+/* the kinds' names are the conf's, nul-terminated as ngx_string()s are */
+
+static const char *
+ngx_http_wechat_kind_label(ngx_uint_t i)
+{
+    return (const char *) ngx_http_wechat_kinds[i].data;
+}
+
+
+static const char *
+ngx_http_wechat_redeem_label(ngx_uint_t i)
+{
+    return ngx_http_wechat_redeem_labels[i];
+}
+
+
+static const char *
+ngx_http_wechat_link_label(ngx_uint_t i)
+{
+    return ngx_http_wechat_link_labels[i];
+}
+
+
+static const char *
+ngx_http_wechat_bind_confirm_label(ngx_uint_t i)
+{
+    return ngx_http_wechat_bind_confirm_labels[i];
+}
+
+
+static const char *
+ngx_http_wechat_login_confirm_label(ngx_uint_t i)
+{
+    return ngx_http_wechat_login_confirm_labels[i];
 }
 
 

@@ -580,6 +580,8 @@ ngx_http_wechat_token_fetched(ngx_http_request_t *r,
                       "wechat api: access_token refresh failed: "
                       "HTTP %ui, errcode %L", call->status, ctx->wx.errcode);
 
+        ngx_http_wechat_count(token_failures);
+
         /* an answer that is late may still bring the token: it stores it */
 
         if (call->status == 0) {
@@ -723,6 +725,7 @@ ngx_http_wechat_token_store(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
 
     if (ngx_http_wechat_metrics) {
         ngx_http_wechat_metrics->token_backoff_until = 0;
+        ngx_http_wechat_metrics->token_failures = 0;
     }
 
     return ngx_http_wechat_redis_command(r, handler,
