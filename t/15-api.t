@@ -366,7 +366,7 @@ my ($msg) = grep { ($_->{content} // '') eq '你好' } @{ $fake->messages('oProx
 ok($msg, 'proxy: the body reached WeChat');
 
 $res = http_req('GET', $ng1->url('/wechat-api/cgi-bin/user/info'),
-                query => { openid => 'oNobody' });
+                query => { openid => 'no openid' });
 is($res->{status}, 200, "proxy: WeChat's errors as WeChat answered them");
 is($json->decode($res->{content})->{errcode}, 40003, 'errcode 40003');
 
