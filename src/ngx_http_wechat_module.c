@@ -112,6 +112,8 @@ static char *ngx_http_wechat_link_verify(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wechat_code_length(ngx_conf_t *cf, void *post,
     void *data);
+static char *ngx_http_wechat_deprecated(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_wechat_check_links(ngx_conf_t *cf,
     ngx_http_wechat_loc_conf_t *conf);
 static ngx_int_t ngx_http_wechat_check_confirms(ngx_conf_t *cf,
@@ -140,6 +142,18 @@ static ngx_conf_post_handler_pt  ngx_http_wechat_code_length_p =
 static ngx_conf_num_bounds_t  ngx_http_wechat_redeem_attempts_bounds = {
     ngx_conf_check_num_bounds, 1, 100
 };
+
+
+/* the names that replaced those of one release ago, which still work */
+
+static ngx_str_t  ngx_http_wechat_callback_token_name =
+    ngx_string("wechat_callback_token");
+static ngx_str_t  ngx_http_wechat_scene_user_name =
+    ngx_string("wechat_scene_user");
+static ngx_str_t  ngx_http_wechat_access_token_api_name =
+    ngx_string("wechat_access_token_api");
+static ngx_str_t  ngx_http_wechat_redeem_poll_token_name =
+    ngx_string("wechat_redeem_poll_token");
 
 
 /* wechat_reply's names of the scan outcomes, and their defaults */
@@ -203,7 +217,7 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       offsetof(ngx_http_wechat_loc_conf_t, appid),
       NULL },
 
-    { ngx_string("wechat_token"),
+    { ngx_string("wechat_callback_token"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
@@ -315,7 +329,7 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       offsetof(ngx_http_wechat_loc_conf_t, qrcode_confirm),
       NULL },
 
-    { ngx_string("wechat_user"),
+    { ngx_string("wechat_scene_user"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_set_complex_value_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
@@ -434,7 +448,7 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       offsetof(ngx_http_wechat_loc_conf_t, secret),
       NULL },
 
-    { ngx_string("wechat_token_api"),
+    { ngx_string("wechat_access_token_api"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_enum_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
@@ -462,7 +476,7 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       0,
       &ngx_http_wechat_redeem_endpoint },
 
-    { ngx_string("wechat_redeem_token"),
+    { ngx_string("wechat_redeem_poll_token"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
@@ -531,6 +545,41 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
+
+
+    /*
+     * The old names, for one release: three things were a "token" (the
+     * callback's Token, the poll token, the access_token), and
+     * "wechat_user" also named the variable of the sender's site user.
+     */
+
+    { ngx_string("wechat_token"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_wechat_deprecated,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_wechat_callback_token_name },
+
+    { ngx_string("wechat_user"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_wechat_deprecated,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_wechat_scene_user_name },
+
+    { ngx_string("wechat_token_api"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_wechat_deprecated,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_wechat_access_token_api_name },
+
+    { ngx_string("wechat_redeem_token"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_http_wechat_deprecated,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_wechat_redeem_poll_token_name },
 
       ngx_null_command
 };
@@ -946,7 +995,7 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
         && conf->user == NULL)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"wechat_qrcode bind\" needs \"wechat_user\"");
+                           "\"wechat_qrcode bind\" needs \"wechat_scene_user\"");
         return NGX_ERROR;
     }
 
@@ -1419,7 +1468,7 @@ ngx_http_wechat_check_account(ngx_conf_t *cf,
 
     if (conf->token.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"wechat_callback\" needs \"wechat_token\"");
+                           "\"wechat_callback\" needs \"wechat_callback_token\"");
         return NGX_ERROR;
     }
 
@@ -1436,7 +1485,7 @@ ngx_http_wechat_check_account(ngx_conf_t *cf,
                                conf->appid.len) != 0))
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "the same \"wechat_token\" for the accounts "
+                               "the same \"wechat_callback_token\" for the accounts "
                                "\"%V\" and \"%V\": a token belongs to one "
                                "account", &other[i]->appid, &conf->appid);
             return NGX_ERROR;
@@ -1984,6 +2033,31 @@ ngx_http_wechat_code_length(ngx_conf_t *cf, void *post, void *data)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* A directive's old name: nginx -t warns, and the new name's slot runs. */
+
+static char *
+ngx_http_wechat_deprecated(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t      *name = cmd->post;
+    ngx_command_t  *c;
+
+    for (c = ngx_http_wechat_commands; c->name.len; c++) {
+        if (c->name.len == name->len
+            && ngx_strncmp(c->name.data, name->data, name->len) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "the \"%V\" directive is deprecated, "
+                               "use the \"%V\" directive instead",
+                               &cmd->name, name);
+
+            return c->set(cf, c, conf);
+        }
+    }
+
+    return NGX_CONF_ERROR;
 }
 
 

@@ -3,7 +3,7 @@
  * ngx_http_wechat_module: wechat_redeem, for the site's backend: the code
  * of a scanned login or code scene, taken once, in one script, for the
  * openid that scanned it and the site user bound to that openid.  With
- * wechat_redeem_token, only with the poll token of the browser the scene
+ * wechat_redeem_poll_token, only with the poll token of the browser the scene
  * was issued to, which the backend forwards: a code alone then logs in no
  * other browser.
  */
