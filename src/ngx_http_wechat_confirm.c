@@ -111,10 +111,11 @@ ngx_http_wechat_bind_confirm_start(ngx_http_request_t *r,
 {
     size_t                       i;
     ngx_int_t                    rc;
-    ngx_str_t                    body, args[3], argv[13];
+    ngx_str_t                    body, args[4], argv[13];
     ngx_http_wechat_loc_conf_t  *wlcf;
 
-    static const char  *names[] = { "scene", "code", "token" };
+    /* "token" is the poll token's name of one release ago */
+    static const char  *names[] = { "scene", "code", "poll_token", "token" };
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
@@ -130,8 +131,12 @@ ngx_http_wechat_bind_confirm_start(ngx_http_request_t *r,
         return rc;
     }
 
-    if (ngx_http_wechat_form(r, &body, names, 3, args) != NGX_OK) {
+    if (ngx_http_wechat_form(r, &body, names, 4, args) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (args[2].data == NULL) {
+        args[2] = args[3];
     }
 
     for (i = 0; i < args[1].len; i++) {
@@ -144,7 +149,7 @@ ngx_http_wechat_bind_confirm_start(ngx_http_request_t *r,
         || i != args[1].len || i < 4 || i > WX_DIGITS_MAX)
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "wechat confirm: no \"scene\", \"token\" or "
+                      "wechat confirm: no \"scene\", \"poll_token\" or "
                       "digits of a \"code\"");
         return NGX_HTTP_BAD_REQUEST;
     }

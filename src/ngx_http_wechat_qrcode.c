@@ -828,8 +828,11 @@ ngx_http_wechat_qrcode_answer(ngx_http_request_t *r,
 
     ngx_str_null(&image);
 
+    /* "token" is the poll token's name of one release ago */
+
     wx_json_field_t  answer[] = {
         ngx_http_wechat_json_str("scene", &ctx->scene),
+        ngx_http_wechat_json_str("poll_token", &ctx->poll_token),
         ngx_http_wechat_json_str("token", &ctx->poll_token),
         { "expire_seconds", WX_JSON_INTEGER, { NULL, 0 },
           ctx->issue->expire },
@@ -838,7 +841,7 @@ ngx_http_wechat_qrcode_answer(ngx_http_request_t *r,
         ngx_http_wechat_json_str("qrcode_url", &image)
     };
 
-    n = 3;
+    n = 4;
 
     if (ctx->ticket.len) {
         ngx_http_wechat_allocator(r->pool, &a);
@@ -858,8 +861,8 @@ ngx_http_wechat_qrcode_answer(ngx_http_request_t *r,
         p = ngx_cpymem(image.data, showqrcode.data, showqrcode.len);
         ngx_memcpy(p, ticket.data, ticket.len);
 
-        answer[5].string = ngx_http_wechat_span(&image);
-        n = 6;
+        answer[6].string = ngx_http_wechat_span(&image);
+        n = 7;
     }
 
     return ngx_http_wechat_send_json(r, NGX_HTTP_OK, answer, n);

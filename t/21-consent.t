@@ -120,7 +120,7 @@ sub scan {
 sub confirm_bind {
     my ($q, $code, %opt) = @_;
     my $body = "scene=$q->{scene}&code=$code";
-    $body .= "&token=$opt{token}" if defined $opt{token};
+    $body .= "&poll_token=$opt{token}" if defined $opt{token};
     return http_req('POST', $ng->url('/bind/poll'), body => $body,
                     headers => { 'X-User-Id' => $opt{user} // 'alice',
                                  'Content-Type' =>
