@@ -120,6 +120,7 @@ static ngx_int_t ngx_http_wechat_check_confirms(ngx_conf_t *cf,
     ngx_http_wechat_main_conf_t *wmcf);
 static ngx_int_t ngx_http_wechat_check_login(ngx_conf_t *cf,
     ngx_http_wechat_loc_conf_t *conf);
+static void ngx_http_wechat_check_return(ngx_conf_t *cf);
 static ngx_int_t ngx_http_wechat_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_wechat_init_process(ngx_cycle_t *cycle);
 static void ngx_http_wechat_exit_process(ngx_cycle_t *cycle);
@@ -898,6 +899,10 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         || ngx_http_wechat_check_login(cf, conf) != NGX_OK)
     {
         return NGX_CONF_ERROR;
+    }
+
+    if (conf->link_purpose.len) {
+        ngx_http_wechat_check_return(cf);
     }
 
     /*
@@ -2058,6 +2063,69 @@ ngx_http_wechat_deprecated(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_ERROR;
+}
+
+
+/*
+ * wechat_link_verify checks a link in the access phase; a "return" in its
+ * location answers in the rewrite phase, before it, and the link goes
+ * unchecked.  The rewrite module's location conf begins with its codes
+ * (ngx_http_rewrite_module.c keeps the type to itself), where a "return",
+ * also one inside "if", is a word that is ngx_http_script_return_code.
+ * While locations merge, cf->ctx holds the confs of the one merged.
+ */
+
+typedef struct {
+    ngx_array_t                *codes;
+} ngx_http_wechat_rewrite_conf_t;
+
+
+static void
+ngx_http_wechat_check_return(ngx_conf_t *cf)
+{
+    uintptr_t                       *code, *last;
+    ngx_uint_t                       i;
+    ngx_module_t                    *m;
+    ngx_http_core_loc_conf_t        *clcf;
+    ngx_http_wechat_rewrite_conf_t  *rlcf;
+
+    for (i = 0; cf->cycle->modules[i]; i++) {
+        m = cf->cycle->modules[i];
+
+        if (m->type == NGX_HTTP_MODULE
+            && ngx_strcmp(m->name, "ngx_http_rewrite_module") == 0)
+        {
+            break;
+        }
+    }
+
+    if (cf->cycle->modules[i] == NULL) {
+        return;
+    }
+
+    rlcf = ((ngx_http_conf_ctx_t *) cf->ctx)->loc_conf[m->ctx_index];
+
+    if (rlcf == NULL || rlcf->codes == NULL) {
+        return;
+    }
+
+    code = rlcf->codes->elts;
+    last = (uintptr_t *) ((u_char *) rlcf->codes->elts
+                          + rlcf->codes->nelts * rlcf->codes->size);
+
+    for ( /* void */ ; code < last; code++) {
+        if (*code == (uintptr_t) ngx_http_script_return_code) {
+            clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+            ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                          "\"wechat_link_verify\" in location \"%V\" is "
+                          "never reached where its \"return\" answers: "
+                          "\"return\" runs in the rewrite phase, before "
+                          "the access phase that checks the link",
+                          &clcf->name);
+            return;
+        }
+    }
 }
 
 

@@ -228,6 +228,28 @@ ok($ok, 'a Redis Cluster') or diag($out);
     . "wechat_qrcode login; } }\n}\n");
 ok($ok, 'a login scene without confirm needs no confirm page') or diag($out);
 
+# --- wechat_link_verify where a "return" answers first ----------------------
+
+# "return" runs in the rewrite phase, the link's check in the access phase
+my $links = "wechat_redis 127.0.0.1:6379;\n"
+    . "server { wechat_appid wxa; wechat_link_secret " . ('s' x 32) . ";\n%s }\n}\n";
+for my $case (
+    [ 'location /r { wechat_link_verify; return 302 /app/register; }',
+      'a return beside it' ],
+    [ 'location /r { wechat_link_verify; if ($arg_x) { return 403; } '
+      . 'proxy_pass http://127.0.0.1:1; }', 'a return inside an if' ],
+) {
+    my ($body, $what) = @$case;
+    ($ok, $out) = nginx_t($head . sprintf($links, $body));
+    ok($ok, "wechat_link_verify with $what: accepted") or diag($out);
+    like($out, qr/\[warn\] "wechat_link_verify" in location "\/r" is never reached where its "return" answers/,
+         "wechat_link_verify with $what: nginx -t warns");
+}
+($ok, $out) = nginx_t($head . sprintf($links, 'location /r { wechat_link_verify; '
+                                      . 'set $x 1; proxy_pass http://127.0.0.1:1; }'));
+ok($ok, 'wechat_link_verify with a rewrite-phase "set"') or diag($out);
+unlike($out, qr/never reached/, 'no warning without a return');
+
 # --- names: each says what it is; the old ones work one more release -------
 
 my $renamed = "wechat_redis 127.0.0.1:6379;\n"
