@@ -28,6 +28,7 @@ typedef struct {
     const char                 *label;      /* NULL for one value */
     ngx_http_wechat_label_pt    value;      /* the label's value i */
     ngx_uint_t                  n;
+    const char *const          *values;     /* or the label's values */
 } ngx_http_wechat_family_t;
 
 
@@ -39,10 +40,8 @@ static const char *ngx_http_wechat_refresh_label(ngx_uint_t i);
 static const char *ngx_http_wechat_wakeup_label(ngx_uint_t i);
 static const char *ngx_http_wechat_qrcode_label(ngx_uint_t i);
 static const char *ngx_http_wechat_kind_label(ngx_uint_t i);
-static const char *ngx_http_wechat_redeem_label(ngx_uint_t i);
-static const char *ngx_http_wechat_link_label(ngx_uint_t i);
-static const char *ngx_http_wechat_bind_confirm_label(ngx_uint_t i);
-static const char *ngx_http_wechat_login_confirm_label(ngx_uint_t i);
+static const char *ngx_http_wechat_family_value(ngx_http_wechat_family_t *f,
+    ngx_uint_t i);
 static u_char *ngx_http_wechat_status_api(u_char *p, u_char *last,
     ngx_http_wechat_metrics_t *m);
 static void ngx_http_wechat_status_snapshot(ngx_http_wechat_metrics_t *m,
@@ -52,122 +51,6 @@ static size_t ngx_http_wechat_status_size(void);
 static u_char *ngx_http_wechat_status_family(u_char *p, u_char *last,
     ngx_http_wechat_family_t *f, ngx_atomic_uint_t *values);
 
-
-static ngx_http_wechat_family_t  ngx_http_wechat_families[] = {
-
-    { "wechat_pushes_total", "counter", "Pushes answered, by outcome.",
-      "outcome", ngx_http_wechat_push_label,
-      NGX_HTTP_WECHAT_PUSH_OUTCOMES },
-
-    { "wechat_pushes_rejected_total", "counter",
-      "Pushes refused, by reason (signature and msg_signature are "
-      "signature failures).", "reason", ngx_http_wechat_reject_label,
-      NGX_HTTP_WECHAT_REJECT_REASONS },
-
-    { "wechat_dedup_hits_total", "counter",
-      "Retried pushes answered with the first answer.", NULL, NULL, 1 },
-
-    { "wechat_polls_total", "counter", "Status polls answered, by status.",
-      "status", ngx_http_wechat_poll_label, NGX_HTTP_WECHAT_POLL_STATUSES },
-
-    { "wechat_polls_waiting", "gauge",
-      "Status polls in progress: waiting for Redis or for a change.",
-      NULL, NULL, 1 },
-
-    { "wechat_poll_wakeups_total", "counter",
-      "Waiting polls woken by a message on their scene's channel.",
-      NULL, NULL, 1 },
-
-    { "wechat_poll_timeouts_total", "counter",
-      "Waiting polls answered pending at wechat_poll_timeout.",
-      NULL, NULL, 1 },
-
-    { "wechat_pubsub_channels", "gauge",
-      "Scene channels that polls wait on, over all workers.", NULL, NULL, 1 },
-
-    { "wechat_pubsub_reconnects_total", "counter",
-      "Pub/sub connection attempts after the first.", NULL, NULL, 1 },
-
-    { "wechat_redis_connected_workers", "gauge",
-      "Workers whose Redis connection is ready.", NULL, NULL, 1 },
-
-    { "wechat_redis_reconnects_total", "counter",
-      "Redis connection attempts after the first.", NULL, NULL, 1 },
-
-    { "wechat_redis_timeouts_total", "counter",
-      "Redis commands that timed out.", NULL, NULL, 1 },
-
-    { "wechat_token_refreshes_total", "counter",
-      "access_token refreshes, by outcome.", "outcome",
-      ngx_http_wechat_refresh_label, 2 },
-
-    { "wechat_token_age_seconds", "gauge",
-      "Age of the newest access_token this node has seen.", NULL, NULL, 1 },
-
-    { "wechat_token_backoff_seconds", "gauge",
-      "Time left in the back-off after a failed refresh, as this node last "
-      "heard.", NULL, NULL, 1 },
-
-    { "wechat_token_backoff_refusals_total", "counter",
-      "Calls answered 503 at once in a back-off, WeChat not asked.",
-      NULL, NULL, 1 },
-
-    { "wechat_token_waiter_wakeups_total", "counter",
-      "Looks again of callers waiting for another's refresh, by what woke "
-      "them.", "by", ngx_http_wechat_wakeup_label, 2 },
-
-    { "wechat_qrcodes_total", "counter",
-      "wechat_qrcode answers, by outcome: a new scene, a pending one given "
-      "back, refused over wechat_qrcode_rate.", "outcome",
-      ngx_http_wechat_qrcode_label, 3 },
-
-    { "wechat_token_refresh_failures", "gauge",
-      "access_token refreshes this node made that failed since its last "
-      "good one (0: none, or the last one worked).", NULL, NULL, 1 },
-
-    { "wechat_scenes_issued_total", "counter",
-      "Scenes issued (stored in Redis), by kind.", "kind",
-      ngx_http_wechat_kind_label, NGX_HTTP_WECHAT_SCENE_KINDS },
-
-    { "wechat_redeems_total", "counter",
-      "wechat_redeem answers, by outcome: redeemed, a wrong code or token, "
-      "the wrong one that burnt the scene, no such scene (or redeemed).",
-      "outcome", ngx_http_wechat_redeem_label,
-      NGX_HTTP_WECHAT_REDEEM_OUTCOMES },
-
-    { "wechat_link_refusals_total", "counter",
-      "Signed links refused, by reason: not signed by a link secret "
-      "(or malformed), expired, used before.", "reason",
-      ngx_http_wechat_link_label, NGX_HTTP_WECHAT_LINK_REASONS },
-
-    { "wechat_bind_confirms_total", "counter",
-      "Bind confirms (the scanner's code sent from the page), by outcome.",
-      "outcome", ngx_http_wechat_bind_confirm_label,
-      NGX_HTTP_WECHAT_BIND_CONFIRM_OUTCOMES },
-
-    { "wechat_login_confirms_total", "counter",
-      "Login confirms (the scanner's answer in WeChat), by outcome.",
-      "outcome", ngx_http_wechat_login_confirm_label,
-      NGX_HTTP_WECHAT_LOGIN_CONFIRM_OUTCOMES },
-
-    { "wechat_redis_command_duration_seconds_bucket", "histogram",
-      "Redis command round trips.", "le", ngx_http_wechat_bucket_label,
-      NGX_HTTP_WECHAT_BUCKETS }
-};
-
-
-static const char *const  ngx_http_wechat_push_labels[] = {
-    "unavailable", "unknown", "passed", "answered"
-};
-
-static const char *const  ngx_http_wechat_reject_labels[] = {
-    "missing", "signature", "timestamp", "msg_signature", "plaintext",
-    "xml", "decrypt", "too_large", "method", "replay", "field"
-};
-
-static const char *const  ngx_http_wechat_qrcode_labels[] = {
-    "new", "reused", "rate_limited"
-};
 
 static const char *const  ngx_http_wechat_redeem_labels[] = {
     "ok", "wrong", "burnt", "not_found"
@@ -183,6 +66,127 @@ static const char *const  ngx_http_wechat_bind_confirm_labels[] = {
 
 static const char *const  ngx_http_wechat_login_confirm_labels[] = {
     "confirmed", "unbound", "cancelled", "used", "gone"
+};
+
+
+static ngx_http_wechat_family_t  ngx_http_wechat_families[] = {
+
+    { "wechat_pushes_total", "counter", "Pushes answered, by outcome.",
+      "outcome", ngx_http_wechat_push_label,
+      NGX_HTTP_WECHAT_PUSH_OUTCOMES, NULL },
+
+    { "wechat_pushes_rejected_total", "counter",
+      "Pushes refused, by reason (signature and msg_signature are "
+      "signature failures).", "reason", ngx_http_wechat_reject_label,
+      NGX_HTTP_WECHAT_REJECT_REASONS, NULL },
+
+    { "wechat_dedup_hits_total", "counter",
+      "Retried pushes answered with the first answer.", NULL, NULL, 1,
+      NULL },
+
+    { "wechat_polls_total", "counter", "Status polls answered, by status.",
+      "status", ngx_http_wechat_poll_label, NGX_HTTP_WECHAT_POLL_STATUSES,
+      NULL },
+
+    { "wechat_polls_waiting", "gauge",
+      "Status polls in progress: waiting for Redis or for a change.",
+      NULL, NULL, 1, NULL },
+
+    { "wechat_poll_wakeups_total", "counter",
+      "Waiting polls woken by a message on their scene's channel.",
+      NULL, NULL, 1, NULL },
+
+    { "wechat_poll_timeouts_total", "counter",
+      "Waiting polls answered pending at wechat_poll_timeout.",
+      NULL, NULL, 1, NULL },
+
+    { "wechat_pubsub_channels", "gauge",
+      "Scene channels that polls wait on, over all workers.", NULL, NULL, 1,
+      NULL },
+
+    { "wechat_pubsub_reconnects_total", "counter",
+      "Pub/sub connection attempts after the first.", NULL, NULL, 1, NULL },
+
+    { "wechat_redis_connected_workers", "gauge",
+      "Workers whose Redis connection is ready.", NULL, NULL, 1, NULL },
+
+    { "wechat_redis_reconnects_total", "counter",
+      "Redis connection attempts after the first.", NULL, NULL, 1, NULL },
+
+    { "wechat_redis_timeouts_total", "counter",
+      "Redis commands that timed out.", NULL, NULL, 1, NULL },
+
+    { "wechat_token_refreshes_total", "counter",
+      "access_token refreshes, by outcome.", "outcome",
+      ngx_http_wechat_refresh_label, 2, NULL },
+
+    { "wechat_token_age_seconds", "gauge",
+      "Age of the newest access_token this node has seen.", NULL, NULL, 1,
+      NULL },
+
+    { "wechat_token_backoff_seconds", "gauge",
+      "Time left in the back-off after a failed refresh, as this node last "
+      "heard.", NULL, NULL, 1, NULL },
+
+    { "wechat_token_backoff_refusals_total", "counter",
+      "Calls answered 503 at once in a back-off, WeChat not asked.",
+      NULL, NULL, 1, NULL },
+
+    { "wechat_token_waiter_wakeups_total", "counter",
+      "Looks again of callers waiting for another's refresh, by what woke "
+      "them.", "by", ngx_http_wechat_wakeup_label, 2, NULL },
+
+    { "wechat_qrcodes_total", "counter",
+      "wechat_qrcode answers, by outcome: a new scene, a pending one given "
+      "back, refused over wechat_qrcode_rate.", "outcome",
+      ngx_http_wechat_qrcode_label, 3, NULL },
+
+    { "wechat_token_refresh_failures", "gauge",
+      "access_token refreshes this node made that failed since its last "
+      "good one (0: none, or the last one worked).", NULL, NULL, 1, NULL },
+
+    { "wechat_scenes_issued_total", "counter",
+      "Scenes issued (stored in Redis), by kind.", "kind",
+      ngx_http_wechat_kind_label, NGX_HTTP_WECHAT_SCENE_KINDS, NULL },
+
+    { "wechat_redeems_total", "counter",
+      "wechat_redeem answers, by outcome: redeemed, a wrong code or token, "
+      "the wrong one that burnt the scene, no such scene (or redeemed).",
+      "outcome", NULL, NGX_HTTP_WECHAT_REDEEM_OUTCOMES,
+      ngx_http_wechat_redeem_labels },
+
+    { "wechat_link_refusals_total", "counter",
+      "Signed links refused, by reason: not signed by a link secret "
+      "(or malformed), expired, used before.", "reason", NULL,
+      NGX_HTTP_WECHAT_LINK_REASONS, ngx_http_wechat_link_labels },
+
+    { "wechat_bind_confirms_total", "counter",
+      "Bind confirms (the scanner's code sent from the page), by outcome.",
+      "outcome", NULL, NGX_HTTP_WECHAT_BIND_CONFIRM_OUTCOMES,
+      ngx_http_wechat_bind_confirm_labels },
+
+    { "wechat_login_confirms_total", "counter",
+      "Login confirms (the scanner's answer in WeChat), by outcome.",
+      "outcome", NULL, NGX_HTTP_WECHAT_LOGIN_CONFIRM_OUTCOMES,
+      ngx_http_wechat_login_confirm_labels },
+
+    { "wechat_redis_command_duration_seconds_bucket", "histogram",
+      "Redis command round trips.", "le", ngx_http_wechat_bucket_label,
+      NGX_HTTP_WECHAT_BUCKETS, NULL }
+};
+
+
+static const char *const  ngx_http_wechat_push_labels[] = {
+    "unavailable", "unknown", "passed", "answered"
+};
+
+static const char *const  ngx_http_wechat_reject_labels[] = {
+    "missing", "signature", "timestamp", "msg_signature", "plaintext",
+    "xml", "decrypt", "too_large", "method", "replay", "field"
+};
+
+static const char *const  ngx_http_wechat_qrcode_labels[] = {
+    "new", "reused", "rate_limited"
 };
 
 static const char *const  ngx_http_wechat_api_endpoint_labels[] = {
@@ -348,7 +352,7 @@ ngx_http_wechat_status_size(void)
 
             if (f->label) {
                 line += sizeof("{=\"\"}") + ngx_strlen(f->label)
-                        + ngx_strlen(f->value(j));
+                        + ngx_strlen(ngx_http_wechat_family_value(f, j));
             }
 
             size += line;
@@ -380,7 +384,8 @@ ngx_http_wechat_status_family(u_char *p, u_char *last,
     for (i = 0; i < f->n; i++) {
         if (f->label) {
             p = ngx_slprintf(p, last, "%s{%s=\"%s\"} %uA\n", f->name,
-                             f->label, f->value(i), values[i]);
+                             f->label, ngx_http_wechat_family_value(f, i),
+                             values[i]);
 
         } else {
             p = ngx_slprintf(p, last, "%s %uA\n", f->name, values[i]);
@@ -447,31 +452,12 @@ ngx_http_wechat_kind_label(ngx_uint_t i)
 }
 
 
-static const char *
-ngx_http_wechat_redeem_label(ngx_uint_t i)
-{
-    return ngx_http_wechat_redeem_labels[i];
-}
-
+/* A label's value i: from the family's list, or its function. */
 
 static const char *
-ngx_http_wechat_link_label(ngx_uint_t i)
+ngx_http_wechat_family_value(ngx_http_wechat_family_t *f, ngx_uint_t i)
 {
-    return ngx_http_wechat_link_labels[i];
-}
-
-
-static const char *
-ngx_http_wechat_bind_confirm_label(ngx_uint_t i)
-{
-    return ngx_http_wechat_bind_confirm_labels[i];
-}
-
-
-static const char *
-ngx_http_wechat_login_confirm_label(ngx_uint_t i)
-{
-    return ngx_http_wechat_login_confirm_labels[i];
+    return f->values ? f->values[i] : f->value(i);
 }
 
 
