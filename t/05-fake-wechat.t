@@ -250,12 +250,12 @@ my $safe_port = free_port();
 my $ng = start_nginx(http => <<"EOF");
     wechat_redis 127.0.0.1:$redis->{port};
     wechat_qrcode_confirm off;     # scans resolve at once; t/21 confirms
-    wechat_user \$http_x_user_id;
+    wechat_scene_user \$http_x_user_id;
 
     server {
         listen 127.0.0.1:PORT;
         wechat_appid $plain{appid};
-        wechat_token $plain{token};
+        wechat_callback_token $plain{token};
 
         location = /wx { wechat_callback; wechat_pass \@app; }
         location = /qrcode { wechat_qrcode bind; }
@@ -269,7 +269,7 @@ my $ng = start_nginx(http => <<"EOF");
             return 200 "{}";
         }
         location = /bind/qrcode {
-            wechat_user \$cookie_session;
+            wechat_scene_user \$cookie_session;
             wechat_qrcode bind;
         }
         location = /login/qrcode { wechat_qrcode login; }
@@ -277,7 +277,7 @@ my $ng = start_nginx(http => <<"EOF");
         # the safe account set in the callback's location only
         location = /safe-here/wx {
             wechat_appid $safe{appid};
-            wechat_token $safe{token};
+            wechat_callback_token $safe{token};
             wechat_aes_key $safe{aes_key};
             wechat_mode safe;
             wechat_callback;
@@ -288,7 +288,7 @@ my $ng = start_nginx(http => <<"EOF");
     server {
         listen 127.0.0.1:$safe_port;
         wechat_appid $safe{appid};
-        wechat_token $safe{token};
+        wechat_callback_token $safe{token};
         wechat_aes_key $safe{aes_key};
         wechat_mode safe;
 

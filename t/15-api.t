@@ -45,7 +45,7 @@ my $http = <<"EOF";
         listen 127.0.0.1:PORT;
 
         wechat_appid $appid;
-        wechat_token $token;
+        wechat_callback_token $token;
         wechat_secret $secret;
         wechat_api_pass /wechat-api-upstream;
         wechat_qrcode_rate 1000/s;             # bursts of 200 below
@@ -61,21 +61,21 @@ my $http = <<"EOF";
         }
 
         location = /qrcode {
-            wechat_user \$arg_user;
+            wechat_scene_user \$arg_user;
             wechat_qrcode bind;
         }
 
         location = /qrcode-slow {
             wechat_api_timeout 500ms;
-            wechat_user \$arg_user;
+            wechat_scene_user \$arg_user;
             wechat_qrcode bind;
         }
 
         location = /qrcode-classic {
             wechat_appid $classic_id;
             wechat_secret classicSecret;
-            wechat_token_api classic;
-            wechat_user \$arg_user;
+            wechat_access_token_api classic;
+            wechat_scene_user \$arg_user;
             wechat_qrcode bind;
         }
 
@@ -83,7 +83,7 @@ my $http = <<"EOF";
             wechat_appid $kept_id;
             wechat_secret "";
             wechat_access_token_key kept:token;
-            wechat_user \$arg_user;
+            wechat_scene_user \$arg_user;
             wechat_qrcode bind;
         }
 

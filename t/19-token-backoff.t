@@ -29,7 +29,7 @@ my $http = <<"EOF";
         listen 127.0.0.1:PORT;
 
         wechat_appid $appid;
-        wechat_token boTok;
+        wechat_callback_token boTok;
         wechat_secret $secret;
         wechat_api_pass /wechat-api-upstream;
         wechat_qrcode_rate 1000/s;

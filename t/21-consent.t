@@ -28,7 +28,7 @@ my $ng = start_nginx(http => <<"EOF");
         listen 127.0.0.1:PORT;
 
         wechat_appid $appid;
-        wechat_token $token;
+        wechat_callback_token $token;
         wechat_link_secret $link_secret;
         wechat_link_url https://example.com/register;
         wechat_login_confirm_url https://example.com/login/confirm;
@@ -39,13 +39,13 @@ my $ng = start_nginx(http => <<"EOF");
         }
 
         location = /bind/qrcode {
-            wechat_user \$http_x_user_id;
+            wechat_scene_user \$http_x_user_id;
             wechat_qrcode bind;
         }
 
         # the page's poll, and its confirm: only for the scene's own user
         location = /bind/poll {
-            wechat_user \$http_x_user_id;
+            wechat_scene_user \$http_x_user_id;
             wechat_poll_timeout 0;
             wechat_poll;
         }
@@ -70,7 +70,7 @@ my $ng = start_nginx(http => <<"EOF");
 
         location = /redeem {
             wechat_redeem_attempts 10;  # the wrong tries below count
-            wechat_redeem_token on;
+            wechat_redeem_poll_token on;
             wechat_redeem;
         }
 

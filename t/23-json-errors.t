@@ -28,7 +28,7 @@ my $ng = start_nginx(http => <<"EOF2");
             proxy_pass http://127.0.0.1:$closed/;
         }
 
-        location = /qrcode { wechat_user \$arg_user; wechat_qrcode bind; }
+        location = /qrcode { wechat_scene_user \$arg_user; wechat_qrcode bind; }
         location = /poll { wechat_poll_timeout 0; wechat_poll; }
         location = /binding { wechat_binding; }
         location = /redeem { wechat_redeem; }

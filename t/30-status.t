@@ -20,10 +20,10 @@ my $ng = start_nginx(workers => 2, http => <<"EOF");
     server {
         listen 127.0.0.1:PORT;
         wechat_appid wxstatus;
-        wechat_token $token;
+        wechat_callback_token $token;
 
         location = /wx { wechat_callback; wechat_pass \@app; }
-        location = /qrcode { wechat_user \$arg_user; wechat_qrcode bind; }
+        location = /qrcode { wechat_scene_user \$arg_user; wechat_qrcode bind; }
         location = /poll { wechat_poll; }
         location = /status { allow 127.0.0.1; deny all; wechat_status; }
         location \@app { proxy_pass http://127.0.0.1:$app->{port}; }
