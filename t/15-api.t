@@ -255,7 +255,7 @@ $ng1->check_log('errors', errors_ok => 1);
 # each case below starts with a token older than that ("issued" is in ms).
 sub settle {
     my $issued = redis_cmd($redis, 'HGET', "${P}token", 'issued') // 0;
-    my $left = $issued / 1000 + 5.2 - time;
+    my $left = $issued / 1000 + 5.5 - time;
     Time::HiRes::sleep($left) if $left > 0;
 }
 
