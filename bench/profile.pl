@@ -57,7 +57,7 @@ sub profile {
     server {
         listen 127.0.0.1:PORT;
         wechat_appid $appid;
-        wechat_token $token;
+        wechat_callback_token $token;
         wechat_timestamp_skew 1h;
         location = /wx { wechat_callback; }
         location = /safe {

@@ -75,7 +75,7 @@ my $ng = start_nginx(log_level => 'warn', http => <<"EOF");
     server {
         listen 127.0.0.1:PORT;
         wechat_appid $appid;
-        wechat_token $token;
+        wechat_callback_token $token;
         wechat_aes_key $aes;
         wechat_timestamp_skew ${skew}s;
         wechat_oauth_secret $oauth_key;

@@ -9,6 +9,7 @@
 
 
 #include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_metrics.h"
 #include "ngx_http_wechat_util.h"
 #include "ngx_http_wechat_store.h"
 #include "ngx_http_wechat_push.h"
@@ -47,6 +48,7 @@ static ngx_int_t ngx_http_wechat_confirm_reply(ngx_http_request_t *r,
 static ngx_int_t ngx_http_wechat_confirm_unbound(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 static ngx_int_t ngx_http_wechat_confirm_gone(ngx_http_request_t *r);
+static void ngx_http_wechat_login_confirm_count(ngx_str_t *outcome);
 static ngx_int_t ngx_http_wechat_confirm_page(ngx_http_request_t *r,
     ngx_uint_t status, const char *title, const char *format,
     ngx_str_t *values, ngx_uint_t n);
@@ -109,10 +111,11 @@ ngx_http_wechat_bind_confirm_start(ngx_http_request_t *r,
 {
     size_t                       i;
     ngx_int_t                    rc;
-    ngx_str_t                    body, args[3], argv[13];
+    ngx_str_t                    body, args[4], argv[13];
     ngx_http_wechat_loc_conf_t  *wlcf;
 
-    static const char  *names[] = { "scene", "code", "token" };
+    /* "token" is the poll token's name of one release ago */
+    static const char  *names[] = { "scene", "code", "poll_token", "token" };
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
@@ -128,8 +131,12 @@ ngx_http_wechat_bind_confirm_start(ngx_http_request_t *r,
         return rc;
     }
 
-    if (ngx_http_wechat_form(r, &body, names, 3, args) != NGX_OK) {
+    if (ngx_http_wechat_form(r, &body, names, 4, args) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (args[2].data == NULL) {
+        args[2] = args[3];
     }
 
     for (i = 0; i < args[1].len; i++) {
@@ -142,7 +149,7 @@ ngx_http_wechat_bind_confirm_start(ngx_http_request_t *r,
         || i != args[1].len || i < 4 || i > WX_DIGITS_MAX)
     {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "wechat confirm: no \"scene\", \"token\" or "
+                      "wechat confirm: no \"scene\", \"poll_token\" or "
                       "digits of a \"code\"");
         return NGX_HTTP_BAD_REQUEST;
     }
@@ -210,6 +217,8 @@ ngx_http_wechat_bind_confirm_done(ngx_http_request_t *r,
     }
 
     if (out[0].data == NULL) {
+        ngx_http_wechat_count(
+            bind_confirms[NGX_HTTP_WECHAT_BIND_CONFIRM_NOT_FOUND]);
         ngx_http_finalize_request(r,
             ngx_http_wechat_confirm_error(r, NGX_HTTP_NOT_FOUND,
                                           "not found"));
@@ -226,6 +235,10 @@ ngx_http_wechat_bind_confirm_done(ngx_http_request_t *r,
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "wechat confirm: scene \"%V\" %V", &ctx->scene, &word);
 
+        ngx_http_wechat_count(bind_confirms[word.len == 5
+                                  ? NGX_HTTP_WECHAT_BIND_CONFIRM_BOUND
+                                  : NGX_HTTP_WECHAT_BIND_CONFIRM_CONFLICT]);
+
         wx_json_field_t  answer[] = {
             { "status", WX_JSON_STRING, out[0], 0 },
             { "openid", WX_JSON_STRING, out[1], 0 }
@@ -241,6 +254,8 @@ ngx_http_wechat_bind_confirm_done(ngx_http_request_t *r,
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "wechat confirm: wrong code for scene \"%V\"",
                       &ctx->scene);
+        ngx_http_wechat_count(
+            bind_confirms[NGX_HTTP_WECHAT_BIND_CONFIRM_WRONG]);
         ngx_http_finalize_request(r,
             ngx_http_wechat_confirm_error(r, NGX_HTTP_FORBIDDEN,
                                           "wrong code"));
@@ -248,6 +263,8 @@ ngx_http_wechat_bind_confirm_done(ngx_http_request_t *r,
     }
 
     if (word.len == 7 && ngx_strncmp(word.data, "unknown", 7) == 0) {
+        ngx_http_wechat_count(
+            bind_confirms[NGX_HTTP_WECHAT_BIND_CONFIRM_NOT_FOUND]);
         ngx_http_finalize_request(r,
             ngx_http_wechat_confirm_error(r, NGX_HTTP_NOT_FOUND,
                                           "not found"));
@@ -255,6 +272,9 @@ ngx_http_wechat_bind_confirm_done(ngx_http_request_t *r,
     }
 
     /* nothing to confirm: the page learns the status as it is */
+
+    ngx_http_wechat_count(
+        bind_confirms[NGX_HTTP_WECHAT_BIND_CONFIRM_NOT_SCANNED]);
 
     wx_json_field_t  status[] = {
         { "error", WX_JSON_STRING,
@@ -629,12 +649,16 @@ ngx_http_wechat_login_confirm_done(ngx_http_request_t *r,
     }
 
     if (word.data == NULL) {
+        ngx_http_wechat_count(
+            login_confirms[NGX_HTTP_WECHAT_LOGIN_CONFIRM_GONE]);
         ngx_http_finalize_request(r, ngx_http_wechat_confirm_gone(r));
         return;
     }
 
     outcome.data = (u_char *) word.data;
     outcome.len = word.len;
+
+    ngx_http_wechat_login_confirm_count(&outcome);
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "wechat login confirm: scene \"%V\" openid \"%V\": %V",
@@ -664,6 +688,39 @@ ngx_http_wechat_login_confirm_done(ngx_http_request_t *r,
     }
 
     ngx_http_finalize_request(r, ngx_http_wechat_confirm_unbound(r, ctx));
+}
+
+
+/*
+ * CONFIRM_LOGIN's outcome in the metrics, in the order of
+ * NGX_HTTP_WECHAT_LOGIN_CONFIRM_*; a link used before is a link refusal
+ * too.
+ */
+
+static void
+ngx_http_wechat_login_confirm_count(ngx_str_t *outcome)
+{
+    ngx_uint_t  i;
+
+    static ngx_str_t  outcomes[] = {
+        ngx_string("confirmed"), ngx_string("unbound"),
+        ngx_string("cancelled"), ngx_string("used")
+    };
+
+    for (i = 0; i < sizeof(outcomes) / sizeof(ngx_str_t); i++) {
+        if (outcome->len == outcomes[i].len
+            && ngx_strncmp(outcome->data, outcomes[i].data, outcome->len)
+               == 0)
+        {
+            break;
+        }
+    }
+
+    ngx_http_wechat_count(login_confirms[i]);
+
+    if (i == NGX_HTTP_WECHAT_LOGIN_CONFIRM_USED) {
+        ngx_http_wechat_count(link_refusals[NGX_HTTP_WECHAT_LINK_USED]);
+    }
 }
 
 

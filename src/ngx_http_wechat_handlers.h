@@ -29,6 +29,7 @@ ngx_int_t ngx_http_wechat_bind_confirm_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_login_confirm_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_jssdk_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_add_variables(ngx_conf_t *cf);
+ngx_int_t ngx_http_wechat_errors_init(ngx_conf_t *cf);
 
 
 #endif /* _NGX_HTTP_WECHAT_HANDLERS_H_INCLUDED_ */

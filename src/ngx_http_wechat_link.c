@@ -10,6 +10,7 @@
 
 
 #include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_metrics.h"
 #include "ngx_http_wechat_util.h"
 #include "ngx_http_wechat_store.h"
 #include "ngx_http_wechat_handlers.h"
@@ -106,6 +107,8 @@ ngx_http_wechat_link_check(ngx_http_request_t *r, ngx_str_t *purpose,
         if (args[i].len == 0 && i != 1) {
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                           "wechat link: refused: an argument is missing");
+            ngx_http_wechat_count(
+                link_refusals[NGX_HTTP_WECHAT_LINK_SIGNATURE]);
             return NGX_HTTP_FORBIDDEN;
         }
     }
@@ -118,6 +121,7 @@ ngx_http_wechat_link_check(ngx_http_request_t *r, ngx_str_t *purpose,
     if (ngx_http_wechat_link_repeated(text)) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "wechat link: refused: a repeated argument");
+        ngx_http_wechat_count(link_refusals[NGX_HTTP_WECHAT_LINK_SIGNATURE]);
         return NGX_HTTP_FORBIDDEN;
     }
 
@@ -156,6 +160,10 @@ ngx_http_wechat_link_check(ngx_http_request_t *r, ngx_str_t *purpose,
 
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                   "wechat link: refused: %s", why);
+
+    ngx_http_wechat_count(link_refusals[rc == WX_ERR_EXPIRED
+                                        ? NGX_HTTP_WECHAT_LINK_EXPIRED
+                                        : NGX_HTTP_WECHAT_LINK_SIGNATURE]);
 
     return NGX_HTTP_FORBIDDEN;
 }
@@ -239,6 +247,7 @@ ngx_http_wechat_link_done(ngx_http_request_t *r, redisReply *response,
     } else if (wx_redis_string(response, &a, &set) == WX_ERR_NOT_FOUND) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "wechat link: refused: used before");
+        ngx_http_wechat_count(link_refusals[NGX_HTTP_WECHAT_LINK_USED]);
         ctx->link_rc = NGX_HTTP_FORBIDDEN;
 
     } else {

@@ -63,6 +63,36 @@
 #define NGX_HTTP_WECHAT_POLL_UNAVAILABLE  WX_SCENE_STATUSES
 #define NGX_HTTP_WECHAT_POLL_STATUSES     (WX_SCENE_STATUSES + 1)
 
+/* metrics: scenes issued, by kind (the conf's NGX_HTTP_WECHAT_KIND_*) */
+#define NGX_HTTP_WECHAT_SCENE_KINDS       3
+
+/* metrics: wechat_redeem's answers (the refusals: wx_redeem_refusal_t + 1) */
+#define NGX_HTTP_WECHAT_REDEEM_OK         0
+#define NGX_HTTP_WECHAT_REDEEM_OUTCOMES   4
+
+/* metrics: why a signed link was refused */
+#define NGX_HTTP_WECHAT_LINK_SIGNATURE    0   /* missing, malformed, or not
+                                                 signed by a link secret */
+#define NGX_HTTP_WECHAT_LINK_EXPIRED      1
+#define NGX_HTTP_WECHAT_LINK_USED         2
+#define NGX_HTTP_WECHAT_LINK_REASONS      3
+
+/* metrics: a bind's confirm (the code sent from the page), by outcome */
+#define NGX_HTTP_WECHAT_BIND_CONFIRM_BOUND        0
+#define NGX_HTTP_WECHAT_BIND_CONFIRM_CONFLICT     1
+#define NGX_HTTP_WECHAT_BIND_CONFIRM_WRONG        2
+#define NGX_HTTP_WECHAT_BIND_CONFIRM_NOT_FOUND    3
+#define NGX_HTTP_WECHAT_BIND_CONFIRM_NOT_SCANNED  4
+#define NGX_HTTP_WECHAT_BIND_CONFIRM_OUTCOMES     5
+
+/* metrics: a login's confirm (the scanner's answer in WeChat), by outcome */
+#define NGX_HTTP_WECHAT_LOGIN_CONFIRM_CONFIRMED   0
+#define NGX_HTTP_WECHAT_LOGIN_CONFIRM_UNBOUND     1
+#define NGX_HTTP_WECHAT_LOGIN_CONFIRM_CANCELLED   2
+#define NGX_HTTP_WECHAT_LOGIN_CONFIRM_USED        3
+#define NGX_HTTP_WECHAT_LOGIN_CONFIRM_GONE        4
+#define NGX_HTTP_WECHAT_LOGIN_CONFIRM_OUTCOMES    5
+
 #define NGX_HTTP_WECHAT_BUCKETS           12
 #define NGX_HTTP_WECHAT_MAX_WORKERS       64
 
@@ -97,7 +127,18 @@ typedef struct {
                                                 /* answered in a back-off */
     ngx_atomic_t                token_wakeups[NGX_HTTP_WECHAT_TOKEN_KINDS]
                                              [2];   /* message, timer */
+    ngx_atomic_t                token_failures[NGX_HTTP_WECHAT_TOKEN_KINDS];
+                                                /* this node's refreshes
+                                                   failed since its last
+                                                   good one */
     ngx_atomic_t                qrcodes[3];     /* new, reused, refused */
+    ngx_atomic_t                scenes[NGX_HTTP_WECHAT_SCENE_KINDS];
+    ngx_atomic_t                redeems[NGX_HTTP_WECHAT_REDEEM_OUTCOMES];
+    ngx_atomic_t                link_refusals[NGX_HTTP_WECHAT_LINK_REASONS];
+    ngx_atomic_t                bind_confirms
+                                    [NGX_HTTP_WECHAT_BIND_CONFIRM_OUTCOMES];
+    ngx_atomic_t                login_confirms
+                                    [NGX_HTTP_WECHAT_LOGIN_CONFIRM_OUTCOMES];
 } ngx_http_wechat_metrics_t;
 
 extern ngx_http_wechat_metrics_t  *ngx_http_wechat_metrics;

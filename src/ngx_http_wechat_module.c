@@ -17,6 +17,7 @@
  *              _oauth.c _oauth_callback.c   OAuth web authorization,
  *              _oauth_scene.c           _oauth.h
  *              _status.c _variables.c
+ *              _errors.c                nginx's own errors, as JSON
  *   flow       _scan.c                  the Redis steps of a push
  *              _code.c                  codes and links a scan sends
  *              _reply.c                 answers to WeChat, pass, filters
@@ -117,12 +118,15 @@ static char *ngx_http_wechat_jssdk_hosts(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wechat_code_length(ngx_conf_t *cf, void *post,
     void *data);
+static char *ngx_http_wechat_deprecated(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_wechat_check_links(ngx_conf_t *cf,
     ngx_http_wechat_loc_conf_t *conf);
 static ngx_int_t ngx_http_wechat_check_confirms(ngx_conf_t *cf,
     ngx_http_wechat_main_conf_t *wmcf);
 static ngx_int_t ngx_http_wechat_check_login(ngx_conf_t *cf,
     ngx_http_wechat_loc_conf_t *conf);
+static void ngx_http_wechat_check_return(ngx_conf_t *cf);
 static ngx_int_t ngx_http_wechat_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_wechat_init_process(ngx_cycle_t *cycle);
 static void ngx_http_wechat_exit_process(ngx_cycle_t *cycle);
@@ -145,6 +149,18 @@ static ngx_conf_post_handler_pt  ngx_http_wechat_code_length_p =
 static ngx_conf_num_bounds_t  ngx_http_wechat_redeem_attempts_bounds = {
     ngx_conf_check_num_bounds, 1, 100
 };
+
+
+/* the names that replaced those of one release ago, which still work */
+
+static ngx_str_t  ngx_http_wechat_callback_token_name =
+    ngx_string("wechat_callback_token");
+static ngx_str_t  ngx_http_wechat_scene_user_name =
+    ngx_string("wechat_scene_user");
+static ngx_str_t  ngx_http_wechat_access_token_api_name =
+    ngx_string("wechat_access_token_api");
+static ngx_str_t  ngx_http_wechat_redeem_poll_token_name =
+    ngx_string("wechat_redeem_poll_token");
 
 
 /* wechat_reply's names of the scan outcomes, and their defaults */
@@ -216,7 +232,7 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       offsetof(ngx_http_wechat_loc_conf_t, appid),
       NULL },
 
-    { ngx_string("wechat_token"),
+    { ngx_string("wechat_callback_token"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
@@ -328,7 +344,7 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       offsetof(ngx_http_wechat_loc_conf_t, qrcode_confirm),
       NULL },
 
-    { ngx_string("wechat_user"),
+    { ngx_string("wechat_scene_user"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_set_complex_value_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
@@ -454,7 +470,7 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       offsetof(ngx_http_wechat_loc_conf_t, secret),
       NULL },
 
-    { ngx_string("wechat_token_api"),
+    { ngx_string("wechat_access_token_api"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_enum_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
@@ -482,7 +498,7 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       0,
       &ngx_http_wechat_redeem_endpoint },
 
-    { ngx_string("wechat_redeem_token"),
+    { ngx_string("wechat_redeem_poll_token"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
@@ -552,7 +568,7 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       0,
       NULL },
 
-      { ngx_string("wechat_jssdk"),
+    { ngx_string("wechat_jssdk"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_wechat_endpoint,
       NGX_HTTP_LOC_CONF_OFFSET,
@@ -566,7 +582,41 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       0,
       NULL },
 
-    ngx_null_command
+    /*
+     * The old names, for one release: three things were a "token" (the
+     * callback's Token, the poll token, the access_token), and
+     * "wechat_user" also named the variable of the sender's site user.
+     */
+
+    { ngx_string("wechat_token"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_wechat_deprecated,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_wechat_callback_token_name },
+
+    { ngx_string("wechat_user"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_wechat_deprecated,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_wechat_scene_user_name },
+
+    { ngx_string("wechat_token_api"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_wechat_deprecated,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_wechat_access_token_api_name },
+
+    { ngx_string("wechat_redeem_token"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_http_wechat_deprecated,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_wechat_redeem_poll_token_name },
+
+      ngx_null_command
 };
 
 
@@ -670,6 +720,10 @@ ngx_http_wechat_postconfiguration(ngx_conf_t *cf)
             || ngx_http_wechat_queries_zone(cf, wmcf->replay_cache_size)
                != NGX_OK))
     {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_wechat_errors_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -890,6 +944,10 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    if (conf->link_purpose.len) {
+        ngx_http_wechat_check_return(cf);
+    }
+
     /*
      * One hash tag per account: every key a script touches hashes to the
      * same Redis Cluster slot.
@@ -1000,7 +1058,7 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
         && conf->user == NULL)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"wechat_qrcode bind\" needs \"wechat_user\"");
+                           "\"wechat_qrcode bind\" needs \"wechat_scene_user\"");
         return NGX_ERROR;
     }
 
@@ -1474,7 +1532,7 @@ ngx_http_wechat_check_account(ngx_conf_t *cf,
 
     if (conf->token.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"wechat_callback\" needs \"wechat_token\"");
+                           "\"wechat_callback\" needs \"wechat_callback_token\"");
         return NGX_ERROR;
     }
 
@@ -1491,7 +1549,7 @@ ngx_http_wechat_check_account(ngx_conf_t *cf,
                                conf->appid.len) != 0))
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "the same \"wechat_token\" for the accounts "
+                               "the same \"wechat_callback_token\" for the accounts "
                                "\"%V\" and \"%V\": a token belongs to one "
                                "account", &other[i]->appid, &conf->appid);
             return NGX_ERROR;
@@ -2100,6 +2158,94 @@ ngx_http_wechat_code_length(ngx_conf_t *cf, void *post, void *data)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* A directive's old name: nginx -t warns, and the new name's slot runs. */
+
+static char *
+ngx_http_wechat_deprecated(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t      *name = cmd->post;
+    ngx_command_t  *c;
+
+    for (c = ngx_http_wechat_commands; c->name.len; c++) {
+        if (c->name.len == name->len
+            && ngx_strncmp(c->name.data, name->data, name->len) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "the \"%V\" directive is deprecated, "
+                               "use the \"%V\" directive instead",
+                               &cmd->name, name);
+
+            return c->set(cf, c, conf);
+        }
+    }
+
+    return NGX_CONF_ERROR;
+}
+
+
+/*
+ * wechat_link_verify checks a link in the access phase; a "return" in its
+ * location answers in the rewrite phase, before it, and the link goes
+ * unchecked.  The rewrite module's location conf begins with its codes
+ * (ngx_http_rewrite_module.c keeps the type to itself), where a "return",
+ * also one inside "if", is a word that is ngx_http_script_return_code.
+ * While locations merge, cf->ctx holds the confs of the one merged.
+ */
+
+typedef struct {
+    ngx_array_t                *codes;
+} ngx_http_wechat_rewrite_conf_t;
+
+
+static void
+ngx_http_wechat_check_return(ngx_conf_t *cf)
+{
+    uintptr_t                       *code, *last;
+    ngx_uint_t                       i;
+    ngx_module_t                    *m;
+    ngx_http_core_loc_conf_t        *clcf;
+    ngx_http_wechat_rewrite_conf_t  *rlcf;
+
+    for (i = 0; cf->cycle->modules[i]; i++) {
+        m = cf->cycle->modules[i];
+
+        if (m->type == NGX_HTTP_MODULE
+            && ngx_strcmp(m->name, "ngx_http_rewrite_module") == 0)
+        {
+            break;
+        }
+    }
+
+    if (cf->cycle->modules[i] == NULL) {
+        return;
+    }
+
+    rlcf = ((ngx_http_conf_ctx_t *) cf->ctx)->loc_conf[m->ctx_index];
+
+    if (rlcf == NULL || rlcf->codes == NULL) {
+        return;
+    }
+
+    code = rlcf->codes->elts;
+    last = (uintptr_t *) ((u_char *) rlcf->codes->elts
+                          + rlcf->codes->nelts * rlcf->codes->size);
+
+    for ( /* void */ ; code < last; code++) {
+        if (*code == (uintptr_t) ngx_http_script_return_code) {
+            clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+            ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                          "\"wechat_link_verify\" in location \"%V\" is "
+                          "never reached where its \"return\" answers: "
+                          "\"return\" runs in the rewrite phase, before "
+                          "the access phase that checks the link",
+                          &clcf->name);
+            return;
+        }
+    }
 }
 
 

@@ -81,11 +81,12 @@ ngx_int_t
 ngx_http_wechat_poll_handler(ngx_http_request_t *r)
 {
     ngx_int_t                    rc;
-    ngx_str_t                    key, args[3];
+    ngx_str_t                    key, args[4];
     ngx_http_wechat_ctx_t       *ctx;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
-    static const char  *names[] = { "scene", "token", "seen" };
+    /* "token" is the poll token's name of one release ago */
+    static const char  *names[] = { "scene", "poll_token", "seen", "token" };
 
     static wx_json_field_t  expired[] = {
         { "status", WX_JSON_STRING,
@@ -103,8 +104,12 @@ ngx_http_wechat_poll_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    if (ngx_http_wechat_args(r, names, 3, args) != NGX_OK) {
+    if (ngx_http_wechat_args(r, names, 4, args) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (args[1].data == NULL) {
+        args[1] = args[3];
     }
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);

@@ -736,7 +736,8 @@ static void
 ngx_http_wechat_qrcode_done(ngx_http_request_t *r, redisReply *response,
     ngx_uint_t ended)
 {
-    ngx_http_wechat_ctx_t  *ctx;
+    ngx_http_wechat_ctx_t       *ctx;
+    ngx_http_wechat_loc_conf_t  *wlcf;
 
     if (response == NULL) {
         ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
@@ -744,6 +745,9 @@ ngx_http_wechat_qrcode_done(ngx_http_request_t *r, redisReply *response,
     }
 
     ctx = ngx_http_wechat_get_ctx(r);
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
+    ngx_http_wechat_count(scenes[wlcf->qrcode_kind]);
 
     ngx_http_finalize_request(r, ngx_http_wechat_qrcode_send(r, ctx));
 }
@@ -834,8 +838,11 @@ ngx_http_wechat_qrcode_answer(ngx_http_request_t *r,
 
     ngx_str_null(&image);
 
+    /* "token" is the poll token's name of one release ago */
+
     wx_json_field_t  answer[] = {
         ngx_http_wechat_json_str("scene", &ctx->scene),
+        ngx_http_wechat_json_str("poll_token", &ctx->poll_token),
         ngx_http_wechat_json_str("token", &ctx->poll_token),
         { "expire_seconds", WX_JSON_INTEGER, { NULL, 0 },
           ctx->issue->expire },
@@ -844,7 +851,7 @@ ngx_http_wechat_qrcode_answer(ngx_http_request_t *r,
         ngx_http_wechat_json_str("qrcode_url", &image)
     };
 
-    n = 3;
+    n = 4;
 
     if (ctx->ticket.len) {
         ngx_http_wechat_allocator(r->pool, &a);
@@ -864,12 +871,12 @@ ngx_http_wechat_qrcode_answer(ngx_http_request_t *r,
         p = ngx_cpymem(image.data, showqrcode.data, showqrcode.len);
         ngx_memcpy(p, ticket.data, ticket.len);
 
-        answer[5].string = ngx_http_wechat_span(&image);
-        n = 6;
+        answer[6].string = ngx_http_wechat_span(&image);
+        n = 7;
 
     } else if (ctx->url.len) {
         /* an OAuth link: the page draws it, or wechat_qrcode_image does */
-        n = 5;
+        n = 6;
     }
 
     return ngx_http_wechat_send_json(r, NGX_HTTP_OK, answer, n);

@@ -71,13 +71,19 @@ ngx_http_wechat_qrimage_args(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx)
 {
     ngx_int_t                    size;
-    ngx_str_t                    args[4];
+    ngx_str_t                    args[5];
     ngx_http_wechat_loc_conf_t  *wlcf;
 
-    static const char  *names[] = { "scene", "token", "format", "size" };
+    /* "token" is the poll token's name of one release ago */
+    static const char  *names[] = { "scene", "poll_token", "format", "size",
+                                    "token" };
 
-    if (ngx_http_wechat_args(r, names, 4, args) != NGX_OK) {
+    if (ngx_http_wechat_args(r, names, 5, args) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (args[1].data == NULL) {
+        args[1] = args[4];
     }
 
     /* the token from the query, else from wechat_qrcode's cookie */

@@ -3,13 +3,14 @@
  * ngx_http_wechat_module: wechat_redeem, for the site's backend: the code
  * of a scanned login or code scene, taken once, in one script, for the
  * openid that scanned it and the site user bound to that openid.  With
- * wechat_redeem_token, only with the poll token of the browser the scene
+ * wechat_redeem_poll_token, only with the poll token of the browser the scene
  * was issued to, which the backend forwards: a code alone then logs in no
  * other browser.
  */
 
 
 #include "ngx_http_wechat_conf.h"
+#include "ngx_http_wechat_metrics.h"
 #include "ngx_http_wechat_util.h"
 #include "ngx_http_wechat_store.h"
 #include "ngx_http_wechat_handlers.h"
@@ -25,7 +26,8 @@ static ngx_int_t ngx_http_wechat_redeem_start(ngx_http_request_t *r,
 static ngx_int_t ngx_http_wechat_code_kind(ngx_str_t *code);
 static void ngx_http_wechat_redeem_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
-static ngx_int_t ngx_http_wechat_redeem_wrong(ngx_http_request_t *r);
+static ngx_int_t ngx_http_wechat_redeem_wrong(ngx_http_request_t *r,
+    wx_redeem_refusal_t refusal);
 
 
 ngx_int_t
@@ -107,11 +109,15 @@ ngx_http_wechat_redeem_start(ngx_http_request_t *r,
 
     kind = ngx_http_wechat_code_kind(&args[1]);
 
-    if (!wx_scene_is_ours(ngx_http_wechat_span(&args[0]))
-        || kind == NGX_DECLINED
-        || (wlcf->redeem_token && args[2].len == 0))
-    {
-        ngx_http_finalize_request(r, ngx_http_wechat_redeem_wrong(r));
+    if (!wx_scene_is_ours(ngx_http_wechat_span(&args[0]))) {
+        ngx_http_finalize_request(r,
+            ngx_http_wechat_redeem_wrong(r, WX_REDEEM_NOT_FOUND));
+        return NGX_DONE;
+    }
+
+    if (kind == NGX_DECLINED || (wlcf->redeem_token && args[2].len == 0)) {
+        ngx_http_finalize_request(r,
+            ngx_http_wechat_redeem_wrong(r, WX_REDEEM_WRONG));
         return NGX_DONE;
     }
 
@@ -212,7 +218,8 @@ ngx_http_wechat_redeem_done(ngx_http_request_t *r, redisReply *response,
     status = wx_redis_redeem(response, &a, &redeemed);
 
     if (status == WX_ERR_NOT_FOUND) {
-        ngx_http_finalize_request(r, ngx_http_wechat_redeem_wrong(r));
+        ngx_http_finalize_request(r,
+            ngx_http_wechat_redeem_wrong(r, redeemed.refusal));
         return;
     }
 
@@ -222,6 +229,8 @@ ngx_http_wechat_redeem_done(ngx_http_request_t *r, redisReply *response,
         ngx_http_finalize_request(r, ngx_http_wechat_send_unavailable(r));
         return;
     }
+
+    ngx_http_wechat_count(redeems[NGX_HTTP_WECHAT_REDEEM_OK]);
 
     wx_json_field_t  answer[] = {
         { "openid", WX_JSON_STRING, redeemed.openid, 0 },
@@ -234,15 +243,21 @@ ngx_http_wechat_redeem_done(ngx_http_request_t *r, redisReply *response,
 }
 
 
-/* An unknown scene, a wrong code and a used one look the same. */
+/*
+ * An unknown scene, a wrong code and a used one look the same; only the
+ * metrics tell them apart.
+ */
 
 static ngx_int_t
-ngx_http_wechat_redeem_wrong(ngx_http_request_t *r)
+ngx_http_wechat_redeem_wrong(ngx_http_request_t *r,
+    wx_redeem_refusal_t refusal)
 {
     static wx_json_field_t  not_found[] = {
         { "error", WX_JSON_STRING,
           { (const unsigned char *) "not found", 9 }, 0 }
     };
+
+    ngx_http_wechat_count(redeems[refusal + 1]);
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "wechat redeem: wrong, used or unknown code");

@@ -11,7 +11,7 @@
 #include "ngx_http_wechat_version.h"
 
 
-#define NGX_HTTP_WECHAT_FAMILIES  24
+#define NGX_HTTP_WECHAT_FAMILIES  31
 
 #define NGX_HTTP_WECHAT_BUILD_INFO                                           \
     "# HELP wechat_build_info The module's version.\n"                       \
@@ -28,6 +28,7 @@ typedef struct {
     const char                 *label;      /* NULL for one value */
     ngx_http_wechat_label_pt    value;      /* the label's value i */
     ngx_uint_t                  n;
+    const char *const          *values;     /* or the label's values */
 } ngx_http_wechat_family_t;
 
 
@@ -38,6 +39,9 @@ static const char *ngx_http_wechat_bucket_label(ngx_uint_t i);
 static const char *ngx_http_wechat_refresh_label(ngx_uint_t i);
 static const char *ngx_http_wechat_wakeup_label(ngx_uint_t i);
 static const char *ngx_http_wechat_qrcode_label(ngx_uint_t i);
+static const char *ngx_http_wechat_kind_label(ngx_uint_t i);
+static const char *ngx_http_wechat_family_value(ngx_http_wechat_family_t *f,
+    ngx_uint_t i);
 static u_char *ngx_http_wechat_status_api(u_char *p, u_char *last,
     ngx_http_wechat_metrics_t *m);
 static void ngx_http_wechat_status_snapshot(ngx_http_wechat_metrics_t *m,
@@ -48,96 +52,151 @@ static u_char *ngx_http_wechat_status_family(u_char *p, u_char *last,
     ngx_http_wechat_family_t *f, ngx_atomic_uint_t *values);
 
 
+static const char *const  ngx_http_wechat_redeem_labels[] = {
+    "ok", "wrong", "burnt", "not_found"
+};
+
+static const char *const  ngx_http_wechat_link_labels[] = {
+    "signature", "expired", "used"
+};
+
+static const char *const  ngx_http_wechat_bind_confirm_labels[] = {
+    "bound", "conflict", "wrong", "not_found", "not_scanned"
+};
+
+static const char *const  ngx_http_wechat_login_confirm_labels[] = {
+    "confirmed", "unbound", "cancelled", "used", "gone"
+};
+
+
 static ngx_http_wechat_family_t  ngx_http_wechat_families[] = {
 
     { "wechat_pushes_total", "counter", "Pushes answered, by outcome.",
       "outcome", ngx_http_wechat_push_label,
-      NGX_HTTP_WECHAT_PUSH_OUTCOMES },
+      NGX_HTTP_WECHAT_PUSH_OUTCOMES, NULL },
 
     { "wechat_pushes_rejected_total", "counter",
       "Pushes refused, by reason (signature and msg_signature are "
       "signature failures).", "reason", ngx_http_wechat_reject_label,
-      NGX_HTTP_WECHAT_REJECT_REASONS },
+      NGX_HTTP_WECHAT_REJECT_REASONS, NULL },
 
     { "wechat_dedup_hits_total", "counter",
-      "Retried pushes answered with the first answer.", NULL, NULL, 1 },
+      "Retried pushes answered with the first answer.", NULL, NULL, 1,
+      NULL },
 
     { "wechat_polls_total", "counter", "Status polls answered, by status.",
-      "status", ngx_http_wechat_poll_label, NGX_HTTP_WECHAT_POLL_STATUSES },
+      "status", ngx_http_wechat_poll_label, NGX_HTTP_WECHAT_POLL_STATUSES,
+      NULL },
 
     { "wechat_polls_waiting", "gauge",
       "Status polls in progress: waiting for Redis or for a change.",
-      NULL, NULL, 1 },
+      NULL, NULL, 1, NULL },
 
     { "wechat_poll_wakeups_total", "counter",
       "Waiting polls woken by a message on their scene's channel.",
-      NULL, NULL, 1 },
+      NULL, NULL, 1, NULL },
 
     { "wechat_poll_timeouts_total", "counter",
       "Waiting polls answered pending at wechat_poll_timeout.",
-      NULL, NULL, 1 },
+      NULL, NULL, 1, NULL },
 
     { "wechat_pubsub_channels", "gauge",
-      "Scene channels that polls wait on, over all workers.", NULL, NULL, 1 },
+      "Scene channels that polls wait on, over all workers.", NULL, NULL, 1,
+      NULL },
 
     { "wechat_pubsub_reconnects_total", "counter",
-      "Pub/sub connection attempts after the first.", NULL, NULL, 1 },
+      "Pub/sub connection attempts after the first.", NULL, NULL, 1, NULL },
 
     { "wechat_redis_connected_workers", "gauge",
-      "Workers whose Redis connection is ready.", NULL, NULL, 1 },
+      "Workers whose Redis connection is ready.", NULL, NULL, 1, NULL },
 
     { "wechat_redis_reconnects_total", "counter",
-      "Redis connection attempts after the first.", NULL, NULL, 1 },
+      "Redis connection attempts after the first.", NULL, NULL, 1, NULL },
 
     { "wechat_redis_timeouts_total", "counter",
-      "Redis commands that timed out.", NULL, NULL, 1 },
+      "Redis commands that timed out.", NULL, NULL, 1, NULL },
 
     { "wechat_token_refreshes_total", "counter",
       "access_token refreshes, by outcome.", "outcome",
-      ngx_http_wechat_refresh_label, 2 },
+      ngx_http_wechat_refresh_label, 2, NULL },
 
     { "wechat_token_age_seconds", "gauge",
-      "Age of the newest access_token this node has seen.", NULL, NULL, 1 },
+      "Age of the newest access_token this node has seen.", NULL, NULL, 1,
+      NULL },
 
     { "wechat_token_backoff_seconds", "gauge",
       "Time left in the back-off after a failed refresh, as this node last "
-      "heard.", NULL, NULL, 1 },
+      "heard.", NULL, NULL, 1, NULL },
 
     { "wechat_token_backoff_refusals_total", "counter",
       "Calls answered 503 at once in a back-off, WeChat not asked.",
-      NULL, NULL, 1 },
+      NULL, NULL, 1, NULL },
 
     { "wechat_token_waiter_wakeups_total", "counter",
       "Looks again of callers waiting for another's refresh, by what woke "
-      "them.", "by", ngx_http_wechat_wakeup_label, 2 },
+      "them.", "by", ngx_http_wechat_wakeup_label, 2, NULL },
+
+    { "wechat_token_refresh_failures", "gauge",
+      "access_token refreshes this node made that failed since its last "
+      "good one (0: none, or the last one worked).", NULL, NULL, 1, NULL },
 
     { "wechat_jsapi_ticket_refreshes_total", "counter",
       "jsapi_ticket refreshes (getticket), by outcome.", "outcome",
-      ngx_http_wechat_refresh_label, 2 },
+      ngx_http_wechat_refresh_label, 2, NULL },
 
     { "wechat_jsapi_ticket_age_seconds", "gauge",
-      "Age of the newest jsapi_ticket this node has seen.", NULL, NULL, 1 },
+      "Age of the newest jsapi_ticket this node has seen.", NULL, NULL, 1,
+      NULL },
 
     { "wechat_jsapi_ticket_backoff_seconds", "gauge",
       "Time left in the jsapi_ticket's back-off after a failed refresh, as "
-      "this node last heard.", NULL, NULL, 1 },
+      "this node last heard.", NULL, NULL, 1, NULL },
 
     { "wechat_jsapi_ticket_backoff_refusals_total", "counter",
       "JS-SDK pages answered 503 at once in the jsapi_ticket's back-off.",
-      NULL, NULL, 1 },
+      NULL, NULL, 1, NULL },
 
     { "wechat_jsapi_ticket_waiter_wakeups_total", "counter",
       "Looks again of callers waiting for another's jsapi_ticket refresh, "
-      "by what woke them.", "by", ngx_http_wechat_wakeup_label, 2 },
+      "by what woke them.", "by", ngx_http_wechat_wakeup_label, 2, NULL },
+
+    { "wechat_jsapi_ticket_refresh_failures", "gauge",
+      "jsapi_ticket refreshes this node made that failed since its last "
+      "good one.", NULL, NULL, 1, NULL },
 
     { "wechat_qrcodes_total", "counter",
       "wechat_qrcode answers, by outcome: a new scene, a pending one given "
       "back, refused over wechat_qrcode_rate.", "outcome",
-      ngx_http_wechat_qrcode_label, 3 },
+      ngx_http_wechat_qrcode_label, 3, NULL },
+
+    { "wechat_scenes_issued_total", "counter",
+      "Scenes issued (stored in Redis), by kind.", "kind",
+      ngx_http_wechat_kind_label, NGX_HTTP_WECHAT_SCENE_KINDS, NULL },
+
+    { "wechat_redeems_total", "counter",
+      "wechat_redeem answers, by outcome: redeemed, a wrong code or token, "
+      "the wrong one that burnt the scene, no such scene (or redeemed).",
+      "outcome", NULL, NGX_HTTP_WECHAT_REDEEM_OUTCOMES,
+      ngx_http_wechat_redeem_labels },
+
+    { "wechat_link_refusals_total", "counter",
+      "Signed links refused, by reason: not signed by a link secret "
+      "(or malformed), expired, used before.", "reason", NULL,
+      NGX_HTTP_WECHAT_LINK_REASONS, ngx_http_wechat_link_labels },
+
+    { "wechat_bind_confirms_total", "counter",
+      "Bind confirms (the scanner's code sent from the page), by outcome.",
+      "outcome", NULL, NGX_HTTP_WECHAT_BIND_CONFIRM_OUTCOMES,
+      ngx_http_wechat_bind_confirm_labels },
+
+    { "wechat_login_confirms_total", "counter",
+      "Login confirms (the scanner's answer in WeChat), by outcome.",
+      "outcome", NULL, NGX_HTTP_WECHAT_LOGIN_CONFIRM_OUTCOMES,
+      ngx_http_wechat_login_confirm_labels },
 
     { "wechat_redis_command_duration_seconds_bucket", "histogram",
       "Redis command round trips.", "le", ngx_http_wechat_bucket_label,
-      NGX_HTTP_WECHAT_BUCKETS }
+      NGX_HTTP_WECHAT_BUCKETS, NULL }
 };
 
 
@@ -286,18 +345,25 @@ ngx_http_wechat_status_snapshot(ngx_http_wechat_metrics_t *m,
     values[9] = &computed[0];
     values[10] = (ngx_atomic_uint_t *) &m->redis_reconnects;
     values[11] = (ngx_atomic_uint_t *) &m->redis_timeouts;
+
     /* the token's families, then the same for the jsapi_ticket */
 
     for (i = 0; i < NGX_HTTP_WECHAT_TOKEN_KINDS; i++) {
-        values[12 + 5 * i] = (ngx_atomic_uint_t *) m->token_refreshes[i];
-        values[13 + 5 * i] = &computed[1 + 2 * i];
-        values[14 + 5 * i] = &computed[2 + 2 * i];
-        values[15 + 5 * i] = (ngx_atomic_uint_t *) &m->token_refusals[i];
-        values[16 + 5 * i] = (ngx_atomic_uint_t *) m->token_wakeups[i];
+        values[12 + 6 * i] = (ngx_atomic_uint_t *) m->token_refreshes[i];
+        values[13 + 6 * i] = &computed[1 + 2 * i];
+        values[14 + 6 * i] = &computed[2 + 2 * i];
+        values[15 + 6 * i] = (ngx_atomic_uint_t *) &m->token_refusals[i];
+        values[16 + 6 * i] = (ngx_atomic_uint_t *) m->token_wakeups[i];
+        values[17 + 6 * i] = (ngx_atomic_uint_t *) &m->token_failures[i];
     }
 
-    values[22] = (ngx_atomic_uint_t *) m->qrcodes;
-    values[23] = buckets;
+    values[24] = (ngx_atomic_uint_t *) m->qrcodes;
+    values[25] = (ngx_atomic_uint_t *) m->scenes;
+    values[26] = (ngx_atomic_uint_t *) m->redeems;
+    values[27] = (ngx_atomic_uint_t *) m->link_refusals;
+    values[28] = (ngx_atomic_uint_t *) m->bind_confirms;
+    values[29] = (ngx_atomic_uint_t *) m->login_confirms;
+    values[30] = buckets;
 }
 
 
@@ -323,7 +389,7 @@ ngx_http_wechat_status_size(void)
 
             if (f->label) {
                 line += sizeof("{=\"\"}") + ngx_strlen(f->label)
-                        + ngx_strlen(f->value(j));
+                        + ngx_strlen(ngx_http_wechat_family_value(f, j));
             }
 
             size += line;
@@ -355,7 +421,8 @@ ngx_http_wechat_status_family(u_char *p, u_char *last,
     for (i = 0; i < f->n; i++) {
         if (f->label) {
             p = ngx_slprintf(p, last, "%s{%s=\"%s\"} %uA\n", f->name,
-                             f->label, f->value(i), values[i]);
+                             f->label, ngx_http_wechat_family_value(f, i),
+                             values[i]);
 
         } else {
             p = ngx_slprintf(p, last, "%s %uA\n", f->name, values[i]);
@@ -410,6 +477,24 @@ static const char *
 ngx_http_wechat_qrcode_label(ngx_uint_t i)
 {
     return ngx_http_wechat_qrcode_labels[i];
+}
+
+
+/* the kinds' names are the conf's, nul-terminated as ngx_string()s are */
+
+static const char *
+ngx_http_wechat_kind_label(ngx_uint_t i)
+{
+    return (const char *) ngx_http_wechat_kinds[i].data;
+}
+
+
+/* A label's value i: from the family's list, or its function. */
+
+static const char *
+ngx_http_wechat_family_value(ngx_http_wechat_family_t *f, ngx_uint_t i)
+{
+    return f->values ? f->values[i] : f->value(i);
 }
 
 

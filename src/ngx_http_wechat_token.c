@@ -112,6 +112,7 @@ static void ngx_http_wechat_token_drop(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 static void ngx_http_wechat_token_dropped(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
+static ngx_str_t ngx_http_wechat_token_msec(ngx_pool_t *pool);
 static void ngx_http_wechat_wx_send(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 static void ngx_http_wechat_wx_answered(ngx_http_request_t *r,
@@ -673,6 +674,8 @@ ngx_http_wechat_token_fetched(ngx_http_request_t *r,
                       "wechat api: access_token refresh failed: "
                       "HTTP %ui, errcode %L", call->status, ctx->wx.errcode);
 
+        ngx_http_wechat_count(token_failures[NGX_HTTP_WECHAT_TOKEN_ACCESS]);
+
         /* an answer that is late may still bring the token: it stores it */
 
         if (call->status == 0) {
@@ -824,6 +827,7 @@ ngx_http_wechat_ticket_fetched(ngx_http_request_t *r,
     }
 
     ngx_http_wechat_count(token_refreshes[NGX_HTTP_WECHAT_TOKEN_JSAPI][1]);
+    ngx_http_wechat_count(token_failures[NGX_HTTP_WECHAT_TOKEN_JSAPI]);
 
     if (wx->result == NGX_HTTP_WECHAT_API_OK) {
         wx->result = NGX_HTTP_WECHAT_API_FAILED;
@@ -895,7 +899,7 @@ ngx_http_wechat_token_store(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     argv[4] = ngx_http_wechat_token_key(r, ctx, ":failures");
     argv[5] = ctx->wx.token;
     argv[6] = ngx_http_wechat_number(r->pool, expires_in * 1000);
-    argv[7] = ngx_http_wechat_number(r->pool, (int64_t) ngx_time() * 1000);
+    argv[7] = ngx_http_wechat_token_msec(r->pool);
     argv[8] = ctx->wx.lock_id;
     argv[9] = ngx_http_wechat_token_key(r, ctx, ":refreshed");
 
@@ -908,6 +912,7 @@ ngx_http_wechat_token_store(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
 
     if (ngx_http_wechat_metrics) {
         ngx_http_wechat_metrics->token_backoff_until[ctx->wx.kind] = 0;
+        ngx_http_wechat_metrics->token_failures[ctx->wx.kind] = 0;
     }
 
     return ngx_http_wechat_redis_command(r, handler,
@@ -988,7 +993,7 @@ ngx_http_wechat_token_drop(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     ngx_str_set(&argv[0], "1");
     argv[1] = ngx_http_wechat_token_key(r, ctx, "");
     argv[2] = ctx->wx.token;
-    argv[3] = ngx_http_wechat_number(r->pool, (int64_t) ngx_time() * 1000);
+    argv[3] = ngx_http_wechat_token_msec(r->pool);
     argv[4] = ngx_http_wechat_number(r->pool, NGX_HTTP_WECHAT_TOKEN_YOUNG);
 
     if (argv[1].data == NULL || argv[3].data == NULL || argv[4].data == NULL
@@ -1007,6 +1012,22 @@ ngx_http_wechat_token_dropped(ngx_http_request_t *r, redisReply *response,
     ngx_uint_t ended)
 {
     ngx_http_wechat_token_get(r, ngx_http_wechat_get_ctx(r));
+}
+
+
+/*
+ * Now, in ms, as a token's "issued" and TOKEN_DROP's "now": in whole
+ * seconds both, a token young for 5 s would be kept for up to 6.
+ */
+
+static ngx_str_t
+ngx_http_wechat_token_msec(ngx_pool_t *pool)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return ngx_http_wechat_number(pool, (int64_t) tp->sec * 1000 + tp->msec);
 }
 
 

@@ -45,29 +45,29 @@ my $head = "load_module x;\nevents {}\nhttp {\n";
 my @bad = (
     [ 'callback without token',
       'server { location /w { wechat_callback; } }',
-      qr/"wechat_callback" needs "wechat_token"/ ],
+      qr/"wechat_callback" needs "wechat_callback_token"/ ],
     [ 'pass to a non-named location',
-      'server { location /w { wechat_token t; wechat_callback; '
+      'server { location /w { wechat_callback_token t; wechat_callback; '
       . 'wechat_pass /app; } }',
       qr/"wechat_pass" takes a named location, not "\/app"/ ],
     [ 'short EncodingAESKey',
       'wechat_aes_key abc;',
       qr/invalid EncodingAESKey "abc"/ ],
     [ 'safe mode without a key',
-      'server { location /w { wechat_token t; wechat_appid a; '
+      'server { location /w { wechat_callback_token t; wechat_appid a; '
       . 'wechat_mode safe; wechat_callback; } }',
       qr/need "wechat_aes_key"/ ],
     [ 'unknown mode',
       'wechat_mode secret;',
       qr/invalid value "secret"/ ],
     [ 'qrcode without redis',
-      'server { location /q { wechat_user $remote_user; '
+      'server { location /q { wechat_scene_user $remote_user; '
       . 'wechat_qrcode bind; } }',
       qr/need "wechat_redis"/ ],
     [ 'qrcode without user',
       'wechat_redis 127.0.0.1:6379; server { location /q { '
       . 'wechat_qrcode bind; } }',
-      qr/"wechat_qrcode bind" needs "wechat_user"/ ],
+      qr/"wechat_qrcode bind" needs "wechat_scene_user"/ ],
     [ 'unknown qrcode kind',
       'server { location /q { wechat_qrcode signup; } }',
       qr/invalid QR code kind "signup"/ ],
@@ -94,7 +94,7 @@ my @bad = (
       qr/need "wechat_link_secret"/ ],
     [ 'a login scene whose callback has no confirm page',
       'wechat_redis 127.0.0.1:6379; server { wechat_appid wxa; '
-      . 'location /w { wechat_token t; wechat_callback; } '
+      . 'location /w { wechat_callback_token t; wechat_callback; } '
       . 'location /q { wechat_qrcode login; } }',
       qr/"wechat_qrcode login" of account "wxa" waits for the scanner's confirm: its callback needs "wechat_login_confirm_url"/ ],
     [ 'a poll without an account',
@@ -109,11 +109,11 @@ my @bad = (
       . 'location /i { wechat_qrcode_image; } }',
       qr/"wechat_qrcode_image" needs "wechat_api_pass"/ ],
     [ 'a {confirm} without wechat_login_confirm_url',
-      'server { location /w { wechat_token t; '
+      'server { location /w { wechat_callback_token t; '
       . 'wechat_reply login_confirm "tap {confirm}"; wechat_callback; } }',
       qr/"\{confirm\}" in "wechat_reply" needs "wechat_login_confirm_url"/ ],
     [ 'a {link} without wechat_link_url',
-      'server { location /wx { wechat_token t; '
+      'server { location /wx { wechat_callback_token t; '
       . 'wechat_reply subscribe "welcome: {link}"; wechat_callback; } }',
       qr/"\{link\}" in "wechat_reply" needs "wechat_link_url"/ ],
     [ 'code length',
@@ -141,10 +141,10 @@ my @bad = (
       'wechat_redis_timeout 5s;',
       qr/"wechat_redis_timeout" must not exceed 4s/ ],
     [ 'one token for two accounts',
-      'server { location /a { wechat_token t; wechat_appid wxa; '
-      . 'wechat_callback; } location /b { wechat_token t; '
+      'server { location /a { wechat_callback_token t; wechat_appid wxa; '
+      . 'wechat_callback; } location /b { wechat_callback_token t; '
       . 'wechat_appid wxb; wechat_callback; } }',
-      qr/the same "wechat_token" for the accounts "wxa" and "wxb"/ ],
+      qr/the same "wechat_callback_token" for the accounts "wxa" and "wxb"/ ],
     [ 'sentinels without a master name',
       'wechat_redis sentinel=127.0.0.1:26379;',
       qr/"wechat_redis" directive with "sentinel=" needs "master="/ ],
@@ -159,11 +159,11 @@ my @bad = (
       qr/needs "master=", and no "cluster="/ ],
     [ 'a cluster and an account without an AppID',
       'wechat_redis cluster=127.0.0.1:7000; server { location /w { '
-      . 'wechat_token t; wechat_callback; } }',
+      . 'wechat_callback_token t; wechat_callback; } }',
       qr/a Redis Cluster needs "wechat_appid": it is the hash tag/ ],
     [ 'a cluster and a prefix with a brace',
       'wechat_redis cluster=127.0.0.1:7000; server { wechat_appid wxa; '
-      . 'wechat_redis_prefix "a{"; location /q { wechat_user $arg_u; '
+      . 'wechat_redis_prefix "a{"; location /q { wechat_scene_user $arg_u; '
       . 'wechat_qrcode bind; } }',
       qr/"wechat_redis_prefix" may have no "\{"/ ],
     [ 'a master name with a space',
@@ -260,13 +260,63 @@ ok($ok, 'redis through sentinels') or diag($out);
 
 ($ok, $out) = nginx_t($head . 'wechat_redis cluster=127.0.0.1:7000,'
     . "127.0.0.1:7001 password=a;\nserver { wechat_appid wxa; "
-    . "location /q { wechat_user \$arg_u; wechat_qrcode bind; } }\n}\n");
+    . "location /q { wechat_scene_user \$arg_u; wechat_qrcode bind; } }\n}\n");
 ok($ok, 'a Redis Cluster') or diag($out);
 
 ($ok, $out) = nginx_t($head . "wechat_redis 127.0.0.1:6379;\n"
-    . "server { wechat_appid wxa; location /w { wechat_token t; "
+    . "server { wechat_appid wxa; location /w { wechat_callback_token t; "
     . "wechat_callback; } location /q { wechat_qrcode_confirm off; "
     . "wechat_qrcode login; } }\n}\n");
 ok($ok, 'a login scene without confirm needs no confirm page') or diag($out);
+
+# --- wechat_link_verify where a "return" answers first ----------------------
+
+# "return" runs in the rewrite phase, the link's check in the access phase
+my $links = "wechat_redis 127.0.0.1:6379;\n"
+    . "server { wechat_appid wxa; wechat_link_secret " . ('s' x 32) . ";\n%s }\n}\n";
+for my $case (
+    [ 'location /r { wechat_link_verify; return 302 /app/register; }',
+      'a return beside it' ],
+    [ 'location /r { wechat_link_verify; if ($arg_x) { return 403; } '
+      . 'proxy_pass http://127.0.0.1:1; }', 'a return inside an if' ],
+) {
+    my ($body, $what) = @$case;
+    ($ok, $out) = nginx_t($head . sprintf($links, $body));
+    ok($ok, "wechat_link_verify with $what: accepted") or diag($out);
+    like($out, qr/\[warn\] "wechat_link_verify" in location "\/r" is never reached where its "return" answers/,
+         "wechat_link_verify with $what: nginx -t warns");
+}
+($ok, $out) = nginx_t($head . sprintf($links, 'location /r { wechat_link_verify; '
+                                      . 'set $x 1; proxy_pass http://127.0.0.1:1; }'));
+ok($ok, 'wechat_link_verify with a rewrite-phase "set"') or diag($out);
+unlike($out, qr/never reached/, 'no warning without a return');
+
+# --- names: each says what it is; the old ones work one more release -------
+
+my $renamed = "wechat_redis 127.0.0.1:6379;\n"
+    . "server { wechat_appid wxa; wechat_secret s; wechat_api_pass /api;\n"
+    . "location /w { %s t; wechat_callback; }\n"
+    . "location /q { %s \$arg_u; wechat_qrcode bind; }\n"
+    . "location /r { %s on; wechat_redeem; }\n"
+    . "location /t { %s classic; wechat_api; } } }\n";
+my @new = qw(wechat_callback_token wechat_scene_user wechat_redeem_poll_token
+             wechat_access_token_api);
+my @old = qw(wechat_token wechat_user wechat_redeem_token wechat_token_api);
+
+($ok, $out) = nginx_t($head . sprintf($renamed, @new));
+ok($ok, 'the new names') or diag($out);
+unlike($out, qr/deprecated/, 'with no warning');
+
+($ok, $out) = nginx_t($head . sprintf($renamed, @old));
+ok($ok, 'the old names still set what the new ones do') or diag($out);
+for my $i (0 .. $#old) {
+    like($out, qr/\[warn\] the "$old[$i]" directive is deprecated, use the "$new[$i]" directive instead/,
+         "$old[$i]: nginx -t warns, naming $new[$i]");
+}
+
+($ok, $out) = nginx_t($head . "server { location /w { wechat_appid a; "
+    . "wechat_token t; wechat_callback_token t; wechat_callback; } }\n}\n");
+ok(!$ok, 'an old name and its new one in one place: a duplicate');
+like($out, qr/"wechat_callback_token" directive is duplicate/, 'named so');
 
 done_testing;

@@ -15,25 +15,25 @@ my $ng = start_nginx(http => <<"EOF");
 
         location = /wx {
             wechat_appid wxappid;
-            wechat_token $token;
+            wechat_callback_token $token;
             wechat_callback;
             client_max_body_size 128k;
         }
 
         location = /small {
-            wechat_token $token;
+            wechat_callback_token $token;
             wechat_callback;
             client_max_body_size 1k;
         }
 
         location = /strict {
-            wechat_token $token;
+            wechat_callback_token $token;
             wechat_timestamp_skew 10s;
             wechat_callback;
         }
 
         location = /other {
-            wechat_token anotherToken9;
+            wechat_callback_token anotherToken9;
             wechat_callback;
         }
     }

@@ -19,7 +19,7 @@ my $ng = start_nginx(http => <<"EOF");
 
         location = /wx {
             wechat_appid wxappid;
-            wechat_token $token;
+            wechat_callback_token $token;
             wechat_callback;
             wechat_pass \@business;
         }

@@ -165,7 +165,15 @@ is_deeply([ @$info{qw(subscribe openid nickname language)} ],
           [ 1, 'oFollower', 'Fan', 'zh_CN' ], 'user/info of a follower');
 ok(exists $info->{subscribe_time} && exists $info->{qr_scene_str}, 'user/info fields');
 is_deeply(info('oGone'), { subscribe => 0, openid => 'oGone' }, 'user/info of a non-follower');
-is(info('oStranger')->{errcode}, 40003, 'user/info of an unknown openid: 40003');
+# an openid the fake never saw: one that pushed past it (wxsim does), made a
+# follower on first use; what is no openid is refused
+my $stranger = info('oStranger');
+is($stranger->{subscribe}, 1,
+   'user/info of an openid never seen: created as a follower');
+sleep 1.1;
+is(info('oStranger')->{subscribe_time}, $stranger->{subscribe_time},
+   'created once, not again on the next call');
+is(info('no openid!')->{errcode}, 40003, 'user/info of what is no openid: 40003');
 
 sub send_message {
     my ($kind, $body) = @_;
@@ -181,9 +189,12 @@ my $tpl = send_message('template', { touser => 'oFollower', template_id => 'tplC
                                      data => { code => { value => '654321' } } });
 is($tpl->{errcode}, 0, 'template/send');
 like($tpl->{msgid}, qr/^\d+$/, 'template/send: msgid');
-is(send_message('custom', { touser => 'oStranger', msgtype => 'text',
+is(send_message('template', { touser => 'oNewcomer', template_id => 'tplCode',
+                              data => { code => { value => '1' } } })->{errcode},
+   0, 'template/send to an openid never seen: sent, the user created');
+is(send_message('custom', { touser => "o\nx", msgtype => 'text',
                             text => { content => 'x' } })->{errcode},
-   40003, 'custom/send to an unknown openid: 40003');
+   40003, 'custom/send to what is no openid: 40003');
 is(send_message('template', { touser => 'oGone', template_id => 't' })->{errcode},
    43004, 'template/send to a non-follower: 43004');
 
@@ -239,22 +250,34 @@ my $safe_port = free_port();
 my $ng = start_nginx(http => <<"EOF");
     wechat_redis 127.0.0.1:$redis->{port};
     wechat_qrcode_confirm off;     # scans resolve at once; t/21 confirms
-    wechat_user \$http_x_user_id;
+    wechat_scene_user \$http_x_user_id;
 
     server {
         listen 127.0.0.1:PORT;
         wechat_appid $plain{appid};
-        wechat_token $plain{token};
+        wechat_callback_token $plain{token};
 
         location = /wx { wechat_callback; wechat_pass \@app; }
         location = /qrcode { wechat_qrcode bind; }
         location = /poll { wechat_poll; }
         location \@app { proxy_pass http://127.0.0.1:$app->{port}; }
 
+        # the demo's layout, for wxsim scene: a login sets the session
+        # cookie, and a bind scene is the session's user's
+        location = /app/login {
+            add_header Set-Cookie "session=demo-user; Path=/";
+            return 200 "{}";
+        }
+        location = /bind/qrcode {
+            wechat_scene_user \$cookie_session;
+            wechat_qrcode bind;
+        }
+        location = /login/qrcode { wechat_qrcode login; }
+
         # the safe account set in the callback's location only
         location = /safe-here/wx {
             wechat_appid $safe{appid};
-            wechat_token $safe{token};
+            wechat_callback_token $safe{token};
             wechat_aes_key $safe{aes_key};
             wechat_mode safe;
             wechat_callback;
@@ -265,7 +288,7 @@ my $ng = start_nginx(http => <<"EOF");
     server {
         listen 127.0.0.1:$safe_port;
         wechat_appid $safe{appid};
-        wechat_token $safe{token};
+        wechat_callback_token $safe{token};
         wechat_aes_key $safe{aes_key};
         wechat_mode safe;
 
@@ -451,6 +474,44 @@ my $out = `$wxsim verify --url $plain{base}/wx --token $plain{token}`;
 like($out, qr/verified$/m, 'wxsim verify');
 `$wxsim scan --url $plain{base}/wx --token wrongToken --scene x 2>&1`;
 is($? >> 8, 1, 'wxsim: a refused push exits 1');
+
+# bad usage exits 2, as the README says; --help is no error
+my $dead = 'http://127.0.0.1:' . free_port();
+for my $case (
+    [ '', 'no command' ],
+    [ "bogus --url $dead --token t", 'an unknown command' ],
+    [ "scan --url $dead --token t --scene s --colour red", 'an unknown option' ],
+    [ "scan --url $dead --token t --scene", 'an option without its value' ],
+    [ "scan --url $dead --token t", 'scan without --scene' ],
+    [ "scan --url $dead/wx --scene s", 'no --token' ],
+    [ "scan --url ftp://x --token t --scene s", 'a URL that is not http' ],
+    [ "verify --url $dead --token t --timeout soon", 'a timeout not in ms' ],
+    [ "text --url $dead --token t --mode weird", 'an unknown mode' ],
+    [ 'scene', 'scene without --site' ],
+    [ "scene --site $dead --kind bogus", 'an unknown kind' ],
+) {
+    my ($args, $what) = @$case;
+    my $err = `$wxsim $args 2>&1 >/dev/null`;
+    is($? >> 8, 2, "wxsim: $what: exit 2");
+    like($err, qr/^usage: wxsim /m, "wxsim: $what: the usage");
+}
+`$wxsim --help`;
+is($? >> 8, 0, 'wxsim --help: exit 0');
+
+# wxsim scene: a scene from a site laid out as the demo, by itself
+my $scene = `$wxsim scene --site $plain{base}`;
+is($? >> 8, 0, 'wxsim scene: exit 0');
+chomp $scene;
+like($scene, qr/^wxs_[0-9a-f]{32}$/, 'wxsim scene: prints a bind scene');
+is(redis_cmd($redis, 'HGET', "wx:{$plain{appid}}:scene:$scene", 'user'),
+   'demo-user', 'issued for the user its login made');
+$out = `$wxsim scan --url $plain{base}/wx --token $plain{token} --openid oSceneCli --scene $scene`;
+utf8::decode($out);
+like($out, qr/^user sees: 绑定成功$/m, 'and wxsim scan of it binds');
+like(`$wxsim scene --site $plain{base}/ --kind login`, qr/^wxs_[0-9a-f]{32}$/,
+     'wxsim scene --kind login');
+`$wxsim scene --site $dead 2>&1`;
+is($? >> 8, 1, 'wxsim scene: no site there: exit 1');
 
 $ng->check_log('wxsim', allow => [qr/signature/]);
 

@@ -24,7 +24,7 @@ my $ng = start_nginx(http => <<"EOF");
         listen 127.0.0.1:PORT;
 
         wechat_appid $appid;
-        wechat_token $token;
+        wechat_callback_token $token;
 
         location = /wx {
             wechat_callback;
@@ -43,7 +43,7 @@ my $ng = start_nginx(http => <<"EOF");
         }
 
         location = /qrcode {
-            wechat_user \$http_x_user_id;
+            wechat_scene_user \$http_x_user_id;
             wechat_qrcode_expire 2m;
             wechat_qrcode bind;
         }

@@ -24,7 +24,7 @@ my $ng = start_nginx(http => <<"EOF");
         listen 127.0.0.1:PORT;
 
         wechat_appid wxfaults;
-        wechat_token $token;
+        wechat_callback_token $token;
 
         location = /wx {
             wechat_callback;
@@ -36,7 +36,7 @@ my $ng = start_nginx(http => <<"EOF");
         }
 
         location = /qrcode {
-            wechat_user \$arg_user;
+            wechat_scene_user \$arg_user;
             wechat_qrcode bind;
         }
 

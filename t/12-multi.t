@@ -18,17 +18,17 @@ my $conf = <<"EOF";
 
     server {
         listen 127.0.0.1:PORT;
-        wechat_user \$arg_user;
+        wechat_scene_user \$arg_user;
 
         location = /a/wx {
             wechat_appid wxaaaa;
-            wechat_token tokenA;
+            wechat_callback_token tokenA;
             wechat_callback;
         }
 
         location = /b/wx {
             wechat_appid wxbbbb;
-            wechat_token tokenB;
+            wechat_callback_token tokenB;
             wechat_callback;
         }
 

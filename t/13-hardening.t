@@ -28,7 +28,7 @@ my $ng = start_nginx(http => <<"EOF");
         listen 127.0.0.1:PORT;
 
         wechat_appid $appid;
-        wechat_token $token;
+        wechat_callback_token $token;
 
         location = /wx {
             wechat_unbind_on_unsubscribe on;
@@ -44,7 +44,7 @@ my $ng = start_nginx(http => <<"EOF");
         }
 
         location = /qrcode {
-            wechat_user \$arg_user;
+            wechat_scene_user \$arg_user;
             wechat_qrcode bind;
         }
 
@@ -56,7 +56,7 @@ my $ng = start_nginx(http => <<"EOF");
 
         location ~ "^/qr-path/([\\s\\S]*)\$" {
             wechat_poll_cookie wechat_poll path=/;  # a regex has no directory
-            wechat_user \$1;
+            wechat_scene_user \$1;
             wechat_qrcode bind;
         }
 

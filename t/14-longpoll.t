@@ -34,11 +34,11 @@ my $conf = <<"EOF";
         listen 127.0.0.1:PORT;
 
         wechat_appid $appid;
-        wechat_token $token;
+        wechat_callback_token $token;
         wechat_qrcode_rate 1000/s;      # 100 scenes at once below
 
         location = /wx { wechat_callback; }
-        location = /qrcode { wechat_user \$arg_user; wechat_qrcode bind; }
+        location = /qrcode { wechat_scene_user \$arg_user; wechat_qrcode bind; }
         location = /poll { wechat_poll; }
         location = /poll1s { wechat_poll_timeout 1s; wechat_poll; }
         location = /poll0 { wechat_poll_timeout 0; wechat_poll; }

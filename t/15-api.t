@@ -45,7 +45,7 @@ my $http = <<"EOF";
         listen 127.0.0.1:PORT;
 
         wechat_appid $appid;
-        wechat_token $token;
+        wechat_callback_token $token;
         wechat_secret $secret;
         wechat_api_pass /wechat-api-upstream;
         wechat_qrcode_rate 1000/s;             # bursts of 200 below
@@ -61,21 +61,21 @@ my $http = <<"EOF";
         }
 
         location = /qrcode {
-            wechat_user \$arg_user;
+            wechat_scene_user \$arg_user;
             wechat_qrcode bind;
         }
 
         location = /qrcode-slow {
             wechat_api_timeout 500ms;
-            wechat_user \$arg_user;
+            wechat_scene_user \$arg_user;
             wechat_qrcode bind;
         }
 
         location = /qrcode-classic {
             wechat_appid $classic_id;
             wechat_secret classicSecret;
-            wechat_token_api classic;
-            wechat_user \$arg_user;
+            wechat_access_token_api classic;
+            wechat_scene_user \$arg_user;
             wechat_qrcode bind;
         }
 
@@ -83,7 +83,7 @@ my $http = <<"EOF";
             wechat_appid $kept_id;
             wechat_secret "";
             wechat_access_token_key kept:token;
-            wechat_user \$arg_user;
+            wechat_scene_user \$arg_user;
             wechat_qrcode bind;
         }
 
@@ -252,20 +252,37 @@ $ng1->check_log('errors', errors_ok => 1);
 
 # A token younger than five seconds is kept whatever WeChat says of it, so
 # that a caller refused again and again cannot refresh again and again;
-# each case below starts with a token older than that.
+# each case below starts with a token older than that ("issued" is in ms).
 sub settle {
     my $issued = redis_cmd($redis, 'HGET', "${P}token", 'issued') // 0;
-    my $left = $issued / 1000 + 6 - time;
+    my $left = $issued / 1000 + 5.5 - time;
     Time::HiRes::sleep($left) if $left > 0;
 }
 
 settle();
 
+# Just after a whole second, so that the five seconds measured in whole
+# seconds would be six and more: the refresh here issues a token at about
+# T0, kept when refused at T0 + 4.5, dropped at T0 + 5.5.
+Time::HiRes::sleep(1.05 - (time - int time));
+my $t0 = time;
 my $before = calls('/cgi-bin/stable_token');
 $fake->fail(endpoint => '/cgi-bin/qrcode/create', errcode => 40001, times => 1);
 is(qrcode($ng1, '/qrcode', 'after40001')->{status}, 200,
    '40001: refreshed and called again');
 is(calls('/cgi-bin/stable_token'), $before + 1, 'with exactly one refresh');
+
+for my $age (4.5, 5.5) {
+    my $wait = $t0 + $age - time;
+    Time::HiRes::sleep($wait) if $wait > 0;
+    $before = calls('/cgi-bin/stable_token');
+    $fake->fail(endpoint => '/cgi-bin/qrcode/create', errcode => 40001,
+                times => 1);
+    is(qrcode($ng1, '/qrcode', "young$age")->{status}, 200,
+       "a token ${age} s old refused: the call made again");
+    is(calls('/cgi-bin/stable_token') - $before, $age < 5 ? 0 : 1,
+       $age < 5 ? 'younger than 5 s: kept' : 'older than 5 s: refreshed');
+}
 
 # The token expires at WeChat: 20 requests at once over two nodes all fail
 # with it, and the compare-and-delete lets only one of them refresh.
@@ -349,7 +366,7 @@ my ($msg) = grep { ($_->{content} // '') eq '你好' } @{ $fake->messages('oProx
 ok($msg, 'proxy: the body reached WeChat');
 
 $res = http_req('GET', $ng1->url('/wechat-api/cgi-bin/user/info'),
-                query => { openid => 'oNobody' });
+                query => { openid => 'no openid' });
 is($res->{status}, 200, "proxy: WeChat's errors as WeChat answered them");
 is($json->decode($res->{content})->{errcode}, 40003, 'errcode 40003');
 

@@ -42,7 +42,7 @@ my $ng = start_nginx(http => <<"EOF");
         listen 127.0.0.1:PORT;
 
         wechat_appid $appid;
-        wechat_token $token;
+        wechat_callback_token $token;
         wechat_secret $secret;
         wechat_link_secret $link_secret $old_secret;
         wechat_link_url https://example.com/register;

@@ -159,7 +159,7 @@ my $http = <<"EOF";
         listen 127.0.0.1:PORT;
 
         wechat_appid $appid;
-        wechat_token $token;
+        wechat_callback_token $token;
         wechat_secret $secret;
         wechat_api_pass /wechat-api-upstream;
         wechat_api_timeout ${api_timeout}s;
@@ -171,22 +171,22 @@ my $http = <<"EOF";
         }
 
         location = /qrcode {
-            wechat_user \$arg_user;
+            wechat_scene_user \$arg_user;
             wechat_qrcode bind;
         }
 
         location = /qrcode-fast {
             wechat_api_timeout ${deadline_ms}ms;
-            wechat_user \$arg_user;
+            wechat_scene_user \$arg_user;
             wechat_qrcode bind;
         }
 
         location = /qrcode-classic {
             wechat_appid $classic_id;
             wechat_secret $classic_secret;
-            wechat_token_api classic;
+            wechat_access_token_api classic;
             wechat_api_timeout ${deadline_ms}ms;
-            wechat_user \$arg_user;
+            wechat_scene_user \$arg_user;
             wechat_qrcode bind;
         }
 
@@ -209,7 +209,7 @@ my $http = <<"EOF";
         listen 127.0.0.1:ODDPORT;
 
         wechat_appid wxodd;
-        wechat_token oddTok;
+        wechat_callback_token oddTok;
         wechat_secret oddSecret;
         wechat_api_pass /wechat-api-upstream;
         wechat_api_timeout 3s;

@@ -23,7 +23,7 @@ my $ng = start_nginx(http => <<"EOF");
         listen 127.0.0.1:PORT;
 
         wechat_appid $appid;
-        wechat_token $token;
+        wechat_callback_token $token;
         wechat_aes_key $key;
         wechat_link_secret ${\ ('S' x 40)};
         wechat_link_url https://example.com/register?src=wx;

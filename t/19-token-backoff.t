@@ -29,7 +29,7 @@ my $http = <<"EOF";
         listen 127.0.0.1:PORT;
 
         wechat_appid $appid;
-        wechat_token boTok;
+        wechat_callback_token boTok;
         wechat_secret $secret;
         wechat_api_pass /wechat-api-upstream;
         wechat_qrcode_rate 1000/s;
@@ -134,6 +134,7 @@ subtest 'back-off: 1 s doubling, jittered, reset on success' => sub {
     fresh();
     $fake->fail(endpoint => '/cgi-bin/stable_token', errcode => -1, times => 0);
     my @windows;
+    my $failed = metric($nodes[0], 'wechat_token_refresh_failures') // 0;
     for my $n (1 .. 3) {
         my $res = page($nodes[0]);
         is($res->{status}, 502, "failure $n: the refresher sees WeChat's error");
@@ -143,6 +144,8 @@ subtest 'back-off: 1 s doubling, jittered, reset on success' => sub {
         cmp_ok($pttl, '>', $max * 0.75 - 200, "failure $n: and > 3/4 of it");
         push @windows, $pttl;
         my $refused = page($nodes[1]);
+        is(metric($nodes[0], 'wechat_token_refresh_failures'), $failed + $n,
+           "failure $n: the refresher's gauge of failures since a good one");
         is($refused->{status}, 503, "failure $n: the other node refuses at once");
         cmp_ok($refused->{elapsed}, '<', 0.5, 'at once');
         sleep $pttl / 1000 + 0.1;
@@ -157,6 +160,8 @@ subtest 'back-off: 1 s doubling, jittered, reset on success' => sub {
     is(redis_cmd($redis, 'EXISTS', "${P}token:backoff"), 0, 'no back-off');
     is(metric($nodes[1], 'wechat_token_backoff_seconds'), 0,
        'the gauge is back at 0');
+    is(metric($nodes[1], 'wechat_token_refresh_failures'), 0,
+       'the good refresh set its node\'s failures to 0');
     $_->new_log for @nodes;
 };
 

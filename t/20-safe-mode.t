@@ -28,7 +28,7 @@ my $ng = start_nginx(http => <<"EOF");
         listen 127.0.0.1:PORT;
 
         wechat_appid $appid;
-        wechat_token $token;
+        wechat_callback_token $token;
         wechat_aes_key $key $old;
 
         location = /safe {
@@ -49,7 +49,7 @@ my $ng = start_nginx(http => <<"EOF");
         }
 
         location = /qrcode {
-            wechat_user \$arg_user;
+            wechat_scene_user \$arg_user;
             wechat_qrcode bind;
         }
 
@@ -70,7 +70,7 @@ my $ng = start_nginx(http => <<"EOF");
         # WeChat's published decrypt sample, dated 2014
         location = /sample {
             wechat_appid wx2c2769f8efd9abc2;
-            wechat_token spamtest;
+            wechat_callback_token spamtest;
             wechat_aes_key abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG;
             wechat_mode safe;
             wechat_timestamp_skew 10000d;

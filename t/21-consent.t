@@ -28,7 +28,7 @@ my $ng = start_nginx(http => <<"EOF");
         listen 127.0.0.1:PORT;
 
         wechat_appid $appid;
-        wechat_token $token;
+        wechat_callback_token $token;
         wechat_link_secret $link_secret;
         wechat_link_url https://example.com/register;
         wechat_login_confirm_url https://example.com/login/confirm;
@@ -39,13 +39,13 @@ my $ng = start_nginx(http => <<"EOF");
         }
 
         location = /bind/qrcode {
-            wechat_user \$http_x_user_id;
+            wechat_scene_user \$http_x_user_id;
             wechat_qrcode bind;
         }
 
         # the page's poll, and its confirm: only for the scene's own user
         location = /bind/poll {
-            wechat_user \$http_x_user_id;
+            wechat_scene_user \$http_x_user_id;
             wechat_poll_timeout 0;
             wechat_poll;
         }
@@ -70,7 +70,7 @@ my $ng = start_nginx(http => <<"EOF");
 
         location = /redeem {
             wechat_redeem_attempts 10;  # the wrong tries below count
-            wechat_redeem_token on;
+            wechat_redeem_poll_token on;
             wechat_redeem;
         }
 
@@ -81,6 +81,10 @@ my $ng = start_nginx(http => <<"EOF");
         location = /register {
             wechat_link_verify register;
             empty_gif;      # content phase: after the access check
+        }
+
+        location = /status {
+            wechat_status;
         }
     }
 EOF
@@ -116,7 +120,7 @@ sub scan {
 sub confirm_bind {
     my ($q, $code, %opt) = @_;
     my $body = "scene=$q->{scene}&code=$code";
-    $body .= "&token=$opt{token}" if defined $opt{token};
+    $body .= "&poll_token=$opt{token}" if defined $opt{token};
     return http_req('POST', $ng->url('/bind/poll'), body => $body,
                     headers => { 'X-User-Id' => $opt{user} // 'alice',
                                  'Content-Type' =>
@@ -127,8 +131,23 @@ sub confirm_bind {
 
 sub code_of { ($_[0] // '') =~ /(\d{6})/ ? $1 : '' }
 
+# The counters of wechat_status, and what a step added to them.
+sub metrics {
+    my $text = http_req('GET', $ng->url('/status'))->{content};
+    return { $text =~ /^(wechat_\w+(?:\{[^}]*\})?) (\d+)$/mg };
+}
+
+sub added {
+    my ($before, $what, %want) = @_;
+    my $after = metrics();
+    my %got = map { $_ => ($after->{$_} // -1) - ($before->{$_} // 0) }
+              keys %want;
+    is_deeply(\%got, \%want, "metrics: $what");
+}
+
 # --- 1. bind waits for the code the scanner got ------------------------------
 
+my $m = metrics();
 my $qa = issue('bind', headers => { 'X-User-Id' => 'alice' });
 my $reply = scan($qa->{scene}, 'oMallory');
 like($reply, qr/^绑定验证码 \d{6}，请在网页上输入/,
@@ -186,6 +205,15 @@ is(redis_cmd($redis, 'EXISTS', "${P}scene:$qw->{scene}"), 0,
 is(poll('bind', $qw, headers => { 'X-User-Id' => 'wendy' }),
    '{"status":"expired"}', 'poll: expired');
 is(redis_cmd($redis, 'HGET', "${P}users", 'wendy'), undef, 'wendy not bound');
+added($m, 'bind scenes and their confirms',
+      'wechat_scenes_issued_total{kind="bind"}' => 2,
+      'wechat_scenes_issued_total{kind="login"}' => 0,
+      'wechat_bind_confirms_total{outcome="bound"}' => 1,
+      'wechat_bind_confirms_total{outcome="conflict"}' => 0,
+      'wechat_bind_confirms_total{outcome="wrong"}' =>
+          $mallory_code eq $alice_code ? 3 : 4,
+      'wechat_bind_confirms_total{outcome="not_found"}' => 2,
+      'wechat_bind_confirms_total{outcome="not_scanned"}' => 1);
 
 # --- 3. a scan never replaces a binding silently ------------------------------
 
@@ -269,6 +297,7 @@ is($res->{headers}{'cache-control'}, 'no-store', 'no caching');
 is(poll('login', $ql), '{"status":"confirming"}', 'opening the page confirms nothing');
 
 # tampered, foreign and register links are refused
+$m = metrics();
 (my $other = $query) =~ s/openid=oLogin/openid=oEve/;
 run_case($ng, { name => 'a confirm link with another openid',
                 path => "/login/confirm?$other", status => 403,
@@ -287,12 +316,24 @@ run_case($ng, { name => 'a register link at the confirm page', status => 403,
 run_case($ng, { name => 'a confirm link at the register page', status => 403,
                 path => "/register?$query",
                 log => [qr/refused: signature mismatch/] });
+my $emsg = join '', map { length($_) . ":$_" } 'wechat-link/2', $appid,
+           'register', 'oLogin', '', time - 10, $f{nonce};
+run_case($ng, { name => 'an expired register link', status => 403,
+                path => "/register?openid=oLogin&expires=" . (time - 10)
+                        . "&nonce=$f{nonce}&sig="
+                        . hmac_sha256_hex($emsg, $link_secret),
+                log => [qr/refused: expired/] });
+added($m, 'links refused',
+      'wechat_link_refusals_total{reason="signature"}' => 3,
+      'wechat_link_refusals_total{reason="expired"}' => 1,
+      'wechat_link_refusals_total{reason="used"}' => 0);
 
 # a redeem while confirming finds nothing
 $res = http_req('POST', $ng->url('/redeem-code-only'),
                 body => "scene=$ql->{scene}&code=" . ('0' x 32));
 is($res->{status}, 404, 'no code redeems before the confirm');
 
+$m = metrics();
 $res = http_req('POST', $ng->url('/login/confirm'),
                 body => "$query&action=confirm");
 is($res->{status}, 200, 'Confirm: 200');
@@ -304,8 +345,15 @@ like($answer->{code} // '', qr/^[0-9a-f]{32}$/, 'the page gets its login code');
 $res = http_req('POST', $ng->url('/login/confirm'),
                 body => "$query&action=confirm");
 is($res->{status}, 410, 'the link is single-use');
+added($m, 'a login confirmed, and its link used again',
+      'wechat_login_confirms_total{outcome="confirmed"}' => 1,
+      'wechat_login_confirms_total{outcome="used"}' => 1,
+      'wechat_login_confirms_total{outcome="gone"}' => 0,
+      'wechat_link_refusals_total{reason="used"}' => 1);
 
 # --- 7. redeeming bound to the browser ----------------------------------------
+
+$m = metrics();
 
 run_case($ng, { name => 'a code without the browser\'s token', method => 'POST',
                 path => '/redeem', status => 404,
@@ -325,6 +373,19 @@ $res = run_case($ng, { name => 'a code with the cookie the backend forwarded',
                        headers => { Cookie => "x=1; wechat_poll=$ql->{token}" } });
 is($res->{content}, '{"openid":"oLogin","user":"larry","kind":"login"}',
    'redeemed for larry');
+
+# wrong codes at the attempt limit (3 here) burn a scene; then it is gone
+my $qb = issue('login');
+for my $n (1 .. 4) {
+    $res = http_req('POST', $ng->url('/redeem-code-only'),
+                    body => "scene=$qb->{scene}&code=" . ('0' x 32));
+    is($res->{status}, 404, "a wrong login code $n: 404");
+}
+added($m, 'redeems',
+      'wechat_redeems_total{outcome="ok"}' => 1,
+      'wechat_redeems_total{outcome="wrong"}' => 5,
+      'wechat_redeems_total{outcome="burnt"}' => 1,
+      'wechat_redeems_total{outcome="not_found"}' => 1);
 
 # --- a relayed login QR code: the victim cancels ------------------------------
 
@@ -366,6 +427,12 @@ ok($register, 'an unbound follower gets the signed register link');
 $register =~ s/&amp;/&/g if $register;
 run_case($ng, { name => 'that register link verifies', status => 200,
                 path => "/register?" . ($register // '') });
+$m = metrics();
+run_case($ng, { name => 'that register link used again', status => 403,
+                path => "/register?" . ($register // ''),
+                log => [qr/refused: used before/] });
+added($m, 'a link used again',
+      'wechat_link_refusals_total{reason="used"}' => 1);
 is($json->decode(poll('login', $qn))->{status}, 'unbound', 'poll: unbound');
 
 # --- long polls: a status that waits for the user's say is waited through -----

@@ -31,7 +31,7 @@ my $http = <<"EOF";
         listen 127.0.0.1:PORT;
 
         wechat_appid $appid;
-        wechat_token $token;
+        wechat_callback_token $token;
         wechat_secret $secret;
         wechat_api_pass /wechat-api-upstream;
 
@@ -43,7 +43,7 @@ my $http = <<"EOF";
         location = /wx { wechat_callback; }
 
         location = /bind/qrcode {
-            wechat_user \$http_x_user;
+            wechat_scene_user \$http_x_user;
             wechat_qrcode bind;
         }
 

@@ -81,6 +81,19 @@ is(http_req('GET', $ng->url("/login/poll?scene=$scene"),
             headers => { Cookie => "wechat_poll=$tok" })->{content},
    '{"status":"pending"}', 'the poll beside it reads the cookie');
 
+# the poll token is called so in the answer and the query; "token", its
+# name of one release ago, still works
+my ($answered) = $res->{content} =~ /"poll_token":"([0-9a-f]{32})"/;
+is($answered, $tok, 'the answer names the poll token poll_token');
+like($res->{content}, qr/"token":"\Q$tok\E"/, 'and token, as before');
+is(http_req('GET', $ng->url("/login/poll?scene=$scene&poll_token=$tok"))
+   ->{content}, '{"status":"pending"}', 'a poll with poll_token=');
+is(http_req('GET', $ng->url("/login/poll?scene=$scene&token=$tok"))
+   ->{content}, '{"status":"pending"}', 'a poll with token=, as before');
+is(http_req('GET', $ng->url("/login/poll?scene=$scene&poll_token="
+                            . ('0' x 32)))->{content},
+   '{"status":"expired"}', 'a wrong poll_token: expired, as a wrong token');
+
 $ng->check_log('cookies');
 
 # the configuration errors of wechat_poll_cookie are in 01-config.t

@@ -35,12 +35,12 @@ sub conf {
         listen 127.0.0.1:PORT;
 
         wechat_appid $appid;
-        wechat_token $token;
+        wechat_callback_token $token;
 
         location = /wx { wechat_callback; wechat_pass \@app; }
         location = /qrcode {
             wechat_qrcode_confirm off;  # binds at once; t/21 confirms
-            wechat_user \$arg_user;
+            wechat_scene_user \$arg_user;
             wechat_qrcode bind;
         }
         location = /poll { wechat_poll_timeout 0; wechat_poll; }

@@ -3,7 +3,7 @@
  * for any page; no dependencies.
  *
  *   var scan = WechatScan.start({
- *     qrcode: '/bind/qrcode',     // wechat_qrcode: {scene, token, expire_seconds, ...}
+ *     qrcode: '/bind/qrcode',     // wechat_qrcode: {scene, poll_token, expire_seconds, ...}
  *     poll: '/bind/poll',         // wechat_poll
  *     image: '/qrcode/image',     // wechat_qrcode_image
  *     img: document.getElementById('qr'),
@@ -96,7 +96,7 @@
 
     function sceneParams() {
       var params = { scene: scene.scene };
-      if (o.tokenInQuery) params.token = scene.token;
+      if (o.tokenInQuery) params.poll_token = scene.poll_token;
       // a status that waits for the user is known already: the poll waits
       // while it lasts, as while pending
       if (lastStatus === 'scanned' || lastStatus === 'confirming') {
@@ -177,7 +177,7 @@
       params.code = code;
       // the token in the body, never only in the cookie: a form of
       // another site could send the cookie, but cannot know the token
-      params.token = scene.token;
+      params.poll_token = scene.poll_token;
       delete params.seen;
       options.body = query(params);
       return fetch(o.poll, options).then(function (res) {

@@ -444,7 +444,24 @@ wx_redis_redeem(const struct redisReply *reply, const wx_allocator_t *a,
 
         const redisReply *const *e = reply->element;
 
-        if (text(e[0]) == "wrong" && reply->elements == 1) {
+        if (text(e[0]) == "wrong") {
+            if (reply->elements != 2 || !is_string(e[1])) {
+                return WX_ERR_REPLY;
+            }
+
+            if (text(e[1]) == "wrong") {
+                out->refusal = WX_REDEEM_WRONG;
+
+            } else if (text(e[1]) == "burnt") {
+                out->refusal = WX_REDEEM_BURNT;
+
+            } else if (text(e[1]) == "not_found") {
+                out->refusal = WX_REDEEM_NOT_FOUND;
+
+            } else {
+                return WX_ERR_REPLY;
+            }
+
             return WX_ERR_NOT_FOUND;
         }
 

@@ -325,16 +325,24 @@ wx_status_t wx_redis_poll_answer(const struct redisReply *reply,
     wx_span_t scene, wx_span_t token, const wx_allocator_t *a,
     wx_scene_status_t *status, wx_span_t *json);
 
+/* why REDEEM refused a code: the client is told none of it, metrics are */
+typedef enum {
+    WX_REDEEM_WRONG = 0,               /* a wrong code or token */
+    WX_REDEEM_BURNT,                   /* the one that burnt the scene */
+    WX_REDEEM_NOT_FOUND                /* no such scene, or redeemed */
+} wx_redeem_refusal_t;
+
 typedef struct {
     wx_span_t             kind;        /* "login" or "code" */
     wx_span_t             openid;
     wx_span_t             user;        /* NULL data when not bound */
+    wx_redeem_refusal_t   refusal;     /* with WX_ERR_NOT_FOUND */
 } wx_redeem_t;
 
 /*
- * The REDEEM script's { "ok", kind, openid, user or nil }, or { "wrong" }
- * (WX_ERR_NOT_FOUND).  openid and user are held to the rule of names: no
- * control character, at most WX_NAME_MAX bytes.
+ * The REDEEM script's { "ok", kind, openid, user or nil }, or { "wrong",
+ * why } (WX_ERR_NOT_FOUND, why in refusal).  openid and user are held to
+ * the rule of names: no control character, at most WX_NAME_MAX bytes.
  */
 wx_status_t wx_redis_redeem(const struct redisReply *reply,
     const wx_allocator_t *a, wx_redeem_t *out);

@@ -3,12 +3,13 @@
 -- hash of the poll token of the browser that asks ("" when the location
 -- does not bind redeeming to the browser).  The code of a scanned login or
 -- code scene is taken once: { "ok", kind, openid, the user bound to it or
--- nil }.  Anything else is { "wrong" }; a wrong code or token counts
--- against the scene, which is burnt (deleted) at the limit.
+-- nil }.  Anything else is { "wrong", why } (why, for the metrics only:
+-- "not_found", "wrong", or "burnt"); a wrong code or token counts against
+-- the scene, which is burnt (deleted) at the limit.
 local s = redis.call('HMGET', KEYS[1], 'kind', 'status', 'openid', 'code',
                      'token')
 if (s[1] ~= 'login' and s[1] ~= 'code') or s[2] == 'redeemed' then
-  return { 'wrong' }
+  return { 'wrong', 'not_found' }
 end
 if s[1] ~= ARGV[1] or s[4] ~= ARGV[2]
    or (ARGV[4] ~= '' and s[5] ~= ARGV[4])
@@ -16,8 +17,9 @@ if s[1] ~= ARGV[1] or s[4] ~= ARGV[2]
 then
   if redis.call('HINCRBY', KEYS[1], 'attempts', 1) >= tonumber(ARGV[3]) then
     redis.call('DEL', KEYS[1])
+    return { 'wrong', 'burnt' }
   end
-  return { 'wrong' }
+  return { 'wrong', 'wrong' }
 end
 redis.call('HSET', KEYS[1], 'status', 'redeemed')
 redis.call('HDEL', KEYS[1], 'code')

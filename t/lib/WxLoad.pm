@@ -121,12 +121,12 @@ sub http_conf {
     server {
         listen 127.0.0.1:PORT;
         wechat_appid $appid;
-        wechat_token $token;
+        wechat_callback_token $token;
 
         location = /wx { wechat_callback; wechat_pass \@app; }
         location = /qrcode {
             wechat_qrcode_rate 10000/s;      # the load, not the limit
-            wechat_user \$arg_user;
+            wechat_scene_user \$arg_user;
             wechat_qrcode bind;
         }
         location = /poll { wechat_poll; }

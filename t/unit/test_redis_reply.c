@@ -333,8 +333,20 @@ test_redeem(void **state)
     assert_span_equal(out.kind, "code");
     assert_null(out.user.data);
 
+    /* why a code was refused, for the metrics */
+    assert_int_equal(redeem("*2\r\n$5\r\nwrong\r\n$5\r\nwrong\r\n",
+                            &out), WX_ERR_NOT_FOUND);
+    assert_int_equal(out.refusal, WX_REDEEM_WRONG);
+    assert_int_equal(redeem("*2\r\n$5\r\nwrong\r\n$5\r\nburnt\r\n",
+                            &out), WX_ERR_NOT_FOUND);
+    assert_int_equal(out.refusal, WX_REDEEM_BURNT);
+    assert_int_equal(redeem("*2\r\n$5\r\nwrong\r\n$9\r\nnot_found\r\n",
+                            &out), WX_ERR_NOT_FOUND);
+    assert_int_equal(out.refusal, WX_REDEEM_NOT_FOUND);
     assert_int_equal(redeem("*1\r\n$5\r\nwrong\r\n", &out),
-                     WX_ERR_NOT_FOUND);
+                     WX_ERR_REPLY);
+    assert_int_equal(redeem("*2\r\n$5\r\nwrong\r\n$4\r\nlost\r\n",
+                            &out), WX_ERR_REPLY);
 
     /* what must not become a variable or a header */
     assert_int_equal(redeem("*4\r\n$2\r\nok\r\n$4\r\ncode\r\n"

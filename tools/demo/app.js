@@ -168,7 +168,7 @@ const ROUTES = {
   // The code comes from the page: the login poll's "code" or what the user
   // typed from WeChat.  wechat_redeem takes it once and names the WeChat
   // user and the site user bound to it; the browser's Cookie header goes
-  // along, as wechat_redeem_token wants: the poll token wechat_qrcode set
+  // along, as wechat_redeem_poll_token wants: the poll token wechat_qrcode set
   // in this browser, so a code redeems only where its scene was shown.
   'POST /app/redeem': async (req, res) => {
     const body = await readJson(req, res);

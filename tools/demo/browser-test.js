@@ -301,8 +301,8 @@ async function bindFlow(browser) {
 // holding the request, and SSE.  Answers the statuses it reported.
 async function helperChecks(browser) {
   const page = await newPage(browser);
-  const scene = { scene: 'wxs_0123456789abcdef0123456789abcdef', token: 'f'.repeat(32),
-                  expire_seconds: 60 };
+  const scene = { scene: 'wxs_0123456789abcdef0123456789abcdef', poll_token: 'f'.repeat(32),
+                  token: 'f'.repeat(32), expire_seconds: 60 };
   let polls = 0;
   let accept = '';
   await page.route('**/t/qrcode', (route) => route.fulfill({ json: scene }));
@@ -358,8 +358,8 @@ async function helperChecks(browser) {
   await check('wechat-scan.js: confirm() posts the code to the poll and reports the binding', page, async () => {
     const r = await run('/t/confirm-poll', false, ['000000', '246810']);
     expectEqual(r.seen.join(' '), 'pending scanned http403 bound:oCode', 'statuses');
-    expectEqual(confirmed.body, `scene=${scene.scene}&code=246810&token=${scene.token}`,
-                'the form, with the token');
+    expectEqual(confirmed.body, `scene=${scene.scene}&code=246810&poll_token=${scene.poll_token}`,
+                'the form, with the poll token');
     expectEqual(confirmed.type, 'application/x-www-form-urlencoded', 'its type');
   });
   await check('wechat-scan.js: waits on a long poll', page, async () => {

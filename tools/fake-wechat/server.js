@@ -167,6 +167,19 @@ function getUser(appid, openid) {
   return state.users.get(userKey(appid, openid));
 }
 
+// An openid as WeChat gives them: the fake takes any of this shape.
+const OPENID = /^[A-Za-z0-9_-]{1,64}$/;
+
+// A user the API is asked about: one the fake never saw, but of an openid's
+// shape, is created on first use as a follower (an openid reaches a site
+// only through a push, and pushes come from followers; wxsim sends pushes
+// past the fake).  undefined for what is no openid.
+function userOnFirstUse(appid, openid) {
+  if (typeof openid !== 'string' || !OPENID.test(openid)) return undefined;
+  return getUser(appid, openid)
+    || touchUser(appid, openid, { subscribed: true, subscribeTime: unixNow() });
+}
+
 // Creates the user on first contact (the user follows when they interact).
 function touchUser(appid, openid, fields = {}) {
   const key = userKey(appid, openid);
@@ -399,7 +412,7 @@ function userInfo(req, res, url, endpoint) {
   if (!account) return undefined;
   const openid = url.searchParams.get('openid');
   if (!openid) return apiError(res, endpoint, 41009);
-  const user = getUser(account.appid, openid);
+  const user = userOnFirstUse(account.appid, openid);
   if (!user) return apiError(res, endpoint, 40003);
   if (!user.subscribed) return apiAnswer(res, endpoint, { subscribe: 0, openid });
   return apiAnswer(res, endpoint, {
@@ -419,7 +432,7 @@ async function sendMessage(req, res, url, endpoint, kind) {
   if (!account) return undefined;
   const body = parseJson(await readBody(req));
   if (!body) return apiError(res, endpoint, 47001);
-  const user = body.touser && getUser(account.appid, body.touser);
+  const user = userOnFirstUse(account.appid, body.touser);
   if (!user) return apiError(res, endpoint, 40003);
   if (kind === 'custom') {
     if (!user.subscribed) return apiError(res, endpoint, 45015);
