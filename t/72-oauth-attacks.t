@@ -545,6 +545,20 @@ for my $c ([40029, 403, qr/invalid or expired/],
            "unionid \"" . ($v =~ s/[\r\n]/?/gr) . "\": refused ($res->{status})");
     }
     $ng->check_log('unionid lookups');
+
+    # WeChat names another unionid for the openid: the old one leads nowhere
+    my $a = start_auth('/page');
+    my $cb = authorize_as($a, 'oUni');
+    $fake->fail(endpoint => '/sns/oauth2/access_token',
+                raw => '{"access_token":"t","openid":"oUni",'
+                       . '"unionid":"oUnewUnion"}');
+    $res = callback($cb, $a->{browser});
+    is($res->{status}, 302, 'oUni signs in with a new unionid');
+    $res = http_req('GET', $ng->url('/binding'), query => { unionid => 'oUnewUnion' });
+    is($res->{status}, 200, 'the new unionid leads to oUni');
+    $res = http_req('GET', $ng->url('/binding'), query => { unionid => $uid });
+    is($res->{status}, 404, 'the old unionid no longer does');
+    $ng->check_log('a changed unionid');
 }
 
 done_testing();
