@@ -149,6 +149,18 @@ ngx_http_wechat_oauth_claim(ngx_http_request_t *r,
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
+    /* the script leaves a state alone unless this browser's cookie fits */
+
+    argv[4].len = WX_SHA256_HEX_LEN;
+    argv[4].data = ngx_pnalloc(r->pool, WX_SHA256_HEX_LEN);
+    if (argv[4].data == NULL
+        || wx_sha256_hex(ngx_http_wechat_span(&octx->browser),
+                         (char *) argv[4].data)
+           != WX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     ngx_str_set(&argv[0], "2");
     argv[1] = ngx_http_wechat_key(r, wlcf, "oauth:", &octx->state);
     argv[2] = ngx_http_wechat_key(r, wlcf, "oauth_code:", &octx->code_hash);
@@ -161,7 +173,7 @@ ngx_http_wechat_oauth_claim(ngx_http_request_t *r,
 
     return ngx_http_wechat_redis_command(r, ngx_http_wechat_oauth_claimed,
                                          NGX_HTTP_WECHAT_SCRIPT_OAUTH_CLAIM,
-                                         4, argv);
+                                         5, argv);
 }
 
 
@@ -183,7 +195,7 @@ ngx_http_wechat_oauth_claimed(ngx_http_request_t *r, redisReply *response,
         return;
     }
 
-    /* { "ok", held }, { "used" } or { "unknown" } */
+    /* { "ok", held }, { "foreign" }, { "used" } or { "unknown" } */
 
     word = (response->type == REDIS_REPLY_ARRAY && response->elements
             && response->elements <= 2)
@@ -196,6 +208,11 @@ ngx_http_wechat_oauth_claimed(ngx_http_request_t *r, redisReply *response,
         rc = (response->elements == 2
               && wx_redis_string(response->element[1], &a, &held) == WX_OK)
              ? ngx_http_wechat_oauth_held(r, octx, held) : NGX_ERROR;
+
+    } else if (word->len == 7 && ngx_strncmp(word->str, "foreign", 7) == 0) {
+        rc = ngx_http_wechat_oauth_refuse(r, NGX_HTTP_FORBIDDEN,
+                 NGX_LOG_WARN, "the state belongs to another browser",
+                 "Open the page again, in the same browser.");
 
     } else if (word->len == 4 && ngx_strncmp(word->str, "used", 4) == 0) {
         rc = ngx_http_wechat_oauth_refuse(r, NGX_HTTP_FORBIDDEN,

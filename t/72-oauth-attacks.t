@@ -274,6 +274,28 @@ sub gets_at_once {
     $ng->check_log('one code, two states', log => [qr/code used before/]);
 }
 
+# --- a state or a callback URL in another browser's hands ----------------
+
+{
+    my $victim = start_auth('/mine');
+    my $attacker = start_auth('/theirs');
+    my $cb = authorize_as($victim, 'oVic');
+    (my $bogus = $cb) =~ s/code=\w+/code=attackerscode/;
+    my $res = callback($bogus, $attacker->{browser});
+    is($res->{status}, 403, 'the victim\'s state, a made-up code, another '
+       . 'browser: 403');
+    $res = callback($cb, $attacker->{browser});
+    is($res->{status}, 403, 'the victim\'s whole callback URL, another browser: 403');
+    $ng->check_log('state in other hands',
+                   log => [qr/the state belongs to another browser/]);
+    $res = callback($cb, $victim->{browser});
+    is($res->{status}, 302, 'the victim still signs in: neither try spent '
+       . 'the state or the code') or diag($res->{content});
+    is($res->{headers}{location} =~ s{^\Q$origin\E}{}r, '/mine',
+       'back where the victim started');
+    $ng->check_log('the victim signs in');
+}
+
 # --- sessions: forged, cut, moved ----------------------------------------
 
 {
