@@ -47,6 +47,8 @@ static ngx_int_t ngx_http_wechat_oauth_login(ngx_http_request_t *r,
 static ngx_int_t ngx_http_wechat_oauth_refuse(ngx_http_request_t *r,
     ngx_uint_t status, ngx_uint_t level, const char *why,
     const char *page);
+static ngx_int_t ngx_http_wechat_oauth_page(ngx_http_request_t *r,
+    ngx_uint_t status, const char *page);
 
 
 ngx_int_t
@@ -147,6 +149,18 @@ ngx_http_wechat_oauth_claim(ngx_http_request_t *r,
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
+    /* the script leaves a state alone unless this browser's cookie fits */
+
+    argv[4].len = WX_SHA256_HEX_LEN;
+    argv[4].data = ngx_pnalloc(r->pool, WX_SHA256_HEX_LEN);
+    if (argv[4].data == NULL
+        || wx_sha256_hex(ngx_http_wechat_span(&octx->browser),
+                         (char *) argv[4].data)
+           != WX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     ngx_str_set(&argv[0], "2");
     argv[1] = ngx_http_wechat_key(r, wlcf, "oauth:", &octx->state);
     argv[2] = ngx_http_wechat_key(r, wlcf, "oauth_code:", &octx->code_hash);
@@ -159,7 +173,7 @@ ngx_http_wechat_oauth_claim(ngx_http_request_t *r,
 
     return ngx_http_wechat_redis_command(r, ngx_http_wechat_oauth_claimed,
                                          NGX_HTTP_WECHAT_SCRIPT_OAUTH_CLAIM,
-                                         4, argv);
+                                         5, argv);
 }
 
 
@@ -181,7 +195,7 @@ ngx_http_wechat_oauth_claimed(ngx_http_request_t *r, redisReply *response,
         return;
     }
 
-    /* { "ok", held }, { "used" } or { "unknown" } */
+    /* { "ok", held }, { "foreign" }, { "used" } or { "unknown" } */
 
     word = (response->type == REDIS_REPLY_ARRAY && response->elements
             && response->elements <= 2)
@@ -194,6 +208,11 @@ ngx_http_wechat_oauth_claimed(ngx_http_request_t *r, redisReply *response,
         rc = (response->elements == 2
               && wx_redis_string(response->element[1], &a, &held) == WX_OK)
              ? ngx_http_wechat_oauth_held(r, octx, held) : NGX_ERROR;
+
+    } else if (word->len == 7 && ngx_strncmp(word->str, "foreign", 7) == 0) {
+        rc = ngx_http_wechat_oauth_refuse(r, NGX_HTTP_FORBIDDEN,
+                 NGX_LOG_WARN, "the state belongs to another browser",
+                 "Open the page again, in the same browser.");
 
     } else if (word->len == 4 && ngx_strncmp(word->str, "used", 4) == 0) {
         rc = ngx_http_wechat_oauth_refuse(r, NGX_HTTP_FORBIDDEN,
@@ -456,16 +475,13 @@ ngx_http_wechat_oauth_user_done(ngx_http_request_t *r,
                                      &user)
              : WX_ERR_INTERNAL;
 
-    if (status == WX_OK
-        && !wx_equal_const_time(user.openid, octx->token.openid))
-    {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "wechat oauth: sns/userinfo answered another openid");
-        status = WX_ERR_JSON;
-    }
-
     if (status != WX_OK) {
         rc = ngx_http_wechat_oauth_api_failed(r, call, status);
+
+    } else if (!wx_equal_const_time(user.openid, octx->token.openid)) {
+        rc = ngx_http_wechat_oauth_refuse(r, NGX_HTTP_BAD_GATEWAY,
+                 NGX_LOG_ERR, "sns/userinfo answered another openid",
+                 "WeChat's answer was not usable: try again later.");
 
     } else {
         if (user.unionid.len) {
@@ -511,16 +527,19 @@ ngx_http_wechat_oauth_api(ngx_http_request_t *r, ngx_str_t *path,
 /*
  * WeChat's refusals, each with its own answer: a code that is invalid or
  * used sends the user back to start again; a refused secret is the
- * site's to fix; -1 is WeChat's "busy".
+ * site's to fix; -1 is WeChat's "busy".  One log line each, with what
+ * WeChat said.
  */
 
 static ngx_int_t
 ngx_http_wechat_oauth_api_failed(ngx_http_request_t *r,
     ngx_http_wechat_api_call_t *call, wx_status_t rc)
 {
-    int64_t         errcode;
-    wx_span_t       errmsg;
-    wx_allocator_t  a;
+    int64_t          errcode;
+    ngx_uint_t       status, level;
+    wx_span_t        errmsg;
+    const char      *why, *page;
+    wx_allocator_t   a;
 
     if (call->status == 0) {
         return ngx_http_wechat_oauth_refuse(r, NGX_HTTP_GATEWAY_TIME_OUT,
@@ -536,49 +555,60 @@ ngx_http_wechat_oauth_api_failed(ngx_http_request_t *r,
            != WX_OK)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "wechat oauth: %V answered HTTP %ui, %s",
+                      "wechat oauth: refused: no usable answer: %V "
+                      "answered HTTP %ui, %s",
                       &call->path, call->status, wx_status_text(rc));
-        return ngx_http_wechat_oauth_refuse(r, NGX_HTTP_BAD_GATEWAY,
-                   NGX_LOG_INFO, "no usable answer",
+        return ngx_http_wechat_oauth_page(r, NGX_HTTP_BAD_GATEWAY,
                    "WeChat's answer was not usable: try again later.");
     }
-
-    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                  "wechat oauth: %V errcode %L: %*s", &call->path, errcode,
-                  errmsg.len, errmsg.data);
 
     switch (errcode) {
 
     case 40029:
-        return ngx_http_wechat_oauth_refuse(r, NGX_HTTP_FORBIDDEN,
-                   NGX_LOG_INFO, "invalid code",
-                   "This authorization is invalid or expired: open the "
-                   "page again.");
+        status = NGX_HTTP_FORBIDDEN;
+        level = NGX_LOG_INFO;
+        why = "invalid code";
+        page = "This authorization is invalid or expired: open the page "
+               "again.";
+        break;
 
     case 40163:
-        return ngx_http_wechat_oauth_refuse(r, NGX_HTTP_FORBIDDEN,
-                   NGX_LOG_INFO, "code used",
-                   "This authorization is used: open the page again.");
+        status = NGX_HTTP_FORBIDDEN;
+        level = NGX_LOG_INFO;
+        why = "code used";
+        page = "This authorization is used: open the page again.";
+        break;
 
     case -1:
-        return ngx_http_wechat_oauth_refuse(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                   NGX_LOG_INFO, "WeChat is busy",
-                   "WeChat is busy: open the page again in a moment.");
+        status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        level = NGX_LOG_WARN;
+        why = "WeChat is busy";
+        page = "WeChat is busy: open the page again in a moment.";
+        break;
 
     case 40001:
     case 40013:
     case 40125:
     case 41004:
-        return ngx_http_wechat_oauth_refuse(r, NGX_HTTP_BAD_GATEWAY,
-                   NGX_LOG_ERR, "WeChat refused the account's "
-                   "credentials: check wechat_appid and wechat_secret",
-                   "The site cannot reach WeChat: try again later.");
+        status = NGX_HTTP_BAD_GATEWAY;
+        level = NGX_LOG_ERR;
+        why = "WeChat refused the account's credentials: check "
+              "wechat_appid and wechat_secret";
+        page = "The site cannot reach WeChat: try again later.";
+        break;
 
     default:
-        return ngx_http_wechat_oauth_refuse(r, NGX_HTTP_BAD_GATEWAY,
-                   NGX_LOG_INFO, "refused by WeChat",
-                   "WeChat refused the authorization: try again later.");
+        status = NGX_HTTP_BAD_GATEWAY;
+        level = NGX_LOG_WARN;
+        why = "refused by WeChat";
+        page = "WeChat refused the authorization: try again later.";
     }
+
+    ngx_log_error(level, r->connection->log, 0,
+                  "wechat oauth: refused: %s: %V errcode %L: %*s", why,
+                  &call->path, errcode, errmsg.len, errmsg.data);
+
+    return ngx_http_wechat_oauth_page(r, status, page);
 }
 
 
@@ -715,6 +745,14 @@ ngx_http_wechat_oauth_refuse(ngx_http_request_t *r, ngx_uint_t status,
     ngx_log_error(level, r->connection->log, 0, "wechat oauth: refused: %s",
                   why);
 
+    return ngx_http_wechat_oauth_page(r, status, page);
+}
+
+
+static ngx_int_t
+ngx_http_wechat_oauth_page(ngx_http_request_t *r, ngx_uint_t status,
+    const char *page)
+{
     if (ngx_http_wechat_no_store(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

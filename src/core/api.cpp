@@ -508,11 +508,18 @@ wx_api_oauth_userinfo(wx_span_t json_text, const wx_allocator_t *a,
                                  WX_OAUTH_NICKNAME_MAX);
         }
 
+        /*
+         * WeChat's avatars are about 130 bytes; a longer one is not kept,
+         * so that every session fits its cookie (WX_OAUTH_SESSION_MAX).
+         */
+
         auto img = doc.find("headimgurl");
 
         if (img != doc.end()
             && !(img->is_string()
-                 && img->get_ref<const std::string &>().empty()))
+                 && (img->get_ref<const std::string &>().empty()
+                     || img->get_ref<const std::string &>().size()
+                        > WX_OAUTH_AVATAR_MAX)))
         {
             if (!printable_field(doc, "headimgurl", WX_API_URL_MAX, &avatar)
                 || (avatar.substr(0, http_prefix.size()) != http_prefix

@@ -17,6 +17,7 @@ extern "C" {
 
 #define WX_OAUTH_ID_MAX        64     /* bytes of an openid or unionid */
 #define WX_OAUTH_NICKNAME_MAX  128    /* bytes kept of a nickname */
+#define WX_OAUTH_AVATAR_MAX    512    /* bytes of a headimgurl kept */
 #define WX_OAUTH_SESSION_MAX   2048   /* bytes of a session cookie's value */
 
 /*
@@ -40,7 +41,8 @@ wx_status_t wx_api_oauth_token(wx_span_t json, const wx_allocator_t *a,
  * sns/userinfo's answer: openid (must be the token's), unionid when there
  * is one, the nickname with control characters turned into '?' and cut at
  * a character boundary within WX_OAUTH_NICKNAME_MAX bytes, and headimgurl
- * (http:// or https://, printable, capped; empty when absent).
+ * (http:// or https://, printable; empty when absent or longer than
+ * WX_OAUTH_AVATAR_MAX, so that a session always fits its cookie).
  */
 typedef struct {
     wx_span_t             openid;

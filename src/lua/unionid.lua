@@ -5,7 +5,12 @@
 -- for the first time, or changed, gets a stream entry.  Returns { "new" }
 -- or { "known" }.
 local openid, unionid = ARGV[1], ARGV[2]
-if redis.call('HGET', KEYS[1], openid) == unionid then return { 'known' } end
+local before = redis.call('HGET', KEYS[1], openid)
+if before == unionid then return { 'known' } end
+-- a changed unionid: the old one no longer leads to this openid
+if before and redis.call('HGET', KEYS[1], 'u:' .. before) == openid then
+  redis.call('HDEL', KEYS[1], 'u:' .. before)
+end
 redis.call('HSET', KEYS[1], openid, unionid, 'u:' .. unionid, openid)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'kind', 'unionid',
            'openid', openid, 'unionid', unionid, 'time', ARGV[3])

@@ -1,4 +1,5 @@
 #include "wx_test.h"
+#include <stdio.h>
 #include "wx_oauth.h"
 
 #define KEY      "0123456789abcdef0123456789abcdef"
@@ -177,6 +178,22 @@ test_sns_answers(void **state)
                                              "\"headimgurl\":\"javascript:x\"}"),
                                            &test_allocator, &u),
                      WX_ERR_JSON);
+
+    /* an avatar too long for the session's cookie is not kept */
+    {
+        char  json[1024];
+        int   n;
+
+        n = snprintf(json, sizeof(json),
+                     "{\"openid\":\"oA_1\",\"headimgurl\":\"https://x/%0*d\"}",
+                     WX_OAUTH_AVATAR_MAX - 9, 0);
+        assert_int_equal(wx_api_oauth_userinfo(
+                             (wx_span_t) { (const unsigned char *) json,
+                                           (size_t) n },
+                             &test_allocator, &u),
+                         WX_OK);
+        assert_int_equal(u.avatar.len, 0);
+    }
 }
 
 int

@@ -222,6 +222,14 @@ function apiAnswer(res, endpoint, body, status = 200) {
   sendJson(res, status, body);
 }
 
+// A body as injected, byte for byte: how a broken or hostile WeChat answers.
+function rawAnswer(res, endpoint, failure) {
+  const status = failure.httpStatus || 200;
+  count(endpoint, 0, status);
+  res.writeHead(status, { 'Content-Type': 'application/json' });
+  res.end(failure.raw);
+}
+
 function apiError(res, endpoint, errcode, errmsg) {
   apiAnswer(res, endpoint, errorBody(errcode, errmsg));
 }
@@ -719,6 +727,7 @@ async function handleApi(req, res, url) {
   const failure = takeInjected(state.failures, endpoint);
   if (failure) {
     await readBody(req);
+    if (failure.raw !== undefined) return rawAnswer(res, endpoint, failure);
     return apiAnswer(res, endpoint, errorBody(failure.errcode, failure.errmsg), failure.httpStatus || 200);
   }
   return handler(req, res, url, endpoint);
@@ -922,7 +931,7 @@ const CONTROL = {
   'POST /_fake/reset': (res) => { resetState(); return sendJson(res, 200, { ok: true }); },
   'POST /_fake/fail': (res, body) => injection(res, body, state.failures,
     (b) => ({ errcode: b.errcode === undefined ? -1 : b.errcode, errmsg: b.errmsg,
-      httpStatus: b.http_status })),
+      httpStatus: b.http_status, raw: b.raw })),
   'POST /_fake/delay': (res, body) => injection(res, body, state.delays,
     (b) => ({ ms: Number(b.ms || 0) })),
   'POST /_fake/expire-token': expireTokens,
