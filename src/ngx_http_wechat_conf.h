@@ -100,6 +100,7 @@ typedef struct {
 #define NGX_HTTP_WECHAT_API              7
 #define NGX_HTTP_WECHAT_REDEEM           8
 #define NGX_HTTP_WECHAT_LOGIN_CONFIRM    9
+#define NGX_HTTP_WECHAT_JSSDK            10
 
 /* wechat_qrcode's kinds of scene */
 #define NGX_HTTP_WECHAT_KIND_BIND        0
@@ -159,6 +160,7 @@ typedef struct {
     ngx_str_t                   link_purpose;   /* wechat_link_verify's, or
                                                    empty */
     ngx_str_t                   login_confirm_url;
+    ngx_array_t                *jssdk_hosts;    /* of wx_span_t */
 
     ngx_uint_t                  mode;
     ngx_array_t                *aes_keys;       /* of u_char[32] */

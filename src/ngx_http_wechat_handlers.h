@@ -27,6 +27,7 @@ ngx_int_t ngx_http_wechat_link_check(ngx_http_request_t *r,
     ngx_str_t *purpose, ngx_str_t *text, ngx_str_t *args, time_t *expires);
 ngx_int_t ngx_http_wechat_bind_confirm_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_login_confirm_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_wechat_jssdk_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wechat_add_variables(ngx_conf_t *cf);
 
 

@@ -21,7 +21,8 @@
 #define NGX_HTTP_WECHAT_API_QRCODE       1
 #define NGX_HTTP_WECHAT_API_PROXY        2
 #define NGX_HTTP_WECHAT_API_TEMPLATE     3
-#define NGX_HTTP_WECHAT_API_ENDPOINTS    4
+#define NGX_HTTP_WECHAT_API_TICKET       4  /* ticket/getticket */
+#define NGX_HTTP_WECHAT_API_ENDPOINTS    5
 
 #define NGX_HTTP_WECHAT_API_OK           0
 #define NGX_HTTP_WECHAT_API_ERRCODE      1  /* WeChat answered an errcode */
@@ -30,6 +31,11 @@
 #define NGX_HTTP_WECHAT_API_NO_TOKEN     3  /* not counted: Redis failed */
 #define NGX_HTTP_WECHAT_API_BACKOFF      4  /* not counted: a refresh failed
                                                a moment ago, none is tried */
+
+/* metrics: what the token store keeps for an account, by kind */
+#define NGX_HTTP_WECHAT_TOKEN_ACCESS     0  /* the access_token */
+#define NGX_HTTP_WECHAT_TOKEN_JSAPI      1  /* the JS-SDK's jsapi_ticket */
+#define NGX_HTTP_WECHAT_TOKEN_KINDS      2
 
 
 /* metrics: pushes by outcome (the first ones are the scan outcomes) */
@@ -79,12 +85,18 @@ typedef struct {
     ngx_atomic_t                redis_latency_usec;
     ngx_atomic_t                api_calls[NGX_HTTP_WECHAT_API_ENDPOINTS]
                                          [NGX_HTTP_WECHAT_API_RESULTS];
-    ngx_atomic_t                token_refreshes[2];     /* ok, failed */
-    ngx_atomic_t                token_issued;   /* unix time, latest seen */
-    ngx_atomic_t                token_backoff_until;    /* unix time, latest
-                                                           seen */
-    ngx_atomic_t                token_refusals; /* answered in a back-off */
-    ngx_atomic_t                token_wakeups[2];   /* message, timer */
+    /* by NGX_HTTP_WECHAT_TOKEN_* */
+    ngx_atomic_t                token_refreshes[NGX_HTTP_WECHAT_TOKEN_KINDS]
+                                               [2];     /* ok, failed */
+    ngx_atomic_t                token_issued[NGX_HTTP_WECHAT_TOKEN_KINDS];
+                                                /* unix time, latest seen */
+    ngx_atomic_t                token_backoff_until
+                                    [NGX_HTTP_WECHAT_TOKEN_KINDS];
+                                                /* unix time, latest seen */
+    ngx_atomic_t                token_refusals[NGX_HTTP_WECHAT_TOKEN_KINDS];
+                                                /* answered in a back-off */
+    ngx_atomic_t                token_wakeups[NGX_HTTP_WECHAT_TOKEN_KINDS]
+                                             [2];   /* message, timer */
     ngx_atomic_t                qrcodes[3];     /* new, reused, refused */
 } ngx_http_wechat_metrics_t;
 

@@ -12,7 +12,7 @@
  *              _qrimage.c _apiproxy.c   _handlers.h
  *              _poll.c _binding.c
  *              _redeem.c _link.c
- *              _confirm.c
+ *              _confirm.c _jssdk.c
  *              _oauth.c _oauth_callback.c   OAuth web authorization,
  *              _oauth_scene.c           _oauth.h
  *              _status.c _variables.c
@@ -111,6 +111,8 @@ static char *ngx_http_wechat_link_secret(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wechat_link_verify(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_wechat_jssdk_hosts(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_wechat_code_length(ngx_conf_t *cf, void *post,
     void *data);
 static ngx_int_t ngx_http_wechat_check_links(ngx_conf_t *cf,
@@ -185,6 +187,10 @@ static ngx_http_wechat_endpoint_t  ngx_http_wechat_login_confirm_endpoint = {
 
 static ngx_http_wechat_endpoint_t  ngx_http_wechat_redeem_endpoint = {
     NGX_HTTP_WECHAT_REDEEM, ngx_http_wechat_redeem_handler, 1
+};
+
+static ngx_http_wechat_endpoint_t  ngx_http_wechat_jssdk_endpoint = {
+    NGX_HTTP_WECHAT_JSSDK, ngx_http_wechat_jssdk_handler, 1
 };
 
 
@@ -533,7 +539,21 @@ static ngx_command_t  ngx_http_wechat_commands[] = {
       0,
       NULL },
 
-      ngx_null_command
+      { ngx_string("wechat_jssdk"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_wechat_endpoint,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_wechat_jssdk_endpoint },
+
+    { ngx_string("wechat_jssdk_hosts"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_wechat_jssdk_hosts,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    ngx_null_command
 };
 
 
@@ -781,6 +801,7 @@ ngx_http_wechat_create_loc_conf(ngx_conf_t *cf)
     conf->code_data = NGX_CONF_UNSET_PTR;
     conf->link_secrets = NGX_CONF_UNSET_PTR;
     conf->link_expire = NGX_CONF_UNSET;
+    conf->jssdk_hosts = NGX_CONF_UNSET_PTR;
     conf->poll_timeout = NGX_CONF_UNSET_MSEC;
     conf->poll_heartbeat = NGX_CONF_UNSET_MSEC;
 
@@ -830,6 +851,7 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->code_template, prev->code_template, "");
     ngx_conf_merge_ptr_value(conf->code_data, prev->code_data, NULL);
     ngx_conf_merge_ptr_value(conf->link_secrets, prev->link_secrets, NULL);
+    ngx_conf_merge_ptr_value(conf->jssdk_hosts, prev->jssdk_hosts, NULL);
     ngx_conf_merge_sec_value(conf->link_expire, prev->link_expire, 600);
     ngx_conf_merge_str_value(conf->link_url, prev->link_url, "");
     ngx_conf_merge_str_value(conf->login_confirm_url,
@@ -926,11 +948,26 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
     }
 
     if ((conf->endpoint->kind == NGX_HTTP_WECHAT_API
+         || conf->endpoint->kind == NGX_HTTP_WECHAT_JSSDK
          || (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE
              && conf->api_pass.len))
         && ngx_http_wechat_check_api(cf, conf) != NGX_OK)
     {
         return NGX_ERROR;
+    }
+
+    /* waiters hear of the end of a ticket refresh, whatever the token */
+
+    if (conf->endpoint->kind == NGX_HTTP_WECHAT_JSSDK) {
+        wmcf->pubsub = 1;
+
+        if (conf->jssdk_hosts == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"wechat_jssdk\" needs "
+                               "\"wechat_jssdk_hosts\": the hosts whose "
+                               "pages it signs");
+            return NGX_ERROR;
+        }
     }
 
     if (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE
@@ -1885,6 +1922,67 @@ ngx_http_wechat_template_slot(ngx_conf_t *cf, ngx_command_t *cmd,
         f->name.len = eq - value[i].data;
         f->value.data = eq + 1;
         f->value.len = value[i].data + value[i].len - eq - 1;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * The hosts whose pages wechat_jssdk signs: "host" for any port, or
+ * "host:port"; names and addresses only, without scheme, path or userinfo.
+ */
+
+static char *
+ngx_http_wechat_jssdk_hosts(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_wechat_loc_conf_t *wlcf = conf;
+
+    u_char      c;
+    size_t      j;
+    ngx_str_t  *value;
+    wx_span_t  *host;
+    ngx_uint_t  i;
+
+    if (wlcf->jssdk_hosts != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    wlcf->jssdk_hosts = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                         sizeof(wx_span_t));
+    if (wlcf->jssdk_hosts == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        for (j = 0; j < value[i].len; j++) {
+            c = value[i].data[j];
+
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+                  || (c >= '0' && c <= '9') || c == '.' || c == '-'
+                  || c == ':' || c == '[' || c == ']'))
+            {
+                break;
+            }
+        }
+
+        if (value[i].len == 0 || j < value[i].len) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid host \"%V\" in \"%V\": a name or "
+                               "an address, with an optional port",
+                               &value[i], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        host = ngx_array_push(wlcf->jssdk_hosts);
+        if (host == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *host = ngx_http_wechat_span(&value[i]);
     }
 
     return NGX_CONF_OK;

@@ -11,7 +11,7 @@
 #include "ngx_http_wechat_version.h"
 
 
-#define NGX_HTTP_WECHAT_FAMILIES  19
+#define NGX_HTTP_WECHAT_FAMILIES  24
 
 #define NGX_HTTP_WECHAT_BUILD_INFO                                           \
     "# HELP wechat_build_info The module's version.\n"                       \
@@ -111,6 +111,25 @@ static ngx_http_wechat_family_t  ngx_http_wechat_families[] = {
       "Looks again of callers waiting for another's refresh, by what woke "
       "them.", "by", ngx_http_wechat_wakeup_label, 2 },
 
+    { "wechat_jsapi_ticket_refreshes_total", "counter",
+      "jsapi_ticket refreshes (getticket), by outcome.", "outcome",
+      ngx_http_wechat_refresh_label, 2 },
+
+    { "wechat_jsapi_ticket_age_seconds", "gauge",
+      "Age of the newest jsapi_ticket this node has seen.", NULL, NULL, 1 },
+
+    { "wechat_jsapi_ticket_backoff_seconds", "gauge",
+      "Time left in the jsapi_ticket's back-off after a failed refresh, as "
+      "this node last heard.", NULL, NULL, 1 },
+
+    { "wechat_jsapi_ticket_backoff_refusals_total", "counter",
+      "JS-SDK pages answered 503 at once in the jsapi_ticket's back-off.",
+      NULL, NULL, 1 },
+
+    { "wechat_jsapi_ticket_waiter_wakeups_total", "counter",
+      "Looks again of callers waiting for another's jsapi_ticket refresh, "
+      "by what woke them.", "by", ngx_http_wechat_wakeup_label, 2 },
+
     { "wechat_qrcodes_total", "counter",
       "wechat_qrcode answers, by outcome: a new scene, a pending one given "
       "back, refused over wechat_qrcode_rate.", "outcome",
@@ -136,7 +155,7 @@ static const char *const  ngx_http_wechat_qrcode_labels[] = {
 };
 
 static const char *const  ngx_http_wechat_api_endpoint_labels[] = {
-    "token", "qrcode_create", "proxy", "template"
+    "token", "qrcode_create", "proxy", "template", "ticket"
 };
 
 static const char *const  ngx_http_wechat_api_result_labels[] = {
@@ -157,8 +176,9 @@ ngx_http_wechat_status_handler(ngx_http_request_t *r)
     size_t                      size;
     ngx_int_t                   rc;
     ngx_uint_t                  i;
-    ngx_atomic_uint_t           computed[3];  /* connected workers, age,
-                                                 back-off */
+    ngx_atomic_uint_t           computed[5];  /* connected workers, then
+                                                 age and back-off by
+                                                 token kind */
     ngx_atomic_uint_t          *values[NGX_HTTP_WECHAT_FAMILIES];
     ngx_atomic_uint_t           buckets[NGX_HTTP_WECHAT_BUCKETS];
     ngx_http_wechat_metrics_t  *m = ngx_http_wechat_metrics;
@@ -225,6 +245,7 @@ ngx_http_wechat_status_snapshot(ngx_http_wechat_metrics_t *m,
     ngx_atomic_uint_t **values, ngx_atomic_uint_t *computed,
     ngx_atomic_uint_t *buckets)
 {
+    time_t             now;
     ngx_uint_t         i;
     ngx_atomic_uint_t  cumulative;
 
@@ -233,12 +254,17 @@ ngx_http_wechat_status_snapshot(ngx_http_wechat_metrics_t *m,
         computed[0] += (m->redis_connected[i] != 0);
     }
 
-    computed[1] = (m->token_issued && (ngx_atomic_uint_t) ngx_time()
-                                      > m->token_issued)
-                  ? ngx_time() - m->token_issued : 0;
+    now = ngx_time();
 
-    computed[2] = ((ngx_atomic_uint_t) ngx_time() < m->token_backoff_until)
-                  ? m->token_backoff_until - ngx_time() : 0;
+    for (i = 0; i < NGX_HTTP_WECHAT_TOKEN_KINDS; i++) {
+        computed[1 + 2 * i] = (m->token_issued[i]
+                               && (ngx_atomic_uint_t) now > m->token_issued[i])
+                              ? now - m->token_issued[i] : 0;
+
+        computed[2 + 2 * i] = ((ngx_atomic_uint_t) now
+                               < m->token_backoff_until[i])
+                              ? m->token_backoff_until[i] - now : 0;
+    }
 
     /* histogram buckets are cumulative */
 
@@ -260,13 +286,18 @@ ngx_http_wechat_status_snapshot(ngx_http_wechat_metrics_t *m,
     values[9] = &computed[0];
     values[10] = (ngx_atomic_uint_t *) &m->redis_reconnects;
     values[11] = (ngx_atomic_uint_t *) &m->redis_timeouts;
-    values[12] = (ngx_atomic_uint_t *) m->token_refreshes;
-    values[13] = &computed[1];
-    values[14] = &computed[2];
-    values[15] = (ngx_atomic_uint_t *) &m->token_refusals;
-    values[16] = (ngx_atomic_uint_t *) m->token_wakeups;
-    values[17] = (ngx_atomic_uint_t *) m->qrcodes;
-    values[18] = buckets;
+    /* the token's families, then the same for the jsapi_ticket */
+
+    for (i = 0; i < NGX_HTTP_WECHAT_TOKEN_KINDS; i++) {
+        values[12 + 5 * i] = (ngx_atomic_uint_t *) m->token_refreshes[i];
+        values[13 + 5 * i] = &computed[1 + 2 * i];
+        values[14 + 5 * i] = &computed[2 + 2 * i];
+        values[15 + 5 * i] = (ngx_atomic_uint_t *) &m->token_refusals[i];
+        values[16 + 5 * i] = (ngx_atomic_uint_t *) m->token_wakeups[i];
+    }
+
+    values[22] = (ngx_atomic_uint_t *) m->qrcodes;
+    values[23] = buckets;
 }
 
 

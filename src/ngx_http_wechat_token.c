@@ -11,6 +11,11 @@
  * asked.  A token WeChat refuses is dropped only if it is still the stored
  * one, and the call is made once more; so is a call WeChat was too busy
  * for.
+ *
+ * The account's jsapi_ticket, which the JS-SDK's pages need, lives in the
+ * same store, under keys of its own kind, with the same lock, back-off and
+ * waiting: its refresh is the call to getticket with the access_token, so
+ * that a token WeChat refuses there is refreshed first.
  */
 
 
@@ -36,6 +41,17 @@
 #define NGX_HTTP_WECHAT_TOKEN_CACHES  16      /* accounts per worker */
 
 
+/* What the store keeps, by NGX_HTTP_WECHAT_TOKEN_*. */
+
+typedef struct {
+    char                        *name;          /* for logs */
+    char                        *key;           /* the key after the
+                                                   account's prefix; its
+                                                   lock, back-off... add
+                                                   ":lock", ":backoff" */
+} ngx_http_wechat_token_kind_t;
+
+
 typedef struct {
     ngx_str_t                    account;       /* its key prefix */
     u_char                       token[WX_API_TOKEN_MAX];
@@ -44,7 +60,11 @@ typedef struct {
 } ngx_http_wechat_token_cache_t;
 
 
+static ngx_int_t ngx_http_wechat_wx_start(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, ngx_uint_t kind);
 static void ngx_http_wechat_token_get(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+static void ngx_http_wechat_token_have(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 static void ngx_http_wechat_token_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
@@ -60,6 +80,10 @@ static void ngx_http_wechat_token_look(ngx_http_request_t *r,
 static void ngx_http_wechat_token_refused(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, int64_t backoff_ms);
 static void ngx_http_wechat_token_refresh(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+static void ngx_http_wechat_ticket_refresh(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+static void ngx_http_wechat_ticket_fetched(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 static void ngx_http_wechat_token_fetched(ngx_http_request_t *r,
     ngx_http_wechat_api_call_t *call);
@@ -77,9 +101,13 @@ static void ngx_http_wechat_token_stored(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
 static void ngx_http_wechat_token_failed(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
-static void ngx_http_wechat_token_backoff(time_t seconds);
-static ngx_str_t ngx_http_wechat_token_channel(ngx_http_request_t *r,
-    ngx_http_wechat_loc_conf_t *wlcf);
+static void ngx_http_wechat_ticket_failed(ngx_http_request_t *r,
+    redisReply *response, ngx_uint_t ended);
+static void ngx_http_wechat_token_heard(ngx_uint_t kind,
+    redisReply *response);
+static void ngx_http_wechat_token_backoff(ngx_uint_t kind, time_t seconds);
+static ngx_str_t ngx_http_wechat_token_key(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx, char *suffix);
 static void ngx_http_wechat_token_drop(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 static void ngx_http_wechat_token_dropped(ngx_http_request_t *r,
@@ -91,16 +119,24 @@ static void ngx_http_wechat_wx_answered(ngx_http_request_t *r,
 static void ngx_http_wechat_wx_end(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, ngx_uint_t result);
 static ngx_http_wechat_token_cache_t *ngx_http_wechat_token_cache(
-    ngx_http_wechat_loc_conf_t *wlcf);
-static void ngx_http_wechat_token_keep(ngx_http_wechat_loc_conf_t *wlcf,
+    ngx_http_wechat_ctx_t *ctx);
+static void ngx_http_wechat_token_keep(ngx_http_wechat_ctx_t *ctx,
     wx_span_t token, int64_t keep);
 static void ngx_http_wechat_token_use(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, wx_span_t token, int64_t keep);
 static void ngx_http_wechat_wx_cleanup(void *data);
 
 
+static ngx_http_wechat_token_kind_t
+    ngx_http_wechat_token_kinds[NGX_HTTP_WECHAT_TOKEN_KINDS] = {
+    { "access_token", "token" },
+    { "jsapi_ticket", "jsapi_ticket" }
+};
+
+
 static ngx_http_wechat_token_cache_t
-    ngx_http_wechat_token_caches[NGX_HTTP_WECHAT_TOKEN_CACHES];
+    ngx_http_wechat_token_caches[NGX_HTTP_WECHAT_TOKEN_KINDS]
+                                [NGX_HTTP_WECHAT_TOKEN_CACHES];
 
 
 /*
@@ -112,8 +148,31 @@ static ngx_http_wechat_token_cache_t
 ngx_int_t
 ngx_http_wechat_wx_call(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 {
+    return ngx_http_wechat_wx_start(r, ctx, NGX_HTTP_WECHAT_TOKEN_ACCESS);
+}
+
+
+/*
+ * Gets the account's jsapi_ticket into ctx->wx.token, then ctx->wx.done,
+ * as ngx_http_wechat_wx_call; NGX_DONE when the ticket was at hand at
+ * once: then done is not called.
+ */
+
+ngx_int_t
+ngx_http_wechat_wx_ticket(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
+{
+    return ngx_http_wechat_wx_start(r, ctx, NGX_HTTP_WECHAT_TOKEN_JSAPI);
+}
+
+
+static ngx_int_t
+ngx_http_wechat_wx_start(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
+    ngx_uint_t kind)
+{
     ngx_pool_cleanup_t    *cln;
     ngx_http_wechat_wx_t  *wx = &ctx->wx;
+
+    wx->kind = kind;
 
     wx->lock_id.data = ngx_pnalloc(r->pool, WX_TOKEN_LEN);
     if (wx->lock_id.data == NULL
@@ -162,8 +221,9 @@ ngx_http_wechat_wx_call(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
         return NGX_OK;
     }
 
-    return wx->result == NGX_HTTP_WECHAT_API_NO_TOKEN ? NGX_DECLINED
-                                                      : NGX_ERROR;
+    return wx->result == NGX_HTTP_WECHAT_API_OK ? NGX_DONE
+           : wx->result == NGX_HTTP_WECHAT_API_NO_TOKEN ? NGX_DECLINED
+           : NGX_ERROR;
 }
 
 
@@ -176,7 +236,7 @@ ngx_http_wechat_token_get(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     ngx_http_wechat_token_cache_t  *cache;
 
     wlcf = ctx->api.conf;
-    cache = ngx_http_wechat_token_cache(wlcf);
+    cache = ngx_http_wechat_token_cache(ctx);
 
     /* a copy: the cache may hold another token by the time this one fails */
 
@@ -189,11 +249,11 @@ ngx_http_wechat_token_get(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 
         ngx_memcpy(ctx->wx.token.data, cache->token, cache->len);
         ctx->wx.token.len = cache->len;
-        ngx_http_wechat_wx_send(r, ctx);
+        ngx_http_wechat_token_have(r, ctx);
         return;
     }
 
-    if (wlcf->token_key.len) {
+    if (ctx->wx.kind == NGX_HTTP_WECHAT_TOKEN_ACCESS && wlcf->token_key.len) {
         ngx_str_set(&argv[0], "GET");
         argv[1] = wlcf->token_key;
 
@@ -203,9 +263,9 @@ ngx_http_wechat_token_get(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 
     } else {
         ngx_str_set(&argv[0], "3");
-        argv[1] = ngx_http_wechat_key(r, wlcf, "token", NULL);
-        argv[2] = ngx_http_wechat_key(r, wlcf, "token:lock", NULL);
-        argv[3] = ngx_http_wechat_key(r, wlcf, "token:backoff", NULL);
+        argv[1] = ngx_http_wechat_token_key(r, ctx, "");
+        argv[2] = ngx_http_wechat_token_key(r, ctx, ":lock");
+        argv[3] = ngx_http_wechat_token_key(r, ctx, ":backoff");
         argv[4] = ngx_http_wechat_number(r->pool,
                                          NGX_HTTP_WECHAT_TOKEN_AHEAD);
         argv[5] = ctx->wx.lock_id;
@@ -228,6 +288,20 @@ ngx_http_wechat_token_get(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 }
 
 
+/* What ctx->wx.token is for: the call, or the caller that asked for it. */
+
+static void
+ngx_http_wechat_token_have(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
+{
+    if (ctx->wx.kind == NGX_HTTP_WECHAT_TOKEN_JSAPI) {
+        ngx_http_wechat_wx_end(r, ctx, NGX_HTTP_WECHAT_API_OK);
+        return;
+    }
+
+    ngx_http_wechat_wx_send(r, ctx);
+}
+
+
 static void
 ngx_http_wechat_token_done(ngx_http_request_t *r, redisReply *response,
     ngx_uint_t ended)
@@ -247,7 +321,8 @@ ngx_http_wechat_token_done(ngx_http_request_t *r, redisReply *response,
     }
 
     if (state.issued_ms && ngx_http_wechat_metrics) {
-        ngx_http_wechat_metrics->token_issued = state.issued_ms / 1000;
+        ngx_http_wechat_metrics->token_issued[ctx->wx.kind] =
+                                                     state.issued_ms / 1000;
     }
 
     if (state.locked) {
@@ -312,7 +387,7 @@ ngx_http_wechat_token_await(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     }
 
     if (wx->waiter->channel == NULL) {
-        channel = ngx_http_wechat_token_channel(r, ctx->api.conf);
+        channel = ngx_http_wechat_token_key(r, ctx, ":refreshed");
 
         rc = channel.data ? ngx_http_wechat_pubsub_wait(wx->waiter, &channel)
                           : NGX_ERROR;
@@ -354,7 +429,7 @@ ngx_http_wechat_token_wake(ngx_http_wechat_waiter_t *w, ngx_uint_t why)
     switch (why) {
 
     case NGX_HTTP_WECHAT_WAKE_CHANGED:
-        ngx_http_wechat_count(token_wakeups[0]);
+        ngx_http_wechat_count(token_wakeups[ctx->wx.kind][0]);
         ngx_http_wechat_pubsub_leave(w);
         ctx->wx.subscribed = 0;
         break;
@@ -385,7 +460,7 @@ ngx_http_wechat_token_wait(ngx_event_t *ev)
     c = r->connection;
     ctx = ngx_http_wechat_get_ctx(r);
 
-    ngx_http_wechat_count(token_wakeups[1]);
+    ngx_http_wechat_count(token_wakeups[ctx->wx.kind][1]);
     ngx_http_wechat_token_look(r, ctx);
 
     ngx_http_run_posted_requests(c);
@@ -421,11 +496,12 @@ ngx_http_wechat_token_refused(ngx_http_request_t *r,
 {
     ctx->wx.retry_after = (time_t) ((backoff_ms + 999) / 1000);
 
-    ngx_http_wechat_count(token_refusals);
-    ngx_http_wechat_token_backoff(ctx->wx.retry_after);
+    ngx_http_wechat_count(token_refusals[ctx->wx.kind]);
+    ngx_http_wechat_token_backoff(ctx->wx.kind, ctx->wx.retry_after);
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "wechat api: access_token refresh backs off for %Lms",
+                  "wechat api: %s refresh backs off for %Lms",
+                  ngx_http_wechat_token_kinds[ctx->wx.kind].name,
                   backoff_ms);
 
     ngx_http_wechat_wx_end(r, ctx, NGX_HTTP_WECHAT_API_BACKOFF);
@@ -435,21 +511,33 @@ ngx_http_wechat_token_refused(ngx_http_request_t *r,
 /* The metrics' view of the back-off: when it ends, as last heard. */
 
 static void
-ngx_http_wechat_token_backoff(time_t seconds)
+ngx_http_wechat_token_backoff(ngx_uint_t kind, time_t seconds)
 {
     if (ngx_http_wechat_metrics) {
-        ngx_http_wechat_metrics->token_backoff_until = ngx_time() + seconds;
+        ngx_http_wechat_metrics->token_backoff_until[kind] =
+                                                       ngx_time() + seconds;
     }
 }
 
 
-/* Where the end of an account's refresh, good or failed, is published. */
+/*
+ * A key of what ctx->wx gets: suffix "" for the value itself, ":lock",
+ * ":backoff", ":failures", and ":refreshed", the channel where the end of
+ * a refresh, good or failed, is published.
+ */
 
 static ngx_str_t
-ngx_http_wechat_token_channel(ngx_http_request_t *r,
-    ngx_http_wechat_loc_conf_t *wlcf)
+ngx_http_wechat_token_key(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
+    char *suffix)
 {
-    return ngx_http_wechat_key(r, wlcf, "token:refreshed", NULL);
+    ngx_str_t  tail;
+
+    tail.data = (u_char *) suffix;
+    tail.len = ngx_strlen(suffix);
+
+    return ngx_http_wechat_key(r, ctx->api.conf,
+                               ngx_http_wechat_token_kinds[ctx->wx.kind].key,
+                               &tail);
 }
 
 
@@ -493,6 +581,11 @@ ngx_http_wechat_token_refresh(ngx_http_request_t *r,
     wx_allocator_t               a;
     ngx_http_wechat_loc_conf_t  *wlcf;
     ngx_http_wechat_api_call_t  *call = &ctx->api;
+
+    if (ctx->wx.kind == NGX_HTTP_WECHAT_TOKEN_JSAPI) {
+        ngx_http_wechat_ticket_refresh(r, ctx);
+        return;
+    }
 
     wlcf = call->conf;
     call->handler = ngx_http_wechat_token_fetched;
@@ -563,7 +656,8 @@ ngx_http_wechat_token_fetched(ngx_http_request_t *r,
              : NGX_HTTP_WECHAT_API_FAILED;
 
     ngx_http_wechat_count(api_calls[NGX_HTTP_WECHAT_API_TOKEN][result]);
-    ngx_http_wechat_count(token_refreshes[status == WX_OK ? 0 : 1]);
+    ngx_http_wechat_count(token_refreshes[NGX_HTTP_WECHAT_TOKEN_ACCESS]
+                                         [status == WX_OK ? 0 : 1]);
 
     if (status != WX_OK) {
         ctx->wx.status = call->status;
@@ -658,6 +752,101 @@ ngx_http_wechat_token_parse(ngx_http_wechat_api_call_t *call,
 
 
 /*
+ * This caller holds the jsapi_ticket's lock: a call to getticket with the
+ * access_token, whose end comes to ngx_http_wechat_ticket_fetched.  A
+ * token WeChat refuses there is refreshed and the call made once more, as
+ * for any call.
+ */
+
+static void
+ngx_http_wechat_ticket_refresh(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx)
+{
+    ngx_http_wechat_wx_t  *wx = &ctx->wx;
+
+    ngx_http_wechat_pubsub_leave(wx->waiter);
+
+    wx->subscribed = 0;
+    wx->again = 0;
+    wx->interval = 0;
+
+    wx->kind = NGX_HTTP_WECHAT_TOKEN_ACCESS;
+    wx->fetching = 1;
+    wx->endpoint = NGX_HTTP_WECHAT_API_TICKET;
+    ngx_str_set(&wx->path, "/cgi-bin/ticket/getticket");
+    ngx_str_set(&wx->args, "type=jsapi");
+    ngx_str_null(&wx->body);
+
+    ngx_http_wechat_token_get(r, ctx);
+}
+
+
+/*
+ * getticket's end: the ticket is stored, and lets go of the lock; or the
+ * refresh failed, whether at the token or at the ticket, and the lock is
+ * let go with a back-off.  A getticket that answers late is not waited
+ * for: the lock is let go at once, and a ticket it brings is lost.
+ */
+
+static void
+ngx_http_wechat_ticket_fetched(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx)
+{
+    int64_t                expires_in;
+    wx_span_t              ticket;
+    wx_allocator_t         a;
+    ngx_http_wechat_wx_t  *wx = &ctx->wx;
+
+    wx->fetching = 0;
+    wx->kind = NGX_HTTP_WECHAT_TOKEN_JSAPI;
+
+    ngx_http_wechat_allocator(r->pool, &a);
+
+    if (wx->result == NGX_HTTP_WECHAT_API_OK
+        && wx_api_jsapi_ticket(ngx_http_wechat_span(&wx->answer), &a,
+                               &ticket, &expires_in)
+           == WX_OK)
+    {
+        ngx_http_wechat_count(token_refreshes[NGX_HTTP_WECHAT_TOKEN_JSAPI]
+                                             [0]);
+
+        wx->token.data = (u_char *) ticket.data;
+        wx->token.len = ticket.len;
+
+        if (ngx_http_wechat_token_store(r, ctx, ngx_http_wechat_token_stored,
+                                        expires_in)
+            != NGX_OK)
+        {
+            ngx_http_wechat_token_have(r, ctx);
+        }
+
+        return;
+    }
+
+    ngx_http_wechat_count(token_refreshes[NGX_HTTP_WECHAT_TOKEN_JSAPI][1]);
+
+    if (wx->result == NGX_HTTP_WECHAT_API_OK) {
+        wx->result = NGX_HTTP_WECHAT_API_FAILED;
+    }
+
+    /* Redis away, or the token's back-off: said where it was seen */
+
+    if (wx->result == NGX_HTTP_WECHAT_API_ERRCODE
+        || wx->result == NGX_HTTP_WECHAT_API_FAILED)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wechat api: jsapi_ticket refresh failed: "
+                      "HTTP %ui, errcode %L", wx->status, wx->errcode);
+    }
+
+    (void) ngx_http_wechat_token_store(r, ctx, ngx_http_wechat_ticket_failed,
+                                       0);
+
+    ngx_http_wechat_wx_end(r, ctx, wx->result);
+}
+
+
+/*
  * Stores the new token ctx->wx.token, which lives expires_in seconds, and
  * lets go of the lock; with no expires_in, the refresh failed: lets go of
  * the lock and starts a back-off.  handler, if any, goes on when Redis has
@@ -668,10 +857,7 @@ static ngx_int_t
 ngx_http_wechat_token_store(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     ngx_http_wechat_redis_handler_pt handler, int64_t expires_in)
 {
-    ngx_str_t                    argv[10];
-    ngx_http_wechat_loc_conf_t  *wlcf;
-
-    wlcf = ctx->api.conf;
+    ngx_str_t  argv[10];
 
     if (handler == NULL) {
         handler = ngx_http_wechat_token_ignored;
@@ -679,13 +865,13 @@ ngx_http_wechat_token_store(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
 
     if (expires_in == 0) {
         ngx_str_set(&argv[0], "3");
-        argv[1] = ngx_http_wechat_key(r, wlcf, "token:lock", NULL);
-        argv[2] = ngx_http_wechat_key(r, wlcf, "token:backoff", NULL);
-        argv[3] = ngx_http_wechat_key(r, wlcf, "token:failures", NULL);
+        argv[1] = ngx_http_wechat_token_key(r, ctx, ":lock");
+        argv[2] = ngx_http_wechat_token_key(r, ctx, ":backoff");
+        argv[3] = ngx_http_wechat_token_key(r, ctx, ":failures");
         argv[4] = ctx->wx.lock_id;
         argv[5] = ngx_http_wechat_number(r->pool,
                       ngx_random() % NGX_HTTP_WECHAT_TOKEN_JITTER);
-        argv[6] = ngx_http_wechat_token_channel(r, wlcf);
+        argv[6] = ngx_http_wechat_token_key(r, ctx, ":refreshed");
 
         return (argv[1].data && argv[2].data && argv[3].data && argv[5].data
                 && argv[6].data)
@@ -695,23 +881,23 @@ ngx_http_wechat_token_store(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     }
 
     if (ngx_http_wechat_metrics) {
-        ngx_http_wechat_metrics->token_issued = ngx_time();
+        ngx_http_wechat_metrics->token_issued[ctx->wx.kind] = ngx_time();
     }
 
-    ngx_http_wechat_token_keep(wlcf, ngx_http_wechat_span(&ctx->wx.token),
+    ngx_http_wechat_token_keep(ctx, ngx_http_wechat_span(&ctx->wx.token),
                                expires_in * 1000
                                - NGX_HTTP_WECHAT_TOKEN_AHEAD);
 
     ngx_str_set(&argv[0], "4");
-    argv[1] = ngx_http_wechat_key(r, wlcf, "token", NULL);
-    argv[2] = ngx_http_wechat_key(r, wlcf, "token:lock", NULL);
-    argv[3] = ngx_http_wechat_key(r, wlcf, "token:backoff", NULL);
-    argv[4] = ngx_http_wechat_key(r, wlcf, "token:failures", NULL);
+    argv[1] = ngx_http_wechat_token_key(r, ctx, "");
+    argv[2] = ngx_http_wechat_token_key(r, ctx, ":lock");
+    argv[3] = ngx_http_wechat_token_key(r, ctx, ":backoff");
+    argv[4] = ngx_http_wechat_token_key(r, ctx, ":failures");
     argv[5] = ctx->wx.token;
     argv[6] = ngx_http_wechat_number(r->pool, expires_in * 1000);
     argv[7] = ngx_http_wechat_number(r->pool, (int64_t) ngx_time() * 1000);
     argv[8] = ctx->wx.lock_id;
-    argv[9] = ngx_http_wechat_token_channel(r, wlcf);
+    argv[9] = ngx_http_wechat_token_key(r, ctx, ":refreshed");
 
     if (argv[1].data == NULL || argv[2].data == NULL || argv[3].data == NULL
         || argv[4].data == NULL || argv[6].data == NULL
@@ -721,7 +907,7 @@ ngx_http_wechat_token_store(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     }
 
     if (ngx_http_wechat_metrics) {
-        ngx_http_wechat_metrics->token_backoff_until = 0;
+        ngx_http_wechat_metrics->token_backoff_until[ctx->wx.kind] = 0;
     }
 
     return ngx_http_wechat_redis_command(r, handler,
@@ -741,21 +927,36 @@ static void
 ngx_http_wechat_token_stored(ngx_http_request_t *r, redisReply *response,
     ngx_uint_t ended)
 {
-    ngx_http_wechat_wx_send(r, ngx_http_wechat_get_ctx(r));
+    ngx_http_wechat_token_have(r, ngx_http_wechat_get_ctx(r));
+}
+
+
+static void
+ngx_http_wechat_token_failed(ngx_http_request_t *r, redisReply *response,
+    ngx_uint_t ended)
+{
+    ngx_http_wechat_token_heard(NGX_HTTP_WECHAT_TOKEN_ACCESS, response);
+}
+
+
+static void
+ngx_http_wechat_ticket_failed(ngx_http_request_t *r, redisReply *response,
+    ngx_uint_t ended)
+{
+    ngx_http_wechat_token_heard(NGX_HTTP_WECHAT_TOKEN_JSAPI, response);
 }
 
 
 /* TOKEN_FAIL's answer: the back-off it started (ms). */
 
 static void
-ngx_http_wechat_token_failed(ngx_http_request_t *r, redisReply *response,
-    ngx_uint_t ended)
+ngx_http_wechat_token_heard(ngx_uint_t kind, redisReply *response)
 {
     if (response && response->type == REDIS_REPLY_INTEGER
         && response->integer > 0)
     {
-        ngx_http_wechat_token_backoff((time_t) ((response->integer + 999)
-                                                / 1000));
+        ngx_http_wechat_token_backoff(kind, (time_t) ((response->integer
+                                                       + 999) / 1000));
     }
 }
 
@@ -771,7 +972,7 @@ ngx_http_wechat_token_drop(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     ngx_str_t                       argv[5];
     ngx_http_wechat_token_cache_t  *cache;
 
-    cache = ngx_http_wechat_token_cache(ctx->api.conf);
+    cache = ngx_http_wechat_token_cache(ctx);
 
     if (cache && cache->len == ctx->wx.token.len
         && ngx_memcmp(cache->token, ctx->wx.token.data, cache->len) == 0)
@@ -785,7 +986,7 @@ ngx_http_wechat_token_drop(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
     }
 
     ngx_str_set(&argv[0], "1");
-    argv[1] = ngx_http_wechat_key(r, ctx->api.conf, "token", NULL);
+    argv[1] = ngx_http_wechat_token_key(r, ctx, "");
     argv[2] = ctx->wx.token;
     argv[3] = ngx_http_wechat_number(r->pool, (int64_t) ngx_time() * 1000);
     argv[4] = ngx_http_wechat_number(r->pool, NGX_HTTP_WECHAT_TOKEN_YOUNG);
@@ -942,6 +1143,11 @@ ngx_http_wechat_wx_end(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
 
     ngx_http_wechat_pubsub_leave(ctx->wx.waiter);
 
+    if (ctx->wx.fetching) {
+        ngx_http_wechat_ticket_fetched(r, ctx);
+        return;
+    }
+
     if (ctx->wx.starting) {
         ctx->wx.ended = 1;
         return;
@@ -1007,16 +1213,20 @@ ngx_http_wechat_wx_failed(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
  */
 
 static ngx_http_wechat_token_cache_t *
-ngx_http_wechat_token_cache(ngx_http_wechat_loc_conf_t *wlcf)
+ngx_http_wechat_token_cache(ngx_http_wechat_ctx_t *ctx)
 {
     ngx_str_t                      *account;
     ngx_uint_t                      i;
+    ngx_http_wechat_loc_conf_t     *wlcf;
     ngx_http_wechat_token_cache_t  *c;
 
-    account = wlcf->token_key.len ? &wlcf->token_key : &wlcf->key_prefix;
+    wlcf = ctx->api.conf;
+    account = (ctx->wx.kind == NGX_HTTP_WECHAT_TOKEN_ACCESS
+               && wlcf->token_key.len)
+              ? &wlcf->token_key : &wlcf->key_prefix;
 
     for (i = 0; i < NGX_HTTP_WECHAT_TOKEN_CACHES; i++) {
-        c = &ngx_http_wechat_token_caches[i];
+        c = &ngx_http_wechat_token_caches[ctx->wx.kind][i];
 
         if (c->account.data == NULL) {
             c->account = *account;
@@ -1035,12 +1245,12 @@ ngx_http_wechat_token_cache(ngx_http_wechat_loc_conf_t *wlcf)
 
 
 static void
-ngx_http_wechat_token_keep(ngx_http_wechat_loc_conf_t *wlcf,
-    wx_span_t token, int64_t keep)
+ngx_http_wechat_token_keep(ngx_http_wechat_ctx_t *ctx, wx_span_t token,
+    int64_t keep)
 {
     ngx_http_wechat_token_cache_t  *cache;
 
-    cache = ngx_http_wechat_token_cache(wlcf);
+    cache = ngx_http_wechat_token_cache(ctx);
 
     if (cache && keep > 0 && token.len <= WX_API_TOKEN_MAX) {
         ngx_memcpy(cache->token, token.data, token.len);
@@ -1057,9 +1267,9 @@ ngx_http_wechat_token_use(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx,
     ctx->wx.token.data = (u_char *) token.data;
     ctx->wx.token.len = token.len;
 
-    ngx_http_wechat_token_keep(ctx->api.conf, token, keep);
+    ngx_http_wechat_token_keep(ctx, token, keep);
 
-    ngx_http_wechat_wx_send(r, ctx);
+    ngx_http_wechat_token_have(r, ctx);
 }
 
 

@@ -1,7 +1,7 @@
 
 /*
  * ngx_http_wechat_module: a WeChat API call with the account's
- * access_token (_token.c), in the flow layer; its state,
+ * access_token, or its jsapi_ticket (_token.c), in the flow layer; its state,
  * ngx_http_wechat_wx_t, is in ngx_http_wechat_util.h, since the request
  * context holds it.
  */
@@ -15,6 +15,8 @@
 
 
 ngx_int_t ngx_http_wechat_wx_call(ngx_http_request_t *r,
+    ngx_http_wechat_ctx_t *ctx);
+ngx_int_t ngx_http_wechat_wx_ticket(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
 ngx_int_t ngx_http_wechat_wx_failed(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);

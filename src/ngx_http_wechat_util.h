@@ -61,7 +61,8 @@ struct ngx_http_wechat_api_call_s {
 /*
  * A WeChat API call that needs the account's access_token: _token.c gets
  * the token, makes the call, and after a token error refreshes and calls
- * once more, as after errcode -1 (busy).
+ * once more, as after errcode -1 (busy).  Or the account's jsapi_ticket,
+ * which the same store keeps: its refresh is the call to getticket.
  */
 
 typedef void (*ngx_http_wechat_wx_done_pt)(ngx_http_request_t *r,
@@ -74,7 +75,9 @@ typedef struct {
     ngx_str_t                       body;
     ngx_http_wechat_wx_done_pt      done;
 
-    ngx_str_t                       token;
+    ngx_uint_t                      kind;       /* NGX_HTTP_WECHAT_TOKEN_*:
+                                                   what the store gets */
+    ngx_str_t                       token;      /* what it got */
     ngx_str_t                       lock_id;
     ngx_event_t                     wait;
     struct ngx_http_wechat_waiter_s *waiter;    /* for another's refresh */
@@ -94,6 +97,8 @@ typedef struct {
     unsigned                        subscribed:1;   /* the waiter's */
     unsigned                        reading:1;      /* a TOKEN in flight */
     unsigned                        again:1;        /* woken meanwhile */
+    unsigned                        fetching:1;     /* the call fetches
+                                                       the jsapi_ticket */
 } ngx_http_wechat_wx_t;
 
 /* What follows a push's claim in Redis: answer the URL check, or pass. */

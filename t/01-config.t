@@ -223,6 +223,21 @@ my @bad = (
     [ 'a cookie name with a semicolon',
       'wechat_oauth_cookie "a;b";',
       qr/"wechat_oauth_cookie" takes a name of letters/ ],
+    [ 'wechat_jssdk without its hosts',
+      'wechat_redis 127.0.0.1:6379; server { wechat_appid wxa; '
+      . 'wechat_secret s; wechat_api_pass /api; '
+      . 'location /j { wechat_jssdk; } }',
+      qr/"wechat_jssdk" needs "wechat_jssdk_hosts"/ ],
+    [ 'wechat_jssdk without the API',
+      'wechat_redis 127.0.0.1:6379; server { wechat_appid wxa; '
+      . 'location /j { wechat_jssdk_hosts a.example.com; wechat_jssdk; } }',
+      qr/WeChat's API needs "wechat_api_pass"/ ],
+    [ 'a jssdk host with a scheme',
+      'wechat_jssdk_hosts https://a.example.com;',
+      qr/invalid host "https:\/\/a.example.com" in "wechat_jssdk_hosts"/ ],
+    [ 'a jssdk host with userinfo',
+      'wechat_jssdk_hosts a@b.example.com;',
+      qr/invalid host "a\@b.example.com"/ ],
 );
 
 for my $b (@bad) {

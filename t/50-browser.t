@@ -3,9 +3,10 @@
 # playwright-core from tools/demo/node_modules) walking the flows with their
 # confirm steps (tools/demo/browser-test.js): bind with the code the scan
 # sent to the phone (a wrong one first, and too many), login with Confirm
-# and with Cancel on the page the scan's link opens, and verification
-# codes.  Screenshots go to build/browser/, or to WX_SCREENSHOT_DIR; a
-# failed check saves one of the page.
+# and with Cancel on the page the scan's link opens, verification codes,
+# and the share page's wx.config, signed by wechat_jssdk and checked by the
+# fake platform.  Screenshots go to build/browser/, or to
+# WX_SCREENSHOT_DIR; a failed check saves one of the page.
 #
 # Skips only when Chromium cannot start.
 

@@ -229,17 +229,20 @@ wx_api_error(wx_span_t json_text, const wx_allocator_t *a, int64_t *errcode,
     });
 }
 
-extern "C" wx_status_t
-wx_api_token(wx_span_t json_text, const wx_allocator_t *a, wx_span_t *token,
-    int64_t *expires_in)
+namespace {
+
+/* An answer that hands out a credential: its field and a positive life. */
+wx_status_t
+credential(wx_span_t json_text, const char *field, size_t max,
+    const wx_allocator_t *a, wx_span_t *value, int64_t *expires_in)
 {
-    if (a == nullptr || token == nullptr || expires_in == nullptr) {
+    if (a == nullptr || value == nullptr || expires_in == nullptr) {
         return WX_ERR_ARGS;
     }
 
     return wx::guarded([&] {
         json doc;
-        std::string_view value;
+        std::string_view v;
         int64_t expires;
         wx_status_t rc = parse_success(json_text, &doc);
 
@@ -247,19 +250,37 @@ wx_api_token(wx_span_t json_text, const wx_allocator_t *a, wx_span_t *token,
             return rc;
         }
 
-        if (!printable_field(doc, "access_token", WX_API_TOKEN_MAX, &value)
+        if (!printable_field(doc, field, max, &v)
             || !positive_field(doc, "expires_in", &expires))
         {
             return WX_ERR_JSON;
         }
 
-        rc = wx::copy_value(a, value, token);
+        rc = wx::copy_value(a, v, value);
         if (rc == WX_OK) {
             *expires_in = expires;
         }
 
         return rc;
     });
+}
+
+} // namespace
+
+extern "C" wx_status_t
+wx_api_token(wx_span_t json_text, const wx_allocator_t *a, wx_span_t *token,
+    int64_t *expires_in)
+{
+    return credential(json_text, "access_token", WX_API_TOKEN_MAX, a, token,
+                      expires_in);
+}
+
+extern "C" wx_status_t
+wx_api_jsapi_ticket(wx_span_t json_text, const wx_allocator_t *a,
+    wx_span_t *ticket, int64_t *expires_in)
+{
+    return credential(json_text, "ticket", WX_API_TOKEN_MAX, a, ticket,
+                      expires_in);
 }
 
 extern "C" wx_status_t

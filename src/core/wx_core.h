@@ -460,6 +460,15 @@ wx_status_t wx_api_token(wx_span_t json, const wx_allocator_t *a,
     wx_span_t *token, int64_t *expires_in);
 
 /*
+ * The answer of /cgi-bin/ticket/getticket?type=jsapi: the jsapi_ticket,
+ * held to the access_token's rule (printable, at most WX_API_TOKEN_MAX
+ * bytes, copied NUL-terminated), and a positive expires_in.  WX_ERR_API
+ * for an errcode answer, WX_ERR_JSON for any other shape.
+ */
+wx_status_t wx_api_jsapi_ticket(wx_span_t json, const wx_allocator_t *a,
+    wx_span_t *ticket, int64_t *expires_in);
+
+/*
  * The answer of /cgi-bin/qrcode/create: the ticket (printable, capped),
  * the url the QR code encodes (http:// or https://, printable, capped),
  * both copied NUL-terminated, and expire_seconds (0 when absent: a
@@ -563,6 +572,35 @@ wx_status_t wx_code_hash(wx_span_t kind, wx_span_t scene, wx_span_t code,
 wx_status_t wx_text_expand(wx_span_t text, const char *const *names,
     const wx_span_t *values, size_t n, const wx_allocator_t *a,
     wx_span_t *out);
+
+
+/*
+ * JS-SDK: what a page inside WeChat passes to wx.config.  WeChat signs the
+ * page's URL as its browser sees it, without the fragment; the site signs
+ * only pages of its own, so that no other site can borrow its JS-SDK.
+ */
+
+#define WX_JSSDK_URL_MAX    4096
+#define WX_JSSDK_NONCE_LEN  16     /* hex of 8 bytes from RAND_bytes */
+
+/*
+ * The page of url, checked: "http://" or "https://", an authority without
+ * userinfo whose host is one of hosts[0..n) (without regard to case; an
+ * entry "host:port" also names the port, one without any port), only
+ * visible ASCII, no backslash, at most WX_JSSDK_URL_MAX bytes.  *page is
+ * url up to its fragment, a span into url.  WX_ERR_ARGS for a malformed
+ * url, WX_ERR_NOT_FOUND for a host not listed.
+ */
+wx_status_t wx_jssdk_page(wx_span_t url, const wx_span_t *hosts, size_t n,
+    wx_span_t *page);
+
+/*
+ * wx.config's signature: lower-case hex of the SHA-1 of
+ * "jsapi_ticket=T&noncestr=N&timestamp=TS&url=U", url without its
+ * fragment (it is cut here too), none of them empty.
+ */
+wx_status_t wx_jssdk_sign(wx_span_t ticket, wx_span_t noncestr,
+    int64_t timestamp, wx_span_t url, char out[WX_SIGNATURE_LEN]);
 
 
 /*

@@ -1,5 +1,6 @@
 // libFuzzer target: query strings.  The first line is an argument name,
-// looked for beside the callback's own, the rest the query.
+// looked for beside the callback's own, the rest the query.  Its value is
+// also a page for wechat_jssdk to sign, as the url argument would be.
 
 #include <cstdlib>
 #include <string>
@@ -29,6 +30,26 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     for (const wx_span_t &v : values) {
         if (v.data != nullptr && v.data[v.len] != '\0') {
             std::abort();
+        }
+    }
+
+    // a page signed is the url up to its fragment, printable, on a host
+    const wx_span_t hosts[] = {
+        {reinterpret_cast<const unsigned char *>("www.example.com"), 15},
+        {reinterpret_cast<const unsigned char *>("m.example.com:8443"), 18}};
+    wx_span_t page;
+
+    if (wx_jssdk_page(values[1], hosts, 2, &page) == WX_OK) {
+        if (page.data != values[1].data || page.len > values[1].len) {
+            std::abort();
+        }
+
+        for (size_t i = 0; i < page.len; i++) {
+            if (page.data[i] < 0x21 || page.data[i] > 0x7e
+                || page.data[i] == '#')
+            {
+                std::abort();
+            }
         }
     }
 

@@ -368,6 +368,14 @@ sub url {
     return "http://127.0.0.1:$self->{port}$path";
 }
 
+# A value of this node's wechat_status, at /status unless path says.
+sub metric {
+    my ($self, $name, $path) = @_;
+    my $text = WxTest::http_req('GET', $self->url($path // '/status'))
+               ->{content};
+    return $text =~ /^\Q$name\E (\d+)$/m ? $1 : undef;
+}
+
 sub log_text {
     my ($self) = @_;
     open my $fh, '<', "$self->{dir}/logs/error.log" or return '';
@@ -547,17 +555,18 @@ sub poll_read {
 }
 
 # Empty POSTs sent at once, each on its own socket as HTTP/1.0: pairs of
-# [ node, path ].  Returns { status, head, body, elapsed } each, in order.
+# [ node, path ], or [ node, path, method ] for another method.  Returns
+# { status, head, body, elapsed } each, in order.
 sub posts_at_once {
     my (@reqs) = @_;
     my (@socks, %buf, %t0, %elapsed);
     for my $r (@reqs) {
-        my ($node, $path) = @$r;
+        my ($node, $path, $method) = @$r;
         my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
                                       PeerPort => $node->{port},
                                       Proto => 'tcp') or die "connect: $!";
-        print $s "POST $path HTTP/1.0\r\nHost: localhost\r\n"
-                 . "Content-Length: 0\r\n\r\n";
+        print $s ($method // 'POST') . " $path HTTP/1.0\r\n"
+                 . "Host: localhost\r\nContent-Length: 0\r\n\r\n";
         $t0{$s} = time;
         push @socks, $s;
     }
@@ -655,7 +664,8 @@ sub start_process {
 # Starts tools/fake-wechat/server.js on a free loopback port.  Accounts are
 # accounts => [{ appid, secret, token, aes_key, mode, callback,
 # original_id }], or one account's keys given directly; token_ttl and
-# token_overlap are in seconds, push_timeout in milliseconds.  Returns a
+# token_overlap are in seconds, push_timeout in milliseconds, ticket_quota
+# the jsapi_ticket fetches an account may make.  Returns a
 # WxTest::Fake: { url, port, pid, log } with helpers for the control API.
 sub start_fake_wechat {
     my (%opt) = @_;
@@ -665,7 +675,7 @@ sub start_fake_wechat {
     my @accounts = @{ $opt{accounts} // [ \%opt ] };
     $_->{appid} //= 'wxfakeapp' for @accounts;
     my @args = ('--port', $port);
-    for my $global (qw(token_ttl token_overlap push_timeout)) {
+    for my $global (qw(token_ttl token_overlap push_timeout ticket_quota)) {
         (my $flag = $global) =~ tr/_/-/;
         push @args, "--$flag", $opt{$global} if defined $opt{$global};
     }
@@ -736,6 +746,14 @@ sub control {
 }
 
 sub counts       { $_[0]->control('GET', 'counts') }
+
+# The calls of an API endpoint so far, or those answered errcode.
+sub calls {
+    my ($self, $endpoint, $errcode) = @_;
+    my $c = $self->counts->{$endpoint} // {};
+    return defined $errcode ? $c->{errcodes}{$errcode} // 0
+                            : $c->{calls} // 0;
+}
 sub reset        { $_[0]->control('POST', 'reset') }
 sub fail         { my ($s, %o) = @_; $s->control('POST', 'fail', \%o) }
 sub delay        { my ($s, %o) = @_; $s->control('POST', 'delay', \%o) }
@@ -745,6 +763,10 @@ sub send         { my ($s, %o) = @_; $s->control('POST', 'send', \%o) }
 sub event        { my ($s, %o) = @_; $s->control('POST', 'event', \%o) }
 sub verify       { my ($s, %o) = @_; $s->control('POST', 'verify', \%o) }
 sub user         { my ($s, %o) = @_; $s->control('POST', 'user', \%o) }
+
+# What WeChat's browser says of wx.config's parameters and the page's URL:
+# { ok, errMsg }.
+sub jssdk_config { my ($s, %o) = @_; $s->control('POST', 'jssdk/config', \%o) }
 
 # The messages users received (custom, template, passive replies), oldest
 # first; all of them, or those of one openid.

@@ -571,6 +571,38 @@ async function oauthFlows(browser) {
   await page.context().close();
 }
 
+// The share page inside "WeChat": the signed wx.config parameters from
+// wechat_jssdk, checked by the fake platform's jweixin.js as WeChat's
+// browser checks them, for the page's URL without its fragment.
+async function shareFlow(browser) {
+  const page = await newPage(browser);
+  await check('share page: WeChat accepts the wx.config signature', page, async () => {
+    await page.goto(`${opts.url}/share.html?from=timeline#section-2`);
+    await page.locator('#share[data-state="ready"]').waitFor({ timeout: TIMEOUT });
+    const params = JSON.parse(await page.locator('#params').innerText());
+    expectMatch(params.signature, /^[0-9a-f]{40}$/, 'signature');
+    expectMatch(params.nonceStr, /^[0-9a-f]{16}$/, 'nonceStr');
+    expectMatch(String(params.timestamp), /^\d{10}$/, 'timestamp');
+    await shot(page, 'share-ready');
+  });
+  await check('share page: the fake refuses a signature for another page', page, async () => {
+    const verdict = await page.evaluate(async () => {
+      const c = await (await fetch(`/jssdk?url=${encodeURIComponent(location.href.split('#')[0])}`)).json();
+      const check = await fetch('/_fake/jssdk/config', { method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ ...c, url: `${location.origin}/other.html` }) });
+      return (await check.json()).errMsg;
+    });
+    expectEqual(verdict, 'config:invalid signature', 'errMsg');
+  });
+  await check('share page: wechat_jssdk signs no other site\'s page', page, async () => {
+    const status = await page.evaluate(async () => (await fetch(
+      `/jssdk?url=${encodeURIComponent('https://evil.example.net/share.html')}`)).status);
+    expectEqual(status, 400, 'status');
+  });
+  await page.context().close();
+}
+
 async function main() {
   let browser;
   try {
@@ -588,6 +620,7 @@ async function main() {
     if (opts.features.has('code')) await codeFlow(browser);
     else await unavailablePage(browser, 'code.html', later('"wechat_qrcode code" or wechat_redeem', 'verification codes'), 'code');
     await oauthFlows(browser);
+    await shareFlow(browser);
   } finally {
     await browser.close();
   }

@@ -10,7 +10,8 @@
 //   node server.js --port 9100 --appid wx1 --secret s1 --token t1 \
 //        [--aes-key KEY] [--mode plain|compatible|safe] [--callback URL] \
 //        [--original-id gh_x] [--open-platform NAME] [--appid wx2 ...] \
-//        [--token-ttl 7200] [--token-overlap 5] [--push-timeout 5000]
+//        [--token-ttl 7200] [--token-overlap 5] [--push-timeout 5000] \
+//        [--ticket-quota 100000]
 
 const http = require('http');
 const crypto = require('crypto');
@@ -57,6 +58,7 @@ function parseArgs(argv) {
     tokenTtl: 7200,        // seconds
     tokenOverlap: 5,       // seconds an old classic token still works
     pushTimeout: 5000,     // ms WeChat waits for the callback's answer
+    ticketQuota: 100000,   // jsapi_ticket fetches an account may make
     accounts: [],
   };
   const globals = {
@@ -65,6 +67,7 @@ function parseArgs(argv) {
     '--token-ttl': (v) => { config.tokenTtl = Number(v); },
     '--token-overlap': (v) => { config.tokenOverlap = Number(v); },
     '--push-timeout': (v) => { config.pushTimeout = Number(v); },
+    '--ticket-quota': (v) => { config.ticketQuota = Number(v); },
   };
   // account options apply to the account the last --appid started
   const perAccount = {
@@ -124,6 +127,9 @@ function resetState() {
     tokens: new Map(),     // access_token -> { appid, kind, expiresAt, invalidAt }
     current: new Map(),    // appid + kind -> the token a fetch would replace
     tickets: new Map(),    // ticket -> { appid, actionName, scene, url, expiresAt }
+    jsapiTickets: new Map(),   // jsapi_ticket -> { appid, expiresAt, invalidAt }
+    currentJsapi: new Map(),   // appid -> the jsapi_ticket a fetch would replace
+    jsapiFetches: new Map(),   // appid -> jsapi_tickets handed out (the quota)
     users: new Map(),      // appid \n openid -> user
     messages: [],          // what users received
     counts: {},            // endpoint -> { calls, errcodes, statuses }
@@ -593,6 +599,84 @@ function snsAuth(req, res, url, endpoint) {
   return apiAnswer(res, endpoint, { errcode: 0, errmsg: 'ok' });
 }
 
+// --- JS-SDK ----------------------------------------------------------------------
+
+// getticket: each fetch hands out a new jsapi_ticket, and the one before it
+// keeps working for the token overlap only, so that nodes that fetch a ticket
+// each break the pages the others signed.  An account has --ticket-quota
+// fetches (45009 after them), as WeChat counts them a day.
+function getTicket(req, res, url, endpoint) {
+  const account = authorize(res, endpoint, url);
+  if (!account) return undefined;
+  if (url.searchParams.get('type') !== 'jsapi') return apiError(res, endpoint, 40097, 'invalid type');
+  const fetched = state.jsapiFetches.get(account.appid) || 0;
+  if (fetched >= config.ticketQuota) return apiError(res, endpoint, 45009);
+  state.jsapiFetches.set(account.appid, fetched + 1);
+  const previous = state.jsapiTickets.get(state.currentJsapi.get(account.appid));
+  if (previous) previous.invalidAt = Math.min(previous.invalidAt, now() + config.tokenOverlap * 1000);
+  const ticket = crypto.randomBytes(64).toString('base64url');
+  state.jsapiTickets.set(ticket, { appid: account.appid,
+    expiresAt: now() + config.tokenTtl * 1000, invalidAt: Infinity });
+  state.currentJsapi.set(account.appid, ticket);
+  return apiAnswer(res, endpoint, { errcode: 0, errmsg: 'ok', ticket,
+    expires_in: Math.round(config.tokenTtl) });
+}
+
+function jssdkSignature(ticket, nonceStr, timestamp, url) {
+  return crypto.createHash('sha1')
+    .update(`jsapi_ticket=${ticket}&noncestr=${nonceStr}&timestamp=${timestamp}&url=${url}`)
+    .digest('hex');
+}
+
+// What WeChat's browser does with wx.config: the signature must be the
+// SHA-1 that a live jsapi_ticket of the account gives for this page's URL
+// (without its fragment), the nonce and the timestamp.
+function jssdkConfig(res, body) {
+  const account = accounts.get(body.appId);
+  if (!account) return sendJson(res, 200, { ok: false, errMsg: 'config:invalid appid' });
+  const page = String(body.url || '').split('#')[0];
+  const fields = [body.timestamp, body.nonceStr, body.signature];
+  if (!page || fields.some((f) => f === undefined || f === '')) {
+    return sendJson(res, 200, { ok: false, errMsg: 'config:missing parameters' });
+  }
+  const live = [...state.jsapiTickets].filter(([, rec]) => rec.appid === account.appid
+    && rec.invalidAt > now() && rec.expiresAt > now());
+  const ok = live.some(([ticket]) =>
+    jssdkSignature(ticket, body.nonceStr, body.timestamp, page) === String(body.signature));
+  return sendJson(res, 200, { ok, errMsg: ok ? 'config:ok' : 'config:invalid signature' });
+}
+
+// A stand-in for WeChat's jweixin.js, as much as the demo needs: wx.config
+// has the fake check the parameters, then calls wx.ready's or wx.error's
+// callback.  Served under /_fake/, so that a page reaches it where the
+// demo proxies the fake.
+const JWEIXIN = `(function () {
+  'use strict';
+  var readyFns = [], errorFns = [], outcome = null;
+  function settle(result) {
+    outcome = result;
+    (result.ok ? readyFns : errorFns).forEach(function (fn) { fn(result.ok ? undefined : result); });
+  }
+  window.wx = {
+    config: function (params) {
+      var body = Object.assign({}, params, { url: location.href.split('#')[0] });
+      fetch('/_fake/jssdk/config', { method: 'POST', body: JSON.stringify(body),
+        headers: { 'Content-Type': 'application/json' } })
+        .then(function (r) { return r.json(); })
+        .then(settle, function (e) { settle({ ok: false, errMsg: 'config:' + e.message }); });
+    },
+    ready: function (fn) { if (outcome && outcome.ok) fn(); else readyFns.push(fn); },
+    error: function (fn) { if (outcome && !outcome.ok) fn(outcome); else errorFns.push(fn); }
+  };
+})();
+`;
+
+function jweixin(res) {
+  res.writeHead(200, { 'Content-Type': 'application/javascript; charset=utf-8',
+    'Content-Length': Buffer.byteLength(JWEIXIN) });
+  res.end(JWEIXIN);
+}
+
 const API = {
   '/cgi-bin/token': classicToken,
   '/cgi-bin/stable_token': stableToken,
@@ -606,6 +690,7 @@ const API = {
   '/sns/oauth2/refresh_token': snsRefreshToken,
   '/sns/userinfo': snsUserinfo,
   '/sns/auth': snsAuth,
+  '/cgi-bin/ticket/getticket': getTicket,
 };
 
 async function handleApi(req, res, url) {
@@ -840,6 +925,8 @@ const CONTROL = {
     for (const grant of state.codes.values()) grant.expiresAt = now();
     return sendJson(res, 200, { ok: true });
   },
+  'POST /_fake/jssdk/config': jssdkConfig,
+  'GET /_fake/jweixin.js': jweixin,
 };
 
 async function handleControl(req, res, url) {
