@@ -32,6 +32,9 @@ static ngx_int_t ngx_http_wechat_oauth_lookup(ngx_http_request_t *r,
     ngx_http_wechat_oauth_ctx_t *ctx);
 static void ngx_http_wechat_oauth_lookup_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
+static ngx_int_t ngx_http_wechat_oauth_wait(ngx_http_request_t *r,
+    ngx_http_wechat_oauth_ctx_t *ctx, ngx_http_wechat_redis_handler_pt handler,
+    ngx_int_t script, ngx_uint_t argc, ngx_str_t *argv);
 static ngx_int_t ngx_http_wechat_oauth_start(ngx_http_request_t *r,
     ngx_http_wechat_oauth_loc_conf_t *olcf, ngx_http_wechat_oauth_ctx_t *ctx);
 static void ngx_http_wechat_oauth_started(ngx_http_request_t *r,
@@ -204,7 +207,11 @@ ngx_http_wechat_oauth_access(ngx_http_request_t *r)
 
     olcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_oauth_module);
 
-    if (olcf->scope == NGX_HTTP_WECHAT_OAUTH_OFF || r != r->main) {
+    /* the callback is where a browser without a session goes: never it */
+
+    if (olcf->scope == NGX_HTTP_WECHAT_OAUTH_OFF || olcf->callback
+        || r != r->main)
+    {
         return NGX_DECLINED;
     }
 
@@ -349,8 +356,9 @@ static ngx_int_t
 ngx_http_wechat_oauth_lookup(ngx_http_request_t *r,
     ngx_http_wechat_oauth_ctx_t *ctx)
 {
-    ngx_int_t                    rc;
     ngx_str_t                    argv[4];
+    ngx_int_t                    script;
+    ngx_uint_t                   argc;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
     if (!ngx_http_wechat_oauth_lookup_user
@@ -374,9 +382,8 @@ ngx_http_wechat_oauth_lookup(ngx_http_request_t *r,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        rc = ngx_http_wechat_redis_command(r,
-                 ngx_http_wechat_oauth_lookup_done,
-                 NGX_HTTP_WECHAT_SCRIPT_UNIONID_LOOKUP, 4, argv);
+        script = NGX_HTTP_WECHAT_SCRIPT_UNIONID_LOOKUP;
+        argc = 4;
 
     } else {
         ngx_str_set(&argv[0], "HGET");
@@ -388,10 +395,29 @@ ngx_http_wechat_oauth_lookup(ngx_http_request_t *r,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        rc = ngx_http_wechat_redis_command(r,
-                 ngx_http_wechat_oauth_lookup_done,
-                 NGX_HTTP_WECHAT_NO_SCRIPT, 3, argv);
+        script = NGX_HTTP_WECHAT_NO_SCRIPT;
+        argc = 3;
     }
+
+    return ngx_http_wechat_oauth_wait(r, ctx,
+                                      ngx_http_wechat_oauth_lookup_done,
+                                      script, argc, argv);
+}
+
+
+/*
+ * A Redis command the access phase waits for: the phases stop until its
+ * handler runs them again (or answers).
+ */
+
+static ngx_int_t
+ngx_http_wechat_oauth_wait(ngx_http_request_t *r,
+    ngx_http_wechat_oauth_ctx_t *ctx, ngx_http_wechat_redis_handler_pt handler,
+    ngx_int_t script, ngx_uint_t argc, ngx_str_t *argv)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_wechat_redis_command(r, handler, script, argc, argv);
 
     if (rc == NGX_OK) {
         ctx->access_rc = NGX_AGAIN;
@@ -473,8 +499,7 @@ ngx_http_wechat_oauth_start(ngx_http_request_t *r,
     ngx_http_wechat_oauth_loc_conf_t *olcf, ngx_http_wechat_oauth_ctx_t *ctx)
 {
     u_char                      *p;
-    ngx_int_t                    rc;
-    ngx_str_t                    argv[7], back, value;
+    ngx_str_t                    argv[6], back, value;
     ngx_http_wechat_loc_conf_t  *wlcf;
     u_char                       hash[WX_SHA256_HEX_LEN];
 
@@ -547,17 +572,8 @@ ngx_http_wechat_oauth_start(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_wechat_redis_command(r, ngx_http_wechat_oauth_started,
-                                       NGX_HTTP_WECHAT_NO_SCRIPT, 6, argv);
-
-    if (rc == NGX_OK) {
-        ctx->access_rc = NGX_AGAIN;
-        r->main->count++;
-        return NGX_DONE;
-    }
-
-    return rc == NGX_DECLINED ? NGX_HTTP_SERVICE_UNAVAILABLE
-                              : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    return ngx_http_wechat_oauth_wait(r, ctx, ngx_http_wechat_oauth_started,
+                                      NGX_HTTP_WECHAT_NO_SCRIPT, 6, argv);
 }
 
 

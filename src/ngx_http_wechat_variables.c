@@ -195,6 +195,7 @@ static ngx_int_t
 ngx_http_wechat_oauth_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
+    ngx_str_t                     value;
     wx_span_t                    *field;
     ngx_http_wechat_ctx_t        *ctx;
     ngx_http_wechat_oauth_ctx_t  *octx;
@@ -227,11 +228,10 @@ ngx_http_wechat_oauth_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    v->data = (u_char *) field->data;
-    v->len = field->len;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
+    value.data = (u_char *) field->data;
+    value.len = field->len;
+
+    ngx_http_wechat_str_value(v, &value);
 
     return NGX_OK;
 }

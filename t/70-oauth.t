@@ -61,6 +61,15 @@ my $ng = start_nginx(port => $port, http => <<"EOF");
             wechat_oauth_callback;
         }
 
+        # a callback inside a protected part of the site stays reachable
+        location /protected/ {
+            wechat_oauth base;
+
+            location = /protected/callback {
+                wechat_oauth_callback;
+            }
+        }
+
         location / {
             wechat_oauth base;
             proxy_pass http://127.0.0.1:$app->{port};
@@ -486,6 +495,11 @@ $ng->check_log('forged state', log => [qr/state unknown/]);
 $res = callback("/oauth/callback?code=abc123&state=nope", $a->{browser});
 is($res->{status}, 400, 'a malformed state: 400');
 $ng->check_log('malformed state', log => [qr/no state of ours/]);
+
+$res = callback("/protected/callback?code=abc123&state=nope", $a->{browser});
+is($res->{status}, 400,
+   'a callback under an inherited wechat_oauth answers, never redirects');
+$ng->check_log('callback not protected', log => [qr/no state of ours/]);
 
 my $victim = start_auth('/victim');
 my $attacker = start_auth('/attacker');
