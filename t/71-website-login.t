@@ -290,6 +290,14 @@ $res = callback("$origin/oauth/callback?code=abc&state=x%0Ay",
                 $forged->{browser});
 is($res->{status}, 400, 'a malformed state: 400');
 
+# the path to return to is only a local one: "//host" would be another site
+my $offsite = start_login('//pc/evil.example');
+like(redis_cmd($redis, 'GET', "${P}oauth:$offsite->{q}{state}"),
+     qr{^[0-9a-f]{64} login /$}, 'a "//" path: the state returns to "/"');
+$res = callback(confirm_as($offsite, 'oAlicePerson'), $offsite->{browser});
+like($res->{headers}{location} // '', qr{^(\Q$origin\E)?/$},
+     'and the callback sends the browser to "/", not off-site');
+
 my $deny = start_login('/pc/');
 $res = callback(confirm_as($deny, 'oAlicePerson', 'deny'), $deny->{browser});
 is($res->{status}, 403, 'refused on the phone (no code): 403');
