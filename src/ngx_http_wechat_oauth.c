@@ -6,6 +6,10 @@
  * it, from one Redis lookup); any other is sent to WeChat's authorize page
  * with a single-use state bound to the browser by a cookie, or, outside
  * WeChat's browser, answered with a page that says to open it in WeChat.
+ * "wechat_oauth login" is website login on a PC through a Website App of
+ * the Open Platform: the same state and session, WeChat's qrconnect page
+ * instead of the authorize page, and $wechat_user found through the
+ * unionid, as the official account knows the person.
  */
 
 
@@ -17,6 +21,8 @@
 
 #define NGX_HTTP_WECHAT_OAUTH_AUTHORIZE_URL                                   \
     "https://open.weixin.qq.com/connect/oauth2/authorize"
+#define NGX_HTTP_WECHAT_OAUTH_QRCONNECT_URL                                   \
+    "https://open.weixin.qq.com/connect/qrconnect"
 
 
 static ngx_int_t ngx_http_wechat_oauth_access(ngx_http_request_t *r);
@@ -28,7 +34,7 @@ static void ngx_http_wechat_oauth_lookup_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
 static ngx_int_t ngx_http_wechat_oauth_wait(ngx_http_request_t *r,
     ngx_http_wechat_oauth_ctx_t *ctx, ngx_http_wechat_redis_handler_pt handler,
-    ngx_uint_t argc, ngx_str_t *argv);
+    ngx_int_t script, ngx_uint_t argc, ngx_str_t *argv);
 static ngx_int_t ngx_http_wechat_oauth_start(ngx_http_request_t *r,
     ngx_http_wechat_oauth_loc_conf_t *olcf, ngx_http_wechat_oauth_ctx_t *ctx);
 static void ngx_http_wechat_oauth_started(ngx_http_request_t *r,
@@ -48,6 +54,8 @@ static char *ngx_http_wechat_oauth_redirect_uri(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_wechat_oauth_secret(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_wechat_oauth_website(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_wechat_oauth_cookie_slot(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 
@@ -56,6 +64,7 @@ static ngx_conf_enum_t  ngx_http_wechat_oauth_scopes[] = {
     { ngx_string("off"), NGX_HTTP_WECHAT_OAUTH_OFF },
     { ngx_string("base"), NGX_HTTP_WECHAT_OAUTH_BASE },
     { ngx_string("userinfo"), NGX_HTTP_WECHAT_OAUTH_USERINFO },
+    { ngx_string("login"), NGX_HTTP_WECHAT_OAUTH_LOGIN },
     { ngx_null_string, 0 }
 };
 
@@ -95,6 +104,20 @@ static ngx_command_t  ngx_http_wechat_oauth_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_wechat_oauth_loc_conf_t, authorize_url),
+      NULL },
+
+    { ngx_string("wechat_oauth_qrconnect_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wechat_oauth_loc_conf_t, qrconnect_url),
+      NULL },
+
+    { ngx_string("wechat_oauth_website"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_wechat_oauth_website,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("wechat_oauth_secret"),
@@ -215,7 +238,10 @@ ngx_http_wechat_oauth_access(ngx_http_request_t *r)
         return ngx_http_wechat_oauth_lookup(r, ctx);
     }
 
-    if (!ngx_http_wechat_oauth_in_wechat(r)
+    /* website login is for the browsers outside WeChat */
+
+    if (olcf->scope != NGX_HTTP_WECHAT_OAUTH_LOGIN
+        && !ngx_http_wechat_oauth_in_wechat(r)
         && olcf->outside == NGX_HTTP_WECHAT_OAUTH_PAGE)
     {
         return ngx_http_wechat_oauth_outside(r, olcf);
@@ -296,10 +322,18 @@ ngx_http_wechat_oauth_check(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (olcf->scope == NGX_HTTP_WECHAT_OAUTH_USERINFO
-        && !(ctx->session.scope.len == sizeof("userinfo") - 1
-             && ngx_strncmp(ctx->session.scope.data, "userinfo",
-                            ctx->session.scope.len) == 0))
+    /*
+     * userinfo covers base; a login's openid is the Website App's, which
+     * pages of the official account cannot use; a login location takes
+     * any session, since every one names the person
+     */
+
+    if ((olcf->scope == NGX_HTTP_WECHAT_OAUTH_USERINFO
+         && !(ctx->session.scope.len == sizeof("userinfo") - 1
+              && ngx_strncmp(ctx->session.scope.data, "userinfo",
+                             ctx->session.scope.len) == 0))
+        || (olcf->scope == NGX_HTTP_WECHAT_OAUTH_BASE
+            && ngx_http_wechat_oauth_is_login(ctx->session.scope)))
     {
         return NGX_DECLINED;
     }
@@ -312,35 +346,62 @@ ngx_http_wechat_oauth_check(ngx_http_request_t *r,
 
 /*
  * $wechat_user is the site user bound to the session's openid: one HGET,
- * only when the configuration uses the variable.
+ * only when the configuration uses the variable.  A website login's
+ * openid is the Website App's, never bound: its unionid finds the
+ * official account's openid (P unionids, learnt from OAuth), and that
+ * openid's binding.
  */
 
 static ngx_int_t
 ngx_http_wechat_oauth_lookup(ngx_http_request_t *r,
     ngx_http_wechat_oauth_ctx_t *ctx)
 {
-    ngx_str_t                    argv[3];
+    ngx_str_t                    argv[4];
+    ngx_int_t                    script;
+    ngx_uint_t                   argc;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
-    if (!ngx_http_wechat_oauth_lookup_user) {
+    if (!ngx_http_wechat_oauth_lookup_user
+        || (ngx_http_wechat_oauth_is_login(ctx->session.scope)
+            && ctx->session.unionid.len == 0))
+    {
         ctx->access_rc = NGX_HTTP_OK;
         return NGX_OK;
     }
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
-    ngx_str_set(&argv[0], "HGET");
-    argv[1] = ngx_http_wechat_key(r, wlcf, "openids", NULL);
-    argv[2].data = (u_char *) ctx->session.openid.data;
-    argv[2].len = ctx->session.openid.len;
+    if (ngx_http_wechat_oauth_is_login(ctx->session.scope)) {
+        ngx_str_set(&argv[0], "2");
+        argv[1] = ngx_http_wechat_key(r, wlcf, "unionids", NULL);
+        argv[2] = ngx_http_wechat_key(r, wlcf, "openids", NULL);
+        argv[3].data = (u_char *) ctx->session.unionid.data;
+        argv[3].len = ctx->session.unionid.len;
 
-    if (argv[1].data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        if (argv[1].data == NULL || argv[2].data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        script = NGX_HTTP_WECHAT_SCRIPT_UNIONID_LOOKUP;
+        argc = 4;
+
+    } else {
+        ngx_str_set(&argv[0], "HGET");
+        argv[1] = ngx_http_wechat_key(r, wlcf, "openids", NULL);
+        argv[2].data = (u_char *) ctx->session.openid.data;
+        argv[2].len = ctx->session.openid.len;
+
+        if (argv[1].data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        script = NGX_HTTP_WECHAT_NO_SCRIPT;
+        argc = 3;
     }
 
     return ngx_http_wechat_oauth_wait(r, ctx,
-                                      ngx_http_wechat_oauth_lookup_done, 3,
-                                      argv);
+                                      ngx_http_wechat_oauth_lookup_done,
+                                      script, argc, argv);
 }
 
 
@@ -352,12 +413,11 @@ ngx_http_wechat_oauth_lookup(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_wechat_oauth_wait(ngx_http_request_t *r,
     ngx_http_wechat_oauth_ctx_t *ctx, ngx_http_wechat_redis_handler_pt handler,
-    ngx_uint_t argc, ngx_str_t *argv)
+    ngx_int_t script, ngx_uint_t argc, ngx_str_t *argv)
 {
     ngx_int_t  rc;
 
-    rc = ngx_http_wechat_redis_command(r, handler, NGX_HTTP_WECHAT_NO_SCRIPT,
-                                       argc, argv);
+    rc = ngx_http_wechat_redis_command(r, handler, script, argc, argv);
 
     if (rc == NGX_OK) {
         ctx->access_rc = NGX_AGAIN;
@@ -374,7 +434,8 @@ static void
 ngx_http_wechat_oauth_lookup_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended)
 {
-    wx_span_t                     user;
+    size_t                        n;
+    wx_span_t                     user, found[2];
     wx_status_t                   rc;
     wx_allocator_t                a;
     ngx_http_wechat_oauth_ctx_t  *ctx;
@@ -382,7 +443,25 @@ ngx_http_wechat_oauth_lookup_done(ngx_http_request_t *r,
     ctx = ngx_http_get_module_ctx(r, ngx_http_wechat_oauth_module);
     ngx_http_wechat_allocator(r->pool, &a);
 
-    rc = response ? wx_redis_string(response, &a, &user) : WX_ERR_REPLY;
+    if (response == NULL) {
+        rc = WX_ERR_REPLY;
+
+    } else if (response->type == REDIS_REPLY_ARRAY) {
+
+        /* UNIONID_LOOKUP: { openid, the user or nil }, or { nil } */
+
+        rc = wx_redis_names(response, &a, found, 2, &n);
+
+        if (rc == WX_OK && n == 2 && found[1].data) {
+            user = found[1];
+
+        } else if (rc == WX_OK) {
+            rc = WX_ERR_NOT_FOUND;
+        }
+
+    } else {
+        rc = wx_redis_string(response, &a, &user);
+    }
 
     if (rc == WX_OK) {
         ctx->user.data = (u_char *) user.data;
@@ -475,7 +554,9 @@ ngx_http_wechat_oauth_start(ngx_http_request_t *r,
     p = ngx_cpymem(value.data, hash, WX_SHA256_HEX_LEN);
     p = ngx_sprintf(p, " %s ",
                     olcf->scope == NGX_HTTP_WECHAT_OAUTH_USERINFO
-                    ? "userinfo" : "base");
+                    ? "userinfo"
+                    : olcf->scope == NGX_HTTP_WECHAT_OAUTH_LOGIN
+                    ? "login" : "base");
     p = ngx_cpymem(p, back.data, back.len);
     value.len = p - value.data;
 
@@ -492,7 +573,7 @@ ngx_http_wechat_oauth_start(ngx_http_request_t *r,
     }
 
     return ngx_http_wechat_oauth_wait(r, ctx, ngx_http_wechat_oauth_started,
-                                      6, argv);
+                                      NGX_HTTP_WECHAT_NO_SCRIPT, 6, argv);
 }
 
 
@@ -568,7 +649,8 @@ ngx_http_wechat_oauth_location(ngx_http_request_t *r,
 
 /*
  * WeChat's authorize URL for scope and state: appid, redirect_uri,
- * response_type, scope, state, then #wechat_redirect.
+ * response_type, scope, state, then #wechat_redirect; for a website
+ * login, the qrconnect page with the Website App's appid.
  */
 
 ngx_int_t
@@ -577,13 +659,27 @@ ngx_http_wechat_oauth_authorize(ngx_http_request_t *r, ngx_uint_t scope,
 {
     u_char                            *p;
     size_t                             len;
+    ngx_str_t                         *page, *appid;
     wx_span_t                          redirect;
     wx_allocator_t                     a;
+    const char                        *name;
     ngx_http_wechat_loc_conf_t        *wlcf;
     ngx_http_wechat_oauth_loc_conf_t  *olcf;
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
     olcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_oauth_module);
+
+    if (scope == NGX_HTTP_WECHAT_OAUTH_LOGIN) {
+        page = &olcf->qrconnect_url;
+        appid = &olcf->website_appid;
+        name = "snsapi_login";
+
+    } else {
+        page = &olcf->authorize_url;
+        appid = &wlcf->appid;
+        name = (scope == NGX_HTTP_WECHAT_OAUTH_USERINFO)
+               ? "snsapi_userinfo" : "snsapi_base";
+    }
 
     ngx_http_wechat_allocator(r->pool, &a);
 
@@ -594,7 +690,7 @@ ngx_http_wechat_oauth_authorize(ngx_http_request_t *r, ngx_uint_t scope,
         return NGX_ERROR;
     }
 
-    len = olcf->authorize_url.len + sizeof("?appid=") - 1 + wlcf->appid.len
+    len = page->len + sizeof("?appid=") - 1 + appid->len
           + sizeof("&redirect_uri=") - 1 + redirect.len
           + sizeof("&response_type=code&scope=snsapi_userinfo&state=") - 1
           + state->len + sizeof("#wechat_redirect") - 1;
@@ -608,10 +704,7 @@ ngx_http_wechat_oauth_authorize(ngx_http_request_t *r, ngx_uint_t scope,
 
     p = ngx_sprintf(p, "%V?appid=%V&redirect_uri=%*s"
                     "&response_type=code&scope=%s&state=%V#wechat_redirect",
-                    &olcf->authorize_url, &wlcf->appid, redirect.len,
-                    redirect.data,
-                    scope == NGX_HTTP_WECHAT_OAUTH_USERINFO
-                    ? "snsapi_userinfo" : "snsapi_base",
+                    page, appid, redirect.len, redirect.data, name,
                     state);
 
     url->len = p - url->data;
@@ -747,6 +840,16 @@ ngx_http_wechat_oauth_is_path(ngx_str_t *path)
 }
 
 
+/* A session or state of a website login. */
+
+ngx_uint_t
+ngx_http_wechat_oauth_is_login(wx_span_t scope)
+{
+    return scope.len == sizeof("login") - 1
+           && ngx_strncmp(scope.data, "login", scope.len) == 0;
+}
+
+
 /* Set-Cookie: HttpOnly, SameSite=Lax, for the whole site; 0 clears it. */
 
 ngx_int_t
@@ -841,6 +944,9 @@ ngx_http_wechat_oauth_create_loc_conf(ngx_conf_t *cf)
      *     conf->redirect_uri = { 0, NULL };
      *     conf->origin = { 0, NULL };
      *     conf->authorize_url = { 0, NULL };
+     *     conf->qrconnect_url = { 0, NULL };
+     *     conf->website_appid = { 0, NULL };
+     *     conf->website_secret = { 0, NULL };
      *     conf->cookie = { 0, NULL };
      *     conf->callback = 0;
      */
@@ -874,6 +980,10 @@ ngx_http_wechat_oauth_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_conf_merge_str_value(conf->origin, prev->origin, "");
     ngx_conf_merge_str_value(conf->authorize_url, prev->authorize_url,
                              NGX_HTTP_WECHAT_OAUTH_AUTHORIZE_URL);
+    ngx_conf_merge_str_value(conf->qrconnect_url, prev->qrconnect_url,
+                             NGX_HTTP_WECHAT_OAUTH_QRCONNECT_URL);
+    ngx_conf_merge_str_value(conf->website_appid, prev->website_appid, "");
+    ngx_conf_merge_str_value(conf->website_secret, prev->website_secret, "");
     ngx_conf_merge_ptr_value(conf->secrets, prev->secrets, NULL);
     ngx_conf_merge_sec_value(conf->session_expire, prev->session_expire,
                              7200);
@@ -915,6 +1025,16 @@ ngx_http_wechat_oauth_merge_loc_conf(ngx_conf_t *cf, void *parent,
                            "\"wechat_oauth\" needs "
                            "\"wechat_oauth_redirect_uri\": the callback's "
                            "address in the console's authorization domain");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->scope == NGX_HTTP_WECHAT_OAUTH_LOGIN
+        && conf->website_appid.len == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_oauth login\" needs "
+                           "\"wechat_oauth_website\": the Website App's "
+                           "appid and secret");
         return NGX_CONF_ERROR;
     }
 
@@ -1041,6 +1161,44 @@ ngx_http_wechat_oauth_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         *secret = ngx_http_wechat_span(&value[i]);
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * wechat_oauth_website appid secret: the Website App (网站应用) of the
+ * Open Platform account the official account belongs to.  Both go into
+ * WeChat's URLs as they are: letters and digits only.
+ */
+
+static char *
+ngx_http_wechat_oauth_website(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_wechat_oauth_loc_conf_t *olcf = conf;
+
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    if (olcf->website_appid.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < 3; i++) {
+        if (!ngx_http_wechat_is_openid(&value[i])) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"wechat_oauth_website\" takes an appid "
+                               "and a secret of letters, digits, \"-\" "
+                               "and \"_\", not \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    olcf->website_appid = value[1];
+    olcf->website_secret = value[2];
 
     return NGX_CONF_OK;
 }

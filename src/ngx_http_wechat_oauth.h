@@ -23,6 +23,7 @@
 #define NGX_HTTP_WECHAT_OAUTH_OFF        0
 #define NGX_HTTP_WECHAT_OAUTH_BASE       1
 #define NGX_HTTP_WECHAT_OAUTH_USERINFO   2
+#define NGX_HTTP_WECHAT_OAUTH_LOGIN      3   /* a Website App, qrconnect */
 
 #define NGX_HTTP_WECHAT_OAUTH_PAGE       0   /* outside WeChat: a page */
 #define NGX_HTTP_WECHAT_OAUTH_AUTHORIZE  1   /* outside WeChat too */
@@ -40,6 +41,9 @@ typedef struct {
     ngx_str_t                   redirect_uri;   /* the callback, absolute */
     ngx_str_t                   origin;         /* its scheme://host */
     ngx_str_t                   authorize_url;
+    ngx_str_t                   qrconnect_url;
+    ngx_str_t                   website_appid;  /* wechat_oauth_website */
+    ngx_str_t                   website_secret;
     ngx_array_t                *secrets;        /* of wx_span_t, current
                                                    first */
     time_t                      session_expire;
@@ -65,7 +69,8 @@ typedef struct {
     ngx_str_t                   code_hash;      /* what Redis keeps of it */
     ngx_str_t                   scene;          /* a method-1 state's */
     ngx_str_t                   back;           /* the path to return to */
-    ngx_str_t                   scope;          /* "base" or "userinfo" */
+    ngx_str_t                   scope;          /* "base", "userinfo" or
+                                                   "login" */
     wx_oauth_token_t            token;
 
     unsigned                    valid:1;
@@ -83,6 +88,7 @@ ngx_http_wechat_oauth_ctx_t *ngx_http_wechat_oauth_create_ctx(
 ngx_int_t ngx_http_wechat_oauth_cookie(ngx_http_request_t *r,
     ngx_str_t *name, ngx_str_t *value, time_t max_age);
 ngx_uint_t ngx_http_wechat_oauth_is_path(ngx_str_t *path);
+ngx_uint_t ngx_http_wechat_oauth_is_login(wx_span_t scope);
 ngx_int_t ngx_http_wechat_oauth_authorize(ngx_http_request_t *r,
     ngx_uint_t scope, ngx_str_t *state, ngx_str_t *url);
 extern ngx_str_t  ngx_http_wechat_oauth_state_cookie;

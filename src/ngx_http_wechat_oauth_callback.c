@@ -6,6 +6,9 @@
  * Redis, then exchanged through sns/oauth2/access_token (and, for the
  * userinfo scope, sns/userinfo) by subrequests on nginx's event loop; the
  * session cookie is sealed and the browser goes back where it started.
+ * A website login's state (scope "login") comes back the same way, from
+ * WeChat's qrconnect page: its code is the Website App's, exchanged with
+ * that app's appid and secret.
  */
 
 
@@ -364,15 +367,33 @@ static ngx_int_t
 ngx_http_wechat_oauth_exchange(ngx_http_request_t *r,
     ngx_http_wechat_oauth_ctx_t *octx)
 {
-    ngx_str_t                    path, args;
-    ngx_http_wechat_loc_conf_t  *wlcf;
+    ngx_str_t                         *appid, *secret, path, args;
+    ngx_http_wechat_loc_conf_t        *wlcf;
+    ngx_http_wechat_oauth_loc_conf_t  *olcf;
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+    olcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_oauth_module);
+
+    appid = &wlcf->appid;
+    secret = &wlcf->secret;
+
+    if (ngx_http_wechat_oauth_is_login(ngx_http_wechat_span(&octx->scope))) {
+        if (olcf->website_appid.len == 0) {
+            return ngx_http_wechat_oauth_refuse(r,
+                       NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_LOG_ERR,
+                       "a website login's code, and no "
+                       "\"wechat_oauth_website\" where the callback is",
+                       "The site cannot log you in: try again later.");
+        }
+
+        appid = &olcf->website_appid;
+        secret = &olcf->website_secret;
+    }
 
     ngx_str_set(&path, "/sns/oauth2/access_token");
 
     args.len = sizeof("appid=&secret=&code=&grant_type=authorization_code")
-               - 1 + wlcf->appid.len + wlcf->secret.len + octx->code.len;
+               - 1 + appid->len + secret->len + octx->code.len;
     args.data = ngx_pnalloc(r->pool, args.len);
     if (args.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -382,7 +403,7 @@ ngx_http_wechat_oauth_exchange(ngx_http_request_t *r,
 
     args.len = ngx_sprintf(args.data, "appid=%V&secret=%V&code=%V"
                            "&grant_type=authorization_code",
-                           &wlcf->appid, &wlcf->secret, &octx->code)
+                           appid, secret, &octx->code)
                - args.data;
 
     return ngx_http_wechat_oauth_api(r, &path, &args,
@@ -615,7 +636,9 @@ ngx_http_wechat_oauth_api_failed(ngx_http_request_t *r,
 /*
  * A unionid WeChat named is kept beside the openid (the unionids hash, a
  * stream entry the first time), for wechat_binding and the pushes; the
- * login does not wait on it if Redis fails.
+ * login does not wait on it if Redis fails.  A Website App's openid is
+ * not kept: the hash is the official account's, and its openid for the
+ * unionid is what finds a website login's user.
  */
 
 static ngx_int_t
@@ -626,7 +649,9 @@ ngx_http_wechat_oauth_seen(ngx_http_request_t *r,
     ngx_str_t                    argv[7];
     ngx_http_wechat_loc_conf_t  *wlcf;
 
-    if (octx->token.unionid.len == 0) {
+    if (octx->token.unionid.len == 0
+        || ngx_http_wechat_oauth_is_login(ngx_http_wechat_span(&octx->scope)))
+    {
         return ngx_http_wechat_oauth_login(r, octx);
     }
 

@@ -220,6 +220,18 @@ my @bad = (
     [ 'wechat_qrcode_oauth without the redirect_uri',
       'server { location /q { wechat_qrcode_oauth on; } }',
       qr/"wechat_qrcode_oauth" needs "wechat_oauth_redirect_uri"/ ],
+    [ 'wechat_oauth login without the Website App',
+      'wechat_redis 127.0.0.1:6379; server { wechat_appid a; '
+      . 'wechat_oauth_secret ' . ('k' x 32) . '; '
+      . 'wechat_oauth_redirect_uri http://a.example.com/cb; '
+      . 'location /pc { wechat_oauth login; } }',
+      qr/"wechat_oauth login" needs "wechat_oauth_website"/ ],
+    [ 'a Website App appid with a space',
+      'wechat_oauth_website "wx a" secret;',
+      qr/"wechat_oauth_website" takes an appid and a secret of letters/ ],
+    [ 'wechat_oauth_website without its secret',
+      'wechat_oauth_website wxweb;',
+      qr/invalid number of arguments in "wechat_oauth_website"/ ],
     [ 'a cookie name with a semicolon',
       'wechat_oauth_cookie "a;b";',
       qr/"wechat_oauth_cookie" takes a name of letters/ ],

@@ -13,7 +13,13 @@ use WxTest;
 
 # The account demo.conf configures; the fake platform plays it.
 our %ACCOUNT = (appid => 'wx1234567890abcdef', token => 'exampletoken',
-                secret => '0123456789abcdef0123456789abcdef');
+                secret => '0123456789abcdef0123456789abcdef',
+                open_platform => 'demo-open-platform');
+
+# demo.conf's Website App, of the same Open Platform account.
+our %WEBSITE = (appid => 'wxdemowebsite0001', kind => 'website',
+                secret => 'demoWebsiteSecret0123456789',
+                open_platform => 'demo-open-platform');
 
 # The addresses demo.conf is written with, by role.
 my %CONF_PORT = (nginx => 8080, app => 8081, fake => 8082, redis => 6380);
@@ -51,8 +57,8 @@ sub start {
     my $url = "http://127.0.0.1:$port{nginx}";
 
     my $redis = start_redis(port => $port{redis});
-    my $fake = start_fake_wechat(port => $port{fake}, %ACCOUNT,
-                                 callback => "$url/wechat");
+    my $fake = start_fake_wechat(port => $port{fake}, accounts => [
+        { %ACCOUNT, callback => "$url/wechat" }, \%WEBSITE ]);
     start_process(name => 'demo app', port => $port{app},
                   log => "$logs/app.log",
                   cmd => [ $ENV{NODE} // 'node', "$ROOT/tools/demo/app.js",

@@ -16,6 +16,8 @@
 //   POST /wechat         pushes the module passes on (wechat_pass): printed
 //   GET  /m/             the mobile page behind wechat_oauth: who the edge
 //                        says the WeChat user is (X-WeChat-OpenID, -User)
+//   GET  /pc/            the PC page behind website login: the same, and
+//                        the unionid that links it to the official account
 //
 // The pages' bodies are JSON, and a body of another type is refused with
 // 415: a form on another site can post only form or text types without
@@ -205,6 +207,25 @@ const ROUTES = {
 <p>nginx 已通过网页授权确认你的身份 · the edge knows who you are (wechat_oauth):</p>
 <p>openid <code id="m-openid">${esc(openid)}</code></p>
 <p>站内账号 site user <code id="m-user">${esc(user || '(未绑定 not bound)')}</code></p>
+</main></body></html>`;
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8',
+      'Content-Length': Buffer.byteLength(html), 'Cache-Control': 'no-store' });
+    res.end(html);
+  },
+
+  // behind wechat_oauth login (the Open Platform's Website App)
+  'GET /pc/': async (req, res) => {
+    const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+    const [openid, unionid, user] = ['x-wechat-openid', 'x-wechat-unionid', 'x-wechat-user']
+      .map((h) => req.headers[h] || '');
+    const html = `<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">
+<link rel="icon" href="data:,"><title>微信登录 PC login</title>
+<link rel="stylesheet" href="/demo.css"></head><body><main>
+<h1>微信登录 <span class="en">Logged in with WeChat</span></h1>
+<p>nginx 已通过开放平台网站应用确认你的身份 · the edge logged you in (wechat_oauth login):</p>
+<p>站内账号 site user <code id="pc-user">${esc(user || '(未绑定 not bound)')}</code></p>
+<p>unionid <code id="pc-unionid">${esc(unionid)}</code></p>
+<p>网站应用 openid · the Website App's openid <code id="pc-openid">${esc(openid)}</code></p>
 </main></body></html>`;
     res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8',
       'Content-Length': Buffer.byteLength(html), 'Cache-Control': 'no-store' });

@@ -569,6 +569,47 @@ async function oauthFlows(browser) {
     await shot(page, 'link-bound');
   });
   await page.context().close();
+  return nina;
+}
+
+// Website login on the PC through the Open Platform: the person bound
+// through the official account (openid, as its OAuth learnt their unionid
+// on the mobile page) scans the Website App's QR code, and the PC page is
+// the same site user's.
+async function websiteLogin(browser, openid, user) {
+  const phone = await (await browser.newContext({
+    userAgent: 'Mozilla/5.0 (iPhone) AppleWebKit/605 MicroMessenger/8.0.47',
+  })).newPage();
+  await check('website login: the official account knows the person (mobile page)', phone, async () => {
+    await phone.goto(`${opts.url}/m/`);
+    await phone.fill('#openid', openid);
+    await phone.click('#allow');
+    await phone.locator('#m-user').waitFor({ timeout: TIMEOUT });
+    expectEqual(await phone.locator('#m-user').innerText(), user, 'the site user');
+  });
+  await phone.context().close();
+
+  const page = await newPage(browser);
+  await check('website login: the PC button leads to the qrconnect page', page, async () => {
+    await page.goto(`${opts.url}/`);
+    await page.click('#go-pc');
+    await page.locator('#allow').waitFor({ timeout: TIMEOUT });
+    const url = new URL(page.url());
+    expectEqual(url.pathname, '/connect/qrconnect', 'the page');
+    expectEqual(url.searchParams.get('scope'), 'snsapi_login', 'scope');
+    await shot(page, 'website-login-qrconnect');
+  });
+  await check('website login: confirmed on the phone, the PC is the same site user', page, async () => {
+    await page.fill('#openid', openid);
+    await page.click('#allow');
+    await page.locator('#pc-user').waitFor({ timeout: TIMEOUT });
+    expectEqual(new URL(page.url()).pathname, '/pc/', 'back where it started');
+    expectEqual(await page.locator('#pc-user').innerText(), user, '$wechat_user');
+    expectMatch(await page.locator('#pc-unionid').innerText(), /^oU[\w-]{26}$/, 'the unionid');
+    expectMatch(await page.locator('#pc-openid').innerText(), /^oW[\w-]{26}$/, "the Website App's openid");
+    await shot(page, 'website-login-done');
+  });
+  await page.context().close();
 }
 
 // The share page inside "WeChat": the signed wx.config parameters from
@@ -619,7 +660,7 @@ async function main() {
     else await unavailablePage(browser, 'login.html', later('"wechat_qrcode login" or wechat_redeem', 'scan-to-login'), 'login');
     if (opts.features.has('code')) await codeFlow(browser);
     else await unavailablePage(browser, 'code.html', later('"wechat_qrcode code" or wechat_redeem', 'verification codes'), 'code');
-    await oauthFlows(browser);
+    await websiteLogin(browser, await oauthFlows(browser), 'nina');
     await shareFlow(browser);
   } finally {
     await browser.close();

@@ -73,7 +73,7 @@ function parseArgs(argv) {
   const perAccount = {
     '--secret': 'secret', '--token': 'token', '--aes-key': 'aes_key',
     '--mode': 'mode', '--callback': 'callback', '--original-id': 'original_id',
-    '--open-platform': 'open_platform',
+    '--open-platform': 'open_platform', '--kind': 'kind',
   };
   for (let i = 0; i < argv.length; i += 2) {
     const [name, value] = [argv[i], argv[i + 1]];
@@ -99,6 +99,8 @@ function makeAccount(spec, previous = {}) {
   const mode = merged.mode || (aesKey ? 'safe' : 'plain');
   if (!['plain', 'compatible', 'safe'].includes(mode)) throw new Error(`bad mode ${mode}`);
   if (mode !== 'plain' && !aesKey) throw new Error(`mode ${mode} needs aes_key`);
+  const kind = merged.kind || previous.kind || 'official';
+  if (!['official', 'website'].includes(kind)) throw new Error(`bad kind ${kind}`);
   return {
     appid: merged.appid,
     secret: merged.secret || previous.secret || 'secret',
@@ -111,6 +113,8 @@ function makeAccount(spec, previous = {}) {
     // accounts tied to an Open Platform account have unionids
     openPlatform: merged.open_platform !== undefined ? merged.open_platform
       : previous.openPlatform,
+    // an Open Platform Website App (网站应用) logs users in by qrconnect
+    kind,
   };
 }
 
@@ -468,7 +472,13 @@ function callbackIp(req, res, url, endpoint) {
 const CODE_SECONDS = 300;             // WeChat: a code lives 5 minutes, once
 const USER_TOKEN_SECONDS = 7200;
 const REFRESH_TOKEN_SECONDS = 30 * 86400;
-const SCOPES = ['snsapi_base', 'snsapi_userinfo'];
+
+// The two authorize pages: an official account's, in WeChat's browser, and
+// a Website App's, on a PC, where the phone that scans its QR code confirms.
+const AUTHORIZE_PAGES = {
+  '/connect/oauth2/authorize': { kind: 'official', scopes: ['snsapi_base', 'snsapi_userinfo'] },
+  '/connect/qrconnect': { kind: 'website', scopes: ['snsapi_login'] },
+};
 
 // The same person's unionid across the accounts of one Open Platform
 // account: derived from the openid here, since the fake's openids are
@@ -477,6 +487,16 @@ function unionidOf(account, openid) {
   if (!account.openPlatform) return {};
   const digest = crypto.createHash('sha1').update(`${account.openPlatform}\n${openid}`).digest();
   return { unionid: 'oU' + digest.toString('base64url').slice(0, 26) };
+}
+
+// Who a consent names is a person as the official accounts know them: a
+// Website App has its own openid for them, 'oW' and the first 26
+// characters of the base64url SHA-1 of "appid \n person", and the same
+// unionid as the official accounts of its Open Platform account.
+function grantOf(account, person, scope) {
+  const openid = account.kind !== 'website' ? person : 'oW' + crypto.createHash('sha1')
+    .update(`${account.appid}\n${person}`).digest().toString('base64url').slice(0, 26);
+  return { appid: account.appid, openid, scope, ...unionidOf(account, person) };
 }
 
 function htmlEscape(s) {
@@ -499,9 +519,14 @@ function withQuery(base, params) {
 // shows.  snsapi_base is silent once the user is known (openid=); the
 // userinfo scope asks, and action=allow or action=deny answers.  The fake
 // plays the user: openid= names them (WeChat knows it from the phone).
+// open.weixin.qq.com/connect/qrconnect: a Website App's QR code on the
+// PC; openid= names the person whose phone scans it, as an official
+// account knows them, and action= is what they tap on the phone.
 function authorizePage(req, res, url) {
   const q = url.searchParams;
-  const account = accounts.get(q.get('appid') || '');
+  const page = AUTHORIZE_PAGES[url.pathname];
+  const candidate = accounts.get(q.get('appid') || '');
+  const account = candidate && candidate.kind === page.kind ? candidate : null;
   const redirect = q.get('redirect_uri') || '';
   const scope = q.get('scope') || '';
   let target;
@@ -512,40 +537,42 @@ function authorizePage(req, res, url) {
   }
   const problem = !account ? 'appid 参数错误 (unknown appid)'
     : q.get('response_type') !== 'code' ? 'response_type 参数错误'
-      : !SCOPES.includes(scope) ? 'scope 参数错误或没有 scope 权限'
+      : !page.scopes.includes(scope) ? 'scope 参数错误或没有 scope 权限'
         : !target || !/^https?:$/.test(target.protocol) ? 'redirect_uri 参数错误' : null;
   if (problem) {
-    count('/connect/oauth2/authorize', undefined, 400);
+    count(url.pathname, undefined, 400);
     return sendHtml(res, 400, `<!DOCTYPE html><meta charset="utf-8"><p>${htmlEscape(problem)}</p>`);
   }
   const oauthState = q.get('state') || '';
   const openid = q.get('openid') || '';
   const action = q.get('action') || (scope === 'snsapi_base' && openid ? 'allow' : '');
   if (action === 'deny') {
-    count('/connect/oauth2/authorize', 'deny', 302);
+    count(url.pathname, 'deny', 302);
     res.writeHead(302, { Location: withQuery(redirect, { state: oauthState }) });
     return res.end();
   }
   if (action === 'allow' && openid) {
     const code = crypto.randomBytes(16).toString('hex');
-    touchUser(account.appid, openid);
-    state.codes.set(code, { appid: account.appid, openid, scope,
-      expiresAt: now() + CODE_SECONDS * 1000, used: false });
-    count('/connect/oauth2/authorize', 'allow', 302);
+    const grant = grantOf(account, openid, scope);
+    touchUser(account.appid, grant.openid);
+    state.codes.set(code, { ...grant, expiresAt: now() + CODE_SECONDS * 1000, used: false });
+    count(url.pathname, 'allow', 302);
     res.writeHead(302, { Location: withQuery(redirect, { code, state: oauthState }) });
     return res.end();
   }
   // the consent page: who the user is, allow or deny
-  count('/connect/oauth2/authorize', undefined, 200);
+  count(url.pathname, undefined, 200);
   const hidden = ['appid', 'redirect_uri', 'response_type', 'scope', 'state']
     .map((k) => `<input type="hidden" name="${k}" value="${htmlEscape(q.get(k) || '')}">`).join('');
-  const asks = scope === 'snsapi_userinfo'
-    ? '申请获取你的昵称、头像 (wants your nickname and avatar)'
-    : '申请获取你的身份 (wants to know who you are)';
+  const asks = scope === 'snsapi_login'
+    ? '网站申请使用微信登录：请在手机上确认 (a website logs you in: confirm on the phone)'
+    : scope === 'snsapi_userinfo'
+      ? '申请获取你的昵称、头像 (wants your nickname and avatar)'
+      : '申请获取你的身份 (wants to know who you are)';
   return sendHtml(res, 200, `<!DOCTYPE html><html><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width"><title>微信授权 (fake)</title></head>
 <body><h1>fake WeChat</h1><p>${htmlEscape(account.appid)} ${asks}</p>
-<form method="get" action="/connect/oauth2/authorize">${hidden}
+<form method="get" action="${url.pathname}">${hidden}
 <label>openid <input name="openid" id="openid" value="${htmlEscape(openid || randomOpenid())}"></label>
 <button name="action" value="allow" id="allow">允许 Allow</button>
 <button name="action" value="deny" id="deny">拒绝 Deny</button>
@@ -558,7 +585,7 @@ function userTokenAnswer(grant) {
   state.userTokens.set(accessToken, { ...grant, expiresAt: now() + USER_TOKEN_SECONDS * 1000 });
   state.refreshTokens.set(refreshToken, { ...grant, expiresAt: now() + REFRESH_TOKEN_SECONDS * 1000 });
   return { access_token: accessToken, expires_in: USER_TOKEN_SECONDS, refresh_token: refreshToken,
-    openid: grant.openid, scope: grant.scope, ...unionidOf(accounts.get(grant.appid), grant.openid) };
+    openid: grant.openid, scope: grant.scope, ...(grant.unionid ? { unionid: grant.unionid } : {}) };
 }
 
 // sns/oauth2/access_token: a code once, within its 5 minutes, for its appid
@@ -611,7 +638,7 @@ function snsUserinfo(req, res, url, endpoint) {
   return apiAnswer(res, endpoint, {
     openid: grant.openid, nickname: user.nickname || '微信用户', sex: 0, province: '', city: '',
     country: '', headimgurl: user.headimgurl || '', privilege: [],
-    ...unionidOf(accounts.get(grant.appid), grant.openid),
+    ...(grant.unionid ? { unionid: grant.unionid } : {}),
   });
 }
 
@@ -976,7 +1003,7 @@ const server = http.createServer((req, res) => {
   res.on('finish', () => logLine(req, res, started));
   const url = new URL(req.url, 'http://fake.invalid');
   const handle = url.pathname.startsWith('/_fake/') ? handleControl
-    : url.pathname === '/connect/oauth2/authorize' ? async (q, r, u) => authorizePage(q, r, u)
+    : AUTHORIZE_PAGES[url.pathname] ? async (q, r, u) => authorizePage(q, r, u)
       : handleApi;
   handle(req, res, url).catch((e) => {
     process.stderr.write(`${new Date().toISOString()} internal error: ${e.stack}\n`);
