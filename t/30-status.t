@@ -111,7 +111,10 @@ cmp_ok($m->{'wechat_polls_total{status="unavailable"}'}, '>=', 1,
        'polls: unavailable');
 $ng->check_log('status', errors_ok => 1);
 
+# the workers go on trying the stopped Redis, with backoff: under load an
+# attempt can fall between the check above and this case
 run_case($ng, { name => 'status refuses POST', method => 'POST',
-                path => '/status', status => 405 });
+                path => '/status', status => 405,
+                allow => [ qr/connect to "127\.0\.0\.1:$redis->{port}"/ ] });
 
 done_testing;
