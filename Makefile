@@ -7,6 +7,7 @@
 #   make test     deps, build, unit tests (CTest) and integration tests (t/)
 #   make test-debian13  the whole of make test inside a Debian 13 root,
 #                 its integration suite on Redis 8 and on Valkey 8
+#   make test-ci  make test and make test-debian13, as CI runs them
 #   make test-compat    the module built with --with-compat from nginx's
 #                 own source of Debian 13's nginx, in Debian 13's nginx
 #   make deb      the Debian package libnginx-mod-http-wechat for Debian 12
@@ -53,7 +54,8 @@ SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
            src/lua/generate.sh
 
 .PHONY: all deps build-deps build install core unit integration test \
-        test-before-suite test-static fuzz run \
+        test-before-suite test-static fuzz run test-ci \
+        test-debian13-before-suite \
         demo-deps screenshots test-valgrind test-reliability bench \
         bench-longpoll profile test-debian13 test-compat deb test-deb \
         test-install \
@@ -195,15 +197,17 @@ ROOT_PACKAGES := mmdebstrap rsync
 # in a network namespace of its own, so their free ports cannot meet.
 # Each suite's output is shown whole when it ends.
 DEBIAN13_SERVERS := redis-server valkey-server
+DEBIAN13_SUITES  := $(DEBIAN13_SERVERS:%=integration-debian13-%)
 
-test-debian13:
+test-debian13: test-debian13-before-suite
+	$(MAKE) -j2 --output-sync=target $(DEBIAN13_SUITES)
+
+test-debian13-before-suite:
 	@$(call install_missing,$(ROOT_PACKAGES))
 	tools/debian-root create trixie $(ROOTS)/trixie make \
 	    $(filter-out redis-server,$(DEBIAN13_SERVERS))
 	tools/debian-root sync $(ROOTS)/trixie
 	tools/debian-root run $(ROOTS)/trixie make -C /src test-before-suite
-	$(MAKE) -j2 --output-sync=target \
-	    $(DEBIAN13_SERVERS:%=integration-debian13-%)
 
 # The integration suite on Debian 13 on one server (WX_REDIS_SERVER).
 integration-debian13-%:
@@ -212,6 +216,13 @@ integration-debian13-%:
 	tools/debian-root run --loopback-only $(ROOTS)/trixie env \
 	    WX_REDIS_SERVER=$* WX_SCREENSHOT_DIR=/src/build/browser-$* \
 	    make -C /src integration
+
+# CI (.ci/run): make test and make test-debian13, in the order that takes
+# least time on two cores: the builds, unit tests and fuzzers one after
+# the other (each uses both cores), then the three integration suites at
+# once (they mostly wait on timers and on one another's processes).
+test-ci: test-before-suite test-debian13-before-suite
+	$(MAKE) -j3 --output-sync=target integration $(DEBIAN13_SUITES)
 
 # The recipe for an nginx that is not Debian's (README: Building for another
 # nginx), checked against the upstream source of Debian 13's nginx version
