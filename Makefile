@@ -5,7 +5,9 @@
 #   make install  the module, stripped, into nginx's module directory, and
 #                 enabled (DESTDIR honoured); its debug symbols apart
 #   make test     deps, build, unit tests (CTest) and integration tests (t/)
-#   make test-debian13  the whole of make test inside a Debian 13 root
+#   make test-debian13  the whole of make test inside a Debian 13 root,
+#                 its integration suite on Redis 8 and on Valkey 8
+#   make test-ci  make test and make test-debian13, as CI runs them
 #   make test-compat    the module built with --with-compat from nginx's
 #                 own source of Debian 13's nginx, in Debian 13's nginx
 #   make deb      the Debian package libnginx-mod-http-wechat for Debian 12
@@ -51,7 +53,9 @@ SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
                       src/core/*.h src/lua/*.lua src/lua/lib/*.lua) \
            src/lua/generate.sh
 
-.PHONY: all deps build-deps build install core unit integration test test-static fuzz run \
+.PHONY: all deps build-deps build install core unit integration test \
+        test-before-suite test-static fuzz run test-ci \
+        test-debian13-before-suite \
         demo-deps screenshots test-valgrind test-reliability bench \
         bench-longpoll bench-import profile test-debian13 test-compat deb \
         test-deb test-install \
@@ -168,11 +172,17 @@ test-reliability: deps build
 test-valgrind: deps build demo-deps
 	WX_VALGRIND=1 prove -r t/
 
-test: deps
+test: test-before-suite
+	$(MAKE) integration
+
+# make test up to the integration suite: the build, the unit tests and the
+# fuzzers; the demo's modules and the installed module made too, so that
+# suites run at once on this tree only read build/.
+test-before-suite: deps
 	$(MAKE) build
 	$(MAKE) unit
 	$(MAKE) fuzz FUZZ_SECONDS=10
-	$(MAKE) integration
+	$(MAKE) demo-deps $(STRIPPED)
 
 # Debian roots (tools/debian-root) made from the mirror apt uses here, kept
 # under build/roots/ (or ROOTS) so a second run only syncs the tree and
@@ -182,12 +192,37 @@ ROOT_PACKAGES := mmdebstrap rsync
 
 # The whole of make test on Debian 13, in a root of its own: the tree is
 # copied in (its build/ stays there, so a second run builds incrementally)
-# and make test installs what Debian 13 needs.
-test-debian13:
+# and make test installs what Debian 13 needs.  Built once, the suite runs
+# on each of Debian 13's servers, Redis 8 and Valkey 8, both at once: each
+# in a network namespace of its own, so their free ports cannot meet.
+# Each suite's output is shown whole when it ends.
+DEBIAN13_SERVERS := redis-server valkey-server
+DEBIAN13_SUITES  := $(DEBIAN13_SERVERS:%=integration-debian13-%)
+
+test-debian13: test-debian13-before-suite
+	$(MAKE) -j2 --output-sync=target $(DEBIAN13_SUITES)
+
+test-debian13-before-suite:
 	@$(call install_missing,$(ROOT_PACKAGES))
-	tools/debian-root create trixie $(ROOTS)/trixie make
+	tools/debian-root create trixie $(ROOTS)/trixie make \
+	    $(filter-out redis-server,$(DEBIAN13_SERVERS))
 	tools/debian-root sync $(ROOTS)/trixie
-	tools/debian-root run $(ROOTS)/trixie make -C /src test
+	tools/debian-root run $(ROOTS)/trixie make -C /src test-before-suite
+
+# The integration suite on Debian 13 on one server (WX_REDIS_SERVER).
+integration-debian13-%:
+	@echo "== the suite on Debian 13's $*:" \
+	    "$$(tools/debian-root run $(ROOTS)/trixie $* --version)"
+	tools/debian-root run --loopback-only $(ROOTS)/trixie env \
+	    WX_REDIS_SERVER=$* WX_SCREENSHOT_DIR=/src/build/browser-$* \
+	    make -C /src integration
+
+# CI (.ci/run): make test and make test-debian13, in the order that takes
+# least time on two cores: the builds, unit tests and fuzzers one after
+# the other (each uses both cores), then the three integration suites at
+# once (they mostly wait on timers and on one another's processes).
+test-ci: test-before-suite test-debian13-before-suite
+	$(MAKE) -j3 --output-sync=target integration $(DEBIAN13_SUITES)
 
 # The recipe for an nginx that is not Debian's (README: Building for another
 # nginx), checked against the upstream source of Debian 13's nginx version

@@ -424,7 +424,7 @@ sub write_results {
     my $nginx_v = (`nginx -v 2>&1` =~ /nginx\/(\S+)/)[0];
     my $node_v = `node --version`;
     chomp $node_v;
-    my $redis_v = (`redis-server --version` =~ /v=(\S+)/)[0];
+    my $redis_v = redis_version();
     my $lua_v = `dpkg-query -W -f='\${Version}' libnginx-mod-http-lua`
                 =~ s/^\d+://r;
     my $resty_v = `dpkg-query -W -f='\${Version}' lua-nginx-redis`;
@@ -434,7 +434,7 @@ sub write_results {
         . "Written by `make bench` (bench/run.pl) on "
         . strftime('%Y-%m-%d %H:%M UTC', gmtime) . ". Machine: "
         . `nproc` =~ s/\n//r . " cores ($cpu). nginx $nginx_v with one "
-        . "worker, Redis $redis_v, node $node_v, Debian's lua module for "
+        . "worker, $redis_v, node $node_v, Debian's lua module for "
         . "nginx $lua_v with lua-resty-redis $resty_v; wrk with one thread "
         . "and $loads connections, ${seconds} s a measurement, all on "
         . "loopback on the same machine and in the same run.\n\n"

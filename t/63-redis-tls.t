@@ -1,5 +1,5 @@
 # Redis over TLS: a test CA made here with the openssl CLI, redis-server
-# with --tls-port and client certificates required, a sentinel on TLS too.
+# (or WX_REDIS_SERVER, t/lib/WxTest.pm) with --tls-port and client certificates required, a sentinel on TLS too.
 # Binds, polls and long polls work over TLS, again after a reconnect, and
 # as an ACL user; a wrong CA, a wrong name and a plaintext Redis (which
 # waits for a line that never comes) are refused with a clear error line;
@@ -198,7 +198,7 @@ EOF
 close $fh;
 start_process(name => 'a TLS sentinel', port => $sport,
               log => "$sdir/sentinel.log",
-              cmd => [ 'redis-server', "$sdir/sentinel.conf", '--sentinel' ]);
+              cmd => [ sentinel_cmd("$sdir/sentinel.conf") ]);
 
 $ng = start_nginx(http => conf(
     redis => "wechat_redis sentinel=127.0.0.1:$sport master=m1 tls;"));

@@ -1,8 +1,9 @@
 package WxTest;
 
 # Test harness: starts Debian's nginx with the freshly built module and a
-# real redis-server on free loopback ports, a stand-in business upstream,
-# and signs pushes itself (Digest::SHA), independently of the module's core.
+# real redis-server (or the server WX_REDIS_SERVER names) on free loopback
+# ports, a stand-in business upstream, and signs pushes itself
+# (Digest::SHA), independently of the module's core.
 #
 # A case is a request and its expectations: status, body, and error-log
 # lines.  Every case also fails when the error log shows [alert], [emerg],
@@ -28,12 +29,23 @@ our @EXPORT = qw(generated_scripts start_nginx start_redis start_upstream redis_
                  http_req sign signed_query send_push run_case event_xml
                  stop_redis restart_redis start_fake_wechat
                  text_xml wait_until free_port start_process poll_start poll_read
-                 posts_at_once $ROOT $MODULE);
+                 posts_at_once sentinel_cmd redis_version
+                 $ROOT $MODULE);
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
 # WECHAT_MODULE= (empty) with NGINX_BINARY runs the suite on a static build.
 our $MODULE = $ENV{WECHAT_MODULE} // "$ROOT/build/ngx_http_wechat_module.so";
 our $NGINX = $ENV{NGINX_BINARY} // '/usr/sbin/nginx';
+
+# The Redis server every test starts: WX_REDIS_SERVER=valkey-server runs
+# the suite on Valkey.  Its sentinel is the server with --sentinel, or the
+# command WX_REDIS_SENTINEL names (valkey-sentinel: the file comes first);
+# its cli is named after it (valkey-cli), or WX_REDIS_CLI.
+our $REDIS_SERVER = $ENV{WX_REDIS_SERVER} || 'redis-server';
+our $REDIS_SENTINEL = $ENV{WX_REDIS_SENTINEL};
+our $REDIS_CLI = $ENV{WX_REDIS_CLI}
+    || ($REDIS_SERVER =~ /-server$/ ? $REDIS_SERVER =~ s/-server$/-cli/r
+                                    : 'redis-cli');
 
 my @children;     # pids to stop at exit
 my @nginxes;
@@ -42,6 +54,9 @@ END {
     my $rc = $?;
     $_->stop for my @running = @nginxes;
     for my $pid (@children) {
+        # only a child still ours: one a test killed and reaped (a master
+        # killed for a failover) is a number another process may have now
+        next if waitpid($pid, WNOHANG) != 0;
         kill 'CONT', $pid;
         kill 'TERM', $pid;
         waitpid $pid, 0;
@@ -444,7 +459,7 @@ sub start_redis {
     my (%opt) = @_;
     my $port = $opt{port} // free_port();
     my $dir = tempdir('wechat-redis-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-    my @args = ('redis-server', '--port', $port, '--bind', '127.0.0.1',
+    my @args = ($REDIS_SERVER, '--port', $port, '--bind', '127.0.0.1',
                 '--save', '', '--appendonly', 'no', '--dir', $dir,
                 '--daemonize', 'no', '--loglevel', 'warning',
                 @{ $opt{args} // [] });
@@ -457,6 +472,22 @@ sub start_redis {
     push @children, $pid;
     wait_until("redis on port $port", sub { port_open($port) });
     return { port => $port, pid => $pid, dir => $dir, opt => \%opt };
+}
+
+# The command that runs a sentinel with the configuration file $conf.
+sub sentinel_cmd {
+    my ($conf) = @_;
+    return $REDIS_SENTINEL ? ($REDIS_SENTINEL, $conf)
+                           : ($REDIS_SERVER, $conf, '--sentinel');
+}
+
+# The server's name and version, as its --version prints them: "Redis
+# 8.0.2", "Valkey 8.1.1".
+sub redis_version {
+    my $out = `$REDIS_SERVER --version 2>&1`;
+    my ($name, $v) = $out =~ /^(\w+) server v=(\S+)/
+        or die "$REDIS_SERVER --version: $out";
+    return "$name $v";
 }
 
 sub stop_redis {

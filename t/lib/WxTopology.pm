@@ -1,10 +1,11 @@
 package WxTopology;
 
-# Redis topologies from Debian's redis-server on loopback ports, for the
-# high-availability tests: a master with a replica and sentinels
-# (redis-server --sentinel, the binary Debian's redis-sentinel links to),
-# and a cluster of masters (redis-cli --cluster create), whose slots the
-# tests move as redis-cli --cluster reshard does, one slot at a time.
+# Redis topologies from Debian's redis-server (or the server the harness
+# runs, WxTest.pm) on loopback ports, for the high-availability tests: a
+# master with a replica and sentinels (redis-server --sentinel, the binary
+# Debian's redis-sentinel links to), and a cluster of masters (redis-cli
+# --cluster create), whose slots the tests move as redis-cli --cluster
+# reshard does, one slot at a time.
 
 use strict;
 use warnings;
@@ -69,8 +70,7 @@ EOF
         close $fh;
         my $pid = start_process(name => 'redis sentinel', port => $port,
                                 log => "$dir/sentinel.log",
-                                cmd => [ 'redis-server', "$dir/sentinel.conf",
-                                         '--sentinel' ]);
+                                cmd => [ sentinel_cmd("$dir/sentinel.conf") ]);
         push @sentinels, { port => $port, pid => $pid, dir => $dir,
                            password => $opt{sentinel_password} };
     }
@@ -107,11 +107,11 @@ sub start_cluster {
                               '--cluster-node-timeout', '2000' ])
     } 1 .. $count;
     $_->{password} = $opt{password} for @nodes;
-    my @cli = ('redis-cli', defined $opt{password}
+    my @cli = ($WxTest::REDIS_CLI, defined $opt{password}
                             ? ('-a', $opt{password}, '--no-auth-warning') : ());
     my $replicas = $opt{replicas} // 0;
     my $out = `@cli --cluster create @{[ map { "127.0.0.1:$_->{port}" } @nodes ]} --cluster-replicas $replicas --cluster-yes 2>&1`;
-    die "redis-cli --cluster create failed:\n$out" if $?;
+    die "$cli[0] --cluster create failed:\n$out" if $?;
     for my $node (@nodes) {
         wait_until('the cluster up', sub {
             redis_cmd($node, 'CLUSTER', 'INFO') =~ /cluster_state:ok/ }, 30);
