@@ -73,6 +73,8 @@ ngx_http_wechat_error_json(ngx_http_request_t *r)
     case NGX_HTTP_WECHAT_BINDING:
     case NGX_HTTP_WECHAT_REDEEM:
     case NGX_HTTP_WECHAT_API:
+    case NGX_HTTP_WECHAT_JSSDK:
+    case NGX_HTTP_WECHAT_BINDINGS:
         break;
 
     default:

@@ -31,6 +31,7 @@ my $ng = start_nginx(http => <<"EOF2");
         location = /qrcode { wechat_scene_user \$arg_user; wechat_qrcode bind; }
         location = /poll { wechat_poll_timeout 0; wechat_poll; }
         location = /binding { wechat_binding; }
+        location = /bindings { wechat_bindings; }
         location = /redeem { wechat_redeem; }
         location /api/ {
             wechat_secret jsonErrSecret;
@@ -66,6 +67,11 @@ my @cases = (
     [ 'binding: POST', 'POST', '/binding?user=u', undef, 405, 'method' ],
     [ 'binding: a body over client_max_body_size', 'PUT',
       '/binding?user=u&openid=o', $big, 413, 'too large' ],
+    [ 'bindings: an unknown format', 'GET', '/bindings?format=xml', undef,
+      400, 'bad request' ],
+    [ 'bindings: DELETE', 'DELETE', '/bindings', undef, 405, 'method' ],
+    [ 'bindings: a body over client_max_body_size', 'POST', '/bindings',
+      $big, 413, 'too large' ],
     [ 'redeem: GET', 'GET', '/redeem', undef, 405, 'method' ],
     [ 'redeem: a body over client_max_body_size', 'POST', '/redeem', $big, 413,
       'too large' ],

@@ -105,12 +105,12 @@ my $ng = start_nginx(port => $port, http => <<"EOF");
             wechat_qrcode_confirm off;
 
             location = /m1/bind {
-                wechat_user \$http_x_site_user;
+                wechat_scene_user \$http_x_site_user;
                 wechat_qrcode bind;
             }
 
             location = /m1/bind-confirm {
-                wechat_user \$http_x_site_user;
+                wechat_scene_user \$http_x_site_user;
                 wechat_qrcode_confirm on;
                 wechat_qrcode bind;
             }
@@ -134,7 +134,7 @@ my $ng = start_nginx(port => $port, http => <<"EOF");
         }
 
         location = /wx {
-            wechat_token oauthToken;
+            wechat_callback_token oauthToken;
             wechat_callback;
             wechat_pass \@business;
         }

@@ -80,7 +80,7 @@ my $ng = start_nginx(port => $port, http => <<"EOF");
             wechat_qrcode_confirm off;
 
             location = /m1/bind {
-                wechat_user \$http_x_site_user;
+                wechat_scene_user \$http_x_site_user;
                 wechat_qrcode bind;
             }
         }
