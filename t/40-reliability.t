@@ -11,6 +11,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use JSON::PP;
+use List::Util qw(min);
 use Test::More;
 use Time::HiRes qw(time sleep);
 use WxTest;
@@ -117,6 +118,13 @@ $ro->stop;
 
 # --- 50 reloads under load ----------------------------------------------------------
 
+# The phase is about reloads, not a slow Redis: with three suites on two
+# cores, a new worker's handshake or a poll's read can outlast 500 ms, and
+# that 503 is the hung-Redis phase's subject.  Calmer timeouts here.
+($conf = $http) =~ s/REDIS/$redis->{port}/;
+$conf =~ s/(wechat_redis(?:_connect)?_timeout) 500ms/$1 3s/g;
+$ng->write_conf($conf);
+$ng->new_log;
 $before = receipts();
 @r = under_load($ng, $seconds + 3, sub {
     for (1 .. $reloads) {
@@ -125,7 +133,10 @@ $before = receipts();
     }
 });
 check_phase("$reloads reloads", $before, @r);
-ok(!grep({ $_->[1] != 200 } @r), "$reloads reloads: no failed request");
+my @failed = grep { $_->[1] != 200 } @r;
+ok(!@failed, "$reloads reloads: no failed request")
+    or diag(join("\n", map { "@$_" } @failed[0 .. min($#failed, 9)]), "\n",
+            grep { /\[(?:error|warn)\]/ } split /^/, $ng->new_log);
 
 my $master = $ng->pid;
 wait_until('old workers gone', sub {
