@@ -215,9 +215,11 @@ WxTest::stop_redis($redis);
 sleep 0.3;
 WxTest::restart_redis($redis);
 
+# a slow restart lets the backoff grow: its attempts after 0.1, 0.3, 0.7,
+# 1.5, 3.1 and 6.3 s (each up to half as much later) can pass 10 s
 wait_until('resubscribed', sub {
     (redis_cmd($redis, 'PUBSUB', 'NUMSUB',
-               "${P}resolved:$scenes[99]{scene}")->[1] // 0) == 1 }, 10);
+               "${P}resolved:$scenes[99]{scene}")->[1] // 0) == 1 }, 20);
 
 wait_until('commands again', sub {
     http_req('POST', $ng->url('/qrcode?user=x'))->{status} == 200 }, 10);
