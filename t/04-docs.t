@@ -1,7 +1,8 @@
 # The reference tells the truth: every directive, variable and endpoint the
 # module has is documented in docs/, the nginx way for directives, and the
 # README and docs name none it does not have.  The README stays a guide
-# (short), and no link in the README or docs/ leads nowhere.
+# (short), links every page of docs/, and no link in the README or docs/
+# leads nowhere.
 
 use strict;
 use warnings;
@@ -121,6 +122,13 @@ is_deeply([sort keys %unknown], [],
 # The README is a guide, not the reference.
 my $lines = () = $text{"$ROOT/README.md"} =~ /\n/g;
 cmp_ok($lines, '<=', 550, "README.md is short ($lines lines)");
+
+# The README leads to every page of docs/.
+my %linked = map { $_ => 1 } $text{"$ROOT/README.md"} =~ /\]\((docs\/[\w.-]+\.md)[)#]/g;
+for my $file (@docs) {
+    (my $short = $file) =~ s{^\Q$ROOT\E/}{};
+    ok($linked{$short}, "README.md links $short");
+}
 
 # Every relative link of the README and docs/ leads to a file that exists,
 # and to a heading of it when it names one (GitHub's anchors).
