@@ -168,7 +168,7 @@ test-reliability: deps build
 
 # The integration suite with nginx under memcheck, master and every worker
 # (t/lib/WxTest.pm); a memcheck error or a definite leak in any of them
-# fails the test file.  Too slow for make test (README: Tests).
+# fails the test file.  Too slow for make test (docs/development.md: Tests).
 test-valgrind: deps build demo-deps
 	WX_VALGRIND=1 prove -r t/
 

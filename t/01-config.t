@@ -331,4 +331,26 @@ for my $i (0 .. $#old) {
 ok(!$ok, 'an old name and its new one in one place: a duplicate');
 like($out, qr/"wechat_callback_token" directive is duplicate/, 'named so');
 
+# The README's server blocks, each in the README's http block (website
+# login's and the JS-SDK's locations in the OAuth server they extend):
+# what a newcomer copies must load.
+{
+    open my $fh, '<', "$ROOT/README.md" or die;
+    my $readme = do { local $/; <$fh> };
+    my @blocks = $readme =~ /^```nginx\n(.*?)^```/msg;
+    my ($http) = grep { /^load_module / } @blocks;
+    my @servers = grep { /^server \{/ } @blocks;
+    my @fragments = grep { !/^load_module / && !/^server \{/ } @blocks;
+    ok($http && @servers >= 4, 'the README has an http block and servers');
+    for my $server (@servers) {
+        my ($name) = $server =~ /location = (\/\w+\/\w+)/;
+        $server =~ s/\}\s*\z/join('', @fragments) . "}\n"/e
+            if $server =~ /wechat_oauth_redirect_uri/;
+        (my $conf = $http) =~ s/^\s*# server \{ \.\.\. \} as below\n/$server/m;
+        $conf =~ s/^http \{/events {}\nhttp {/m;
+        my ($ok, $out) = nginx_t($conf);
+        ok($ok, "nginx -t accepts the README's server of $name") or diag($out);
+    }
+}
+
 done_testing;

@@ -475,7 +475,7 @@ like($out, qr/verified$/m, 'wxsim verify');
 `$wxsim scan --url $plain{base}/wx --token wrongToken --scene x 2>&1`;
 is($? >> 8, 1, 'wxsim: a refused push exits 1');
 
-# bad usage exits 2, as the README says; --help is no error
+# bad usage exits 2, as docs/operations.md says; --help is no error
 my $dead = 'http://127.0.0.1:' . free_port();
 for my $case (
     [ '', 'no command' ],

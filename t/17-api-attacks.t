@@ -345,7 +345,7 @@ subtest 'F3: wechat_api_timeout does not bound refresh + call + retry' => sub {
     is($res->{status}, 504, 'the call as a whole missed its deadline: 504')
         or diag($res->{content});
     cmp_ok($res->{elapsed}, '<', 1.8 * $deadline,
-           'answered by the deadline (README: "the token\'s refresh '
+           'answered by the deadline (docs/directives.md: "the token\'s refresh '
            . 'and the retry included")');
     $ng->new_log;
 };
@@ -385,7 +385,7 @@ subtest 'F5: a big WeChat answer (user/get) through wechat_api' => sub {
          . 'connection (HTTP::Tiny 599)');
     is($res->{status}, 200, 'user/get with 2000 openids (~50 KB) is proxied')
         or diag('the answer must fit subrequest_output_buffer_size (4k), '
-                . 'not only proxy_buffer_size as README says');
+                . 'not only proxy_buffer_size as docs/directives.md says');
     $ng->new_log;
 };
 

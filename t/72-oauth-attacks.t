@@ -419,7 +419,8 @@ broken_answer('a token with a control byte',
 broken_answer('an array', '[1,2,3]', 502);
 
 # Over subrequest_output_buffer_size (4k or 8k by default): the browser
-# should get a status, as README's wechat_api_pass says ("a 502"), but
+# should get a status (docs/directives.md's wechat_api_pass names this as a
+# known defect), but
 # nginx's ngx_http_output_filter marks the shared connection c->error when
 # the in-memory subrequest overflows, and the main request is closed with
 # no answer and no line of ours.  The API layer's (every wechat_api_pass
