@@ -1,10 +1,11 @@
 
 /*
  * ngx_http_wechat_module: the errors nginx answers itself in a location
- * that answers JSON (wechat_qrcode, _poll, _binding, _redeem, _api): 400,
- * 405 and 413, whether a handler returned them or nginx's core did (a body
- * over client_max_body_size is refused before the handler runs), go out as
- * {"error":"..."} with Cache-Control: no-store instead of nginx's HTML page.
+ * that answers JSON (wechat_qrcode, _poll, _binding, _bindings, _redeem,
+ * _api, _jssdk): 400, 405 and 413, whether a handler returned them or
+ * nginx's core did (a body over client_max_body_size is refused before the
+ * handler runs), go out as {"error":"..."} with Cache-Control: no-store
+ * instead of nginx's HTML page.
  * An error_page the site sets still wins: it moves the request elsewhere.
  */
 

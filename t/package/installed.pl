@@ -32,11 +32,15 @@ is(readlink('/etc/nginx/modules-enabled/50-mod-http-wechat.conf'),
    '/usr/share/nginx/modules-available/mod-http-wechat.conf',
    'enabled on install');
 SKIP: {
-    skip 'installed by make install', 2 unless $by_package;
+    skip 'installed by make install', 3 unless $by_package;
     like(`dpkg-query -W -f='\${Depends}' libnginx-mod-http-wechat`,
          qr/\bnginx-abi-[\d.]+-\d+\b/,
          'depends on the nginx ABI it was built for');
     ok(-f '/usr/share/doc/libnginx-mod-http-wechat/copyright', 'the license');
+    # the README's links lead into docs/: the reference ships beside it
+    ok((grep { -f } map { "/usr/share/doc/libnginx-mod-http-wechat/docs/$_" }
+                   'directives.md', 'directives.md.gz'),
+       'the reference (docs/) beside the README');
 }
 
 # --- nginx -t ----------------------------------------------------------------
