@@ -568,6 +568,12 @@ ngx_http_wechat_oauth_api_failed(ngx_http_request_t *r,
                    "WeChat did not answer: try again in a moment.");
     }
 
+    if (call->too_big) {
+        /* the API layer's line says so */
+        return ngx_http_wechat_oauth_page(r, NGX_HTTP_BAD_GATEWAY,
+                   "WeChat's answer was not usable: try again later.");
+    }
+
     ngx_http_wechat_allocator(r->pool, &a);
 
     if (rc != WX_ERR_API

@@ -55,6 +55,7 @@ struct ngx_http_wechat_api_call_s {
 
     unsigned                        done:1;
     unsigned                        resume:1;
+    unsigned                        too_big:1;  /* the 502's cause, logged */
 };
 
 

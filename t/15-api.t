@@ -248,6 +248,33 @@ like($log, qr/did not answer within/, 'the deadline is logged');
 unlike($log, qr/access_token=[^*&" ]/, 'with the token masked in the log line');
 $ng1->check_log('errors', errors_ok => 1);
 
+# --- an answer over subrequest_output_buffer_size (64k here) -----------------------
+
+# Chunked, then with a Content-Length: a 502 with the JSON error, one error
+# line naming the call and the limit, and the connection answered.
+for my $sized (0, 1) {
+    my $name = $sized ? 'a 70 kB answer with a Content-Length'
+                      : 'a 70 kB chunked answer';
+    $fake->fail(endpoint => '/cgi-bin/qrcode/create',
+                raw => '{"ticket":"' . ('t' x 70_000) . '","url":"u"}',
+                content_length => $sized ? JSON::PP::true : JSON::PP::false);
+    $res = qrcode($ng1, '/qrcode', "big$sized");
+    is($res->{status}, 502, "$name: 502") or diag($res->{content});
+    is_deeply($res->{json}, { error => 'wechat', errcode => -1,
+                              errmsg => 'answer too big' },
+              "$name: the JSON error says so");
+    my @errors = grep { /\[(?:error|crit|alert)\]/ } split /\n/, $ng1->new_log;
+    is(scalar @errors, 1, "$name: one error line") or diag(join "\n", @errors);
+    my $limit = qr{subrequest_output_buffer_size 65536};
+    like($errors[0] // '',
+         qr{wechat api: /cgi-bin/qrcode/create answered more than $limit},
+         "$name: it names the call and the limit");
+    unlike($errors[0] // '', qr/access_token=[^*&" ]/, "$name: token masked");
+}
+is(qrcode($ng1, '/qrcode', 'afterbig')->{status}, 200,
+   'the next QR code after the big answers: 200');
+$ng1->check_log('big answers');
+
 # --- a refused token: one refresh, and the call again -------------------------------
 
 # A token younger than five seconds is kept whatever WeChat says of it, so
