@@ -65,6 +65,11 @@ my $http = <<"EOF";
             wechat_qrcode bind;
         }
 
+        location = /qrcode-header {
+            wechat_scene_user \$http_x_site_user;
+            wechat_qrcode bind;
+        }
+
         location = /qrcode-slow {
             wechat_api_timeout 500ms;
             wechat_scene_user \$arg_user;
@@ -247,6 +252,33 @@ my $log = $ng1->new_log;
 like($log, qr/did not answer within/, 'the deadline is logged');
 unlike($log, qr/access_token=[^*&" ]/, 'with the token masked in the log line');
 $ng1->check_log('errors', errors_ok => 1);
+
+# --- a bad site user: refused before WeChat is asked ---------------------------------
+
+for my $c (["alice\x01admin", 'a user with a control character'],
+           ['u' x 257, 'a user of 257 bytes'])
+{
+    my ($user, $name) = @$c;
+    my $before = calls('/cgi-bin/qrcode/create');
+    $ng1->new_log;
+    # raw: HTTP::Tiny sends no control character in a header
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $ng1->{port}, Proto => 'tcp')
+        or die "connect: $!";
+    print $s "POST /qrcode-header HTTP/1.0\r\nHost: localhost\r\n"
+             . "X-Site-User: $user\r\nContent-Length: 0\r\n\r\n";
+    my $answer = do { local $/; <$s> } // '';
+    my ($status, $body) = $answer =~ m{^HTTP/1\.\d (\d+).*?\r\n\r\n(.*)}s;
+    is($status, 400, "$name: 400") or diag($answer);
+    is_deeply(eval { $json->decode($body) }, { error => 'bad request' },
+              "$name: the JSON error");
+    is(calls('/cgi-bin/qrcode/create'), $before, "$name: WeChat not asked");
+    like($ng1->new_log, qr/wechat qrcode: user has a control character/,
+         "$name: logged");
+}
+$res = http_req('POST', $ng1->url('/qrcode-header'),
+                headers => { 'X-Site-User' => 'alice' });
+is($res->{status}, 200, 'a good user there: 200');
 
 # --- an answer over subrequest_output_buffer_size (64k here) -----------------------
 
