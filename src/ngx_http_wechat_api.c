@@ -105,10 +105,7 @@ ngx_http_wechat_api_call(ngx_http_request_t *r,
 
     /* the subrequest's upstream, in log lines, carries the token */
 
-    if (r->log_handler != ngx_http_wechat_api_log) {
-        call->log_handler = r->log_handler;
-        r->log_handler = ngx_http_wechat_api_log;
-    }
+    ngx_http_wechat_api_mask_log(r, call);
 
     if (ngx_http_wechat_api_subrequest(r, call, &sr) != NGX_OK) {
         return NGX_ERROR;
@@ -468,8 +465,25 @@ ngx_http_wechat_api_cleanup(void *data)
 
 
 /*
- * nginx's context of a log line names the upstream with its arguments:
- * the access_token, and the secret of a classic token fetch, are masked.
+ * From now on, r's log lines mask what the API's arguments carry: the
+ * access_token, a classic token fetch's secret, an OAuth code (which the
+ * callback's own request line carries too).
+ */
+
+void
+ngx_http_wechat_api_mask_log(ngx_http_request_t *r,
+    ngx_http_wechat_api_call_t *call)
+{
+    if (r->log_handler != ngx_http_wechat_api_log) {
+        call->log_handler = r->log_handler;
+        r->log_handler = ngx_http_wechat_api_log;
+    }
+}
+
+
+/*
+ * nginx's context of a log line names the request and the upstream with
+ * their arguments.
  */
 
 static u_char *
@@ -489,6 +503,7 @@ ngx_http_wechat_api_log(ngx_http_request_t *r, ngx_http_request_t *sr,
 
     ngx_http_wechat_api_mask(buf, p, "access_token=");
     ngx_http_wechat_api_mask(buf, p, "secret=");
+    ngx_http_wechat_api_mask(buf, p, "code=");
 
     return p;
 }

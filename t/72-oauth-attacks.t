@@ -443,6 +443,7 @@ sub too_big {
     my $limit = qr{subrequest_output_buffer_size \d+ of "/wechat-api-upstream/"};
     like($errors[0] // '', qr{wechat api: \Q$endpoint\E answered more than $limit},
          "$name: it names the call and the limit");
+    unlike($errors[0] // '', qr/code=[^*&" ]/, "$name: the code masked in it");
 }
 
 for my $size (10_000, 1 << 20) {
@@ -585,6 +586,57 @@ for my $c ([40029, 403, qr/invalid or expired/],
     ok(!cookie_of($res, 'wechat_session'),
        'a plain code with a scene\'s state: no session');
     $ng->check_log('scene state, plain code', errors_ok => 1);
+}
+
+# --- where the code goes after the callback ------------------------------
+
+# The callback answers itself and never passes the request on: the way back
+# is the path asked for before WeChat's code existed, so the app never sees
+# code= or state=.  What carries the code is the callback's own request
+# line: in nginx's log lines it is masked, and a link on a callback's page
+# (method 1's reply) sends no Referer with it.
+{
+    my $a = start_auth('/page?x=1');
+    my $cb = authorize_as($a, 'oCoder');
+    my $code = query_of($cb)->{code};
+    ok($code, 'the callback carries a code');
+    my $res = callback($cb, $a->{browser});
+    is($res->{status}, 302, 'signed in');
+    like($res->{headers}{location} // '', qr{^(?:\Q$origin\E)?/page\?x=1$},
+         'back to the path asked for, without code or state');
+    is($res->{headers}{'referrer-policy'}, 'no-referrer',
+       'the callback\'s answer: Referrer-Policy no-referrer');
+    $res = get($ng->url('/page?x=1'),
+               cookies => { wechat_session => cookie_of($res, 'wechat_session') });
+    is($res->{status}, 200, 'the app answers');
+    my @seen = $app->{requests}->();
+    my ($line) = ($seen[-1] // '') =~ /^([^\r\n]*)/;
+    is($line, 'GET /page?x=1 HTTP/1.0', 'the app\'s request line has no code');
+    unlike(join("\n", @seen), qr/\Q$code\E/, 'the code reached the app nowhere');
+
+    # a refusal after the code came: its log line masks it
+    $a = start_auth('/page');
+    $cb = authorize_as($a, 'oCoder');
+    $code = query_of($cb)->{code};
+    $ng->new_log;
+    $res = callback($cb, undef);
+    is($res->{status}, 403, 'a callback without its state cookie: 403');
+    is($res->{headers}{'referrer-policy'}, 'no-referrer', 'no Referer either');
+    my $log = $ng->new_log;
+    like($log, qr{request: "GET /oauth/callback\?code=\*+&state=},
+         'the log line masks the code');
+    unlike($log, qr/\Q$code\E/, 'the code is in no log line');
+
+    # method 1: the page's links send no Referer
+    $res = http_req('POST', $ng->url('/m1/bind'),
+                    headers => { 'X-Site-User' => 'rita' });
+    my $q = $json->decode($res->{content});
+    $cb = authorize_as({ location => $q->{url} }, 'oRita');
+    $res = callback($cb, undef);
+    is($res->{status}, 200, 'method 1: the phone\'s page');
+    is($res->{headers}{'referrer-policy'}, 'no-referrer',
+       'method 1\'s page: Referrer-Policy no-referrer');
+    $ng->check_log('the code after the callback', errors_ok => 1);
 }
 
 # --- unionid lookups with values an attacker picks ------------------------
