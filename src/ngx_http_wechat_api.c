@@ -3,13 +3,23 @@
  * ngx_http_wechat_module: calls to WeChat's HTTPS API, the nginx way.  Each
  * call is a subrequest into the internal location wechat_api_pass names,
  * which proxy_passes it with nginx's resolver, TLS verification and
- * keepalive; its answer is kept in memory.  Every call has a deadline: the
- * request gets its answer by then even if the subrequest goes on.
+ * keepalive; its answer is kept in memory, up to that location's
+ * subrequest_output_buffer_size.  Every call has a deadline: the request
+ * gets its answer by then even if the subrequest goes on.
  */
 
 
 #include "ngx_http_wechat_util.h"
 #include "ngx_http_wechat_api.h"
+
+
+/* nginx's post-subrequest handler, and what the filters know of the answer */
+typedef struct {
+    ngx_http_post_subrequest_t   ps;
+    ngx_http_wechat_api_call_t  *call;
+    off_t                        size;      /* of the answer so far */
+    unsigned                     too_big:1;
+} ngx_http_wechat_api_sr_t;
 
 
 static ngx_int_t ngx_http_wechat_api_subrequest(ngx_http_request_t *r,
@@ -18,6 +28,14 @@ static ngx_int_t ngx_http_wechat_api_body(ngx_http_request_t *sr,
     ngx_str_t *body);
 static ngx_int_t ngx_http_wechat_api_done(ngx_http_request_t *sr,
     void *data, ngx_int_t rc);
+static void ngx_http_wechat_api_answered(ngx_http_wechat_api_call_t *call);
+static ngx_int_t ngx_http_wechat_api_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_wechat_api_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static ngx_http_wechat_api_sr_t *ngx_http_wechat_api_of(
+    ngx_http_request_t *r);
+static void ngx_http_wechat_api_too_big(ngx_http_request_t *sr,
+    ngx_http_wechat_api_sr_t *as);
 static void ngx_http_wechat_api_resume(ngx_http_request_t *r);
 static void ngx_http_wechat_api_deadline(ngx_event_t *ev);
 static void ngx_http_wechat_api_cleanup(void *data);
@@ -26,6 +44,29 @@ static u_char *ngx_http_wechat_api_log(ngx_http_request_t *r,
 static void ngx_http_wechat_api_mask(u_char *p, u_char *last,
     const char *name);
 static void ngx_http_wechat_api_finish(ngx_http_wechat_api_call_t *call);
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+
+
+/*
+ * An answer over subrequest_output_buffer_size must not reach nginx's
+ * in-memory collection, whose error closes the client's connection: these
+ * filters, first in the chain, end the call with a 502 instead.
+ */
+
+ngx_int_t
+ngx_http_wechat_api_init(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_wechat_api_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_wechat_api_body_filter;
+
+    return NGX_OK;
+}
 
 
 /*
@@ -44,6 +85,7 @@ ngx_http_wechat_api_call(ngx_http_request_t *r,
     call->request = r;
     call->status = 0;
     call->done = 0;
+    call->too_big = 0;
     ngx_str_null(&call->answer);
 
     if (call->cleanup == NULL) {
@@ -63,10 +105,7 @@ ngx_http_wechat_api_call(ngx_http_request_t *r,
 
     /* the subrequest's upstream, in log lines, carries the token */
 
-    if (r->log_handler != ngx_http_wechat_api_log) {
-        call->log_handler = r->log_handler;
-        r->log_handler = ngx_http_wechat_api_log;
-    }
+    ngx_http_wechat_api_mask_log(r, call);
 
     if (ngx_http_wechat_api_subrequest(r, call, &sr) != NGX_OK) {
         return NGX_ERROR;
@@ -92,16 +131,16 @@ static ngx_int_t
 ngx_http_wechat_api_subrequest(ngx_http_request_t *r,
     ngx_http_wechat_api_call_t *call, ngx_http_request_t **psr)
 {
-    u_char                      *p;
-    ngx_str_t                    uri;
-    ngx_http_request_t          *sr;
-    ngx_http_post_subrequest_t  *ps;
+    u_char                    *p;
+    ngx_str_t                  uri;
+    ngx_http_request_t        *sr;
+    ngx_http_wechat_api_sr_t  *as;
 
     uri.len = call->conf->api_pass.len + call->path.len;
     uri.data = ngx_pnalloc(r->pool, uri.len);
-    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
+    as = ngx_pcalloc(r->pool, sizeof(ngx_http_wechat_api_sr_t));
 
-    if (uri.data == NULL || ps == NULL) {
+    if (uri.data == NULL || as == NULL) {
         return NGX_ERROR;
     }
 
@@ -109,10 +148,11 @@ ngx_http_wechat_api_subrequest(ngx_http_request_t *r,
                    call->conf->api_pass.len);
     ngx_memcpy(p, call->path.data, call->path.len);
 
-    ps->handler = ngx_http_wechat_api_done;
-    ps->data = call;
+    as->ps.handler = ngx_http_wechat_api_done;
+    as->ps.data = as;
+    as->call = call;
 
-    if (ngx_http_subrequest(r, &uri, &call->args, &sr, ps,
+    if (ngx_http_subrequest(r, &uri, &call->args, &sr, &as->ps,
                             NGX_HTTP_SUBREQUEST_IN_MEMORY
                             |NGX_HTTP_SUBREQUEST_BACKGROUND)
         != NGX_OK)
@@ -184,15 +224,20 @@ ngx_http_wechat_api_body(ngx_http_request_t *sr, ngx_str_t *body)
 
 /*
  * The answer, as the in-memory subrequest collected it in sr->out (chunks
- * decoded); one over subrequest_output_buffer_size fails the subrequest,
- * which is a 502 for the call and nothing worse for the request.
+ * decoded); one the filters found too big is a 502 for the call.
  */
 
 static ngx_int_t
 ngx_http_wechat_api_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
 {
     ngx_buf_t                   *b;
-    ngx_http_wechat_api_call_t  *call = data;
+    ngx_http_wechat_api_sr_t    *as = data;
+    ngx_http_wechat_api_call_t  *call = as->call;
+
+    if (as->too_big) {
+        /* the call has its answer already */
+        return NGX_OK;
+    }
 
     if (rc == NGX_OK && sr->out && sr->out->buf) {
         b = sr->out->buf;
@@ -218,6 +263,15 @@ ngx_http_wechat_api_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
                    "wechat api: %V answered %ui", &call->path, call->status);
 
+    ngx_http_wechat_api_answered(call);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_wechat_api_answered(ngx_http_wechat_api_call_t *call)
+{
     call->done = 1;
 
     if (call->timer.timer_set) {
@@ -230,8 +284,120 @@ ngx_http_wechat_api_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
     call->resume = 1;
 
     (void) ngx_http_post_request(call->request, NULL);
+}
+
+
+/*
+ * A Content-Length over the limit: the body is not read at all (the
+ * upstream ends the subrequest when it has only a header to send).
+ */
+
+static ngx_int_t
+ngx_http_wechat_api_header_filter(ngx_http_request_t *r)
+{
+    ngx_http_wechat_api_sr_t   *as;
+    ngx_http_core_loc_conf_t   *clcf;
+
+    as = ngx_http_wechat_api_of(r);
+
+    if (as != NULL && r->headers_out.content_length_n != -1) {
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+        if (r->headers_out.content_length_n
+            > (off_t) clcf->subrequest_output_buffer_size)
+        {
+            ngx_http_wechat_api_too_big(r, as);
+            r->header_only = 1;
+        }
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+/* A chunked answer is counted; what passes the limit is read and dropped. */
+
+static ngx_int_t
+ngx_http_wechat_api_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    off_t                       size;
+    ngx_chain_t                *cl;
+    ngx_http_wechat_api_sr_t   *as;
+    ngx_http_core_loc_conf_t   *clcf;
+
+    as = ngx_http_wechat_api_of(r);
+
+    if (as == NULL) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    if (!as->too_big) {
+        size = 0;
+
+        for (cl = in; cl; cl = cl->next) {
+            size += ngx_buf_size(cl->buf);
+        }
+
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+        if (as->size + size <= (off_t) clcf->subrequest_output_buffer_size) {
+            as->size += size;
+            return ngx_http_next_body_filter(r, in);
+        }
+
+        ngx_http_wechat_api_too_big(r, as);
+    }
+
+    for (cl = in; cl; cl = cl->next) {
+        cl->buf->pos = cl->buf->last;
+        cl->buf->file_pos = cl->buf->file_last;
+    }
 
     return NGX_OK;
+}
+
+
+static ngx_http_wechat_api_sr_t *
+ngx_http_wechat_api_of(ngx_http_request_t *r)
+{
+    if (r == r->main || r->post_subrequest == NULL
+        || r->post_subrequest->handler != ngx_http_wechat_api_done)
+    {
+        return NULL;
+    }
+
+    return r->post_subrequest->data;
+}
+
+
+/* One line names the call and the limit; the caller answers a 502. */
+
+static void
+ngx_http_wechat_api_too_big(ngx_http_request_t *sr,
+    ngx_http_wechat_api_sr_t *as)
+{
+    ngx_http_core_loc_conf_t    *clcf;
+    ngx_http_wechat_api_call_t  *call = as->call;
+
+    clcf = ngx_http_get_module_loc_conf(sr, ngx_http_core_module);
+
+    ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
+                  "wechat api: %V answered more than "
+                  "subrequest_output_buffer_size %uz of \"%V\": raise it "
+                  "there", &call->path, clcf->subrequest_output_buffer_size,
+                  &clcf->name);
+
+    as->too_big = 1;
+
+    if (call->done) {
+        return;
+    }
+
+    call->status = NGX_HTTP_BAD_GATEWAY;
+    call->too_big = 1;
+    ngx_str_null(&call->answer);
+
+    ngx_http_wechat_api_answered(call);
 }
 
 
@@ -299,8 +465,25 @@ ngx_http_wechat_api_cleanup(void *data)
 
 
 /*
- * nginx's context of a log line names the upstream with its arguments:
- * the access_token, and the secret of a classic token fetch, are masked.
+ * From now on, r's log lines mask what the API's arguments carry: the
+ * access_token, a classic token fetch's secret, an OAuth code (which the
+ * callback's own request line carries too).
+ */
+
+void
+ngx_http_wechat_api_mask_log(ngx_http_request_t *r,
+    ngx_http_wechat_api_call_t *call)
+{
+    if (r->log_handler != ngx_http_wechat_api_log) {
+        call->log_handler = r->log_handler;
+        r->log_handler = ngx_http_wechat_api_log;
+    }
+}
+
+
+/*
+ * nginx's context of a log line names the request and the upstream with
+ * their arguments.
  */
 
 static u_char *
@@ -320,6 +503,7 @@ ngx_http_wechat_api_log(ngx_http_request_t *r, ngx_http_request_t *sr,
 
     ngx_http_wechat_api_mask(buf, p, "access_token=");
     ngx_http_wechat_api_mask(buf, p, "secret=");
+    ngx_http_wechat_api_mask(buf, p, "code=");
 
     return p;
 }

@@ -13,6 +13,9 @@
 #include "ngx_http_wechat_util.h"
 
 
+ngx_int_t ngx_http_wechat_api_init(ngx_conf_t *cf);
+void ngx_http_wechat_api_mask_log(ngx_http_request_t *r,
+    ngx_http_wechat_api_call_t *call);
 ngx_int_t ngx_http_wechat_api_call(ngx_http_request_t *r,
     ngx_http_wechat_api_call_t *call);
 

@@ -55,6 +55,7 @@
 #include "ngx_http_wechat_util.h"
 #include "ngx_http_wechat_rconn.h"
 #include "ngx_http_wechat_store.h"
+#include "ngx_http_wechat_api.h"
 #include "ngx_http_wechat_push.h"
 #include "ngx_http_wechat_handlers.h"
 #include "ngx_http_wechat_import.h"
@@ -723,7 +724,9 @@ ngx_http_wechat_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    if (ngx_http_wechat_errors_init(cf) != NGX_OK) {
+    if (ngx_http_wechat_api_init(cf) != NGX_OK
+        || ngx_http_wechat_errors_init(cf) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 

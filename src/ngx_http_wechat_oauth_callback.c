@@ -63,10 +63,23 @@ ngx_http_wechat_oauth_callback_handler(ngx_http_request_t *r)
     ngx_http_wechat_oauth_ctx_t  *octx;
 
     static const char  *names[] = { "code", "state" };
+    static ngx_str_t    referrer = ngx_string("Referrer-Policy");
+    static ngx_str_t    no_referrer = ngx_string("no-referrer");
 
     rc = ngx_http_wechat_begin(r, NGX_HTTP_GET|NGX_HTTP_HEAD, &ctx);
     if (rc != NGX_OK) {
         return rc;
+    }
+
+    /*
+     * The code is in the request line: not in log lines, and not in the
+     * Referer of a link the answer has (a method-1 page's).
+     */
+
+    ngx_http_wechat_api_mask_log(r, &ctx->api);
+
+    if (ngx_http_wechat_add_header(r, &referrer, &no_referrer) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     octx = ngx_http_wechat_oauth_create_ctx(r);
@@ -566,6 +579,12 @@ ngx_http_wechat_oauth_api_failed(ngx_http_request_t *r,
         return ngx_http_wechat_oauth_refuse(r, NGX_HTTP_GATEWAY_TIME_OUT,
                    NGX_LOG_ERR, "WeChat did not answer in time",
                    "WeChat did not answer: try again in a moment.");
+    }
+
+    if (call->too_big) {
+        /* the API layer's line says so */
+        return ngx_http_wechat_oauth_page(r, NGX_HTTP_BAD_GATEWAY,
+                   "WeChat's answer was not usable: try again later.");
     }
 
     ngx_http_wechat_allocator(r->pool, &a);

@@ -663,6 +663,10 @@ ngx_http_wechat_token_fetched(ngx_http_request_t *r,
     if (status != WX_OK) {
         ctx->wx.status = call->status;
 
+        if (call->too_big) {
+            ngx_str_set(&ctx->wx.errmsg, "answer too big");
+        }
+
         if (result == NGX_HTTP_WECHAT_API_ERRCODE
             && wx_api_error(answer, &a, &ctx->wx.errcode, &errmsg) == WX_OK)
         {
@@ -1095,10 +1099,15 @@ ngx_http_wechat_wx_answered(ngx_http_request_t *r,
     wx->status = call->status;
     wx->answer = call->answer;
     wx->errcode = 0;
+    ngx_str_null(&wx->errmsg);
 
     ngx_http_wechat_allocator(r->pool, &a);
 
     if (call->status != NGX_HTTP_OK) {
+        if (call->too_big) {
+            ngx_str_set(&wx->errmsg, "answer too big");
+        }
+
         ngx_http_wechat_count(api_calls[wx->endpoint]
                                        [NGX_HTTP_WECHAT_API_FAILED]);
         ngx_http_wechat_wx_end(r, ctx, NGX_HTTP_WECHAT_API_FAILED);
@@ -1210,7 +1219,10 @@ ngx_http_wechat_wx_failed(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
 
     if (wx->errcode == 0) {
         wx->errcode = -1;
-        ngx_str_set(&wx->errmsg, "unexpected answer");
+
+        if (wx->errmsg.len == 0) {
+            ngx_str_set(&wx->errmsg, "unexpected answer");
+        }
     }
 
     wx_json_field_t  answer[] = {

@@ -640,6 +640,17 @@ ngx_http_wechat_send_json(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t
 ngx_http_wechat_no_store(ngx_http_request_t *r)
 {
+    static ngx_str_t  name = ngx_string("Cache-Control");
+    static ngx_str_t  value = ngx_string("no-store");
+
+    return ngx_http_wechat_add_header(r, &name, &value);
+}
+
+
+ngx_int_t
+ngx_http_wechat_add_header(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value)
+{
     ngx_table_elt_t  *h;
 
     h = ngx_list_push(&r->headers_out.headers);
@@ -648,8 +659,8 @@ ngx_http_wechat_no_store(ngx_http_request_t *r)
     }
 
     h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
+    h->key = *name;
+    h->value = *value;
 
     return NGX_OK;
 }

@@ -55,6 +55,7 @@ struct ngx_http_wechat_api_call_s {
 
     unsigned                        done:1;
     unsigned                        resume:1;
+    unsigned                        too_big:1;  /* the 502's cause, logged */
 };
 
 
@@ -195,6 +196,8 @@ ngx_int_t ngx_http_wechat_send(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t ngx_http_wechat_send_json(ngx_http_request_t *r, ngx_uint_t status,
     const wx_json_field_t *fields, size_t n);
 ngx_int_t ngx_http_wechat_no_store(ngx_http_request_t *r);
+ngx_int_t ngx_http_wechat_add_header(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value);
 ngx_int_t ngx_http_wechat_send_answer(ngx_http_request_t *r,
     ngx_uint_t status, wx_span_t json);
 ngx_int_t ngx_http_wechat_send_unavailable(ngx_http_request_t *r);

@@ -65,6 +65,11 @@ my $http = <<"EOF";
             wechat_qrcode bind;
         }
 
+        location = /qrcode-header {
+            wechat_scene_user \$http_x_site_user;
+            wechat_qrcode bind;
+        }
+
         location = /qrcode-slow {
             wechat_api_timeout 500ms;
             wechat_scene_user \$arg_user;
@@ -247,6 +252,60 @@ my $log = $ng1->new_log;
 like($log, qr/did not answer within/, 'the deadline is logged');
 unlike($log, qr/access_token=[^*&" ]/, 'with the token masked in the log line');
 $ng1->check_log('errors', errors_ok => 1);
+
+# --- a bad site user: refused before WeChat is asked ---------------------------------
+
+for my $c (["alice\x01admin", 'a user with a control character'],
+           ['u' x 257, 'a user of 257 bytes'])
+{
+    my ($user, $name) = @$c;
+    my $before = calls('/cgi-bin/qrcode/create');
+    $ng1->new_log;
+    # raw: HTTP::Tiny sends no control character in a header
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $ng1->{port}, Proto => 'tcp')
+        or die "connect: $!";
+    print $s "POST /qrcode-header HTTP/1.0\r\nHost: localhost\r\n"
+             . "X-Site-User: $user\r\nContent-Length: 0\r\n\r\n";
+    my $answer = do { local $/; <$s> } // '';
+    my ($status, $body) = $answer =~ m{^HTTP/1\.\d (\d+).*?\r\n\r\n(.*)}s;
+    is($status, 400, "$name: 400") or diag($answer);
+    is_deeply(eval { $json->decode($body) }, { error => 'bad request' },
+              "$name: the JSON error");
+    is(calls('/cgi-bin/qrcode/create'), $before, "$name: WeChat not asked");
+    like($ng1->new_log, qr/wechat qrcode: user has a control character/,
+         "$name: logged");
+}
+$res = http_req('POST', $ng1->url('/qrcode-header'),
+                headers => { 'X-Site-User' => 'alice' });
+is($res->{status}, 200, 'a good user there: 200');
+
+# --- an answer over subrequest_output_buffer_size (64k here) -----------------------
+
+# Chunked, then with a Content-Length: a 502 with the JSON error, one error
+# line naming the call and the limit, and the connection answered.
+for my $sized (0, 1) {
+    my $name = $sized ? 'a 70 kB answer with a Content-Length'
+                      : 'a 70 kB chunked answer';
+    $fake->fail(endpoint => '/cgi-bin/qrcode/create',
+                raw => '{"ticket":"' . ('t' x 70_000) . '","url":"u"}',
+                content_length => $sized ? JSON::PP::true : JSON::PP::false);
+    $res = qrcode($ng1, '/qrcode', "big$sized");
+    is($res->{status}, 502, "$name: 502") or diag($res->{content});
+    is_deeply($res->{json}, { error => 'wechat', errcode => -1,
+                              errmsg => 'answer too big' },
+              "$name: the JSON error says so");
+    my @errors = grep { /\[(?:error|crit|alert)\]/ } split /\n/, $ng1->new_log;
+    is(scalar @errors, 1, "$name: one error line") or diag(join "\n", @errors);
+    my $limit = qr{subrequest_output_buffer_size 65536};
+    like($errors[0] // '',
+         qr{wechat api: /cgi-bin/qrcode/create answered more than $limit},
+         "$name: it names the call and the limit");
+    unlike($errors[0] // '', qr/access_token=[^*&" ]/, "$name: token masked");
+}
+is(qrcode($ng1, '/qrcode', 'afterbig')->{status}, 200,
+   'the next QR code after the big answers: 200');
+$ng1->check_log('big answers');
 
 # --- a refused token: one refresh, and the call again -------------------------------
 

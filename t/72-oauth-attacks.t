@@ -418,28 +418,66 @@ broken_answer('a token with a control byte',
               '{"access_token":"t\u0001","openid":"oB"}', 502);
 broken_answer('an array', '[1,2,3]', 502);
 
-# Over subrequest_output_buffer_size (4k or 8k by default): the browser
-# should get a status (docs/directives.md's wechat_api_pass names this as a
-# known defect), but
-# nginx's ngx_http_output_filter marks the shared connection c->error when
-# the in-memory subrequest overflows, and the main request is closed with
-# no answer and no line of ours.  The API layer's (every wechat_api_pass
-# call), not the OAuth code's: left for it.  Asked once, raw: HTTP::Tiny
-# would quietly ask a closed connection's GET again.
-for my $size (10_000, 1 << 20) {
-    my $a = start_auth('/page');
+# Over subrequest_output_buffer_size (4k or 8k by default here), chunked
+# or with a Content-Length: the OAuth error page with a 502, and one error
+# line, the API layer's, naming the call and the limit; never a closed
+# connection.  Asked once, raw: HTTP::Tiny would quietly ask a closed
+# connection's GET again.
+sub too_big {
+    my ($name, $path, $endpoint, $raw, $sized) = @_;
+    my $a = start_auth($path);
     my $cb = authorize_as($a, 'oBig');
-    $fake->fail(endpoint => '/sns/oauth2/access_token',
-                raw => '{"access_token":"t","openid":"oB","x":"'
-                       . ('x' x $size) . '"}');
-    local $TODO = 'an overflowing in-memory subrequest closes the client '
-                . 'connection (api layer)';
+    $ng->new_log;
+    $fake->fail(endpoint => $endpoint, raw => $raw,
+                content_length => $sized ? JSON::PP::true : JSON::PP::false);
     my ($answer) = gets_at_once([$cb, $a->{browser}]);
-    my ($status) = $answer =~ m{^HTTP/1\.\d (\d+)};
-    is($status, 502, "a $size-byte answer: 502, not a closed connection")
-        or diag(substr($answer, 0, 200));
-    like($ng->new_log, qr/wechat oauth: refused/,
-         "a $size-byte answer: a line of ours says so");
+    my ($status) = ($answer // '') =~ m{^HTTP/1\.\d (\d+)};
+    is($status, 502, "$name: 502, not a closed connection")
+        or diag(substr($answer // '', 0, 200));
+    like($answer // '', qr/WeChat's answer was not usable/,
+         "$name: the OAuth page says so");
+    unlike($answer // '', qr/^Set-Cookie: wechat_session=/mi,
+           "$name: no session");
+    my @errors = grep { /\[(?:error|crit|alert)\]/ } split /\n/, $ng->new_log;
+    is(scalar @errors, 1, "$name: one error line") or diag(join "\n", @errors);
+    my $limit = qr{subrequest_output_buffer_size \d+ of "/wechat-api-upstream/"};
+    like($errors[0] // '', qr{wechat api: \Q$endpoint\E answered more than $limit},
+         "$name: it names the call and the limit");
+    unlike($errors[0] // '', qr/code=[^*&" ]/, "$name: the code masked in it");
+}
+
+for my $size (10_000, 1 << 20) {
+    for my $sized (0, 1) {
+        my $how = $sized ? 'with a Content-Length' : 'chunked';
+        too_big("a $size-byte token answer, $how", '/page',
+                '/sns/oauth2/access_token',
+                '{"access_token":"t","openid":"oBig","x":"'
+                . ('x' x $size) . '"}', $sized);
+    }
+}
+
+{
+    # the token answer is fine; userinfo's is too big
+    $fake->fail(endpoint => '/sns/userinfo',
+                raw => '{"openid":"oBig","nickname":"'
+                       . ('n' x 20_000) . '"}');
+    my $a = start_auth('/u/page');
+    (my $url = $a->{location}) =~ s/#.*//;
+    my $res = $http->get("$url&openid=oBig&action=allow");
+    (my $cb = $res->{headers}{location} // '') =~ s{^\Q$origin\E}{};
+    $ng->new_log;
+    my ($answer) = gets_at_once([$cb, $a->{browser}]);
+    my ($status) = ($answer // '') =~ m{^HTTP/1\.\d (\d+)};
+    is($status, 502, 'a 20 kB userinfo answer: 502') or diag($answer);
+    like($ng->new_log, qr{wechat api: /sns/userinfo answered more than },
+         'a 20 kB userinfo answer: the line names sns/userinfo');
+}
+
+{
+    my $res = sign_in('/page', 'oAfterBig');
+    is($res->{status}, 302, 'a sign-in after the big answers works')
+        or diag($res->{content});
+    $ng->check_log('after the big answers');
 }
 
 # --- WeChat's errors: a clear status and one log line each ----------------
@@ -548,6 +586,57 @@ for my $c ([40029, 403, qr/invalid or expired/],
     ok(!cookie_of($res, 'wechat_session'),
        'a plain code with a scene\'s state: no session');
     $ng->check_log('scene state, plain code', errors_ok => 1);
+}
+
+# --- where the code goes after the callback ------------------------------
+
+# The callback answers itself and never passes the request on: the way back
+# is the path asked for before WeChat's code existed, so the app never sees
+# code= or state=.  What carries the code is the callback's own request
+# line: in nginx's log lines it is masked, and a link on a callback's page
+# (method 1's reply) sends no Referer with it.
+{
+    my $a = start_auth('/page?x=1');
+    my $cb = authorize_as($a, 'oCoder');
+    my $code = query_of($cb)->{code};
+    ok($code, 'the callback carries a code');
+    my $res = callback($cb, $a->{browser});
+    is($res->{status}, 302, 'signed in');
+    like($res->{headers}{location} // '', qr{^(?:\Q$origin\E)?/page\?x=1$},
+         'back to the path asked for, without code or state');
+    is($res->{headers}{'referrer-policy'}, 'no-referrer',
+       'the callback\'s answer: Referrer-Policy no-referrer');
+    $res = get($ng->url('/page?x=1'),
+               cookies => { wechat_session => cookie_of($res, 'wechat_session') });
+    is($res->{status}, 200, 'the app answers');
+    my @seen = $app->{requests}->();
+    my ($line) = ($seen[-1] // '') =~ /^([^\r\n]*)/;
+    is($line, 'GET /page?x=1 HTTP/1.0', 'the app\'s request line has no code');
+    unlike(join("\n", @seen), qr/\Q$code\E/, 'the code reached the app nowhere');
+
+    # a refusal after the code came: its log line masks it
+    $a = start_auth('/page');
+    $cb = authorize_as($a, 'oCoder');
+    $code = query_of($cb)->{code};
+    $ng->new_log;
+    $res = callback($cb, undef);
+    is($res->{status}, 403, 'a callback without its state cookie: 403');
+    is($res->{headers}{'referrer-policy'}, 'no-referrer', 'no Referer either');
+    my $log = $ng->new_log;
+    like($log, qr{request: "GET /oauth/callback\?code=\*+&state=},
+         'the log line masks the code');
+    unlike($log, qr/\Q$code\E/, 'the code is in no log line');
+
+    # method 1: the page's links send no Referer
+    $res = http_req('POST', $ng->url('/m1/bind'),
+                    headers => { 'X-Site-User' => 'rita' });
+    my $q = $json->decode($res->{content});
+    $cb = authorize_as({ location => $q->{url} }, 'oRita');
+    $res = callback($cb, undef);
+    is($res->{status}, 200, 'method 1: the phone\'s page');
+    is($res->{headers}{'referrer-policy'}, 'no-referrer',
+       'method 1\'s page: Referrer-Policy no-referrer');
+    $ng->check_log('the code after the callback', errors_ok => 1);
 }
 
 # --- unionid lookups with values an attacker picks ------------------------

@@ -227,10 +227,13 @@ function apiAnswer(res, endpoint, body, status = 200) {
 }
 
 // A body as injected, byte for byte: how a broken or hostile WeChat answers.
+// Chunked, unless a Content-Length is asked for.
 function rawAnswer(res, endpoint, failure) {
   const status = failure.httpStatus || 200;
+  const headers = { 'Content-Type': 'application/json' };
+  if (failure.contentLength) headers['Content-Length'] = Buffer.byteLength(failure.raw);
   count(endpoint, 0, status);
-  res.writeHead(status, { 'Content-Type': 'application/json' });
+  res.writeHead(status, headers);
   res.end(failure.raw);
 }
 
@@ -958,7 +961,7 @@ const CONTROL = {
   'POST /_fake/reset': (res) => { resetState(); return sendJson(res, 200, { ok: true }); },
   'POST /_fake/fail': (res, body) => injection(res, body, state.failures,
     (b) => ({ errcode: b.errcode === undefined ? -1 : b.errcode, errmsg: b.errmsg,
-      httpStatus: b.http_status, raw: b.raw })),
+      httpStatus: b.http_status, raw: b.raw, contentLength: !!b.content_length })),
   'POST /_fake/delay': (res, body) => injection(res, body, state.delays,
     (b) => ({ ms: Number(b.ms || 0) })),
   'POST /_fake/expire-token': expireTokens,
