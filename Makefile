@@ -370,14 +370,16 @@ RUN_DIR   := $(patsubst $(CURDIR)/%,%,$(BUILD)/run)
 RUN_BUILD  = $(MAKE) --no-print-directory build
 
 run:
-	@$(call install_missing,$(BUILD_PACKAGES) $(DEMO_PACKAGES),$(RUN_DIR)/apt.log)
+	@$(call install_missing,$(BUILD_PACKAGES) $(DEMO_PACKAGES), \
+	    $(RUN_DIR)/apt.log)
 	@echo "building the module (about 2 minutes the first time)..."
 	@mkdir -p $(RUN_DIR) && $(RUN_BUILD) >$(RUN_DIR)/build.log 2>&1 \
 	    || { tail -30 $(RUN_DIR)/build.log; \
 	         echo "the build failed: its output is in $(RUN_DIR)/build.log"; \
 	         exit 1; }
-	@perl tools/demo/run.pl --host '$(HOST)' $(if $(URL_HOST),--url-host '$(URL_HOST)') \
-	    --port $(PORT) --app-port $(APP_PORT) --fake-port $(FAKE_PORT) \
+	@perl tools/demo/run.pl --host '$(HOST)' \
+	    $(if $(URL_HOST),--url-host '$(URL_HOST)') --port $(PORT) \
+	    --app-port $(APP_PORT) --fake-port $(FAKE_PORT) \
 	    --redis-port $(REDIS_PORT) --logs $(RUN_DIR)/logs
 
 # The README's pictures of the demo pages, as the browser tests see them.

@@ -53,20 +53,24 @@ my $json = JSON::PP->new->utf8;
     my %port = (nginx => 9000, app => 9001, fake => 9002, redis => 9003);
     my ($http) = WxDemo::http_block(\%port, host => '198.51.100.7',
                                     origin => 'http://demo.example:9000');
-    like($http, qr{^\s*listen 198\.51\.100\.7:9000;\n\s*listen 127\.0\.0\.1:9000;}m,
-         'nginx listens on the host, and on 127.0.0.1 for the app and the fake');
+    like($http, qr{^\s*listen\ 198\.51\.100\.7:9000;\n
+                   \s*listen\ 127\.0\.0\.1:9000;}mx,
+         'nginx listens on the host, and on 127.0.0.1 for the app, the fake');
     for my $directive (qw(wechat_login_confirm_url wechat_oauth_redirect_uri
-                          wechat_oauth_authorize_url wechat_oauth_qrconnect_url)) {
+                          wechat_oauth_authorize_url
+                          wechat_oauth_qrconnect_url)) {
         like($http, qr{^\s*$directive http://demo\.example:9000/}m,
              "$directive: on the browser's host");
     }
-    unlike($http, qr{http://127\.0\.0\.1:9002}, 'the browser meets no fake\'s own URL');
+    unlike($http, qr{http://127\.0\.0\.1:9002},
+           'the browser meets no URL of the fake\'s own');
     like($http, qr{^\s*wechat_jssdk_hosts [^;]*\bdemo\.example;}m,
          'wx.config is signed for the browser\'s host');
     my ($fake) = $http =~ m{(location /_fake/ \{.*?\})}s;
     unlike($fake, qr{deny all}, 'the simulated phone answers other machines');
     my ($redeem) = $http =~ m{(location = /internal/redeem \{.*?\})}s;
-    like($redeem, qr{allow 127\.0\.0\.1;\s*deny all;}, 'the internal locations stay local');
+    like($redeem, qr{allow 127\.0\.0\.1;\s*deny all;},
+         'the internal locations stay local');
 
     my ($local) = WxDemo::http_block(\%port);
     like($local, qr{location /_fake/ \{\s*allow 127\.0\.0\.1;\s*deny all;},
@@ -126,13 +130,16 @@ like($printed, qr/^Ctrl-C stops everything\.$/m, 'the demo started') or do {
 # make run adds two: "installing: ..." when it does, and "building ..."
 cmp_ok(@lines + 2, '<', 20, 'make run says it all in under 20 lines')
     or diag($printed);
-like($printed, qr/^starting nginx, Redis, the fake WeChat platform and the demo app\.\.\.$/m,
-     'says what it starts');
+my $starting = 'starting nginx, Redis, the fake WeChat platform and the demo'
+               . ' app...';
+is($lines[0], $starting, 'says what it starts');
 my $url = "http://$host:$port{nginx}";
 like($printed, qr{^ngx_http_wechat_module demo: open \Q$url\E/$}m, 'the URL');
 like($printed, qr{^logs of this run: \Q$logs\E/ }m, 'where the logs are');
 if ($remote) {
-    like($printed, qr/^warning: the demo listens on \Q$host\E and has no real authentication/m,
+    my $warning = "warning: the demo listens on $host and has no real"
+                  . ' authentication';
+    like($printed, qr/^\Q$warning\E/m,
          'the warning for an address other machines reach');
 } else {
     unlike($printed, qr/warning/, 'no warning on loopback');
@@ -142,63 +149,79 @@ if ($remote) {
 
 my $http = HTTP::Tiny->new(timeout => 10, max_redirect => 0);
 my %jar;
+my $in_wechat = 'Mozilla/5.0 (iPhone) MicroMessenger/8.0.47';
 
+# A browser's request, on this site unless the target is a URL: %opt json
+# (a body), form (a body), wechat (in WeChat's browser); the cookies kept.
 sub request {
     my ($method, $target, %opt) = @_;
-    my $cookie = join '; ', map { "$_=$jar{$_}" } sort keys %jar;
-    my %headers = (%{ $opt{headers} // {} }, $cookie ? (Cookie => $cookie) : ());
-    my $res = $http->request($method, $target =~ m{^http} ? $target : "$url$target",
-                             { headers => \%headers,
-                               defined $opt{json} ? (content => $json->encode($opt{json})) : () });
+    my %headers;
+    $headers{Cookie} = join '; ', map { "$_=$jar{$_}" } sort keys %jar;
+    $headers{'User-Agent'} = $in_wechat if $opt{wechat};
+    my $body;
+    if ($opt{json}) {
+        $headers{'Content-Type'} = 'application/json';
+        $body = $json->encode($opt{json});
+    } elsif ($opt{form}) {
+        $headers{'Content-Type'} = 'application/x-www-form-urlencoded';
+        $body = $http->www_form_urlencode($opt{form});
+    }
+    $target = "$url$target" unless $target =~ m{^http};
+    my $res = $http->request($method, $target, { headers => \%headers,
+        defined $body ? (content => $body) : () });
     my $set = $res->{headers}{'set-cookie'} // [];
     for (ref $set ? @$set : $set) {
         $jar{$1} = $2 if /^([^=;\s]+)=([^;]*)/;
     }
-    $res->{json} = eval { $json->decode($res->{content}) };
+    $res->{json} = eval { $json->decode($res->{content}) } // {};
     return $res;
 }
 
+# The simulated phone scans a scene's code: what the WeChat user sees.
+sub scan {
+    my ($scene) = @_;
+    my $res = request('POST', '/_fake/scan', json => {
+        ticket => $scene->{ticket}, openid => 'oRemotePhone' });
+    is($res->{status}, 200, 'the simulated phone scans from this address');
+    return $res->{json}{user_sees} // '';
+}
+
 is(request('GET', '/')->{status}, 200, 'the index page');
-is(request('POST', '/app/login', json => { name => 'remote' },
-           headers => { 'Content-Type' => 'application/json' })->{status},
+is(request('POST', '/app/login', json => { name => 'remote' })->{status},
    200, 'logged in by name');
-my $scene = request('POST', '/bind/qrcode')->{json} // {};
+my $scene = request('POST', '/bind/qrcode')->{json};
 ok($scene->{ticket}, 'a bind scene');
-my $image = request('GET', "/bind/image?scene=$scene->{scene}&token=$scene->{token}");
+my $image = request('GET', "/bind/image?scene=$scene->{scene}"
+                           . "&token=$scene->{token}");
 is($image->{headers}{'content-type'}, 'image/png', 'its QR image');
-my $scan = request('POST', '/_fake/scan', json => { ticket => $scene->{ticket},
-                                                     openid => 'oRemotePhone' },
-                   headers => { 'Content-Type' => 'application/json' });
-is($scan->{status}, 200, 'the simulated phone scans from this address');
-like($scan->{json}{user_sees} // '', qr/绑定验证码 (\d{6})/, 'and sees the bind code');
-my ($code) = ($scan->{json}{user_sees} // '') =~ /(\d{6})/;
-my $bound = $http->post_form("$url/bind/poll",
-    { scene => $scene->{scene}, token => $scene->{token}, code => $code // '' },
-    { headers => { Cookie => join '; ', map { "$_=$jar{$_}" } keys %jar } });
+my ($code) = scan($scene) =~ /绑定验证码 (\d{6})/;
+ok($code, 'the phone sees the bind code');
+my $bound = request('POST', '/bind/poll', form => {
+    scene => $scene->{scene}, token => $scene->{token}, code => $code // '' });
 is(request('GET', '/app/me')->{json}{openid}, 'oRemotePhone',
    'the code typed on the page binds') or diag($bound->{content});
 
-my $login = request('POST', '/login/qrcode')->{json} // {};
-my $confirm = request('POST', '/_fake/scan', json => { ticket => $login->{ticket},
-                                                        openid => 'oRemotePhone' },
-                      headers => { 'Content-Type' => 'application/json' });
-my ($link) = ($confirm->{json}{user_sees} // '') =~ m{(http://\S+)};
-like($link // '', qr{^\Q$url\E/login/confirm\?}, 'the login\'s confirm link is on this address');
+my ($link) = scan(request('POST', '/login/qrcode')->{json})
+             =~ m{(http://\S+)};
+like($link // '', qr{^\Q$url\E/login/confirm\?},
+     'the login\'s confirm link is on this address');
 is(request('GET', $link // "$url/none")->{status}, 200, 'and opens');
 
 # OAuth in WeChat's browser: the authorize page through nginx, and back
-my $wechat = { 'User-Agent' => 'Mozilla/5.0 (iPhone) MicroMessenger/8.0.47' };
-my $to_wechat = request('GET', '/m/', headers => $wechat);
+my $to_wechat = request('GET', '/m/', wechat => 1);
 is($to_wechat->{status}, 302, 'the mobile page sends the browser to WeChat');
-my $authorize = ($to_wechat->{headers}{location} // '') =~ s/#wechat_redirect$//r;
-like($authorize, qr{^\Q$url\E/connect/oauth2/authorize\?}, 'to the fake\'s page, on this address');
-my $consent = request('GET', "$authorize&openid=oRemotePhone");
-is($consent->{status}, 302, 'the fake\'s authorize page answers through nginx');
-like($consent->{headers}{location} // '', qr{^\Q$url\E/oauth/callback\?code=},
+my $authorize = ($to_wechat->{headers}{location} // '')
+                =~ s/#wechat_redirect$//r;
+like($authorize, qr{^\Q$url\E/connect/oauth2/authorize\?},
+     'to the fake\'s authorize page, on this address');
+my $consent = request('GET', "$authorize&openid=oRemotePhone", wechat => 1);
+is($consent->{status}, 302, 'which answers through nginx');
+my $callback = $consent->{headers}{location} // "$url/none";
+like($callback, qr{^\Q$url\E/oauth/callback\?code=},
      'and sends the browser back to this address');
-my $back = request('GET', $consent->{headers}{location} // "$url/none", headers => $wechat);
-my $page = request('GET', $back->{headers}{location} // "$url/none", headers => $wechat);
-like($page->{content}, qr{id="m-openid">oRemotePhone<}, 'the mobile page knows the WeChat user');
+my $back = request('GET', $callback, wechat => 1)->{headers}{location};
+like(request('GET', $back // "$url/none", wechat => 1)->{content},
+     qr{id="m-openid">oRemotePhone<}, 'the mobile page knows the WeChat user');
 
 # --- Ctrl-C: everything stops, the logs stay --------------------------------
 
@@ -207,17 +230,20 @@ my $rest = read_lines(qr/^stopping/m, 15);
 waitpid $pid, 0;
 is($? >> 8, 0, 'Ctrl-C: run.pl ends');
 undef $pid;
-like($rest, qr{^stopping; the logs stay in \Q$logs\E/$}m, 'says where the logs stay');
-ok(!IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port{nginx}, Timeout => 1),
-   'nginx stopped');
+like($rest, qr{^stopping; the logs stay in \Q$logs\E/$}m,
+     'says where the logs stay');
+ok(!IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port{nginx},
+                          Timeout => 1), 'nginx stopped');
 for my $file (@WxDemo::LOG_FILES) {
     ok(-e "$logs/$file", "after Ctrl-C, $file is in the log directory");
 }
-my $error_log = WxDemo::slurp("$logs/error.log");
-unlike($error_log, qr/a line of the run before/, 'the run before\'s log was replaced');
-like(WxDemo::slurp("$logs/access.log"), qr{"GET /m/ HTTP/1\.1" 302}, 'the access log has the requests');
-like(WxDemo::slurp("$logs/app.log"), qr/session for remote/, 'the app logs');
-like(WxDemo::slurp("$logs/fake-wechat.log"), qr{POST /_fake/scan 200}, 'the fake logs');
-unlike($error_log, qr/\[(alert|emerg|crit)\]/, 'nginx logged nothing bad');
+my %log = map { $_ => WxDemo::slurp("$logs/$_") } @WxDemo::LOG_FILES;
+unlike($log{'error.log'}, qr/a line of the run before/,
+       'the run before\'s log was replaced');
+unlike($log{'error.log'}, qr/\[(alert|emerg|crit|error)\]/,
+       'nginx logged nothing bad');
+like($log{'access.log'}, qr{"GET /m/ HTTP/1\.1" 302}, 'nginx\'s access log');
+like($log{'app.log'}, qr/session for remote/, 'the app\'s log');
+like($log{'fake-wechat.log'}, qr{POST /_fake/scan 200}, 'the fake\'s log');
 
 done_testing;

@@ -40,7 +40,8 @@ sub http_block {
     my ($http) = $conf =~ /^http \{\n(.*)^\}/ms
         or die "demo.conf: no http block\n";
     for my $role (keys %CONF_PORT) {
-        $http =~ s/\b127\.0\.0\.1:$CONF_PORT{$role}\b/127.0.0.1:$port->{$role}/g;
+        $http =~ s/\b127\.0\.0\.1:$CONF_PORT{$role}\b
+                  /127.0.0.1:$port->{$role}/gx;
     }
     $http =~ s{^(\s*)root html;}{$1root $ROOT/conf-examples/html;}m
         or die "demo.conf: no 'root html;'\n";
@@ -52,12 +53,13 @@ sub http_block {
     unshift @listen, ($host =~ /:/ ? "[$host]" : $host) . ":$port->{nginx}"
         unless $host eq '127.0.0.1' || $host eq 'localhost';
     $http =~ s{^(\s*)listen 127\.0\.0\.1:$port->{nginx};\n}
-              {my $indent = $1; join '', map { "${indent}listen $_;\n" } @listen}me
+              {my $in = $1; join '', map { "${in}listen $_;\n" } @listen}me
         or die "demo.conf: no 'listen 127.0.0.1:...;'\n";
 
     # the simulated phone for every browser that reaches the demo
     if (!loopback($host)) {
-        $http =~ s{(location /_fake/ \{\n)\s*allow 127\.0\.0\.1;\n\s*deny all;\n}{$1}
+        $http =~ s{(location\ /_fake/\ \{\n)
+                   \s*allow\ 127\.0\.0\.1;\n\s*deny\ all;\n}{$1}x
             or die "demo.conf: /_fake/ is not for 127.0.0.1 alone\n";
     }
 
@@ -108,8 +110,8 @@ sub slurp {
 # for each left out or 0); host, the address nginx listens on besides
 # 127.0.0.1; url_host, the host browsers reach it by (browser_host's by
 # default); logs, the directory of the logs (@LOG_FILES; by default
-# temporary ones).  Returns { url (the site, for browsers), local_url,
-# nginx, fake, redis, app_log, features }.
+# temporary ones).  Returns { url (the site, for browsers), nginx, fake,
+# redis, app_log, features }.
 sub start {
     my (%opt) = @_;
     my %port = map { $_ => $opt{$_} || free_port() } keys %CONF_PORT;
@@ -137,9 +139,8 @@ sub start {
                                    log_level => 'notice',
                                    $opt{logs} ? (logs => $logs) : ());
     $nginx->start;
-    return { url => $url, local_url => $local_url, nginx => $nginx,
-             fake => $fake, redis => $redis, app_log => "$logs/app.log",
-             features => $features };
+    return { url => $url, nginx => $nginx, fake => $fake, redis => $redis,
+             app_log => "$logs/app.log", features => $features };
 }
 
 1;
