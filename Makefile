@@ -80,7 +80,7 @@ define install_missing
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 	        | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-	    echo "installing:" $$missing; \
+	    echo "installing$(if $(2), (apt's output in $(2))):" $$missing; \
 	    $(if $(2),mkdir -p $(dir $(2)) && {) \
 	    $(SUDO) apt-get update -q && \
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q \
@@ -366,12 +366,12 @@ profile: deps build
 # build/run/build.log, shown when it fails), then the site's address.
 # The build's make goes through a variable of its own so that make -n
 # lists it rather than running it into the log.
-RUN_DIR   := $(patsubst $(CURDIR)/%,%,$(BUILD)/run)
-RUN_BUILD  = $(MAKE) --no-print-directory build
+RUN_PACKAGES := $(BUILD_PACKAGES) $(DEMO_PACKAGES)
+RUN_DIR      := $(patsubst $(CURDIR)/%,%,$(BUILD)/run)
+RUN_BUILD     = $(MAKE) --no-print-directory build
 
 run:
-	@$(call install_missing,$(BUILD_PACKAGES) $(DEMO_PACKAGES), \
-	    $(RUN_DIR)/apt.log)
+	@$(call install_missing,$(RUN_PACKAGES),$(RUN_DIR)/apt.log)
 	@echo "building the module (about 2 minutes the first time)..."
 	@mkdir -p $(RUN_DIR) && $(RUN_BUILD) >$(RUN_DIR)/build.log 2>&1 \
 	    || { tail -30 $(RUN_DIR)/build.log; \
