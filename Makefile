@@ -16,6 +16,8 @@
 #                 examples as shipped, and one bind flow
 #   make test-install   the same after make install in clean roots
 #   make run      the demo site on http://127.0.0.1:$(PORT)/ until Ctrl-C
+#                 (HOST=0.0.0.0 for other machines too; its logs stay in
+#                 build/run/logs/)
 #   make screenshots  the browser tests, saving their screenshots in docs/
 
 SHELL       := /bin/bash
@@ -24,6 +26,11 @@ PORT        ?= 8080
 APP_PORT    ?= 8081
 FAKE_PORT   ?= 8082
 REDIS_PORT  ?= 6380
+# where make run's nginx listens besides 127.0.0.1, and the host browsers
+# reach it by (tools/demo/run.pl); from make's command line only, as tcsh
+# and others export HOST as the machine's name
+HOST        := 127.0.0.1
+URL_HOST    :=
 BUILD       := $(CURDIR)/build
 NGINX_SRC   := /usr/share/nginx/src
 NGINX_BUILD := $(BUILD)/nginx
@@ -33,15 +40,18 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian's release (12, 13): a few package names carry a version.
 DEBIAN_VERSION := $(shell . /etc/os-release 2>/dev/null; echo $$VERSION_ID)
 
-# What building the module needs, and what the tests need besides.
+# What building the module needs, what the demo (make run) needs besides
+# to run (tools/demo, tools/fake-wechat: node's own modules, and perl's
+# that the perl package brings), and what the tests need besides.
 BUILD_PACKAGES := nginx nginx-dev make g++ pkg-config binutils \
                   libhiredis-dev libxml2-dev libssl-dev libqrencode-dev \
                   nlohmann-json3-dev libpcre2-dev zlib1g-dev
+DEMO_PACKAGES := redis-server nodejs perl
 TEST_PACKAGES_12 := libclang-rt-14-dev
 TEST_PACKAGES_13 := libclang-rt-19-dev npm
-TEST_PACKAGES := redis-server cmake libcmocka-dev perl \
+TEST_PACKAGES := $(DEMO_PACKAGES) cmake libcmocka-dev \
                  libdigest-sha-perl openssl clang valgrind \
-                 libpng-dev libzbar-dev nodejs qrencode zbar-tools \
+                 libpng-dev libzbar-dev qrencode zbar-tools \
                  chromium fonts-wqy-microhei \
                  $(TEST_PACKAGES_$(DEBIAN_VERSION))
 PACKAGES := $(BUILD_PACKAGES) $(TEST_PACKAGES)
@@ -63,16 +73,20 @@ SOURCES := $(wildcard src/*.c src/*.h src/core/*.cpp src/core/*.hpp \
 
 all: build
 
-# Installs those of the Debian packages $(1) that are not installed yet.
+# Installs those of the Debian packages $(1) that are not installed yet;
+# apt's output goes to the file $(2) if given, its end shown if apt fails.
 define install_missing
 	missing=$$(for p in $(1); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 	        | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-	    echo "installing:" $$missing; \
+	    echo "installing$(if $(2), (apt's output in $(2))):" $$missing; \
+	    $(if $(2),mkdir -p $(dir $(2)) && {) \
 	    $(SUDO) apt-get update -q && \
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q \
-	        $$missing; \
+	        $$missing $(if $(2),; } >$(2) 2>&1 \
+	    || { tail -20 $(2); echo "apt failed: its output is in $(2)"; \
+	         exit 1; }); \
 	fi
 endef
 
@@ -347,9 +361,26 @@ bench-import: deps build
 profile: deps build
 	perl bench/profile.pl
 
-run: deps build
-	perl tools/demo/run.pl --port $(PORT) --app-port $(APP_PORT) \
-	    --fake-port $(FAKE_PORT) --redis-port $(REDIS_PORT)
+# The demo, saying what it does in a few lines: what it installs (the
+# build's packages and the demo's only), the build (its output in
+# build/run/build.log, shown when it fails), then the site's address.
+# The build's make goes through a variable of its own so that make -n
+# lists it rather than running it into the log.
+RUN_PACKAGES := $(BUILD_PACKAGES) $(DEMO_PACKAGES)
+RUN_DIR      := $(patsubst $(CURDIR)/%,%,$(BUILD)/run)
+RUN_BUILD     = $(MAKE) --no-print-directory build
+
+run:
+	@$(call install_missing,$(RUN_PACKAGES),$(RUN_DIR)/apt.log)
+	@echo "building the module (about 2 minutes the first time)..."
+	@mkdir -p $(RUN_DIR) && $(RUN_BUILD) >$(RUN_DIR)/build.log 2>&1 \
+	    || { tail -30 $(RUN_DIR)/build.log; \
+	         echo "the build failed: its output is in $(RUN_DIR)/build.log"; \
+	         exit 1; }
+	@perl tools/demo/run.pl --host '$(HOST)' \
+	    $(if $(URL_HOST),--url-host '$(URL_HOST)') --port $(PORT) \
+	    --app-port $(APP_PORT) --fake-port $(FAKE_PORT) \
+	    --redis-port $(REDIS_PORT) --logs $(RUN_DIR)/logs
 
 # The README's pictures of the demo pages, as the browser tests see them.
 screenshots: deps build demo-deps

@@ -203,6 +203,9 @@ use Time::HiRes qw(sleep);
 # test file fails if any process reports an error or a definite leak.
 our $VALGRIND = $ENV{WX_VALGRIND};
 
+# %opt: port, http (the http block's text), workers, log_level, and logs:
+# a directory for error.log and an access.log (by default error.log is in
+# nginx's own temporary directory, and nothing is access-logged).
 sub new {
     my ($class, %opt) = @_;
     my $dir = File::Temp::tempdir('wechat-nginx-XXXXXX', TMPDIR => 1,
@@ -224,16 +227,18 @@ sub conf_text {
     $http =~ s/\bPORT\b/$port/g;
     my $workers = $self->{workers} // 1;
     my $level = $self->{log_level} // 'info';
+    my $logs = $self->logs;
+    my $access = $self->{logs} ? "$logs/access.log" : 'off';
     my $load = $WxTest::MODULE ? "load_module $WxTest::MODULE;" : '';
     my $slow = $VALGRIND ? valgrind_timeouts(\$http) : '';
     return <<"EOF";
 $load
 worker_processes $workers;
-error_log $dir/logs/error.log $level;
+error_log $logs/error.log $level;
 pid $dir/logs/nginx.pid;
 events { worker_connections 1024; }
 http {
-    access_log off;
+    access_log $access;
     client_body_temp_path $dir/tmp/body;
     proxy_temp_path $dir/tmp/proxy;
     fastcgi_temp_path $dir/tmp/fastcgi;
@@ -264,6 +269,13 @@ sub valgrind_timeouts {
                     grep { $main !~ /\b$_\b/ } sort keys %valgrind_timeouts;
 }
 
+# Where error.log is: the logs option (with access.log beside it), or the
+# logs/ of nginx's own directory.
+sub logs {
+    my ($self) = @_;
+    return $self->{logs} // "$self->{dir}/logs";
+}
+
 sub write_conf {
     my ($self, $http) = @_;
     open my $fh, '>', "$self->{dir}/nginx.conf" or die $!;
@@ -274,7 +286,7 @@ sub write_conf {
 sub nginx_cmd {
     my ($self, @args) = @_;
     return ($WxTest::NGINX, '-p', "$self->{dir}/", '-c', "$self->{dir}/nginx.conf",
-            '-e', "$self->{dir}/logs/error.log", @args);
+            '-e', $self->logs . '/error.log', @args);
 }
 
 sub start {
@@ -393,7 +405,7 @@ sub metric {
 
 sub log_text {
     my ($self) = @_;
-    open my $fh, '<', "$self->{dir}/logs/error.log" or return '';
+    open my $fh, '<', $self->logs . '/error.log' or return '';
     local $/;
     return <$fh> // '';
 }
@@ -455,17 +467,20 @@ sub run_case {
 
 # --- redis ----------------------------------------------------------------
 
+# A redis-server on 127.0.0.1: %opt port (a free one), args (more of its
+# options), log (the file of its output; by default in its directory).
 sub start_redis {
     my (%opt) = @_;
     my $port = $opt{port} // free_port();
     my $dir = tempdir('wechat-redis-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my $log = $opt{log} // "$dir/redis.log";
     my @args = ($REDIS_SERVER, '--port', $port, '--bind', '127.0.0.1',
                 '--save', '', '--appendonly', 'no', '--dir', $dir,
                 '--daemonize', 'no', '--loglevel', 'warning',
                 @{ $opt{args} // [] });
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
-        open STDOUT, '>', "$dir/redis.log";
+        open STDOUT, '>', $log;
         open STDERR, '>&', \*STDOUT;
         exec @args or exit 127;
     }
@@ -696,7 +711,8 @@ sub start_process {
 # accounts => [{ appid, secret, token, aes_key, mode, callback,
 # original_id }], or one account's keys given directly; token_ttl and
 # token_overlap are in seconds, push_timeout in milliseconds, ticket_quota
-# the jsapi_ticket fetches an account may make.  Returns a
+# the jsapi_ticket fetches an account may make; log the file of its output
+# (by default in a temporary directory).  Returns a
 # WxTest::Fake: { url, port, pid, log } with helpers for the control API.
 sub start_fake_wechat {
     my (%opt) = @_;
@@ -718,7 +734,7 @@ sub start_fake_wechat {
             push @args, "--$flag", $a->{$key} if defined $a->{$key};
         }
     }
-    my $log = "$dir/fake-wechat.log";
+    my $log = $opt{log} // "$dir/fake-wechat.log";
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         open STDOUT, '>', $log;

@@ -572,8 +572,10 @@ function authorizePage(req, res, url) {
     : scope === 'snsapi_userinfo'
       ? '申请获取你的昵称、头像 (wants your nickname and avatar)'
       : '申请获取你的身份 (wants to know who you are)';
+  // no icon to fetch: the demo serves this page through its own nginx
   return sendHtml(res, 200, `<!DOCTYPE html><html><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width"><title>微信授权 (fake)</title></head>
+<meta name="viewport" content="width=device-width"><link rel="icon" href="data:,">
+<title>微信授权 (fake)</title></head>
 <body><h1>fake WeChat</h1><p>${htmlEscape(account.appid)} ${asks}</p>
 <form method="get" action="${url.pathname}">${hidden}
 <label>openid <input name="openid" id="openid" value="${htmlEscape(openid || randomOpenid())}"></label>
