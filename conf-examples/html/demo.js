@@ -274,7 +274,9 @@
     var follows = el('input', { type: 'checkbox', id: 'sim-follows' });
     var reply = el('div', { id: 'sim-reply' }, [el('span', { class: 'empty' },
                   [both('还没有扫码', 'not scanned yet')])]);
-    var button = el('button', { class: 'primary', id: 'sim-scan' }, [both('模拟扫码', 'Scan')]);
+    // off until the page has a code to scan
+    var button = el('button', { class: 'primary', id: 'sim-scan', disabled: '' },
+                    [both('模拟扫码', 'Scan')]);
 
     button.addEventListener('click', function () {
       var scene = currentScene();
@@ -309,7 +311,7 @@
       reply.textContent = '';
       var encrypted = answer.reply && answer.reply.encrypted;
       reply.appendChild(el('div', { class: 'who', id: 'sim-who' }, [who, encrypted
-        ? el('span', { class: 'lock', id: 'sim-encrypted' }, [' · 🔒 加密 encrypted (AES)']) : '']));
+        ? el('span', { class: 'lock', id: 'sim-encrypted' }, [' · 加密推送 encrypted push (AES)']) : '']));
       reply.appendChild(el('div', { class: 'bubble' + (answer.user_sees ? '' : ' failed'),
                                     id: 'sim-sees' },
                            answer.user_sees ? replyNodes(answer.user_sees)
