@@ -73,28 +73,37 @@
       } }));
   }
 
-  // A form that logs in by name (the stand-in app trusts any name).
-  function loginForm(onLogin) {
-    var input = el('input', { type: 'text', id: 'login-name', placeholder: 'alice',
+  // A form that sends a user name to the app: o.id names it (o.id-form,
+  // o.id-name), o.url takes {"name"}, o.label and o.button are [zh, en];
+  // o.onDone(answer) once the app answered 200 and the header knows.
+  function nameForm(o) {
+    var input = el('input', { type: 'text', id: o.id + '-name', placeholder: o.placeholder,
                               autocomplete: 'username' });
-    var message = el('div', { class: 'detail' });
-    var form = el('form', { id: 'login-form' }, [
+    var message = el('div', { class: 'detail', id: o.id + '-message' });
+    var form = el('form', { id: o.id + '-form' }, [
       el('div', { class: 'field' }, [
-        el('label', { for: 'login-name' }, [both('演示账号名', 'Demo user name')]), input]),
-      el('button', { class: 'primary', type: 'submit' }, [both('登录', 'Log in')]),
+        el('label', { for: o.id + '-name' }, [both(o.label[0], o.label[1])]), input]),
+      el('button', { class: 'primary', type: 'submit' }, [both(o.button[0], o.button[1])]),
       message
     ]);
     form.addEventListener('submit', function (e) {
       e.preventDefault();
-      api('POST', '/app/login', { name: input.value.trim() }).then(function (answer) {
+      api('POST', o.url, { name: input.value.trim() }).then(function (answer) {
         if (answer.httpStatus !== 200) {
-          message.textContent = answer.error || 'login failed';
+          message.textContent = answer.error || o.url + ': HTTP ' + answer.httpStatus;
           return;
         }
-        loadAccount().then(onLogin);
+        loadAccount().then(function () { o.onDone(answer); });
       });
     });
     return form;
+  }
+
+  // A form that logs in by name (the stand-in app trusts any name).
+  function loginForm(onLogin) {
+    return nameForm({ id: 'login', url: '/app/login', placeholder: 'alice',
+                      label: ['演示账号名', 'Demo user name'], button: ['登录', 'Log in'],
+                      onDone: function () { onLogin(account); } });
   }
 
   // --- the QR flow's states -----------------------------------------------
@@ -174,26 +183,9 @@
   // to (its cookie: a redeemed code, or a signed link); onDone(answer)
   // once registered and logged in.
   function registerForm(onDone) {
-    var input = el('input', { type: 'text', id: 'register-name', placeholder: 'newcomer',
-                              autocomplete: 'username' });
-    var message = el('div', { class: 'detail', id: 'register-message' });
-    var form = el('form', { id: 'register-form' }, [
-      el('div', { class: 'field' }, [
-        el('label', { for: 'register-name' }, [both('新账号名', 'New user name')]), input]),
-      el('button', { class: 'primary', type: 'submit' }, [both('注册', 'Register')]),
-      message
-    ]);
-    form.addEventListener('submit', function (e) {
-      e.preventDefault();
-      api('POST', '/app/register', { name: input.value.trim() }).then(function (answer) {
-        if (answer.httpStatus !== 200) {
-          message.textContent = answer.error || 'register failed';
-          return;
-        }
-        loadAccount().then(function () { onDone(answer); });
-      });
-    });
-    return form;
+    return nameForm({ id: 'register', url: '/app/register', placeholder: 'newcomer',
+                      label: ['新账号名', 'New user name'], button: ['注册', 'Register'],
+                      onDone: onDone });
   }
 
   // A flow that ended on a WeChat user with no account: the registration
