@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 'use strict';
 
-// Browser tests of the demo site (OAuth's mobile page and binding by link
-// too): Debian's chromium, driven by
-// playwright-core, walks the pages as a user would and checks what each
-// shows.  t/50-browser.t starts the demo stack and runs this.
+// Browser tests of the demo site, every flow its index lists: Debian's
+// chromium, driven by playwright-core, walks the pages as a user would and
+// checks what each shows and what the app then knows.  t/50-browser.t
+// starts the demo stack and runs this.
 //
 //   node browser-test.js --url http://127.0.0.1:8080 --out DIR \
 //        [--features login,code,longpoll]
