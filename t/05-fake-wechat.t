@@ -372,6 +372,20 @@ for my $acct (\%plain, \%safe) {
        "safe account set in the callback's location: the app's reply reaches the user");
 }
 
+{
+    # an account's public settings (the demo's safe-mode switch reads the
+    # mode there): the first account by default, never a secret
+    my $first = $wx->control('GET', 'account');
+    is_deeply([ @$first{qw(appid mode kind)} ], [ $plain{appid}, 'plain', 'official' ],
+              'GET /_fake/account: the first account');
+    my $other = $wx->control('GET', "account?appid=$safe{appid}");
+    is($other->{mode}, 'safe', 'GET /_fake/account?appid=: that account');
+    ok(!grep({ exists $other->{$_} } qw(secret token aes_key aesKey)),
+       'GET /_fake/account shows no secret');
+    is($wx->control('GET', 'account?appid=wxnosuchaccount0000')->{http_status}, 400,
+       'GET /_fake/account: an unknown account is 400');
+}
+
 # a scan of a ticket from qrcode/create carries that ticket
 my $wxtoken = $wx->access_token;
 my $q = $json->decode(http_req('POST', "$plain{base}/qrcode",

@@ -3,10 +3,14 @@
 # playwright-core from tools/demo/node_modules) walking the flows with their
 # confirm steps (tools/demo/browser-test.js): bind with the code the scan
 # sent to the phone (a wrong one first, and too many), login with Confirm
-# and with Cancel on the page the scan's link opens, verification codes,
-# and the share page's wx.config, signed by wechat_jssdk and checked by the
-# fake platform.  Screenshots go to build/browser/, or to
-# WX_SCREENSHOT_DIR; a failed check saves one of the page.
+# and with Cancel on the page the scan's link opens, verification codes
+# (also of a WeChat user with no account, who is offered to register),
+# registration through the signed link (of a follow, of a confirmed login),
+# the OAuth pages, website login, the share page's wx.config (signed by
+# wechat_jssdk, checked by the fake platform), the metrics page, and safe
+# mode switched on the fake platform.  Screenshots go to build/browser/, or
+# to WX_SCREENSHOT_DIR (make screenshots: docs/screenshots/); a failed
+# check saves one of the page.
 #
 # Skips only when Chromium cannot start.
 

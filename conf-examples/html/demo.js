@@ -73,44 +73,53 @@
       } }));
   }
 
-  // A form that logs in by name (the stand-in app trusts any name).
-  function loginForm(onLogin) {
-    var input = el('input', { type: 'text', id: 'login-name', placeholder: 'alice',
+  // A form that sends a user name to the app: o.id names it (o.id-form,
+  // o.id-name), o.url takes {"name"}, o.label and o.button are [zh, en];
+  // o.onDone(answer) once the app answered 200 and the header knows.
+  function nameForm(o) {
+    var input = el('input', { type: 'text', id: o.id + '-name', placeholder: o.placeholder,
                               autocomplete: 'username' });
-    var message = el('div', { class: 'detail' });
-    var form = el('form', { id: 'login-form' }, [
+    var message = el('div', { class: 'detail', id: o.id + '-message' });
+    var form = el('form', { id: o.id + '-form' }, [
       el('div', { class: 'field' }, [
-        el('label', { for: 'login-name' }, [both('演示账号名', 'Demo user name')]), input]),
-      el('button', { class: 'primary', type: 'submit' }, [both('登录', 'Log in')]),
+        el('label', { for: o.id + '-name' }, [both(o.label[0], o.label[1])]), input]),
+      el('button', { class: 'primary', type: 'submit' }, [both(o.button[0], o.button[1])]),
       message
     ]);
     form.addEventListener('submit', function (e) {
       e.preventDefault();
-      api('POST', '/app/login', { name: input.value.trim() }).then(function (answer) {
+      api('POST', o.url, { name: input.value.trim() }).then(function (answer) {
         if (answer.httpStatus !== 200) {
-          message.textContent = answer.error || 'login failed';
+          message.textContent = answer.error || o.url + ': HTTP ' + answer.httpStatus;
           return;
         }
-        loadAccount().then(onLogin);
+        loadAccount().then(function () { o.onDone(answer); });
       });
     });
     return form;
+  }
+
+  // A form that logs in by name (the stand-in app trusts any name).
+  function loginForm(onLogin) {
+    return nameForm({ id: 'login', url: '/app/login', placeholder: 'alice',
+                      label: ['演示账号名', 'Demo user name'], button: ['登录', 'Log in'],
+                      onDone: function () { onLogin(account); } });
   }
 
   // --- the QR flow's states -----------------------------------------------
 
   var MARKS = { done: ['✓', 'ok'], conflict: ['✕', 'bad'], error: ['!', 'bad'],
                 expired: ['↻', 'old'], scanned: ['✓', 'ok'], confirming: ['✓', 'ok'],
-                cancelled: ['✕', 'old'], burnt: ['✕', 'bad'] };
+                cancelled: ['✕', 'old'], burnt: ['✕', 'bad'], unbound: ['?', 'old'] };
 
   // state: loading, waiting, scanned, confirming, done, conflict, expired,
-  // burnt, cancelled, error, login, unavailable, or a page's own; opts:
+  // burnt, cancelled, unbound, error, login, unavailable, or a page's own; opts:
   // title [zh, en], detail (text or node), kind (ok, bad, old), actions
   // (nodes).
   function setState(flow, state, opts) {
     opts = opts || {};
     flow.setAttribute('data-state', state);
-    var veil = $('.veil', flow);
+    var veil = $('.veil', flow) || el('div');   // a card without a QR code has none
     veil.textContent = '';
     if (state === 'loading') veil.appendChild(el('div', { class: 'spinner' }));
     var mark = MARKS[state] || (opts.kind && ['✓', opts.kind]);
@@ -168,6 +177,32 @@
     return function () { clearTimeout(node.timer); node.textContent = ''; };
   }
 
+  // --- registration ------------------------------------------------------
+
+  // The form that registers the WeChat user the app offered a registration
+  // to (its cookie: a redeemed code, or a signed link); onDone(answer)
+  // once registered and logged in.
+  function registerForm(onDone) {
+    return nameForm({ id: 'register', url: '/app/register', placeholder: 'newcomer',
+                      label: ['新账号名', 'New user name'], button: ['注册', 'Register'],
+                      onDone: onDone });
+  }
+
+  // A flow that ended on a WeChat user with no account: the registration
+  // the app offered, then the new account.
+  function showUnbound(flow) {
+    setState(flow, 'unbound', { title: ['这个微信还没有账号', 'This WeChat has no account yet'],
+      detail: '注册一个，微信就绑定到它 · register one, and this WeChat is bound to it',
+      actions: [registerForm(function (answer) { registered(flow, answer); })] });
+  }
+
+  // The answer of a registration, on the card.
+  function registered(flow, answer) {
+    setState(flow, 'done', { title: ['注册成功', 'Registered'],
+      detail: el('span', {}, [signedIn(answer.user), ' · openid ',
+                              el('code', { id: 'openid', text: answer.openid })]) });
+  }
+
   // --- the simulated phone ------------------------------------------------
 
   function randomOpenid() {
@@ -175,6 +210,30 @@
     var id = 'oDemo';
     for (var i = 0; i < 23; i++) id += abc[Math.floor(Math.random() * abc.length)];
     return id;
+  }
+
+  // The fake platform's message mode for the demo's account: plain, or
+  // safe (AES-encrypted pushes); demo.conf's "wechat_mode compatible"
+  // takes both.
+  function safeModeSwitch() {
+    var box = el('input', { type: 'checkbox', id: 'sim-safe', disabled: '' });
+    var appid = null;
+    api('GET', '/_fake/account').then(function (account) {
+      if (account.httpStatus !== 200) return;
+      appid = account.appid;
+      box.checked = account.mode === 'safe';
+      box.disabled = false;
+    });
+    box.addEventListener('change', function () {
+      box.disabled = true;
+      api('POST', '/_fake/account', { appid: appid, mode: box.checked ? 'safe' : 'plain' })
+        .then(function (answer) {
+          if (answer.httpStatus !== 200) box.checked = !box.checked;
+          box.disabled = false;
+        });
+    });
+    return el('label', { class: 'check' }, [box,
+      both('安全模式：推送用 AES 加密', 'safe mode: pushes encrypted (AES)')]);
   }
 
   // A link in a WeChat message opens in WeChat's own browser, on the phone:
@@ -199,14 +258,17 @@
   // The panel beside a QR code: the fake WeChat platform scans the current
   // scene (currentScene() answers the qrcode answer, or null) as the chosen
   // WeChat user, and shows what WeChat would show that user.
-  function phone(panel, currentScene) {
+  function phone(panel, currentScene, options) {
+    options = options || {};
     var enabled = false;
     var openid = el('input', { type: 'text', id: 'sim-openid', class: 'mono',
                                value: randomOpenid(), spellcheck: 'false' });
     var follows = el('input', { type: 'checkbox', id: 'sim-follows' });
     var reply = el('div', { id: 'sim-reply' }, [el('span', { class: 'empty' },
                   [both('还没有扫码', 'not scanned yet')])]);
-    var button = el('button', { class: 'primary', id: 'sim-scan' }, [both('模拟扫码', 'Scan')]);
+    // off until the page has a code to scan
+    var button = el('button', { class: 'primary', id: 'sim-scan', disabled: '' },
+                    [both('模拟扫码', 'Scan')]);
 
     button.addEventListener('click', function () {
       var scene = currentScene();
@@ -228,22 +290,46 @@
           return;
         }
         follows.checked = true;   // scanning follows the account
-        reply.appendChild(el('div', { class: 'who' }, [
-          answer.event === 'subscribe' ? '关注并扫码 · followed and scanned'
-                                       : '已关注用户扫码 · a follower scanned']));
-        reply.appendChild(el('div', { class: 'bubble' + (answer.user_sees ? '' : ' failed'),
-                                      id: 'sim-sees' },
-                             answer.user_sees ? replyNodes(answer.user_sees)
-                                              : ['（没有回复 no reply）']));
-        if ($('.sim-link', reply)) {
-          reply.appendChild(el('div', { class: 'who hint' }, [both(
-            '点链接，在“手机”小窗口里打开，和在微信里一样',
-            'tap the link: it opens in a small window, as in WeChat')]));
-        }
+        showReply(answer, answer.event === 'subscribe' ? '关注并扫码 · followed and scanned'
+                                                       : '已关注用户扫码 · a follower scanned');
       }, function (e) {
         button.disabled = !enabled;
         reply.textContent = e.message;
       });
+    });
+
+    // what WeChat showed the user after a push: answer is the fake's
+    function showReply(answer, who) {
+      reply.textContent = '';
+      var encrypted = answer.reply && answer.reply.encrypted;
+      reply.appendChild(el('div', { class: 'who', id: 'sim-who' }, [who, encrypted
+        ? el('span', { class: 'lock', id: 'sim-encrypted' }, [' · 加密推送 encrypted push (AES)']) : '']));
+      reply.appendChild(el('div', { class: 'bubble' + (answer.user_sees ? '' : ' failed'),
+                                    id: 'sim-sees' },
+                           answer.user_sees ? replyNodes(answer.user_sees)
+                                            : ['（没有回复 no reply）']));
+      if ($('.sim-link', reply)) {
+        reply.appendChild(el('div', { class: 'who hint' }, [both(
+          '点链接，在“手机”小窗口里打开，和在微信里一样',
+          'tap the link: it opens in a small window, as in WeChat')]));
+      }
+    }
+
+    // a plain follow, no QR code: a newcomer is greeted with a signed link
+    // to register (wechat_reply subscribe)
+    var follow = el('button', { id: 'sim-follow' }, [both('关注公众号', 'Follow')]);
+    follow.addEventListener('click', function () {
+      follow.disabled = true;
+      api('POST', '/_fake/event', { openid: openid.value.trim(), event: 'subscribe' })
+        .then(function (answer) {
+          follow.disabled = false;
+          if (answer.httpStatus !== 200) {
+            reply.textContent = answer.error || 'follow failed';
+            return;
+          }
+          follows.checked = true;
+          showReply(answer, '关注了公众号 · followed the account');
+        });
     });
 
     panel.appendChild(el('span', { class: 'tag', text: '演示 DEMO · 不需要手机 no phone needed' }));
@@ -256,10 +342,11 @@
       el('label', { for: 'sim-openid' }, [both('微信用户 openid', 'WeChat user')]), openid]));
     panel.appendChild(el('div', { class: 'field' }, [el('label', { class: 'check' }, [
       follows, both('已关注公众号', 'already follows the account')])]));
-    panel.appendChild(el('div', { class: 'buttons' }, [button,
+    panel.appendChild(el('div', { class: 'field' }, [safeModeSwitch()]));
+    panel.appendChild(el('div', { class: 'buttons' }, [button].concat(options.follow ? [follow] : []).concat([
       el('button', { class: 'link',
         onclick: function () { openid.value = randomOpenid(); follows.checked = false; } },
-        ['换一个用户 another user'])]));
+        ['换一个用户 another user'])])));
     panel.appendChild(el('div', { class: 'chat' }, [
       el('div', { class: 'who' }, [both('微信里用户看到', 'what the user sees in WeChat')]), reply]));
 
@@ -276,7 +363,8 @@
   // answer) answers true for a status it showed; o.onError(error) true for
   // an error it took care of; o.onStart() runs before each new code;
   // o.waiting and o.unavailable are the details shown while waiting and
-  // when the build lacks the flow (404).
+  // when the build lacks the flow (404); o.follow gives the phone a Follow
+  // button (a follow without a scan).
   function scanFlow(o) {
     var flow = $('#flow');
     var scan = null;
@@ -295,7 +383,7 @@
       },
       start: start
     };
-    var panel = phone($('#phone'), card.scene);
+    var panel = phone($('#phone'), card.scene, { follow: o.follow });
 
     function start() {
       if (scan) scan.stop();
@@ -354,7 +442,8 @@
   global.Demo = {
     $: $, el: el, both: both, api: api,
     loadAccount: loadAccount, account: function () { return account; },
-    loginForm: loginForm, setState: setState, codeForm: codeForm, restartButton: restartButton,
-    countdown: countdown, phone: phone, scanFlow: scanFlow, signedIn: signedIn
+    loginForm: loginForm, registerForm: registerForm, showUnbound: showUnbound, registered: registered,
+    setState: setState, codeForm: codeForm, restartButton: restartButton,
+    countdown: countdown, phone: phone, safeModeSwitch: safeModeSwitch, scanFlow: scanFlow, signedIn: signedIn
   };
 })(this);

@@ -13,9 +13,12 @@ use File::Temp qw(tempdir);
 use WxTest;
 
 # The account demo.conf configures; the fake platform plays it.
+# It starts in plain mode; the demo pages switch it to safe mode and back
+# (demo.conf's wechat_mode compatible takes both).
 our %ACCOUNT = (appid => 'wx1234567890abcdef', token => 'exampletoken',
                 secret => '0123456789abcdef0123456789abcdef',
-                open_platform => 'demo-open-platform');
+                aes_key => 'KZtF3vUqTTMZHA8mkQF6sCakpWHXeJJTWipvXcUhIFk',
+                mode => 'plain', open_platform => 'demo-open-platform');
 
 # demo.conf's Website App, of the same Open Platform account.
 our %WEBSITE = (appid => 'wxdemowebsite0001', kind => 'website',

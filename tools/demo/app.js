@@ -12,7 +12,13 @@
 //   GET  /app/me         {"user","openid"}: the binding, from wechat_binding
 //   POST /app/unbind     drops the binding, so the demo can run again
 //   POST /app/redeem     {"scene","code"}: trades a login or verification code at
-//                        wechat_redeem, with the browser's cookies, for a session
+//                        wechat_redeem, with the browser's cookies, for a session;
+//                        a WeChat user with no account is offered to register
+//   GET  /register       a signed link's landing (wechat_link_verify): the
+//                        openid the edge checked is offered to register
+//   GET  /app/register   {"openid"}: the registration this browser was offered
+//   POST /app/register   {"name"}: registers it, binds the openid (PUT at
+//                        wechat_binding), and starts a session
 //   POST /wechat         pushes the module passes on (wechat_pass): printed
 //   GET  /m/             the mobile page behind wechat_oauth: who the edge
 //                        says the WeChat user is (X-WeChat-OpenID, -User)
@@ -28,6 +34,9 @@ const http = require('http');
 const crypto = require('crypto');
 
 const SESSION_COOKIE = 'demo_session';
+// a registration offered to this browser: a WeChat user with no account
+const REGISTER_COOKIE = 'demo_register';
+const REGISTER_SECONDS = 600;
 // ASCII, so the name is the same in a header, a query and a Redis key
 const NAME = /^[A-Za-z0-9_.-]{1,32}$/;
 
@@ -45,6 +54,9 @@ function parseArgs(argv) {
 
 const opts = parseArgs(process.argv.slice(2));
 const sessions = new Map();   // session id -> site user
+// registration id -> { openid, expires }: only openids the edge vouched for
+// (a signed link, a redeemed code)
+const registrations = new Map();
 
 function log(line) {
   process.stderr.write(`${new Date().toISOString()} app: ${line}\n`);
@@ -77,6 +89,26 @@ function startSession(res, user, body) {
   log(`session for ${user}`);
   send(res, 200, { user, ...body }, {
     'Set-Cookie': `${SESSION_COOKIE}=${id}; Path=/; HttpOnly; SameSite=Lax` });
+}
+
+// The openid, trusted, may register here: the browser gets a cookie naming
+// the offer (never the openid itself, which it could change).
+function offerRegistration(openid) {
+  const id = crypto.randomBytes(16).toString('hex');
+  registrations.set(id, { openid, expires: Date.now() + REGISTER_SECONDS * 1000 });
+  log(`registration offered to ${openid}`);
+  return `${REGISTER_COOKIE}=${id}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${REGISTER_SECONDS}`;
+}
+
+function registration(req) {
+  const id = cookies(req)[REGISTER_COOKIE];
+  const offer = registrations.get(id);
+  if (!offer) return null;
+  if (offer.expires < Date.now()) {
+    registrations.delete(id);
+    return null;
+  }
+  return { id, ...offer };
 }
 
 function readBody(req) {
@@ -189,10 +221,48 @@ const ROUTES = {
         { error: answer.status === 404 ? 'code unknown or used' : 'redeem failed' });
     }
     if (!redeemed.user) {
-      // a WeChat user with no site account: the site would offer to register
-      return send(res, 200, { status: 'unbound', openid: redeemed.openid });
+      // a WeChat user with no site account: offered to register
+      return send(res, 200, { status: 'unbound', openid: redeemed.openid },
+        { 'Set-Cookie': offerRegistration(redeemed.openid) });
     }
     return startSession(res, redeemed.user, { status: 'redeemed', openid: redeemed.openid });
+  },
+
+  // behind wechat_link_verify: the link was signed for this openid and is
+  // spent; the registration page takes over
+  'GET /register': async (req, res) => {
+    const openid = req.headers['x-wechat-openid'];
+    if (!openid) return send(res, 403, { error: 'only through a signed link' });
+    res.writeHead(302, { Location: '/register.html', 'Cache-Control': 'no-store',
+      'Set-Cookie': offerRegistration(openid) });
+    return res.end();
+  },
+
+  'GET /app/register': async (req, res) => {
+    const offer = registration(req);
+    if (!offer) return send(res, 404, { error: 'no registration offered' });
+    return send(res, 200, { openid: offer.openid });
+  },
+
+  'POST /app/register': async (req, res) => {
+    const body = await readJson(req, res);
+    if (!body) return undefined;
+    const offer = registration(req);
+    if (!offer) return send(res, 404, { error: 'no registration offered' });
+    const { name } = body;
+    if (typeof name !== 'string' || !NAME.test(name)) {
+      return send(res, 400, { error: 'name: 1 to 32 letters, digits, _ . -' });
+    }
+    const taken = await nginx('GET', `/internal/binding?user=${encodeURIComponent(name)}`);
+    if (taken.status === 200) return send(res, 409, { error: 'name taken' });
+    const bound = await nginx('PUT', `/internal/binding?user=${encodeURIComponent(name)}`
+      + `&openid=${encodeURIComponent(offer.openid)}`);
+    if (bound.status !== 200) {
+      return send(res, bound.status === 409 ? 409 : 502,
+        { error: bound.status === 409 ? 'this WeChat is bound already' : 'register failed' });
+    }
+    registrations.delete(offer.id);
+    return startSession(res, name, { openid: offer.openid, registered: true });
   },
 
   // behind wechat_oauth: the headers come from the edge, never the client

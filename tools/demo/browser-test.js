@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 'use strict';
 
-// Browser tests of the demo site (OAuth's mobile page and binding by link
-// too): Debian's chromium, driven by
-// playwright-core, walks the pages as a user would and checks what each
-// shows.  t/50-browser.t starts the demo stack and runs this.
+// Browser tests of the demo site, every flow its index lists: Debian's
+// chromium, driven by playwright-core, walks the pages as a user would and
+// checks what each shows and what the app then knows.  t/50-browser.t
+// starts the demo stack and runs this.
 //
 //   node browser-test.js --url http://127.0.0.1:8080 --out DIR \
 //        [--features login,code,longpoll]
@@ -141,6 +141,17 @@ async function bindByScan(page, openid, follows = false) {
 
 async function scanDisabled(page) {
   await page.locator('#sim-scan[disabled]').waitFor({ timeout: TIMEOUT });
+}
+
+// Registers the WeChat user the app offered a registration to, as name.
+async function register(page, name) {
+  await page.fill('#register-name', name, { timeout: TIMEOUT });
+  const [response] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith('/app/register') && r.request().method() === 'POST',
+                         { timeout: TIMEOUT }),
+    page.click('#register-form button[type=submit]'),
+  ]);
+  expectEqual(response.status(), 200, 'POST /app/register');
 }
 
 // The app's view of this browser: {user, openid} or 401.
@@ -282,6 +293,7 @@ async function bindFlow(browser) {
     await loginByName(fresh, 'carol');
     expectMatch(await expectState(fresh, 'error'), /出错了/, 'title');
     expectMatch(await fresh.locator('#flow .status .detail').innerText(), /503/, 'detail');
+    await scanDisabled(fresh);
     await shot(fresh, 'bind-error');
     await fresh.context().close();
   });
@@ -454,9 +466,25 @@ async function loginFlow(browser) {
     const confirm = await openConfirmLink(stranger);
     await confirm.click('button[value=confirm]');
     expectMatch(await confirm.locator('body').innerText(), /这个微信还没有绑定账号/, 'the phone');
-    await confirm.close();
-    expectMatch(await expectState(stranger, 'unbound'), /还没有绑定账号/, 'title');
+    expectMatch(await expectState(stranger, 'unbound'), /这个微信还没有账号/, 'title');
+    await scanDisabled(stranger);
     await shot(stranger, 'login-unbound');
+    phone = confirm;
+  });
+  await check('login page: the confirm page\'s signed link registers the follower, once', stranger, async () => {
+    const link = await phone.getAttribute('a[href*="/register?"]', 'href', { timeout: TIMEOUT });
+    expectMatch(link, /\/register\?openid=oDemoLogin\w+New&expires=\d+&nonce=\w+&sig=/, 'the link');
+    await phone.click('a[href*="/register?"]');
+    await phone.locator('#register-form').waitFor({ timeout: TIMEOUT });
+    expectEqual(await phone.locator('#offer-openid').innerText(), `${openid}New`, 'the openid offered');
+    await shot(phone, 'register-link');
+    await register(phone, 'frank');
+    expectMatch(await expectState(phone, 'done'), /注册成功/, 'title');
+    const account = await me(stranger);
+    expectEqual(`${account.user} ${account.openid}`, `frank ${openid}New`, 'the app\'s view');
+    const again = await phone.evaluate((url) => fetch(url, { redirect: 'manual' }).then((r) => r.status), link);
+    expectEqual(again, 403, 'the link a second time');
+    await phone.close();
   });
   await check('app: a redeem body that is not JSON is refused (login CSRF)', stranger, async () => {
     const statuses = await stranger.evaluate(() => Promise.all([
@@ -498,8 +526,34 @@ async function codeFlow(browser) {
     expectMatch(await expectState(guest, 'done'), /登录成功/, 'title');
     expectEqual(await guest.locator('#signed-in-user').innerText(), 'erin', 'user');
     await shot(guest, 'code-done');
+    await scanDisabled(guest);
   });
-  for (const p of [page, guest]) await p.context().close();
+  // the bug of issue 28: the app answered "unbound", the page polled on
+  // and showed the scene's "redeemed" as an error
+  const newcomer = await newPage(browser);
+  await check('code page: the right code of a WeChat with no account offers to register', newcomer, async () => {
+    await newcomer.goto(`${opts.url}/code.html`);
+    await qrImageShown(newcomer);
+    const sees = await simulateScan(newcomer, `${openid}New`, true);
+    const [fresh] = sees.match(/[A-Za-z0-9]{4,8}/) || [];
+    await expectState(newcomer, 'code');
+    await typeCode(newcomer, fresh, '/app/redeem');
+    expectMatch(await expectState(newcomer, 'unbound'), /这个微信还没有账号/, 'title');
+    await scanDisabled(newcomer);
+    // the poll's "redeemed" comes after the app's answer: still unbound
+    await newcomer.waitForTimeout(1500);
+    expectEqual(await newcomer.getAttribute('#flow', 'data-state'), 'unbound', 'state, a poll later');
+    await shot(newcomer, 'code-unbound');
+  });
+  await check('code page: the newcomer registers, and their WeChat is bound to the new account', newcomer, async () => {
+    await register(newcomer, 'newcomer');
+    expectMatch(await expectState(newcomer, 'done'), /注册成功/, 'title');
+    expectEqual(await newcomer.locator('#openid').innerText(), `${openid}New`, 'openid shown');
+    const account = await me(newcomer);
+    expectEqual(`${account.user} ${account.openid}`, `newcomer ${openid}New`, 'the app\'s view');
+    await shot(newcomer, 'code-registered');
+  });
+  for (const p of [page, guest, newcomer]) await p.context().close();
 }
 
 // OAuth: the mobile page behind wechat_oauth, in WeChat's browser (its
@@ -566,6 +620,7 @@ async function oauthFlows(browser) {
     await page.click('#link-code-form button[type=submit]');
     await page.locator('#flow[data-state="bound"]').waitFor({ timeout: TIMEOUT });
     expectEqual((await me(page)).openid, nina, 'the binding');
+    await page.locator('#phone-open[disabled]').waitFor({ timeout: TIMEOUT });
     await shot(page, 'link-bound');
   });
   await page.context().close();
@@ -644,6 +699,100 @@ async function shareFlow(browser) {
   await page.context().close();
 }
 
+// A follower with no account, who follows without a QR code: WeChat
+// greets them with a signed link (wechat_reply subscribe), which opens the
+// registration.
+async function followAndRegister(browser) {
+  const page = await newPage(browser);
+  const openid = 'oDemoFollow' + Date.now().toString(36);
+  let phone;
+  await check('register page: a newcomer who follows gets a signed link in WeChat', page, async () => {
+    await page.goto(`${opts.url}/register.html`);
+    expectMatch(await expectState(page, 'waiting'), /关注公众号/, 'title');
+    await page.fill('#sim-openid', openid);
+    await page.click('#sim-follow');
+    const sees = (await page.locator('#sim-sees').innerText({ timeout: TIMEOUT })).trim();
+    expectMatch(sees, /^感谢关注！还没有账号？注册：http:\/\/127\.0\.0\.1:\d+\/register\?openid=/, 'the greeting');
+    await shot(page, 'register-follow');
+    phone = await openConfirmLink(page);
+  });
+  await check('register page: the link opens the registration, which binds the new account', page, async () => {
+    await phone.locator('#register-form').waitFor({ timeout: TIMEOUT });
+    expectEqual(await phone.locator('#offer-openid').innerText(), openid, 'the openid offered');
+    await register(phone, 'gina');
+    expectMatch(await expectState(phone, 'done'), /注册成功/, 'title');
+    expectEqual((await me(page)).openid, openid, 'the binding');
+    await shot(phone, 'register-done');
+    await phone.close();
+  });
+  await check('register page: the app registers no openid of the client\'s choosing', page, async () => {
+    const fresh = await newPage(browser);
+    await fresh.goto(`${opts.url}/register.html`);
+    const statuses = await fresh.evaluate(() => Promise.all([
+      fetch('/register?openid=oForged'),
+      fetch('/app/register', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+                               body: '{"name":"mallory","openid":"oForged"}' }),
+    ].map((p) => p.then((r) => r.status))));
+    expectEqual(statuses.join(' '), '403 404', 'an unsigned link, a registration never offered');
+    await fresh.context().close();
+  });
+  await page.context().close();
+}
+
+// metrics.html: wechat_status's counters that moved since it opened.
+async function metricsPage(browser) {
+  const page = await newPage(browser);
+  await check('metrics page: a scan moves the counters in the table', page, async () => {
+    await page.goto(`${opts.url}/metrics.html`);
+    await page.locator('#metrics[data-state="ready"]').waitFor({ timeout: TIMEOUT });
+    const sees = await page.evaluate(async () => {
+      const scene = await (await fetch('/code/qrcode', { method: 'POST' })).json();
+      const scan = await fetch('/_fake/scan', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ ticket: scene.ticket, openid: 'oDemoMetrics', subscribed: true }) });
+      return (await scan.json()).user_sees;
+    });
+    expectMatch(sees, /^验证码 \d{6}/, 'the scan\'s reply');
+    for (const key of ['wechat_scenes_issued_total{kind="code"}', 'wechat_pushes_total{outcome="code_sent"}']) {
+      const delta = page.locator(`tr[data-metric='${key}'] td.delta`);
+      expectEqual(await delta.innerText({ timeout: TIMEOUT }), '+1', key);
+    }
+    await shot(page, 'metrics');
+  });
+  await page.context().close();
+}
+
+// Safe mode, switched on the fake platform from the phone panel: the scan
+// is pushed encrypted, the module (wechat_mode compatible) answers in kind,
+// and the bind goes through; switched back to plain after.
+async function safeMode(browser) {
+  const page = await newPage(browser);
+  const openid = 'oDemoSafe' + Date.now().toString(36);
+  await check('safe mode: the switch makes the fake encrypt its pushes, and a bind still works', page, async () => {
+    await page.goto(`${opts.url}/bind.html`);
+    await loginByName(page, 'sam');
+    await qrImageShown(page);
+    await page.locator('#sim-safe:not([disabled])').waitFor({ timeout: TIMEOUT });
+    await page.check('#sim-safe');
+    await page.waitForFunction(async () => (await (await fetch('/_fake/account')).json()).mode === 'safe',
+      null, { timeout: TIMEOUT });
+    const sees = await simulateScan(page, openid);
+    await page.locator('#sim-encrypted').waitFor({ timeout: TIMEOUT });
+    await expectState(page, 'scanned');
+    await typeCode(page, bindCode(sees), '/bind/poll');
+    await expectState(page, 'done');
+    expectEqual((await me(page)).openid, openid, 'the binding');
+    await shot(page, 'bind-safe-mode');
+  });
+  await check('safe mode: the switch shows the mode on the next page, and turns it off', page, async () => {
+    await page.goto(`${opts.url}/`);
+    await page.locator('#sim-safe:checked:not([disabled])').waitFor({ timeout: TIMEOUT });
+    await page.uncheck('#sim-safe');
+    await page.waitForFunction(async () => (await (await fetch('/_fake/account')).json()).mode === 'plain',
+      null, { timeout: TIMEOUT });
+  });
+  await page.context().close();
+}
+
 async function main() {
   let browser;
   try {
@@ -660,8 +809,11 @@ async function main() {
     else await unavailablePage(browser, 'login.html', later('"wechat_qrcode login" or wechat_redeem', 'scan-to-login'), 'login');
     if (opts.features.has('code')) await codeFlow(browser);
     else await unavailablePage(browser, 'code.html', later('"wechat_qrcode code" or wechat_redeem', 'verification codes'), 'code');
+    await followAndRegister(browser);
     await websiteLogin(browser, await oauthFlows(browser), 'nina');
     await shareFlow(browser);
+    await metricsPage(browser);
+    await safeMode(browser);
   } finally {
     await browser.close();
   }

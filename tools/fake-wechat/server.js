@@ -918,6 +918,14 @@ function expireTokens(res, body) {
   return sendJson(res, 200, { ok: true, expired });
 }
 
+// An account's public settings: what a demo page shows of it.
+function showAccount(res, url) {
+  const account = accountOrFail(res, url.searchParams.get('appid') || undefined);
+  if (!account) return undefined;
+  const { appid, mode, kind, originalId } = account;
+  return sendJson(res, 200, { appid, mode, kind, original_id: originalId });
+}
+
 function upsertAccount(res, body) {
   if (!body.appid) return sendJson(res, 400, { error: 'needs "appid"' });
   try {
@@ -973,6 +981,7 @@ const CONTROL = {
   'POST /_fake/send': sendAction,
   'POST /_fake/event': eventAction,
   'POST /_fake/verify': verifyAction,
+  'GET /_fake/account': (res, body, url) => showAccount(res, url),
   'POST /_fake/account': upsertAccount,
   'POST /_fake/user': upsertUser,
   'POST /_fake/expire-codes': (res) => {
