@@ -93,6 +93,7 @@ static void ngx_http_wechat_import_body(ngx_http_request_t *r);
 static void ngx_http_wechat_import_read(ngx_http_request_t *r);
 static void ngx_http_wechat_import_run(ngx_http_request_t *r,
     ngx_http_wechat_import_t *imp);
+static ngx_uint_t ngx_http_wechat_import_unread(ngx_http_request_t *r);
 static void ngx_http_wechat_import_parse(ngx_http_request_t *r,
     ngx_http_wechat_import_t *imp);
 static void ngx_http_wechat_import_line(ngx_http_wechat_import_t *imp,
@@ -419,7 +420,8 @@ ngx_http_wechat_import_run(ngx_http_request_t *r,
                 ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                               "wechat bindings: the body was cut after "
                               "line %ui, applied through line %ui",
-                              imp->lineno, imp->applied);
+                              imp->lineno + ngx_http_wechat_import_unread(r),
+                              imp->applied);
                 ngx_http_finalize_request(r, rc);
                 return;
             }
@@ -438,6 +440,34 @@ ngx_http_wechat_import_run(ngx_http_request_t *r,
             return;
         }
     }
+}
+
+
+/*
+ * The lines nginx read in the call that found the client gone: they come
+ * with the error, unparsed (a slow worker, or one waiting for a batch,
+ * reads the last of the body and the close at once).
+ */
+
+static ngx_uint_t
+ngx_http_wechat_import_unread(ngx_http_request_t *r)
+{
+    u_char       *p;
+    ngx_uint_t    n;
+    ngx_chain_t  *cl;
+
+    n = 0;
+
+    for (cl = r->request_body ? r->request_body->bufs : NULL;
+         cl;
+         cl = cl->next)
+    {
+        for (p = cl->buf->pos; p < cl->buf->last; p++) {
+            n += (*p == '\n');
+        }
+    }
+
+    return n;
 }
 
 
