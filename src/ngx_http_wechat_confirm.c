@@ -27,6 +27,8 @@
 static void ngx_http_wechat_bind_confirm_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_wechat_bind_confirm_start(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx);
+static ngx_int_t ngx_http_wechat_bind_confirm_form(ngx_http_request_t *r,
+    ngx_str_t *args);
 static void ngx_http_wechat_bind_confirm_done(ngx_http_request_t *r,
     redisReply *response, ngx_uint_t ended);
 static ngx_int_t ngx_http_wechat_confirm_error(ngx_http_request_t *r,
@@ -109,13 +111,9 @@ static ngx_int_t
 ngx_http_wechat_bind_confirm_start(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx)
 {
-    size_t                       i;
     ngx_int_t                    rc;
-    ngx_str_t                    body, args[4], argv[13];
+    ngx_str_t                    args[3], argv[13];
     ngx_http_wechat_loc_conf_t  *wlcf;
-
-    /* "token" is the poll token's name of one release ago */
-    static const char  *names[] = { "scene", "code", "poll_token", "token" };
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
 
@@ -125,33 +123,9 @@ ngx_http_wechat_bind_confirm_start(ngx_http_request_t *r,
         return NGX_HTTP_FORBIDDEN;
     }
 
-    rc = ngx_http_wechat_read_body(r, NGX_HTTP_WECHAT_CONFIRM_BODY_MAX,
-                                   &body);
+    rc = ngx_http_wechat_bind_confirm_form(r, args);
     if (rc != NGX_OK) {
         return rc;
-    }
-
-    if (ngx_http_wechat_form(r, &body, names, 4, args) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (args[2].data == NULL) {
-        args[2] = args[3];
-    }
-
-    for (i = 0; i < args[1].len; i++) {
-        if (args[1].data[i] < '0' || args[1].data[i] > '9') {
-            break;
-        }
-    }
-
-    if (args[0].data == NULL || args[2].len == 0
-        || i != args[1].len || i < 4 || i > WX_DIGITS_MAX)
-    {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "wechat confirm: no \"scene\", \"poll_token\" or "
-                      "digits of a \"code\"");
-        return NGX_HTTP_BAD_REQUEST;
     }
 
     if (!wx_scene_is_ours(ngx_http_wechat_span(&args[0]))) {
@@ -198,6 +172,58 @@ ngx_http_wechat_bind_confirm_start(ngx_http_request_t *r,
     return ngx_http_wechat_redis_command(r, ngx_http_wechat_bind_confirm_done,
                                          NGX_HTTP_WECHAT_SCRIPT_CONFIRM_BIND,
                                          13, argv);
+}
+
+
+/*
+ * The form's scene, code and poll token (args[0..2]): NGX_OK, or the
+ * status to answer.
+ */
+
+static ngx_int_t
+ngx_http_wechat_bind_confirm_form(ngx_http_request_t *r, ngx_str_t *args)
+{
+    size_t     i;
+    ngx_int_t  rc;
+    ngx_str_t  body, form[4];
+
+    /* "token" is the poll token's name of one release ago */
+    static const char  *names[] = { "scene", "code", "poll_token", "token" };
+
+    rc = ngx_http_wechat_read_body(r, NGX_HTTP_WECHAT_CONFIRM_BODY_MAX,
+                                   &body);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_http_wechat_form(r, &body, names, 4, form) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (form[2].data == NULL) {
+        form[2] = form[3];
+    }
+
+    for (i = 0; i < form[1].len; i++) {
+        if (form[1].data[i] < '0' || form[1].data[i] > '9') {
+            break;
+        }
+    }
+
+    if (form[0].data == NULL || form[2].len == 0
+        || i != form[1].len || i < 4 || i > WX_DIGITS_MAX)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "wechat confirm: no \"scene\", \"poll_token\" or "
+                      "digits of a \"code\"");
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    args[0] = form[0];
+    args[1] = form[1];
+    args[2] = form[2];
+
+    return NGX_OK;
 }
 
 

@@ -83,12 +83,17 @@ typedef struct {
 } ngx_http_wechat_import_t;
 
 
+static ngx_int_t ngx_http_wechat_bindings_args(ngx_http_request_t *r,
+    ngx_http_wechat_import_t *imp);
+static ngx_int_t ngx_http_wechat_import_keys(ngx_http_request_t *r,
+    ngx_http_wechat_import_t *imp);
 static ngx_int_t ngx_http_wechat_import_start(ngx_http_request_t *r,
     ngx_http_wechat_import_t *imp);
 static void ngx_http_wechat_import_body(ngx_http_request_t *r);
 static void ngx_http_wechat_import_read(ngx_http_request_t *r);
 static void ngx_http_wechat_import_run(ngx_http_request_t *r,
     ngx_http_wechat_import_t *imp);
+static ngx_uint_t ngx_http_wechat_import_unread(ngx_http_request_t *r);
 static void ngx_http_wechat_import_parse(ngx_http_request_t *r,
     ngx_http_wechat_import_t *imp);
 static void ngx_http_wechat_import_line(ngx_http_wechat_import_t *imp,
@@ -122,6 +127,10 @@ static void ngx_http_wechat_export_next(ngx_http_request_t *r,
     ngx_http_wechat_import_t *imp);
 static ngx_int_t ngx_http_wechat_export_lines(ngx_http_request_t *r,
     ngx_http_wechat_import_t *imp, redisReply *response, ngx_uint_t last);
+static ngx_chain_t *ngx_http_wechat_export_buf(ngx_http_request_t *r,
+    ngx_http_wechat_import_t *imp);
+static u_char *ngx_http_wechat_export_line(u_char *p, ngx_uint_t ndjson,
+    ngx_str_t *user, ngx_str_t *openid);
 static void ngx_http_wechat_export_write(ngx_http_request_t *r);
 static size_t ngx_http_wechat_json_len(ngx_str_t *s);
 static u_char *ngx_http_wechat_json_copy(u_char *p, ngx_str_t *s);
@@ -142,32 +151,62 @@ static ngx_str_t  ngx_http_wechat_import_outcomes[] = {
 ngx_int_t
 ngx_http_wechat_bindings_handler(ngx_http_request_t *r)
 {
-    u_char                       mark[32];  /* 128 random bits, hex */
-    ngx_int_t                    rc;
-    ngx_str_t                    args[5], suffix;
-    ngx_uint_t                   i;
-    ngx_http_wechat_import_t    *imp;
-    ngx_http_wechat_loc_conf_t  *wlcf;
-
-    static const char  *names[] = {
-        "format", "replace", "stream", "resync", "dry_run"
-    };
+    ngx_int_t                  rc;
+    ngx_http_wechat_import_t  *imp;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_POST))) {
         return NGX_HTTP_NOT_ALLOWED;
     }
 
-    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
-
     imp = ngx_pcalloc(r->pool, sizeof(ngx_http_wechat_import_t));
-    if (imp == NULL
-        || ngx_http_wechat_args(r, names, 5, args) != NGX_OK)
-    {
+    if (imp == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     /* ours extends the module's context, which the filters may read */
     ngx_http_set_ctx(r, &imp->ctx, ngx_http_wechat_module);
+
+    rc = ngx_http_wechat_bindings_args(r, imp);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_http_wechat_import_keys(r, imp) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (r->method == NGX_HTTP_GET) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        ngx_str_set(&imp->cursor, "0");
+
+        return ngx_http_wechat_wait_redis(r,
+                                          ngx_http_wechat_export_page(r, imp));
+    }
+
+    return ngx_http_wechat_import_start(r, imp);
+}
+
+
+/* ?format=csv|ndjson&replace=&stream=&resync=&dry_run= */
+
+static ngx_int_t
+ngx_http_wechat_bindings_args(ngx_http_request_t *r,
+    ngx_http_wechat_import_t *imp)
+{
+    ngx_str_t   args[5];
+    ngx_uint_t  i;
+
+    static const char  *names[] = {
+        "format", "replace", "stream", "resync", "dry_run"
+    };
+
+    if (ngx_http_wechat_args(r, names, 5, args) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     if (args[0].len == 6 && ngx_strncmp(args[0].data, "ndjson", 6) == 0) {
         imp->ndjson = 1;
@@ -195,17 +234,33 @@ ngx_http_wechat_bindings_handler(ngx_http_request_t *r)
     imp->resync = args[3].len != 0;
     imp->dry_run = args[4].len != 0;
 
+    return NGX_OK;
+}
+
+
+/*
+ * The script's keys, the head of every batch's argv: the account's users,
+ * openids and resolutions, and this run's mark set, the users a resync's
+ * file names.
+ */
+
+static ngx_int_t
+ngx_http_wechat_import_keys(ngx_http_request_t *r,
+    ngx_http_wechat_import_t *imp)
+{
+    u_char                       mark[32];  /* 128 random bits, hex */
+    ngx_str_t                    suffix;
+    ngx_http_wechat_loc_conf_t  *wlcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
+
     imp->argv = ngx_palloc(r->pool, (NGX_HTTP_WECHAT_IMPORT_HEAD
                                      + 2 * NGX_HTTP_WECHAT_IMPORT_BATCH)
                                     * sizeof(ngx_str_t));
-    if (imp->argv == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /* one run's mark: the users a resync's file names */
-
-    if (wx_random_hex((char *) mark, sizeof(mark) / 2) != WX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (imp->argv == NULL
+        || wx_random_hex((char *) mark, sizeof(mark) / 2) != WX_OK)
+    {
+        return NGX_ERROR;
     }
 
     suffix.data = mark;
@@ -220,22 +275,10 @@ ngx_http_wechat_bindings_handler(ngx_http_request_t *r)
     if (imp->argv[1].len == 0 || imp->argv[2].len == 0
         || imp->argv[3].len == 0 || imp->argv[4].len == 0)
     {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
-    if (r->method == NGX_HTTP_GET) {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        ngx_str_set(&imp->cursor, "0");
-
-        return ngx_http_wechat_wait_redis(r,
-                                          ngx_http_wechat_export_page(r, imp));
-    }
-
-    return ngx_http_wechat_import_start(r, imp);
+    return NGX_OK;
 }
 
 
@@ -377,7 +420,8 @@ ngx_http_wechat_import_run(ngx_http_request_t *r,
                 ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                               "wechat bindings: the body was cut after "
                               "line %ui, applied through line %ui",
-                              imp->lineno, imp->applied);
+                              imp->lineno + ngx_http_wechat_import_unread(r),
+                              imp->applied);
                 ngx_http_finalize_request(r, rc);
                 return;
             }
@@ -396,6 +440,34 @@ ngx_http_wechat_import_run(ngx_http_request_t *r,
             return;
         }
     }
+}
+
+
+/*
+ * The lines nginx read in the call that found the client gone: they come
+ * with the error, unparsed (a slow worker, or one waiting for a batch,
+ * reads the last of the body and the close at once).
+ */
+
+static ngx_uint_t
+ngx_http_wechat_import_unread(ngx_http_request_t *r)
+{
+    u_char       *p;
+    ngx_uint_t    n;
+    ngx_chain_t  *cl;
+
+    n = 0;
+
+    for (cl = r->request_body ? r->request_body->bufs : NULL;
+         cl;
+         cl = cl->next)
+    {
+        for (p = cl->buf->pos; p < cl->buf->last; p++) {
+            n += (*p == '\n');
+        }
+    }
+
+    return n;
 }
 
 
@@ -1137,7 +1209,6 @@ static ngx_int_t
 ngx_http_wechat_export_lines(ngx_http_request_t *r,
     ngx_http_wechat_import_t *imp, redisReply *response, ngx_uint_t last)
 {
-    u_char        *p;
     ngx_int_t      rc;
     ngx_str_t      user, openid;
     ngx_buf_t     *b;
@@ -1151,29 +1222,12 @@ ngx_http_wechat_export_lines(ngx_http_request_t *r,
     for (i = 1; i <= response->elements; i += 2) {
 
         if (b == NULL || b->end - b->last < NGX_HTTP_WECHAT_EXPORT_LINE) {
-            cl = ngx_chain_get_free_buf(r->pool, &imp->free);
+            cl = ngx_http_wechat_export_buf(r, imp);
             if (cl == NULL) {
                 return NGX_ERROR;
             }
 
             b = cl->buf;
-
-            if (b->start == NULL) {
-                b->start = ngx_palloc(r->pool, NGX_HTTP_WECHAT_EXPORT_BUF);
-                if (b->start == NULL) {
-                    return NGX_ERROR;
-                }
-
-                b->end = b->start + NGX_HTTP_WECHAT_EXPORT_BUF;
-                b->temporary = 1;
-                b->tag = (ngx_buf_tag_t) &ngx_http_wechat_export_lines;
-            }
-
-            b->pos = b->start;
-            b->last = b->start;
-            b->flush = 1;
-            b->last_buf = 0;
-
             *ll = cl;
             ll = &cl->next;
         }
@@ -1196,24 +1250,8 @@ ngx_http_wechat_export_lines(ngx_http_request_t *r,
             continue;
         }
 
-        p = b->last;
-
-        if (imp->ndjson) {
-            p = ngx_cpymem(p, "{\"user\":\"", sizeof("{\"user\":\"") - 1);
-            p = ngx_http_wechat_json_copy(p, &user);
-            p = ngx_cpymem(p, "\",\"openid\":\"",
-                           sizeof("\",\"openid\":\"") - 1);
-            p = ngx_http_wechat_json_copy(p, &openid);
-            p = ngx_cpymem(p, "\"}\n", 3);
-
-        } else {
-            p = ngx_http_wechat_csv_copy(p, &user, 1);
-            *p++ = ',';
-            p = ngx_http_wechat_csv_copy(p, &openid, 0);
-            *p++ = '\n';
-        }
-
-        b->last = p;
+        b->last = ngx_http_wechat_export_line(b->last, imp->ndjson, &user,
+                                              &openid);
     }
 
     if (last) {
@@ -1226,6 +1264,65 @@ ngx_http_wechat_export_lines(ngx_http_request_t *r,
                             (ngx_buf_tag_t) &ngx_http_wechat_export_lines);
 
     return rc;
+}
+
+
+/* A buffer for lines: one sent earlier, or a new one. */
+
+static ngx_chain_t *
+ngx_http_wechat_export_buf(ngx_http_request_t *r,
+    ngx_http_wechat_import_t *imp)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    cl = ngx_chain_get_free_buf(r->pool, &imp->free);
+    if (cl == NULL) {
+        return NULL;
+    }
+
+    b = cl->buf;
+
+    if (b->start == NULL) {
+        b->start = ngx_palloc(r->pool, NGX_HTTP_WECHAT_EXPORT_BUF);
+        if (b->start == NULL) {
+            return NULL;
+        }
+
+        b->end = b->start + NGX_HTTP_WECHAT_EXPORT_BUF;
+        b->temporary = 1;
+        b->tag = (ngx_buf_tag_t) &ngx_http_wechat_export_lines;
+    }
+
+    b->pos = b->start;
+    b->last = b->start;
+    b->flush = 1;
+    b->last_buf = 0;
+
+    return cl;
+}
+
+
+/* One binding's line, CSV or NDJSON, at p: where it ends. */
+
+static u_char *
+ngx_http_wechat_export_line(u_char *p, ngx_uint_t ndjson, ngx_str_t *user,
+    ngx_str_t *openid)
+{
+    if (ndjson) {
+        p = ngx_cpymem(p, "{\"user\":\"", sizeof("{\"user\":\"") - 1);
+        p = ngx_http_wechat_json_copy(p, user);
+        p = ngx_cpymem(p, "\",\"openid\":\"", sizeof("\",\"openid\":\"") - 1);
+        p = ngx_http_wechat_json_copy(p, openid);
+        return ngx_cpymem(p, "\"}\n", 3);
+    }
+
+    p = ngx_http_wechat_csv_copy(p, user, 1);
+    *p++ = ',';
+    p = ngx_http_wechat_csv_copy(p, openid, 0);
+    *p++ = '\n';
+
+    return p;
 }
 
 

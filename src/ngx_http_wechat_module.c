@@ -73,8 +73,19 @@ static char *ngx_http_wechat_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_wechat_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static ngx_int_t ngx_http_wechat_key_prefix(ngx_conf_t *cf,
+    ngx_http_wechat_loc_conf_t *conf);
 static ngx_int_t ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
     ngx_http_wechat_loc_conf_t *conf);
+static ngx_int_t ngx_http_wechat_check_callback(ngx_conf_t *cf,
+    ngx_http_wechat_loc_conf_t *conf);
+static ngx_int_t ngx_http_wechat_check_scenes(ngx_conf_t *cf,
+    ngx_http_wechat_loc_conf_t *conf);
+static ngx_int_t ngx_http_wechat_check_jssdk(ngx_conf_t *cf,
+    ngx_http_wechat_loc_conf_t *conf, ngx_http_wechat_main_conf_t *wmcf);
+static ngx_int_t ngx_http_wechat_check_qrcode(ngx_conf_t *cf,
+    ngx_http_wechat_loc_conf_t *conf, ngx_http_wechat_main_conf_t *wmcf);
+static ngx_uint_t ngx_http_wechat_uses_account_keys(ngx_uint_t kind);
 static ngx_int_t ngx_http_wechat_check_account(ngx_conf_t *cf,
     ngx_http_wechat_loc_conf_t *conf);
 static ngx_int_t ngx_http_wechat_check_api(ngx_conf_t *cf,
@@ -107,6 +118,10 @@ static char *ngx_http_wechat_qrcode_rate(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wechat_poll_cookie(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_wechat_cookie_path(ngx_conf_t *cf, ngx_str_t *v,
+    ngx_http_wechat_loc_conf_t *wlcf);
+static ngx_int_t ngx_http_wechat_cookie_samesite(ngx_conf_t *cf,
+    ngx_str_t *v, ngx_http_wechat_loc_conf_t *wlcf);
 static ngx_int_t ngx_http_wechat_check_cookie(ngx_conf_t *cf,
     ngx_http_wechat_loc_conf_t *conf);
 static char *ngx_http_wechat_template_slot(ngx_conf_t *cf,
@@ -885,8 +900,7 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_wechat_loc_conf_t *prev = parent;
     ngx_http_wechat_loc_conf_t *conf = child;
 
-    u_char      *p;
-    ngx_uint_t   i;
+    ngx_uint_t  i;
 
     ngx_conf_merge_str_value(conf->appid, prev->appid, "");
     ngx_conf_merge_str_value(conf->token, prev->token, "");
@@ -951,16 +965,31 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         ngx_http_wechat_check_return(cf);
     }
 
-    /*
-     * One hash tag per account: every key a script touches hashes to the
-     * same Redis Cluster slot.
-     */
+    if (ngx_http_wechat_key_prefix(cf, conf) != NGX_OK
+        || ngx_http_wechat_cluster_tag(cf, conf) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * One hash tag per account: every key a script touches hashes to the
+ * same Redis Cluster slot.
+ */
+
+static ngx_int_t
+ngx_http_wechat_key_prefix(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
+{
+    u_char  *p;
 
     conf->key_prefix.len = conf->redis_prefix.len + conf->appid.len
                            + sizeof("{}:") - 1;
     conf->key_prefix.data = ngx_pnalloc(cf->pool, conf->key_prefix.len);
     if (conf->key_prefix.data == NULL) {
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     p = ngx_cpymem(conf->key_prefix.data, conf->redis_prefix.data,
@@ -970,8 +999,7 @@ ngx_http_wechat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     *p++ = '}';
     *p = ':';
 
-    return ngx_http_wechat_cluster_tag(cf, conf) == NGX_OK ? NGX_CONF_OK
-                                                           : NGX_CONF_ERROR;
+    return NGX_OK;
 }
 
 
@@ -981,7 +1009,6 @@ static ngx_int_t
 ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
     ngx_http_wechat_loc_conf_t *conf)
 {
-    ngx_str_t                    *appid;
     ngx_http_wechat_main_conf_t  *wmcf;
 
     wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wechat_module);
@@ -1007,14 +1034,7 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
     }
 
     if (conf->endpoint->kind == NGX_HTTP_WECHAT_CALLBACK) {
-        if ((conf->code_template.len
-             && ngx_http_wechat_check_api(cf, conf) != NGX_OK)
-            || ngx_http_wechat_check_links(cf, conf) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        return ngx_http_wechat_check_account(cf, conf);
+        return ngx_http_wechat_check_callback(cf, conf);
     }
 
     if (conf->endpoint->kind == NGX_HTTP_WECHAT_POLL && conf->poll_timeout) {
@@ -1030,22 +1050,71 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
         return NGX_ERROR;
     }
 
-    /* waiters hear of the end of a ticket refresh, whatever the token */
-
-    if (conf->endpoint->kind == NGX_HTTP_WECHAT_JSSDK) {
-        wmcf->pubsub = 1;
-
-        if (conf->jssdk_hosts == NULL) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"wechat_jssdk\" needs "
-                               "\"wechat_jssdk_hosts\": the hosts whose "
-                               "pages it signs");
-            return NGX_ERROR;
-        }
+    if (conf->endpoint->kind == NGX_HTTP_WECHAT_JSSDK
+        && ngx_http_wechat_check_jssdk(cf, conf, wmcf) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     if (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE
-        && conf->qrcode_kind == NGX_HTTP_WECHAT_KIND_LOGIN
+        && ngx_http_wechat_check_qrcode(cf, conf, wmcf) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_wechat_check_scenes(cf, conf);
+}
+
+
+/* a push's template message and links are checked with its account */
+
+static ngx_int_t
+ngx_http_wechat_check_callback(ngx_conf_t *cf,
+    ngx_http_wechat_loc_conf_t *conf)
+{
+    if ((conf->code_template.len
+         && ngx_http_wechat_check_api(cf, conf) != NGX_OK)
+        || ngx_http_wechat_check_links(cf, conf) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_wechat_check_account(cf, conf);
+}
+
+
+/* waiters hear of the end of a ticket refresh, whatever the token */
+
+static ngx_int_t
+ngx_http_wechat_check_jssdk(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf,
+    ngx_http_wechat_main_conf_t *wmcf)
+{
+    wmcf->pubsub = 1;
+
+    if (conf->jssdk_hosts == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wechat_jssdk\" needs "
+                           "\"wechat_jssdk_hosts\": the hosts whose "
+                           "pages it signs");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A login QR code that waits for a confirmation has its account's
+ * confirmations listened for; a bind QR code needs the site user.
+ */
+
+static ngx_int_t
+ngx_http_wechat_check_qrcode(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf,
+    ngx_http_wechat_main_conf_t *wmcf)
+{
+    ngx_str_t  *appid;
+
+    if (conf->qrcode_kind == NGX_HTTP_WECHAT_KIND_LOGIN
         && conf->qrcode_confirm)
     {
         appid = ngx_array_push(&wmcf->login_confirms);
@@ -1056,24 +1125,24 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
         *appid = conf->appid;
     }
 
-    if (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE
-        && conf->qrcode_kind == NGX_HTTP_WECHAT_KIND_BIND
-        && conf->user == NULL)
-    {
+    if (conf->qrcode_kind == NGX_HTTP_WECHAT_KIND_BIND && conf->user == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"wechat_qrcode bind\" needs \"wechat_scene_user\"");
+                           "\"wechat_qrcode bind\" needs "
+                           "\"wechat_scene_user\"");
         return NGX_ERROR;
     }
 
-    /* scenes and bindings live under their account's key prefix */
+    return NGX_OK;
+}
 
+
+/* What an endpoint of scenes or bindings needs, last. */
+
+static ngx_int_t
+ngx_http_wechat_check_scenes(ngx_conf_t *cf, ngx_http_wechat_loc_conf_t *conf)
+{
     if (conf->appid.len == 0
-        && (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE
-            || conf->endpoint->kind == NGX_HTTP_WECHAT_POLL
-            || conf->endpoint->kind == NGX_HTTP_WECHAT_BINDING
-            || conf->endpoint->kind == NGX_HTTP_WECHAT_BINDINGS
-            || conf->endpoint->kind == NGX_HTTP_WECHAT_REDEEM
-            || conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE_IMAGE))
+        && ngx_http_wechat_uses_account_keys(conf->endpoint->kind))
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"wechat_qrcode\", \"wechat_qrcode_image\", "
@@ -1094,11 +1163,26 @@ ngx_http_wechat_check_endpoint(ngx_conf_t *cf,
                            "issued a QR code for have an image");
         return NGX_ERROR;
     }
+
     if (conf->endpoint->kind == NGX_HTTP_WECHAT_QRCODE) {
         return ngx_http_wechat_check_cookie(cf, conf);
     }
 
     return NGX_OK;
+}
+
+
+/* scenes and bindings live under their account's key prefix */
+
+static ngx_uint_t
+ngx_http_wechat_uses_account_keys(ngx_uint_t kind)
+{
+    return kind == NGX_HTTP_WECHAT_QRCODE
+           || kind == NGX_HTTP_WECHAT_POLL
+           || kind == NGX_HTTP_WECHAT_BINDING
+           || kind == NGX_HTTP_WECHAT_BINDINGS
+           || kind == NGX_HTTP_WECHAT_REDEEM
+           || kind == NGX_HTTP_WECHAT_QRCODE_IMAGE;
 }
 
 
@@ -1866,11 +1950,7 @@ ngx_http_wechat_poll_cookie(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     u_char      *p;
     ngx_str_t   *value, v;
-    ngx_uint_t   i, j;
-
-    static ngx_str_t  samesite[] = {
-        ngx_string("Strict"), ngx_string("Lax"), ngx_string("None")
-    };
+    ngx_uint_t   i;
 
     if (wlcf->poll_cookie.data) {
         return "is duplicate";
@@ -1900,41 +1980,18 @@ ngx_http_wechat_poll_cookie(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         if (ngx_http_wechat_param(&value[i], "path=", &v)) {
-            for (p = v.data; p < v.data + v.len; p++) {
-                if (*p < ' ' || *p >= 0x7f || *p == ';') {
-                    break;
-                }
-            }
-
-            if (v.len == 0 || v.data[0] != '/' || p < v.data + v.len) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid cookie path \"%V\": it starts "
-                                   "with \"/\" and has no \";\" or "
-                                   "control character", &v);
+            if (ngx_http_wechat_cookie_path(cf, &v, wlcf) != NGX_OK) {
                 return NGX_CONF_ERROR;
             }
 
-            wlcf->cookie_path = v;
             continue;
         }
 
         if (ngx_http_wechat_param(&value[i], "samesite=", &v)) {
-            for (j = 0; j < 3; j++) {
-                if (samesite[j].len == v.len
-                    && ngx_strncasecmp(samesite[j].data, v.data, v.len) == 0)
-                {
-                    break;
-                }
-            }
-
-            if (j == 3) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid \"samesite=%V\", it must be "
-                                   "\"strict\", \"lax\" or \"none\"", &v);
+            if (ngx_http_wechat_cookie_samesite(cf, &v, wlcf) != NGX_OK) {
                 return NGX_CONF_ERROR;
             }
 
-            wlcf->cookie_samesite = samesite[j];
             continue;
         }
 
@@ -1950,6 +2007,62 @@ ngx_http_wechat_poll_cookie(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* path=: a path of the site, nothing that would end the attribute */
+
+static ngx_int_t
+ngx_http_wechat_cookie_path(ngx_conf_t *cf, ngx_str_t *v,
+    ngx_http_wechat_loc_conf_t *wlcf)
+{
+    u_char  *p;
+
+    for (p = v->data; p < v->data + v->len; p++) {
+        if (*p < ' ' || *p >= 0x7f || *p == ';') {
+            break;
+        }
+    }
+
+    if (v->len == 0 || v->data[0] != '/' || p < v->data + v->len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid cookie path \"%V\": it starts "
+                           "with \"/\" and has no \";\" or "
+                           "control character", v);
+        return NGX_ERROR;
+    }
+
+    wlcf->cookie_path = *v;
+
+    return NGX_OK;
+}
+
+
+/* samesite=: any case in the directive, the attribute's own spelling out */
+
+static ngx_int_t
+ngx_http_wechat_cookie_samesite(ngx_conf_t *cf, ngx_str_t *v,
+    ngx_http_wechat_loc_conf_t *wlcf)
+{
+    ngx_uint_t  j;
+
+    static ngx_str_t  samesite[] = {
+        ngx_string("Strict"), ngx_string("Lax"), ngx_string("None")
+    };
+
+    for (j = 0; j < 3; j++) {
+        if (samesite[j].len == v->len
+            && ngx_strncasecmp(samesite[j].data, v->data, v->len) == 0)
+        {
+            wlcf->cookie_samesite = samesite[j];
+            return NGX_OK;
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid \"samesite=%V\", it must be "
+                       "\"strict\", \"lax\" or \"none\"", v);
+    return NGX_ERROR;
 }
 
 

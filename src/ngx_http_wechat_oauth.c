@@ -48,6 +48,8 @@ static ngx_int_t ngx_http_wechat_oauth_init(ngx_conf_t *cf);
 static void *ngx_http_wechat_oauth_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_wechat_oauth_merge_loc_conf(ngx_conf_t *cf,
     void *parent, void *child);
+static char *ngx_http_wechat_oauth_check_conf(ngx_conf_t *cf,
+    ngx_http_wechat_oauth_loc_conf_t *conf);
 static char *ngx_http_wechat_oauth_callback(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_wechat_oauth_redirect_uri(ngx_conf_t *cf,
@@ -969,9 +971,6 @@ ngx_http_wechat_oauth_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_http_wechat_oauth_loc_conf_t *prev = parent;
     ngx_http_wechat_oauth_loc_conf_t *conf = child;
 
-    ngx_http_wechat_loc_conf_t   *wlcf;
-    ngx_http_wechat_main_conf_t  *wmcf;
-
     ngx_conf_merge_uint_value(conf->scope, prev->scope,
                               NGX_HTTP_WECHAT_OAUTH_OFF);
     ngx_conf_merge_uint_value(conf->outside, prev->outside,
@@ -1002,6 +1001,19 @@ ngx_http_wechat_oauth_merge_loc_conf(ngx_conf_t *cf, void *parent,
     if (conf->scope == NGX_HTTP_WECHAT_OAUTH_OFF && !conf->callback) {
         return NGX_CONF_OK;
     }
+
+    return ngx_http_wechat_oauth_check_conf(cf, conf);
+}
+
+
+/* What a protected location or a callback needs, where it is. */
+
+static char *
+ngx_http_wechat_oauth_check_conf(ngx_conf_t *cf,
+    ngx_http_wechat_oauth_loc_conf_t *conf)
+{
+    ngx_http_wechat_loc_conf_t   *wlcf;
+    ngx_http_wechat_main_conf_t  *wmcf;
 
     /* the account's conf is merged: its module comes first */
 

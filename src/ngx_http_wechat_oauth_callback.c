@@ -19,6 +19,8 @@
 #include "ngx_http_wechat_oauth.h"
 
 
+static ngx_int_t ngx_http_wechat_oauth_take(ngx_http_request_t *r,
+    ngx_http_wechat_oauth_ctx_t *octx);
 static ngx_int_t ngx_http_wechat_oauth_claim(ngx_http_request_t *r,
     ngx_http_wechat_oauth_ctx_t *octx);
 static void ngx_http_wechat_oauth_claimed(ngx_http_request_t *r,
@@ -123,6 +125,19 @@ ngx_http_wechat_oauth_callback_handler(ngx_http_request_t *r)
                    "This link is not one of ours.");
     }
 
+    return ngx_http_wechat_oauth_take(r, octx);
+}
+
+
+/*
+ * A well-formed code and state: a scene's state is claimed by the code
+ * alone, a sign-in's only by the browser whose state cookie it names.
+ */
+
+static ngx_int_t
+ngx_http_wechat_oauth_take(ngx_http_request_t *r,
+    ngx_http_wechat_oauth_ctx_t *octx)
+{
     /* Redis keeps a hash of the code: a code is a credential for 5 min */
 
     octx->code_hash.len = WX_SHA256_HEX_LEN;

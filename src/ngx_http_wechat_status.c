@@ -33,12 +33,9 @@ typedef struct {
 
 
 static const char *ngx_http_wechat_push_label(ngx_uint_t i);
-static const char *ngx_http_wechat_reject_label(ngx_uint_t i);
 static const char *ngx_http_wechat_poll_label(ngx_uint_t i);
-static const char *ngx_http_wechat_bucket_label(ngx_uint_t i);
 static const char *ngx_http_wechat_refresh_label(ngx_uint_t i);
 static const char *ngx_http_wechat_wakeup_label(ngx_uint_t i);
-static const char *ngx_http_wechat_qrcode_label(ngx_uint_t i);
 static const char *ngx_http_wechat_kind_label(ngx_uint_t i);
 static const char *ngx_http_wechat_family_value(ngx_http_wechat_family_t *f,
     ngx_uint_t i);
@@ -51,6 +48,21 @@ static size_t ngx_http_wechat_status_size(void);
 static u_char *ngx_http_wechat_status_family(u_char *p, u_char *last,
     ngx_http_wechat_family_t *f, ngx_atomic_uint_t *values);
 
+
+static const char *const  ngx_http_wechat_reject_labels[] = {
+    "missing", "signature", "timestamp", "msg_signature", "plaintext",
+    "xml", "decrypt", "too_large", "method", "replay", "field"
+};
+
+static const char *const  ngx_http_wechat_qrcode_labels[] = {
+    "new", "reused", "rate_limited"
+};
+
+/* the Redis latency buckets' upper bounds, as Prometheus writes them */
+static const char *const  ngx_http_wechat_bucket_labels[] = {
+    "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
+    "0.25", "0.5", "1", "+Inf"
+};
 
 static const char *const  ngx_http_wechat_redeem_labels[] = {
     "ok", "wrong", "burnt", "not_found"
@@ -77,8 +89,8 @@ static ngx_http_wechat_family_t  ngx_http_wechat_families[] = {
 
     { "wechat_pushes_rejected_total", "counter",
       "Pushes refused, by reason (signature and msg_signature are "
-      "signature failures).", "reason", ngx_http_wechat_reject_label,
-      NGX_HTTP_WECHAT_REJECT_REASONS, NULL },
+      "signature failures).", "reason", NULL,
+      NGX_HTTP_WECHAT_REJECT_REASONS, ngx_http_wechat_reject_labels },
 
     { "wechat_dedup_hits_total", "counter",
       "Retried pushes answered with the first answer.", NULL, NULL, 1,
@@ -166,8 +178,8 @@ static ngx_http_wechat_family_t  ngx_http_wechat_families[] = {
 
     { "wechat_qrcodes_total", "counter",
       "wechat_qrcode answers, by outcome: a new scene, a pending one given "
-      "back, refused over wechat_qrcode_rate.", "outcome",
-      ngx_http_wechat_qrcode_label, 3, NULL },
+      "back, refused over wechat_qrcode_rate.", "outcome", NULL, 3,
+      ngx_http_wechat_qrcode_labels },
 
     { "wechat_scenes_issued_total", "counter",
       "Scenes issued (stored in Redis), by kind.", "kind",
@@ -195,22 +207,13 @@ static ngx_http_wechat_family_t  ngx_http_wechat_families[] = {
       ngx_http_wechat_login_confirm_labels },
 
     { "wechat_redis_command_duration_seconds_bucket", "histogram",
-      "Redis command round trips.", "le", ngx_http_wechat_bucket_label,
-      NGX_HTTP_WECHAT_BUCKETS, NULL }
+      "Redis command round trips.", "le", NULL,
+      NGX_HTTP_WECHAT_BUCKETS, ngx_http_wechat_bucket_labels }
 };
 
 
 static const char *const  ngx_http_wechat_push_labels[] = {
     "unavailable", "unknown", "passed", "answered"
-};
-
-static const char *const  ngx_http_wechat_reject_labels[] = {
-    "missing", "signature", "timestamp", "msg_signature", "plaintext",
-    "xml", "decrypt", "too_large", "method", "replay", "field"
-};
-
-static const char *const  ngx_http_wechat_qrcode_labels[] = {
-    "new", "reused", "rate_limited"
 };
 
 static const char *const  ngx_http_wechat_api_endpoint_labels[] = {
@@ -221,11 +224,6 @@ static const char *const  ngx_http_wechat_api_result_labels[] = {
     "ok", "errcode", "failed"
 };
 
-/* the Redis latency buckets' upper bounds, as Prometheus writes them */
-static const char *const  ngx_http_wechat_bucket_labels[] = {
-    "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
-    "0.25", "0.5", "1", "+Inf"
-};
 
 
 ngx_int_t
@@ -473,13 +471,6 @@ ngx_http_wechat_wakeup_label(ngx_uint_t i)
 }
 
 
-static const char *
-ngx_http_wechat_qrcode_label(ngx_uint_t i)
-{
-    return ngx_http_wechat_qrcode_labels[i];
-}
-
-
 /* the kinds' names are the conf's, nul-terminated as ngx_string()s are */
 
 static const char *
@@ -513,18 +504,4 @@ static const char *
 ngx_http_wechat_poll_label(ngx_uint_t i)
 {
     return i < WX_SCENE_STATUSES ? wx_scene_status_name(i) : "unavailable";
-}
-
-
-static const char *
-ngx_http_wechat_reject_label(ngx_uint_t i)
-{
-    return ngx_http_wechat_reject_labels[i];
-}
-
-
-static const char *
-ngx_http_wechat_bucket_label(ngx_uint_t i)
-{
-    return ngx_http_wechat_bucket_labels[i];
 }

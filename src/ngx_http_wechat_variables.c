@@ -20,8 +20,11 @@ static ngx_int_t ngx_http_wechat_link_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_wechat_oauth_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
-static void ngx_http_wechat_str_value(ngx_http_variable_value_t *v,
-    ngx_str_t *s);
+static ngx_int_t ngx_http_wechat_found_value(ngx_http_variable_value_t *v,
+    u_char *data, size_t len);
+static ngx_int_t ngx_http_wechat_str_value(ngx_http_variable_value_t *v,
+    u_char *data, size_t len);
+static ngx_int_t ngx_http_wechat_not_found(ngx_http_variable_value_t *v);
 
 
 static ngx_http_variable_t  ngx_http_wechat_vars[] = {
@@ -107,19 +110,12 @@ ngx_http_wechat_event_variable(ngx_http_request_t *r,
     }
 
     if (ctx == NULL || !ctx->parsed) {
-        v->not_found = 1;
-        return NGX_OK;
+        return ngx_http_wechat_not_found(v);
     }
 
     field = (wx_span_t *) ((u_char *) &ctx->ev + data);
 
-    v->data = (u_char *) field->data;
-    v->len = field->len;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-
-    return NGX_OK;
+    return ngx_http_wechat_str_value(v, (u_char *) field->data, field->len);
 }
 
 
@@ -142,25 +138,20 @@ ngx_http_wechat_ctx_variable(ngx_http_request_t *r,
 
         octx = ngx_http_wechat_oauth_session(r);
 
-        if (octx == NULL || octx->user.len == 0) {
-            v->not_found = 1;
-            return NGX_OK;
+        if (octx == NULL) {
+            return ngx_http_wechat_not_found(v);
         }
 
-        ngx_http_wechat_str_value(v, &octx->user);
-        return NGX_OK;
+        return ngx_http_wechat_found_value(v, octx->user.data, octx->user.len);
     }
 
     if (ctx == NULL || !ctx->parsed) {
-        v->not_found = 1;
-        return NGX_OK;
+        return ngx_http_wechat_not_found(v);
     }
 
     s = (ngx_str_t *) ((u_char *) ctx + data);
 
-    ngx_http_wechat_str_value(v, s);
-
-    return NGX_OK;
+    return ngx_http_wechat_str_value(v, s->data, s->len);
 }
 
 
@@ -174,28 +165,26 @@ ngx_http_wechat_link_variable(ngx_http_request_t *r,
 
     ctx = ngx_http_wechat_get_ctx(r);
 
-    if (ctx == NULL || ctx->link_openid.len == 0) {
-        v->not_found = 1;
-        return NGX_OK;
+    if (ctx == NULL) {
+        return ngx_http_wechat_not_found(v);
     }
 
-    ngx_http_wechat_str_value(v, &ctx->link_openid);
-
-    return NGX_OK;
+    return ngx_http_wechat_found_value(v, ctx->link_openid.data,
+                                       ctx->link_openid.len);
 }
 
 
 /*
  * What wechat_oauth's valid session says: openid, unionid, and for the
- * userinfo scope nickname and avatar; for a push, its sender's unionid.  The core checked them for control
- * characters when it sealed and opened the session.
+ * userinfo scope nickname and avatar; for a push, its sender's unionid.
+ * The core checked them for control characters when it sealed and opened
+ * the session.
  */
 
 static ngx_int_t
 ngx_http_wechat_oauth_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    ngx_str_t                     value;
     wx_span_t                    *field;
     ngx_http_wechat_ctx_t        *ctx;
     ngx_http_wechat_oauth_ctx_t  *octx;
@@ -205,46 +194,58 @@ ngx_http_wechat_oauth_variable(ngx_http_request_t *r,
     if (ctx && ctx->parsed && data == offsetof(wx_session_t, unionid)) {
         /* a push's sender: what the claim found */
 
-        if (ctx->unionid.len == 0) {
-            v->not_found = 1;
-            return NGX_OK;
-        }
-
-        ngx_http_wechat_str_value(v, &ctx->unionid);
-        return NGX_OK;
+        return ngx_http_wechat_found_value(v, ctx->unionid.data,
+                                           ctx->unionid.len);
     }
 
     octx = ngx_http_wechat_oauth_session(r);
 
     if (octx == NULL) {
-        v->not_found = 1;
-        return NGX_OK;
+        return ngx_http_wechat_not_found(v);
     }
 
     field = (wx_span_t *) ((u_char *) &octx->session + data);
 
-    if (field->len == 0) {
-        v->not_found = 1;
-        return NGX_OK;
-    }
+    return ngx_http_wechat_found_value(v, (u_char *) field->data, field->len);
+}
 
-    value.data = (u_char *) field->data;
-    value.len = field->len;
 
-    ngx_http_wechat_str_value(v, &value);
+/* A value that may be empty but is there: a field of a parsed push. */
+
+static ngx_int_t
+ngx_http_wechat_str_value(ngx_http_variable_value_t *v, u_char *data,
+    size_t len)
+{
+    v->data = data;
+    v->len = len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
 
     return NGX_OK;
 }
 
 
-static void
-ngx_http_wechat_str_value(ngx_http_variable_value_t *v, ngx_str_t *s)
+/* An empty one is not found: what a session or a claim did not give. */
+
+static ngx_int_t
+ngx_http_wechat_found_value(ngx_http_variable_value_t *v, u_char *data,
+    size_t len)
 {
-    v->data = s->data;
-    v->len = s->len;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
+    if (len == 0) {
+        return ngx_http_wechat_not_found(v);
+    }
+
+    return ngx_http_wechat_str_value(v, data, len);
+}
+
+
+static ngx_int_t
+ngx_http_wechat_not_found(ngx_http_variable_value_t *v)
+{
+    v->not_found = 1;
+
+    return NGX_OK;
 }
 
 
@@ -259,15 +260,8 @@ ngx_http_wechat_retry_variable(ngx_http_request_t *r,
     ctx = ngx_http_wechat_get_ctx(r);
 
     if (ctx == NULL || !ctx->parsed || !ctx->retry) {
-        v->not_found = 1;
-        return NGX_OK;
+        return ngx_http_wechat_not_found(v);
     }
 
-    v->data = (u_char *) "1";
-    v->len = 1;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-
-    return NGX_OK;
+    return ngx_http_wechat_str_value(v, (u_char *) "1", 1);
 }

@@ -5,7 +5,9 @@
 # export (CSV and NDJSON, through HSCAN) is what was imported; a resync
 # removes what the file does not name, its dry run nothing; invalid lines
 # are reported by number; a body cut inside a line is refused, with no
-# batch applied beyond the lines the answer (or the log) names.
+# batch applied beyond the lines the answer (or the log) names, and the
+# log counts every line the client sent, even when it went away while a
+# batch was in Redis.
 
 use strict;
 use warnings;
@@ -320,6 +322,37 @@ sub suite {
     my $redis = start_redis();
     my $ng = start_nginx(http => conf("127.0.0.1:$redis->{port}"));
     suite('redis', $ng, sub { $redis });
+
+    # the rest of a body and the close come while a batch is in Redis:
+    # nginx reads them in one go with the close, and their lines count
+    {
+        my $slow = start_nginx(http => "    wechat_redis_timeout 4s;\n"
+                                       . conf("127.0.0.1:$redis->{port}"));
+        my $lines = join '', map { "e$_,oe$_\n" } 1 .. 3500;
+        my $batch = index($lines, 'e1001,');    # the first batch's lines
+        my ($port) = $slow->url('/') =~ /:(\d+)/;
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $port, Proto => 'tcp',
+                                      Timeout => 10) or die $!;
+        print $s "POST /bindings-b HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                 . (length($lines) + 100) . "\r\nConnection: close\r\n\r\n"
+                 . substr($lines, 0, $batch);
+        sleep 0.3;
+        kill 'STOP', $redis->{pid};
+        print $s substr($lines, $batch) . 'ecut,o';
+        sleep 0.3;
+        close $s;
+        sleep 0.3;
+        kill 'CONT', $redis->{pid};
+        my $log = '';
+        wait_until('the cut logged', sub {
+            ($log .= $slow->new_log) =~ /body was cut after line \d+/ }, 10);
+        my ($seen) = $log =~ /cut after line (\d+)/;
+        is($seen, 3500, 'a client gone while a batch is in Redis: its lines '
+                        . 'read');
+        $slow->check_log('gone during a batch');
+        $slow->stop;
+    }
 
     stop_redis($redis);
     wait_until('Redis gone', sub {

@@ -14,12 +14,11 @@ use warnings;
 use utf8;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Digest::SHA qw(hmac_sha256_hex sha1 sha256_hex);
+use Digest::SHA qw(hmac_sha256_hex sha256_hex);
 use Encode ();
-use HTTP::Tiny;
 use JSON::PP;
-use MIME::Base64 qw(encode_base64url);
 use Test::More;
+use WxOAuth;
 use WxTest;
 
 binmode Test::More->builder->$_, ':encoding(UTF-8)'
@@ -150,130 +149,8 @@ EOF
 
 my $P = "wx:{$appid}:";
 my $UA = 'Mozilla/5.0 (iPhone) AppleWebKit MicroMessenger/8.0.47 NetType/WIFI';
-my $http = HTTP::Tiny->new(max_redirect => 0, timeout => 10);
-
-# One request, no redirect followed; cookies given as { name => value }.
-sub get {
-    my ($url, %opt) = @_;
-    my %h = (%{ $opt{headers} // {} });
-    $h{'User-Agent'} = $opt{ua} // $UA;
-    $h{Cookie} = join '; ', map { "$_=$opt{cookies}{$_}" }
-                            sort keys %{ $opt{cookies} }
-        if $opt{cookies};
-    return $http->get($url, { headers => \%h });
-}
-
-sub set_cookies {
-    my ($res) = @_;
-    my $h = $res->{headers}{'set-cookie'} // [];
-    return ref $h ? @$h : ($h);
-}
-
-sub cookie_of {
-    my ($res, $name) = @_;
-    for (set_cookies($res)) {
-        return ($1, $_) if /^\Q$name\E=([^;]*)/;
-    }
-    return;
-}
-
-sub query_of {
-    my ($url) = @_;
-    my ($q) = $url =~ /\?([^#]*)/;
-    my %q;
-    for (split /&/, $q // '') {
-        my ($k, $v) = split /=/, $_, 2;
-        $v //= '';
-        s/%([0-9A-Fa-f]{2})/chr hex $1/ge for $k, $v;
-        $q{$k} = $v;
-    }
-    return \%q;
-}
-
-# The protected page, unauthenticated: the redirect to WeChat.
-sub start_auth {
-    my ($path, %opt) = @_;
-    my $res = get($ng->url($path), %opt);
-    my $loc = $res->{headers}{location} // '';
-    my ($browser) = cookie_of($res, 'wechat_oauth_state');
-    return { res => $res, location => $loc, q => query_of($loc),
-             browser => $browser // $opt{cookies}{wechat_oauth_state} };
-}
-
-# The fake's authorize page as the user openid answers it: the callback URL.
-sub authorize_as {
-    my ($a, $openid, $action) = @_;
-    (my $url = $a->{location}) =~ s/#.*//;
-    $url .= "&openid=$openid";
-    $url .= "&action=$action" if $action;
-    my $res = $http->get($url);
-    is($res->{status}, 302, "authorize page redirects for $openid")
-        or diag($res->{content});
-    return $res->{headers}{location};
-}
-
-sub callback {
-    my ($url, $browser) = @_;
-    $url =~ s{^\Q$origin\E}{};
-    return get($ng->url($url),
-               cookies => defined $browser
-                          ? { wechat_oauth_state => $browser } : undef);
-}
-
-# The whole flow for openid: the session cookie's value.
-sub sign_in {
-    my ($path, $openid) = @_;
-    my $a = start_auth($path);
-    my $res = callback(authorize_as($a, $openid), $a->{browser});
-    is($res->{status}, 302, "callback signs $openid in")
-        or diag($res->{content});
-    my ($session) = cookie_of($res, 'wechat_session');
-    return ($session, $res);
-}
-
-sub last_request {
-    my @r = $app->{requests}->();
-    return $r[-1] // '';
-}
-
-sub header_of {
-    my ($req, $name) = @_;
-    return $req =~ /^\Q$name\E: ([^\r\n]*)/mi ? $1 : undef;
-}
-
-# The fake's unionid, as its README defines it.
-sub unionid_of {
-    my ($openid) = @_;
-    return 'oU' . substr(encode_base64url(sha1("$platform\n$openid")), 0, 26);
-}
-
-# A session sealed here: "v1." hex(framed fields) "." hmac-sha256 hex.
-sub framed {
-    return join '', map { length(Encode::encode_utf8($_)) . ':'
-                          . Encode::encode_utf8($_) } @_;
-}
-
-sub seal {
-    my (%f) = @_;
-    my $fields = framed('wechat-oauth-session/1', $f{appid} // $appid,
-                        $f{openid}, $f{unionid} // '', $f{scope} // 'base',
-                        $f{expires}, $f{nickname} // '', $f{avatar} // '');
-    my $sealed = 'v1.' . unpack('H*', $fields);
-    return "$sealed." . hmac_sha256_hex($sealed, $f{key} // $key);
-}
-
-sub unseal {
-    my ($value) = @_;
-    my ($sealed, $mac) = $value =~ /^(v1\.[0-9a-f]+)\.([0-9a-f]{64})$/
-        or return;
-    my $bytes = pack 'H*', substr($sealed, 3);
-    my @f;
-    while (length $bytes) {
-        $bytes =~ s/^(\d+)://s or return;
-        push @f, Encode::decode_utf8(substr($bytes, 0, $1, ''));
-    }
-    return { mac => $mac, sealed => $sealed, fields => \@f };
-}
+my $http = oauth_site(ng => $ng, appid => $appid, key => $key, app => $app,
+                      ua => $UA, platform => $platform);
 
 # --- the flow ----------------------------------------------------------------
 
@@ -288,7 +165,7 @@ is($a->{q}{response_type}, 'code', 'response_type');
 is($a->{q}{scope}, 'snsapi_base', 'scope snsapi_base');
 like($a->{q}{state}, qr/^[0-9a-f]{32}$/, 'a state of 128 bits');
 like($a->{browser}, qr/^[0-9a-f]{32}$/, 'a state cookie of 128 bits');
-my (undef, $state_cookie) = cookie_of($a->{res}, 'wechat_oauth_state');
+my $state_cookie = set_cookie($a->{res}, 'wechat_oauth_state');
 like($state_cookie, qr/; Path=\/; Max-Age=300; HttpOnly; SameSite=Lax$/,
      'the state cookie: HttpOnly, SameSite=Lax, 5 minutes');
 is(redis_cmd($redis, 'GET', "${P}oauth:$a->{q}{state}"),
@@ -305,7 +182,8 @@ my $res = callback($cb, $a->{browser});
 is($res->{status}, 302, 'callback: 302') or diag($res->{content});
 is($res->{headers}{location}, "$origin/page?x=1",
    'back to the page asked for');
-my ($session, $line) = cookie_of($res, 'wechat_session');
+my $session = cookie_of($res, 'wechat_session');
+my $line = set_cookie($res, 'wechat_session');
 like($line, qr/; Path=\/; Max-Age=7200; HttpOnly; SameSite=Lax$/,
      'session cookie: HttpOnly, SameSite=Lax, its expiry');
 my $s = unseal($session);

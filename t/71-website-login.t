@@ -15,10 +15,10 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Digest::SHA qw(hmac_sha256_hex sha1);
-use HTTP::Tiny;
+use Digest::SHA qw(sha1);
 use MIME::Base64 qw(encode_base64url);
 use Test::More;
+use WxOAuth;
 use WxTest;
 
 plan skip_all => 'node not installed'
@@ -81,107 +81,17 @@ EOF
 my $P = "wx:{$appid}:";
 my $PC = 'Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0';
 my $PHONE = 'Mozilla/5.0 (iPhone) AppleWebKit MicroMessenger/8.0.47';
-my $http = HTTP::Tiny->new(max_redirect => 0, timeout => 10);
-
-sub get {
-    my ($url, %opt) = @_;
-    my %h = ('User-Agent' => $opt{ua} // $PC);
-    $h{Cookie} = join '; ', map { "$_=$opt{cookies}{$_}" }
-                            sort keys %{ $opt{cookies} }
-        if $opt{cookies};
-    return $http->get($url, { headers => \%h });
-}
-
-sub cookie_of {
-    my ($res, $name) = @_;
-    my $h = $res->{headers}{'set-cookie'} // [];
-    for (ref $h ? @$h : ($h)) {
-        return $1 if /^\Q$name\E=([^;]*)/;
-    }
-    return;
-}
-
-sub query_of {
-    my ($url) = @_;
-    my ($q) = $url =~ /\?([^#]*)/;
-    my %q;
-    for (split /&/, $q // '') {
-        my ($k, $v) = split /=/, $_, 2;
-        $v //= '';
-        s/%([0-9A-Fa-f]{2})/chr hex $1/ge for $k, $v;
-        $q{$k} = $v;
-    }
-    return \%q;
-}
-
-# The protected page without a session: where it sends the browser.
-sub start_login {
-    my ($path, %opt) = @_;
-    my $res = get($ng->url($path), %opt);
-    my $loc = $res->{headers}{location} // '';
-    return { res => $res, location => $loc, q => query_of($loc),
-             browser => cookie_of($res, 'wechat_oauth_state') };
-}
-
-# The fake's page as person's phone answers it: the callback URL.
-sub confirm_as {
-    my ($start, $person, $action) = @_;
-    (my $url = $start->{location}) =~ s/#.*//;
-    $url .= "&openid=$person&action=" . ($action // 'allow');
-    my $res = $http->get($url);
-    is($res->{status}, 302, "the fake's page redirects for $person")
-        or diag($res->{content});
-    return $res->{headers}{location} // '';
-}
-
-sub callback {
-    my ($url, $browser) = @_;
-    $url =~ s{^\Q$origin\E}{};
-    return get($ng->url($url),
-               cookies => defined $browser
-                          ? { wechat_oauth_state => $browser } : undef);
-}
-
-sub unionid_of {
-    my ($person) = @_;
-    return 'oU' . substr(encode_base64url(sha1("$platform\n$person")), 0, 26);
-}
+my $http = oauth_site(ng => $ng, appid => $appid, key => $key, app => $app,
+                      ua => $PC, platform => $platform);
 
 sub website_openid_of {
     my ($person) = @_;
     return 'oW' . substr(encode_base64url(sha1("$web_appid\n$person")), 0, 26);
 }
 
-# The session's fields, its MAC checked here.
-sub unseal {
-    my ($value) = @_;
-    my ($sealed, $mac) = ($value // '') =~ /^(v1\.[0-9a-f]+)\.([0-9a-f]{64})$/
-        or return;
-    return unless hmac_sha256_hex($sealed, $key) eq $mac;
-    my $bytes = pack 'H*', substr($sealed, 3);
-    my @f;
-    while (length $bytes) {
-        $bytes =~ s/^(\d+)://s or return;
-        push @f, substr($bytes, 0, $1, '');
-    }
-    my %s;
-    @s{qw(version appid openid unionid scope expires nickname avatar)} = @f;
-    return \%s;
-}
-
-sub header_of {
-    my ($req, $name) = @_;
-    return $req =~ /^\Q$name\E: ([^\r\n]*)/mi ? $1 : undef;
-}
-
-sub last_request {
-    my @r = $app->{requests}->();
-    return $r[-1] // '';
-}
-
 # --- the redirect to qrconnect ---------------------------------------------
 
-my $start = start_login('/pc/orders?tab=2');
+my $start = start_auth('/pc/orders?tab=2');
 is($start->{res}{status}, 302, 'no session on a PC: 302')
     or diag($start->{res}{content});
 like($start->{location}, qr{^\Q$fake->{url}\E/connect/qrconnect\?},
@@ -197,16 +107,16 @@ like(redis_cmd($redis, 'GET', "${P}oauth:$start->{q}{state}"),
      qr{^[0-9a-f]{64} login /pc/orders\?tab=2$},
      'the state holds the cookie hash, "login" and the path');
 
-my $phone = start_login('/pc/', ua => $PHONE);
+my $phone = start_auth('/pc/', ua => $PHONE);
 is($phone->{res}{status}, 302,
    "in WeChat's browser too: website login needs no \"open in WeChat\" page");
 
 # --- the official account knows the person, bound to a site user --------
 
-my $m = start_login('/m/', ua => $PHONE);
+my $m = start_auth('/m/', ua => $PHONE);
 like($m->{location}, qr{/connect/oauth2/authorize\?appid=$appid&},
      "the official account's page for wechat_oauth base");
-my $res = callback(confirm_as($m, 'oAlicePerson'), $m->{browser});
+my $res = callback(authorize_as($m, 'oAlicePerson'), $m->{browser});
 is($res->{status}, 302, 'signed in through the official account');
 my $union = unionid_of('oAlicePerson');
 is(redis_cmd($redis, 'HGET', "${P}unionids", "u:$union"), 'oAlicePerson',
@@ -217,7 +127,7 @@ redis_cmd($redis, 'HSET', "${P}users", 'alice', 'oAlicePerson');
 
 # --- website login: the same site user ----------------------------------
 
-my $back = confirm_as($start, 'oAlicePerson');
+my $back = authorize_as($start, 'oAlicePerson');
 my $cq = query_of($back);
 like($back, qr{^\Q$origin\E/oauth/callback\?}, 'back to the callback');
 is($cq->{state}, $start->{q}{state}, 'with our state');
@@ -259,8 +169,8 @@ is($res->{status}, 302,
    "a login session is not the official account's: /m/ asks WeChat");
 
 # a person the official account never saw: signed in, no site user
-my $bob = start_login('/pc/');
-$res = callback(confirm_as($bob, 'oBobPerson'), $bob->{browser});
+my $bob = start_auth('/pc/');
+$res = callback(authorize_as($bob, 'oBobPerson'), $bob->{browser});
 is($res->{status}, 302, 'a person unknown to the official account signs in');
 $res = get($ng->url('/pc/'),
            cookies => { wechat_session => cookie_of($res, 'wechat_session') });
@@ -272,8 +182,8 @@ is(header_of(last_request(), 'X-User'), undef, 'with no $wechat_user');
 $res = callback($back, $start->{browser});
 is($res->{status}, 403, 'the same state and code again: 403');
 
-my $other = start_login('/pc/');
-my $url = confirm_as($other, 'oAlicePerson');
+my $other = start_auth('/pc/');
+my $url = authorize_as($other, 'oAlicePerson');
 $res = callback($url, 'f' x 32);
 is($res->{status}, 403, "another browser's state cookie: 403");
 $res = callback($url, undef);
@@ -283,8 +193,8 @@ is($res->{status}, 403, 'no state cookie: 403');
 $res = callback($url, $other->{browser});
 is($res->{status}, 302, "refused elsewhere, the state's own browser: 302");
 
-my $forged = start_login('/pc/');
-$url = confirm_as($forged, 'oAlicePerson');
+my $forged = start_auth('/pc/');
+$url = authorize_as($forged, 'oAlicePerson');
 $url =~ s/state=[0-9a-f]+/state=${\('0' x 32)}/;
 $res = callback($url, $forged->{browser});
 is($res->{status}, 403, 'a state we never issued: 403');
@@ -293,22 +203,22 @@ $res = callback("$origin/oauth/callback?code=abc&state=x%0Ay",
 is($res->{status}, 400, 'a malformed state: 400');
 
 # the path to return to is only a local one: "//host" would be another site
-my $offsite = start_login('//pc/evil.example');
+my $offsite = start_auth('//pc/evil.example');
 like(redis_cmd($redis, 'GET', "${P}oauth:$offsite->{q}{state}"),
      qr{^[0-9a-f]{64} login /$}, 'a "//" path: the state returns to "/"');
-$res = callback(confirm_as($offsite, 'oAlicePerson'), $offsite->{browser});
+$res = callback(authorize_as($offsite, 'oAlicePerson'), $offsite->{browser});
 like($res->{headers}{location} // '', qr{^(\Q$origin\E)?/$},
      'and the callback sends the browser to "/", not off-site');
 
-my $deny = start_login('/pc/');
-$res = callback(confirm_as($deny, 'oAlicePerson', 'deny'), $deny->{browser});
+my $deny = start_auth('/pc/');
+$res = callback(authorize_as($deny, 'oAlicePerson', 'deny'), $deny->{browser});
 is($res->{status}, 403, 'refused on the phone (no code): 403');
 
 # a Website App's code on an official account's state: exchanged with the
 # official account's appid, which WeChat refuses (codes are per app)
-my $web = start_login('/pc/');
-my $web_code = query_of(confirm_as($web, 'oAlicePerson'))->{code};
-my $oa = start_login('/m/', ua => $PHONE);
+my $web = start_auth('/pc/');
+my $web_code = query_of(authorize_as($web, 'oAlicePerson'))->{code};
+my $oa = start_auth('/m/', ua => $PHONE);
 $res = callback("$origin/oauth/callback?code=$web_code&state=$oa->{q}{state}",
                 $oa->{browser});
 is($res->{status}, 403, "a Website App's code on an official account's state");

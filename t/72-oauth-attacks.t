@@ -11,13 +11,12 @@ use warnings;
 use utf8;
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Digest::SHA qw(hmac_sha256_hex sha256_hex);
 use Encode ();
-use HTTP::Tiny;
 use IO::Select;
 use IO::Socket::INET;
 use JSON::PP;
 use Test::More;
+use WxOAuth;
 use WxTest;
 
 plan skip_all => 'node not installed'
@@ -94,89 +93,9 @@ EOF
 
 my $P = "wx:{$appid}:";
 my $UA = 'Mozilla/5.0 (iPhone) AppleWebKit MicroMessenger/8.0.47 NetType/WIFI';
-my $http = HTTP::Tiny->new(max_redirect => 0, timeout => 15);
+my $http = oauth_site(ng => $ng, appid => $appid, key => $key, app => $app,
+                      ua => $UA, timeout => 15);
 my $json = JSON::PP->new->utf8->canonical;
-
-sub get {
-    my ($url, %opt) = @_;
-    my %h = ('User-Agent' => $UA);
-    $h{Cookie} = join '; ', map { "$_=$opt{cookies}{$_}" }
-                            sort keys %{ $opt{cookies} }
-        if $opt{cookies};
-    return $http->get($url, { headers => \%h });
-}
-
-sub cookie_of {
-    my ($res, $name) = @_;
-    my $h = $res->{headers}{'set-cookie'} // [];
-    for (ref $h ? @$h : ($h)) {
-        return $1 if /^\Q$name\E=([^;]*)/;
-    }
-    return;
-}
-
-sub query_of {
-    my ($url) = @_;
-    my ($q) = ($url // '') =~ /\?([^#]*)/;
-    my %q;
-    for (split /&/, $q // '') {
-        my ($k, $v) = split /=/, $_, 2;
-        $v //= '';
-        s/%([0-9A-Fa-f]{2})/chr hex $1/ge for $k, $v;
-        $q{$k} = $v;
-    }
-    return \%q;
-}
-
-# The protected path asked for without a session: the state and cookie.
-sub start_auth {
-    my ($path) = @_;
-    my $res = get($ng->url($path));
-    my $loc = $res->{headers}{location} // '';
-    return { res => $res, location => $loc, q => query_of($loc),
-             browser => cookie_of($res, 'wechat_oauth_state') };
-}
-
-# The fake's authorize page answered as openid: the callback path.
-sub authorize_as {
-    my ($a, $openid) = @_;
-    (my $url = $a->{location}) =~ s/#.*//;
-    my $res = $http->get("$url&openid=$openid");
-    is($res->{status}, 302, "the fake authorizes $openid")
-        or diag($res->{content});
-    (my $cb = $res->{headers}{location} // '') =~ s{^\Q$origin\E}{};
-    return $cb;
-}
-
-sub callback {
-    my ($path, $browser) = @_;
-    return get($ng->url($path),
-               cookies => $browser ? { wechat_oauth_state => $browser }
-                                   : undef);
-}
-
-# The whole flow for path and openid: the callback's answer.
-sub sign_in {
-    my ($path, $openid) = @_;
-    my $a = start_auth($path);
-    return callback(authorize_as($a, $openid), $a->{browser});
-}
-
-sub seal {
-    my (%f) = @_;
-    my $fields = join '', map { length($_) . ":$_" }
-        'wechat-oauth-session/1', $f{appid} // $appid, $f{openid},
-        $f{unionid} // '', $f{scope} // 'base', $f{expires},
-        $f{nickname} // '', $f{avatar} // '';
-    my $sealed = 'v1.' . unpack('H*', $fields);
-    return "$sealed." . hmac_sha256_hex($sealed, $f{key} // $key);
-}
-
-sub upstream_header {
-    my ($name) = @_;
-    my @r = $app->{requests}->();
-    return ($r[-1] // '') =~ /^\Q$name\E: ([^\r\n]*)/mi ? $1 : undef;
-}
 
 sub exchanges {
     return ($fake->counts->{'/sns/oauth2/access_token'} // {})->{calls} // 0;
@@ -221,7 +140,8 @@ $ng->check_log('encoded NUL');
 sub gets_at_once {
     my (@reqs) = @_;
     my @socks = map {
-        my ($path, $browser) = @$_;
+        my ($url, $browser) = @$_;
+        (my $path = $url) =~ s{^\Q$origin\E}{};
         my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
                                       PeerPort => $port, Proto => 'tcp')
             or die "connect: $!";
@@ -351,10 +271,10 @@ sub gets_at_once {
     my $session = cookie_of($res, 'wechat_session');
     $res = get($ng->url('/u/page'), cookies => { wechat_session => $session });
     is($res->{status}, 200, 'the userinfo page');
-    my $nick = upstream_header('X-Nick');
+    my $nick = header_of(last_request(), 'X-Nick');
     is($nick, 'Eve??X-Injected: 1?<script>?',
        'the nickname\'s control bytes are "?" in $wechat_nickname');
-    is(upstream_header('X-Injected'), undef, 'no header injected upstream');
+    is(header_of(last_request(), 'X-Injected'), undef, 'no header injected upstream');
     $ng->check_log('hostile nickname');
 
     $fake->user(openid => 'oMal', nickname => 'Mal',
@@ -384,7 +304,7 @@ sub gets_at_once {
     ok($session && length($session) <= 2048, 'a session of at most 2048 bytes');
     $res = get($ng->url('/u/page'), cookies => { wechat_session => $session // '' });
     is($res->{status}, 200, 'and it lets the user in');
-    is(upstream_header('X-Nick'), Encode::encode_utf8('长' x 42),
+    is(header_of(last_request(), 'X-Nick'), Encode::encode_utf8('长' x 42),
        'the nickname kept');
     $ng->check_log('long avatar');
 }
