@@ -278,8 +278,11 @@ sub logs {
 
 sub write_conf {
     my ($self, $http) = @_;
+    my $text = $self->conf_text($http);
+    # a test under `use utf8` writes its Chinese replies as characters
+    utf8::encode($text) if utf8::is_utf8($text);
     open my $fh, '>', "$self->{dir}/nginx.conf" or die $!;
-    print $fh $self->conf_text($http);
+    print $fh $text;
     close $fh;
 }
 
