@@ -39,12 +39,11 @@ my $fake = start_fake_wechat(appid => $appid, secret => $secret,
 my $port = free_port();
 my $origin = "http://127.0.0.1:$port";
 
-my $ng = start_nginx(port => $port, http => <<"EOF");
-    wechat_redis 127.0.0.1:$redis->{port};
-
-    server {
-        listen 127.0.0.1:PORT;
-
+# What the sites below have in common: the account, its OAuth, WeChat's
+# API (the fake), the callback; origin is the site's.
+sub account_conf {
+    my ($origin) = @_;
+    return <<"EOF";
         wechat_appid $appid;
         wechat_secret $secret;
         wechat_api_pass /wechat-api-upstream;
@@ -60,7 +59,16 @@ my $ng = start_nginx(port => $port, http => <<"EOF");
         location = /oauth/callback {
             wechat_oauth_callback;
         }
+EOF
+}
 
+my $ng = start_nginx(port => $port, http => <<"EOF");
+    wechat_redis 127.0.0.1:$redis->{port};
+
+    server {
+        listen 127.0.0.1:PORT;
+
+@{[ account_conf($origin) ]}
         # a callback inside a protected part of the site stays reachable
         location /protected/ {
             wechat_oauth base;
@@ -630,22 +638,7 @@ refused_by_wechat('WeChat down (HTTP 500)', sub {
     server {
         listen 127.0.0.1:PORT;
 
-        wechat_appid $appid;
-        wechat_secret $secret;
-        wechat_api_pass /wechat-api-upstream;
-        wechat_oauth_secret $key;
-        wechat_oauth_redirect_uri http://127.0.0.1:$cport/oauth/callback;
-        wechat_oauth_authorize_url $fake->{url}/connect/oauth2/authorize;
-
-        location /wechat-api-upstream/ {
-            internal;
-            proxy_pass $fake->{url}/;
-        }
-
-        location = /oauth/callback {
-            wechat_oauth_callback;
-        }
-
+@{[ account_conf("http://127.0.0.1:$cport") ]}
         location = /binding {
             wechat_binding;
         }
