@@ -89,6 +89,8 @@ ngx_http_wechat_oauth_scene_of(ngx_http_request_t *r, ngx_str_t *state,
 /*
  * The scene resolved with the openid, as a scan: the scan's query record
  * is the code's (its hash names it, its first 40 digits are the digest).
+ * A unionid the code exchange named is kept in the same script, as the
+ * protected location's callback keeps it.
  */
 
 ngx_int_t
@@ -102,6 +104,8 @@ ngx_http_wechat_oauth_scene_resolve(ngx_http_request_t *r,
 
     ctx->scene = octx->scene;
     ctx->ev.from_user = octx->token.openid;
+    ctx->unionid.data = (u_char *) octx->token.unionid.data;
+    ctx->unionid.len = octx->token.unionid.len;
     ctx->signature = *hash;
     ngx_memcpy(ctx->digest, hash->data, WX_SHA1_HEX_LEN);
 

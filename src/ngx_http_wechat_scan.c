@@ -57,7 +57,9 @@ ngx_http_wechat_resolve(ngx_http_request_t *r, ngx_http_wechat_ctx_t *ctx)
  * The RESOLVE script for ctx->scene and the openid ctx->ev.from_user, the
  * scan's query recorded under ctx->signature with ctx->digest; handler
  * gets the answer.  shown: the answer carries the new code (a passive
- * reply, a page), so that a retry's gets a new one.
+ * reply, a page), so that a retry's gets a new one.  ctx->unionid, when
+ * WeChat named one (a method-1 link's code exchange), is kept beside the
+ * openid in the same script.
  */
 
 ngx_int_t
@@ -65,7 +67,7 @@ ngx_http_wechat_resolve_scene(ngx_http_request_t *r,
     ngx_http_wechat_ctx_t *ctx, ngx_http_wechat_redis_handler_pt handler,
     ngx_uint_t shown)
 {
-    ngx_str_t                    argv[15], openid, digest, ttl, hash;
+    ngx_str_t                    argv[17], openid, digest, ttl, hash;
     ngx_http_wechat_loc_conf_t  *wlcf;
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wechat_module);
@@ -90,36 +92,44 @@ ngx_http_wechat_resolve_scene(ngx_http_request_t *r,
     openid.data = (u_char *) ctx->ev.from_user.data;
     openid.len = ctx->ev.from_user.len;
 
-    /* keys: scene, query, then stream, users, openids */
+    /* keys: scene, query, then stream, users, openids, unionids */
 
-    ngx_str_set(&argv[0], "5");
+    ngx_str_set(&argv[0], "6");
     argv[1] = ngx_http_wechat_key(r, wlcf, "scene:", &ctx->scene);
     argv[2] = ngx_http_wechat_key(r, wlcf, "query:", &ctx->signature);
-    argv[6] = wlcf->key_prefix;
-    argv[7] = openid;
-    argv[8] = ngx_http_wechat_now(r);
-    argv[9] = ctx->scene;
-    argv[10] = ngx_http_wechat_stream_maxlen;
-    argv[11] = digest;
-    argv[12] = ttl;
-    argv[13] = hash;
+    argv[6] = ngx_http_wechat_key(r, wlcf, "unionids", NULL);
+    argv[7] = wlcf->key_prefix;
+    argv[8] = openid;
+    argv[9] = ngx_http_wechat_now(r);
+    argv[10] = ctx->scene;
+    argv[11] = ngx_http_wechat_stream_maxlen;
+    argv[12] = digest;
+    argv[13] = ttl;
+    argv[14] = hash;
 
     if (shown) {
-        ngx_str_set(&argv[14], "1");
+        ngx_str_set(&argv[15], "1");
 
     } else {
-        ngx_str_set(&argv[14], "0");
+        ngx_str_set(&argv[15], "0");
+    }
+
+    if (ctx->unionid.len) {
+        argv[16] = ctx->unionid;
+
+    } else {
+        ngx_str_set(&argv[16], "");
     }
 
     if (ngx_http_wechat_binding_keys(r, wlcf, &argv[3]) != NGX_OK
         || argv[1].data == NULL || argv[2].data == NULL
-        || argv[8].data == NULL)
+        || argv[6].data == NULL || argv[9].data == NULL)
     {
         return NGX_ERROR;
     }
 
     return ngx_http_wechat_redis_command(r, handler,
-                                         NGX_HTTP_WECHAT_SCRIPT_RESOLVE, 15,
+                                         NGX_HTTP_WECHAT_SCRIPT_RESOLVE, 17,
                                          argv);
 }
 

@@ -118,7 +118,8 @@ struct ngx_http_wechat_ctx_s {
     wx_event_t                  ev;
     ngx_str_t                   scene;
     ngx_str_t                   user;
-    ngx_str_t                   unionid;        /* a push sender's */
+    ngx_str_t                   unionid;        /* a push sender's, a
+                                                   method-1 phone's */
     ngx_str_t                   openid;         /* wechat_binding's */
     ngx_str_t                   link_openid;    /* a verified link's */
     ngx_str_t                  *link_fields;    /* a confirm link's, checked */

@@ -20,6 +20,7 @@ use JSON::PP;
 use Test::More;
 use WxOAuth;
 use WxTest;
+use WxTopology;
 
 binmode Test::More->builder->$_, ':encoding(UTF-8)'
     for qw(output failure_output todo_output);
@@ -38,12 +39,11 @@ my $fake = start_fake_wechat(appid => $appid, secret => $secret,
 my $port = free_port();
 my $origin = "http://127.0.0.1:$port";
 
-my $ng = start_nginx(port => $port, http => <<"EOF");
-    wechat_redis 127.0.0.1:$redis->{port};
-
-    server {
-        listen 127.0.0.1:PORT;
-
+# What the sites below have in common: the account, its OAuth, WeChat's
+# API (the fake), the callback; origin is the site's.
+sub account_conf {
+    my ($origin) = @_;
+    return <<"EOF";
         wechat_appid $appid;
         wechat_secret $secret;
         wechat_api_pass /wechat-api-upstream;
@@ -59,7 +59,16 @@ my $ng = start_nginx(port => $port, http => <<"EOF");
         location = /oauth/callback {
             wechat_oauth_callback;
         }
+EOF
+}
 
+my $ng = start_nginx(port => $port, http => <<"EOF");
+    wechat_redis 127.0.0.1:$redis->{port};
+
+    server {
+        listen 127.0.0.1:PORT;
+
+@{[ account_conf($origin) ]}
         # a callback inside a protected part of the site stays reachable
         location /protected/ {
             wechat_oauth base;
@@ -257,6 +266,32 @@ $ng->check_log('unionid');
 
 # --- method 1: scenes by OAuth link ------------------------------------------------
 
+# A method-1 resolution by openid kept the unionid of the code exchange as
+# the protected location's callback keeps it, in the Redis at r: both
+# directions, one stream entry for the pair, and wechat_binding at site
+# finds the user bound by it.
+sub unionid_kept {
+    my ($r, $site, $openid, $user, $name) = @_;
+    my $union = unionid_of($openid);
+    is(redis_cmd($r, 'HGET', "${P}unionids", $openid), $union,
+       "$name: unionids: openid -> unionid");
+    is(redis_cmd($r, 'HGET', "${P}unionids", "u:$union"), $openid,
+       "$name: unionids: u:unionid -> openid");
+    my @entries = grep {
+        my %f = @{ $_->[1] };
+        ($f{kind} // '') eq 'unionid' && ($f{openid} // '') eq $openid
+    } @{ redis_cmd($r, 'XRANGE', "${P}resolutions", '-', '+') };
+    is(scalar @entries, 1, "$name: one resolutions entry names the pair");
+    my %f = @{ $entries[0][1] // [] };
+    is($f{unionid}, $union, "$name: the entry's unionid");
+    like($f{time} // '', qr/^\d+$/, "$name: and its time");
+    my $res = http_req('GET', $site->url("/binding?unionid=$union"));
+    is($res->{status}, 200, "$name: wechat_binding ?unionid=: 200");
+    is_deeply(eval { $json->decode($res->{content}) },
+              { unionid => $union, openid => $openid, user => $user },
+              "$name: it finds the openid and the user");
+}
+
 # The PC asks for a scene; the phone opens its link in WeChat.
 sub issue_m1 {
     my ($path, %h) = @_;
@@ -296,11 +331,13 @@ like(Encode::decode_utf8($res->{content}), qr/绑定成功/, 'the phone page: bo
 is(poll_m1($q)->{status}, 'bound', 'the PC\'s poll sees it bound');
 is(redis_cmd($redis, 'HGET', "${P}users", 'henry'), 'oHenry',
    'henry is bound to the phone\'s openid');
+unionid_kept($redis, $ng, 'oHenry', 'henry', 'method 1 bind');
 
 $res = open_m1($q, 'oHenry');
 is($res->{status}, 200, 'the same link again, a new code: answered');
 like(Encode::decode_utf8($res->{content}), qr/绑定成功/,
      'the first answer again (a scan\'s retry)');
+unionid_kept($redis, $ng, 'oHenry', 'henry', 'method 1 again');
 $ng->check_log('method 1 bind');
 
 $q = issue_m1('/m1/bind', 'X-Site-User' => 'ivy');
@@ -329,6 +366,8 @@ ok($answer->{code}, 'with the login code to redeem');
 $q = issue_m1('/m1/login');
 open_m1($q, 'oStranger');
 is(poll_m1($q)->{status}, 'unbound', 'method 1 login by an unbound openid');
+unionid_kept($redis, $ng, 'oStranger', undef,
+             'method 1 login, unbound: the unionid kept all the same');
 
 $q = issue_m1('/m1/code');
 $res = open_m1($q, 'oKate');
@@ -582,6 +621,53 @@ refused_by_wechat('WeChat down (HTTP 500)', sub {
                          . "&redirect_uri=http://x/&response_type=code"
                          . "&scope=snsapi_base&state=s");
     is($res->{status}, 400, 'fake: authorize with an unknown appid: 400');
+}
+
+# --- method 1 on a Redis Cluster --------------------------------------------------------
+
+# The resolution and its unionid in one script, sent to the node of the
+# account's slot, where the unionids hash lives too.  Last: the helpers
+# are pointed at this site.
+{
+    my @nodes = start_cluster(count => 3);
+    my $owner = cluster_owner(cluster_slot($nodes[0], "{$appid}"), @nodes);
+    my $cport = free_port();
+    my $cng = start_nginx(port => $cport, http => <<"EOF");
+    wechat_redis cluster=127.0.0.1:$nodes[0]{port},127.0.0.1:$nodes[1]{port};
+
+    server {
+        listen 127.0.0.1:PORT;
+
+@{[ account_conf("http://127.0.0.1:$cport") ]}
+        location = /binding {
+            wechat_binding;
+        }
+
+        location = /m1/bind {
+            wechat_qrcode_oauth on;
+            wechat_qrcode_confirm off;
+            wechat_scene_user \$http_x_site_user;
+            wechat_qrcode bind;
+        }
+    }
+EOF
+    oauth_site(ng => $cng, appid => $appid, key => $key, app => $app,
+               ua => $UA, platform => $platform);
+    wait_until('the slot map', sub {
+        http_req('GET', $cng->url('/binding?user=nobody'))->{status} == 404 },
+        20);
+
+    my $res = http_req('POST', $cng->url('/m1/bind'),
+                       headers => { 'X-Site-User' => 'lily' });
+    is($res->{status}, 200, 'cluster: a method-1 scene') or diag($res->{content});
+    my $cq = eval { $json->decode($res->{content}) } // {};
+    $res = callback(authorize_as({ location => $cq->{url} }, 'oLily'), undef);
+    like(Encode::decode_utf8($res->{content} // ''), qr/绑定成功/,
+         'cluster: the phone opens the link: bound');
+    is(redis_cmd($owner, 'HGET', "${P}users", 'lily'), 'oLily',
+       'cluster: lily is bound on the slot\'s node');
+    unionid_kept($owner, $cng, 'oLily', 'lily', 'cluster');
+    $cng->check_log('method 1 on a cluster');
 }
 
 done_testing();

@@ -1,9 +1,11 @@
--- uses: claim bind
--- RESOLVE: KEYS scene, the signed query's record, stream, users, openids;
--- ARGV prefix (for the channel), openid, now, scene, stream maxlen, digest
--- of what the query signed, query record ttl, the hash of a fresh verification
--- code, "1" when the answer carries that code (the passive reply: a
--- retry's answer then carries a new one).
+-- uses: claim bind keep_unionid
+-- RESOLVE: KEYS scene, the signed query's record, stream, users, openids,
+-- unionids; ARGV prefix (for the channel), openid, now, scene, stream
+-- maxlen, digest of what the query signed, query record ttl, the hash of
+-- a fresh verification code, "1" when the answer carries that code (the
+-- passive reply: a retry's answer then carries a new one), the unionid
+-- WeChat named for the openid (a method-1 link's code exchange) or "".
+-- A unionid is kept first, as keep_unionid says, whatever the outcome.
 -- A bind scene becomes bound or conflict, a login scene confirmed (the
 -- openid is bound) or unbound, a code scene code_sent with the code's
 -- hash; the scene keeps the openid and the time of its answer.  What needs
@@ -17,6 +19,9 @@
 -- "dup"; a replayed query { "replay" }.
 if claim(KEYS[2], ARGV[6], ARGV[7]) == 'replay' then return { 'replay' } end
 local p, openid, now = ARGV[1], ARGV[2], ARGV[3]
+if ARGV[10] ~= '' then
+  keep_unionid(KEYS[6], KEYS[3], openid, ARGV[10], now, ARGV[5])
+end
 local s = redis.call('HMGET', KEYS[1], 'status', 'user', 'openid', 'kind',
                      'time', 'confirm')
 local waiting = s[1] == 'scanned' or s[1] == 'confirming'

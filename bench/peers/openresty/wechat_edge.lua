@@ -231,17 +231,20 @@ function _M.push()
     end
 
     local res
-    res, err = red:evalsha(resolve_sha, 5,
+    res, err = red:evalsha(resolve_sha, 6,
         prefix .. "scene:" .. scene, prefix .. "query:" .. sig,
         prefix .. "resolutions", prefix .. "users", prefix .. "openids",
-        prefix, from, now, scene, STREAM_MAXLEN, digest, query_ttl, "", "1")
+        prefix .. "unionids",
+        prefix, from, now, scene, STREAM_MAXLEN, digest, query_ttl, "", "1",
+        "")
 
     if not res and err and find(err, "NOSCRIPT", 1, true) then
-        res, err = red:eval(resolve_text, 5,
+        res, err = red:eval(resolve_text, 6,
             prefix .. "scene:" .. scene, prefix .. "query:" .. sig,
             prefix .. "resolutions", prefix .. "users", prefix .. "openids",
+            prefix .. "unionids",
             prefix, from, now, scene, STREAM_MAXLEN, digest, query_ttl, "",
-            "1")
+            "1", "")
     end
 
     if not res or type(res) ~= "table" then
