@@ -144,9 +144,14 @@ is($s->{appid}, $appid, "sealed for the site's account");
 is($s->{openid}, website_openid_of('oAlicePerson'),
    "the Website App's openid for the person");
 is($s->{unionid}, $union, 'the unionid the official account shares');
-like($fake->log_text,
-     qr{/sns/oauth2/access_token\?appid=$web_appid&secret=\*\*\*},
-     "the code exchanged with the Website App's appid (and its secret)");
+# the fake logs a request once it has answered it: the line may lag
+ok(eval {
+       wait_until('the exchange in the fake platform\'s log', sub {
+           $fake->log_text
+               =~ qr{/sns/oauth2/access_token\?appid=$web_appid&secret=\*\*\*}
+       }, 5);
+       1 },
+   "the code exchanged with the Website App's appid (and its secret)");
 is(redis_cmd($redis, 'HGET', "${P}unionids", "u:$union"), 'oAlicePerson',
    "the Website App's openid does not replace the official account's");
 
