@@ -386,6 +386,32 @@ for my $acct (\%plain, \%safe) {
        'GET /_fake/account: an unknown account is 400');
 }
 
+{
+    # the demo's fake, whose control calls browsers reach: locked
+    my $locked = start_fake_wechat(appid => 'wxlockedaccount01', token => 'lockedTok',
+        aes_key => 'A' x 43, mode => 'compatible', callback => "$plain{base}/wx",
+        locked => 'yes');
+    my $switched = $locked->control('POST', 'account',
+                                    { appid => 'wxlockedaccount01', mode => 'plain' });
+    is($switched->{account}{mode}, 'plain', 'locked: the mode switches');
+    ok(!grep({ exists $switched->{account}{$_} } qw(secret token aes_key aesKey)),
+       'POST /_fake/account answers no secret, token or key');
+    for my $change ({ token => 'mine' }, { callback => 'http://evil.example/' },
+                    { secret => 'mine' }, { aes_key => 'B' x 43 }) {
+        my ($field) = keys %$change;
+        is($locked->control('POST', 'account',
+                            { appid => 'wxlockedaccount01', %$change })->{http_status},
+           403, "locked: POST /_fake/account refuses a $field");
+    }
+    is($locked->control('POST', 'account', { appid => 'wxnewaccount0001' })->{http_status},
+       403, 'locked: no new account');
+    for my $call (qw(scan send event verify)) {
+        is($locked->control('POST', $call, { scene => 'x', openid => 'oX', event => 'CLICK',
+                                             callback => 'http://127.0.0.1:1/' })->{http_status},
+           403, "locked: $call refuses a callback of the caller's");
+    }
+}
+
 # a scan of a ticket from qrcode/create carries that ticket
 my $wxtoken = $wx->access_token;
 my $q = $json->decode(http_req('POST', "$plain{base}/qrcode",

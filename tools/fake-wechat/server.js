@@ -68,6 +68,7 @@ function parseArgs(argv) {
     '--token-overlap': (v) => { config.tokenOverlap = Number(v); },
     '--push-timeout': (v) => { config.pushTimeout = Number(v); },
     '--ticket-quota': (v) => { config.ticketQuota = Number(v); },
+    '--locked': (v) => { config.locked = v === 'yes'; },
   };
   // account options apply to the account the last --appid started
   const perAccount = {
@@ -918,23 +919,30 @@ function expireTokens(res, body) {
   return sendJson(res, 200, { ok: true, expired });
 }
 
-// An account's public settings: what a demo page shows of it.
+// An account's public settings, what a demo page shows of it: never its
+// secret, token or key.
+function publicAccount({ appid, mode, kind, originalId }) {
+  return { appid, mode, kind, original_id: originalId };
+}
+
 function showAccount(res, url) {
   const account = accountOrFail(res, url.searchParams.get('appid') || undefined);
   if (!account) return undefined;
-  const { appid, mode, kind, originalId } = account;
-  return sendJson(res, 200, { appid, mode, kind, original_id: originalId });
+  return sendJson(res, 200, publicAccount(account));
 }
 
 function upsertAccount(res, body) {
   if (!body.appid) return sendJson(res, 400, { error: 'needs "appid"' });
+  if (config.locked && (!accounts.has(body.appid)
+      || Object.keys(body).some((k) => k !== 'appid' && k !== 'mode'))) {
+    return sendJson(res, 403, { error: 'locked: an account\'s mode only' });
+  }
   try {
     accounts.set(body.appid, makeAccount(body, accounts.get(body.appid)));
   } catch (e) {
     return sendJson(res, 400, { error: e.message });
   }
-  const { secret, ...shown } = accounts.get(body.appid);
-  return sendJson(res, 200, { ok: true, account: shown });
+  return sendJson(res, 200, { ok: true, account: publicAccount(accounts.get(body.appid)) });
 }
 
 function upsertUser(res, body) {
@@ -998,6 +1006,9 @@ async function handleControl(req, res, url) {
   const text = await readBody(req);
   const body = text ? parseJson(text) : {};
   if (!body) return sendJson(res, 400, { error: 'body is not a JSON object' });
+  if (config.locked && body.callback !== undefined) {
+    return sendJson(res, 403, { error: 'locked: pushes go to the account\'s callback' });
+  }
   return handler(res, body, url);
 }
 
