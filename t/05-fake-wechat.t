@@ -13,6 +13,7 @@ use File::Temp qw(tempfile);
 use IO::Socket::INET;
 use JSON::PP;
 use POSIX ();
+use HTTP::Tiny;
 use Test::More;
 use Time::HiRes qw(sleep time);
 use WxTest;
@@ -387,10 +388,11 @@ for my $acct (\%plain, \%safe) {
 }
 
 {
-    # the demo's fake, whose control calls browsers reach: locked
+    # the demo's fake, whose control calls browsers reach: locked, and its
+    # authorize page sends browsers back to the demo's host only
     my $locked = start_fake_wechat(appid => 'wxlockedaccount01', token => 'lockedTok',
         aes_key => 'A' x 43, mode => 'compatible', callback => "$plain{base}/wx",
-        locked => 'yes');
+        oauth_domain => 'demo.example', locked => 'yes');
     my $switched = $locked->control('POST', 'account',
                                     { appid => 'wxlockedaccount01', mode => 'plain' });
     is($switched->{account}{mode}, 'plain', 'locked: the mode switches');
@@ -409,6 +411,22 @@ for my $acct (\%plain, \%safe) {
         is($locked->control('POST', $call, { scene => 'x', openid => 'oX', event => 'CLICK',
                                              callback => 'http://127.0.0.1:1/' })->{http_status},
            403, "locked: $call refuses a callback of the caller's");
+    }
+    my $authorize = sub {
+        my ($redirect) = @_;
+        my $http = HTTP::Tiny->new(max_redirect => 0);
+        return $http->get($locked->url('/connect/oauth2/authorize?') . $http->www_form_urlencode({
+            appid => 'wxlockedaccount01', redirect_uri => $redirect, response_type => 'code',
+            scope => 'snsapi_base', openid => 'oVictim' }));
+    };
+    my $home = $authorize->('http://demo.example:8080/oauth/callback');
+    like($home->{headers}{location} // '', qr{^http://demo\.example:8080/oauth/callback\?code=},
+         '--oauth-domain: back to that host');
+    for my $elsewhere ('https://evil.example/', 'http://demo.example.evil.example/',
+                       'http://evil.example\@demo.example/x') {
+        my $res = $authorize->($elsewhere);
+        ok($res->{status} == 400 && !$res->{headers}{location},
+           "--oauth-domain: no redirect to $elsewhere");
     }
 }
 

@@ -284,6 +284,11 @@ SKIP: {
            scene => 'x', openid => 'oRemotePhone',
            callback => "http://127.0.0.1:$port{nginx}/metrics/wechat" })
        ->{status}, 403, 'a scan pushes to the account\'s callback only');
+    my $away = request('GET', "/connect/oauth2/authorize?appid=$appid"
+        . '&redirect_uri=https%3A%2F%2Fevil.example%2F&response_type=code'
+        . '&scope=snsapi_base&openid=oRemotePhone');
+    ok($away->{status} == 400 && !$away->{headers}{location},
+       'the authorize page sends browsers back to this site only');
 }
 
 # --- Ctrl-C: everything stops, the logs stay --------------------------------

@@ -731,7 +731,7 @@ sub start_fake_wechat {
     for my $a (@accounts) {
         push @args, '--appid', $a->{appid};
         for my $key (qw(secret token aes_key mode callback original_id
-                        open_platform kind)) {
+                        open_platform kind oauth_domain)) {
             (my $flag = $key) =~ tr/_/-/;
             push @args, "--$flag", $a->{$key} if defined $a->{$key};
         }

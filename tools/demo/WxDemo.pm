@@ -132,7 +132,10 @@ sub start {
     # locked: browsers reach its control API through nginx (/_fake/)
     my $fake = start_fake_wechat(port => $port{fake}, locked => 'yes',
         $opt{logs} ? (log => "$logs/fake-wechat.log") : (), accounts => [
-        { %ACCOUNT, callback => "$local_url/wechat" }, \%WEBSITE ]);
+        # its authorize pages send browsers back to this site only
+        { %ACCOUNT, callback => "$local_url/wechat",
+          oauth_domain => $url_host },
+        { %WEBSITE, oauth_domain => $url_host } ]);
     start_process(name => 'demo app', port => $port{app},
                   log => "$logs/app.log",
                   cmd => [ $ENV{NODE} // 'node', "$ROOT/tools/demo/app.js",

@@ -75,6 +75,7 @@ function parseArgs(argv) {
     '--secret': 'secret', '--token': 'token', '--aes-key': 'aes_key',
     '--mode': 'mode', '--callback': 'callback', '--original-id': 'original_id',
     '--open-platform': 'open_platform', '--kind': 'kind',
+    '--oauth-domain': 'oauth_domain',
   };
   for (let i = 0; i < argv.length; i += 2) {
     const [name, value] = [argv[i], argv[i + 1]];
@@ -116,6 +117,10 @@ function makeAccount(spec, previous = {}) {
       : previous.openPlatform,
     // an Open Platform Website App (网站应用) logs users in by qrconnect
     kind,
+    // the host a redirect_uri must have (网页授权域名, a Website App's
+    // 授权回调域); any without it
+    oauthDomain: merged.oauth_domain !== undefined ? merged.oauth_domain
+      : previous.oauthDomain,
   };
 }
 
@@ -542,7 +547,9 @@ function authorizePage(req, res, url) {
   const problem = !account ? 'appid 参数错误 (unknown appid)'
     : q.get('response_type') !== 'code' ? 'response_type 参数错误'
       : !page.scopes.includes(scope) ? 'scope 参数错误或没有 scope 权限'
-        : !target || !/^https?:$/.test(target.protocol) ? 'redirect_uri 参数错误' : null;
+        : !target || !/^https?:$/.test(target.protocol) ? 'redirect_uri 参数错误'
+          : account.oauthDomain && target.hostname !== account.oauthDomain
+            ? 'redirect_uri 域名与后台配置不一致 (10003)' : null;
   if (problem) {
     count(url.pathname, undefined, 400);
     return sendHtml(res, 400, `<!DOCTYPE html><meta charset="utf-8"><p>${htmlEscape(problem)}</p>`);
