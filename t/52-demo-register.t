@@ -2,8 +2,9 @@
 # as an attacker tries it, without a browser: the signed link forged,
 # changed or used twice; the registration cookie guessed or missing; a
 # cross-site post; names with markup or control characters; a name or a
-# WeChat that is bound already; and the code page's "unbound" answer for
-# a wrong code, a code redeemed twice or from another browser.
+# WeChat that is bound already; one name from several offers at once; and
+# the code page's "unbound" answer for a wrong code, a code redeemed twice
+# or from another browser.
 
 use strict;
 use warnings;
@@ -11,8 +12,10 @@ use utf8;
 use FindBin;
 use lib "$FindBin::Bin/lib", "$FindBin::Bin/../tools/demo";
 use HTTP::Tiny;
+use IO::Socket::INET;
 use JSON::PP;
 use Test::More;
+use Time::HiRes qw(sleep);
 use WxTest;
 use WxDemo;
 
@@ -144,6 +147,40 @@ is(register_as($follower, 'follower2'), 404, 'the offer is spent');
 # bound already
 is(register_as($again, 'follower3'), 409,
    'a WeChat bound already: no second account');
+
+# --- one name, from several offers at once ------------------------------------
+
+# Each racer's offer posts the same name while Redis is stopped, so that
+# every look-up waits: the app then answers them all at once.
+my @offers = map {
+    my $racer = browser();
+    $racer->('GET', register_link("oRacer$_") // '/register?none');
+    $racer->('GET', '/app/register')->{jar}{demo_register} // '';
+} 1 .. 6;
+my ($port) = $demo->{url} =~ /:(\d+)$/;
+my $body = $json->encode({ name => 'contested' });
+kill 'STOP', $demo->{redis}{pid};
+my @racing = map {
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                     PeerPort => $port, Timeout => 5)
+        or die "connect: $!";
+    print $sock "POST /app/register HTTP/1.0\r\nHost: 127.0.0.1\r\n"
+        . "Cookie: demo_register=$_\r\nContent-Type: application/json\r\n"
+        . 'Content-Length: ' . length($body) . "\r\n\r\n$body";
+    $sock;
+} @offers;
+sleep 0.3;
+kill 'CONT', $demo->{redis}{pid};
+my @statuses = map { (scalar <$_> // '') =~ m{^HTTP/1\.\d (\d+)} ? $1 : 0 }
+               @racing;
+is(join(' ', sort @statuses), join(' ', 200, (409) x 5),
+   'one name from six offers at once: one registers');
+my $binding = "http://127.0.0.1:$port/internal/binding";
+like($http->get("$binding?user=contested")->{content}, qr/"oRacer\d"/,
+     'the name is bound to a racer');
+is(scalar(grep { $http->get("$binding?openid=oRacer$_")->{status} == 404 }
+                1 .. 6),
+   5, 'and the other racers\' WeChats to nothing');
 
 # --- the code page's "unbound" -----------------------------------------------
 
