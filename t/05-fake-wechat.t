@@ -13,6 +13,7 @@ use File::Temp qw(tempfile);
 use IO::Socket::INET;
 use JSON::PP;
 use POSIX ();
+use HTTP::Tiny;
 use Test::More;
 use Time::HiRes qw(sleep time);
 use WxTest;
@@ -384,6 +385,49 @@ for my $acct (\%plain, \%safe) {
        'GET /_fake/account shows no secret');
     is($wx->control('GET', 'account?appid=wxnosuchaccount0000')->{http_status}, 400,
        'GET /_fake/account: an unknown account is 400');
+}
+
+{
+    # the demo's fake, whose control calls browsers reach: locked, and its
+    # authorize page sends browsers back to the demo's host only
+    my $locked = start_fake_wechat(appid => 'wxlockedaccount01', token => 'lockedTok',
+        aes_key => 'A' x 43, mode => 'compatible', callback => "$plain{base}/wx",
+        oauth_domain => 'demo.example', locked => 'yes');
+    my $switched = $locked->control('POST', 'account',
+                                    { appid => 'wxlockedaccount01', mode => 'plain' });
+    is($switched->{account}{mode}, 'plain', 'locked: the mode switches');
+    ok(!grep({ exists $switched->{account}{$_} } qw(secret token aes_key aesKey)),
+       'POST /_fake/account answers no secret, token or key');
+    for my $change ({ token => 'mine' }, { callback => 'http://evil.example/' },
+                    { secret => 'mine' }, { aes_key => 'B' x 43 }) {
+        my ($field) = keys %$change;
+        is($locked->control('POST', 'account',
+                            { appid => 'wxlockedaccount01', %$change })->{http_status},
+           403, "locked: POST /_fake/account refuses a $field");
+    }
+    is($locked->control('POST', 'account', { appid => 'wxnewaccount0001' })->{http_status},
+       403, 'locked: no new account');
+    for my $call (qw(scan send event verify)) {
+        is($locked->control('POST', $call, { scene => 'x', openid => 'oX', event => 'CLICK',
+                                             callback => 'http://127.0.0.1:1/' })->{http_status},
+           403, "locked: $call refuses a callback of the caller's");
+    }
+    my $authorize = sub {
+        my ($redirect) = @_;
+        my $http = HTTP::Tiny->new(max_redirect => 0);
+        return $http->get($locked->url('/connect/oauth2/authorize?') . $http->www_form_urlencode({
+            appid => 'wxlockedaccount01', redirect_uri => $redirect, response_type => 'code',
+            scope => 'snsapi_base', openid => 'oVictim' }));
+    };
+    my $home = $authorize->('http://demo.example:8080/oauth/callback');
+    like($home->{headers}{location} // '', qr{^http://demo\.example:8080/oauth/callback\?code=},
+         '--oauth-domain: back to that host');
+    for my $elsewhere ('https://evil.example/', 'http://demo.example.evil.example/',
+                       'http://evil.example\@demo.example/x') {
+        my $res = $authorize->($elsewhere);
+        ok($res->{status} == 400 && !$res->{headers}{location},
+           "--oauth-domain: no redirect to $elsewhere");
+    }
 }
 
 # a scan of a ticket from qrcode/create carries that ticket

@@ -66,14 +66,19 @@ my $json = JSON::PP->new->utf8;
            'the browser meets no URL of the fake\'s own');
     like($http, qr{^\s*wechat_jssdk_hosts [^;]*\bdemo\.example;}m,
          'wx.config is signed for the browser\'s host');
-    my ($fake) = $http =~ m{(location /_fake/ \{.*?\})}s;
+    my ($fake) = $http =~ m{(location ~ \^/_fake/\S* \{.*?\})}s;
     unlike($fake, qr{deny all}, 'the simulated phone answers other machines');
+    unlike($http, qr{location /_fake/ },
+           'the rest of the fake\'s control calls do not');
+    unlike($http, qr{location /connect/ },
+           'nor its API, through the authorize pages');
     my ($redeem) = $http =~ m{(location = /internal/redeem \{.*?\})}s;
     like($redeem, qr{allow 127\.0\.0\.1;\s*deny all;},
          'the internal locations stay local');
 
     my ($local) = WxDemo::http_block(\%port);
-    like($local, qr{location /_fake/ \{\s*allow 127\.0\.0\.1;\s*deny all;},
+    like($local,
+         qr{location ~ \^/_fake/\S* \{\s*allow 127\.0\.0\.1;\s*deny all;},
          'on loopback, the simulated phone stays local');
     is(() = $local =~ /^\s*listen /mg, 1, 'on loopback, one listen');
 }
@@ -223,6 +228,69 @@ my $back = request('GET', $callback, wechat => 1)->{headers}{location};
 like(request('GET', $back // "$url/none", wechat => 1)->{content},
      qr{id="m-openid">oRemotePhone<}, 'the mobile page knows the WeChat user');
 
+# --- what another machine does not reach ------------------------------------
+
+# The status line of a request sent as written: no client tidies its path.
+sub raw_status {
+    my ($method, $path) = @_;
+    my $sock = IO::Socket::INET->new(PeerAddr => $host,
+                                     PeerPort => $port{nginx}, Timeout => 5)
+        or return 0;
+    print $sock "$method $path HTTP/1.0\r\nHost: $host\r\n\r\n";
+    my ($status) = (scalar <$sock> // '') =~ m{^HTTP/1\.\d (\d+)};
+    return $status // 0;
+}
+
+SKIP: {
+    skip 'this machine has no address but loopback', 1 unless $remote;
+    for my $path ('/internal/binding?user=remote',
+                  '/internal/binding?openid=oRemotePhone',
+                  '/internal/redeem', '/metrics/wechat') {
+        is(request('GET', $path)->{status}, 403, "GET $path: 127.0.0.1's only");
+    }
+    is(request('DELETE', '/internal/binding?user=remote')->{status}, 403,
+       'nor an unbind');
+    is(request('POST', '/internal/redeem',
+               form => { scene => 'x', code => '1' })->{status},
+       403, 'nor a redeem');
+    is(raw_status('GET', '/wechat-api-upstream/cgi-bin/getcallbackip'), 404,
+       'nor the module\'s way to WeChat\'s API');
+    for my $call (['GET', 'counts'], ['GET', 'messages'], ['GET', 'tickets'],
+                  ['POST', 'reset'], ['POST', 'verify'], ['POST', 'fail'],
+                  ['POST', 'send'], ['POST', 'user']) {
+        my ($method, $name) = @$call;
+        is(raw_status($method, "/_fake/$name"), 404,
+           "$method /_fake/$name: not a call the pages make");
+    }
+    for my $path ('/connect/%2e%2e/_fake/counts', '/connect/..\\_fake/counts',
+                  '/connect/oauth2/authorize/..\\..\\..\\_fake/messages',
+                  '/connect/..\\cgi-bin/getcallbackip',
+                  '/_fake/account/..\\counts', '/_fake/%2e%2e/_fake/messages') {
+        isnt(raw_status('GET', $path), 200,
+             "GET $path: not through to the fake");
+    }
+    my $appid = $WxDemo::ACCOUNT{appid};
+    my $switch = request('POST', '/_fake/account',
+                         json => { appid => $appid, mode => 'plain' });
+    is($switch->{json}{account}{mode}, 'plain', 'the safe-mode switch');
+    for my $secret (@WxDemo::ACCOUNT{qw(secret token aes_key)}) {
+        unlike($switch->{content} . request('GET', '/_fake/account')->{content},
+               qr/\Q$secret\E/, 'no secret of the account in what it answers');
+    }
+    is(request('POST', '/_fake/account', json => {
+           appid => $appid, callback => 'http://127.0.0.1:1/' })->{status},
+       403, 'the account\'s callback stays');
+    is(request('POST', '/_fake/scan', json => {
+           scene => 'x', openid => 'oRemotePhone',
+           callback => "http://127.0.0.1:$port{nginx}/metrics/wechat" })
+       ->{status}, 403, 'a scan pushes to the account\'s callback only');
+    my $away = request('GET', "/connect/oauth2/authorize?appid=$appid"
+        . '&redirect_uri=https%3A%2F%2Fevil.example%2F&response_type=code'
+        . '&scope=snsapi_base&openid=oRemotePhone');
+    ok($away->{status} == 400 && !$away->{headers}{location},
+       'the authorize page sends browsers back to this site only');
+}
+
 # --- Ctrl-C: everything stops, the logs stay --------------------------------
 
 kill 'INT', $pid;
@@ -240,8 +308,12 @@ for my $file (@WxDemo::LOG_FILES) {
 my %log = map { $_ => WxDemo::slurp("$logs/$_") } @WxDemo::LOG_FILES;
 unlike($log{'error.log'}, qr/a line of the run before/,
        'the run before\'s log was replaced');
-unlike($log{'error.log'}, qr/\[(alert|emerg|crit|error)\]/,
-       'nginx logged nothing bad');
+# but the refusals of what another machine does not reach
+my $bad = join '', grep {
+    !m{access\ forbidden\ by\ rule
+       |open\(\)\ "[^"]*/html/(_fake|connect)/[^"]*"\ failed}x
+} split /^/, $log{'error.log'};
+unlike($bad, qr/\[(alert|emerg|crit|error)\]/, 'nginx logged nothing bad');
 like($log{'access.log'}, qr{"GET /m/ HTTP/1\.1" 302}, 'nginx\'s access log');
 like($log{'app.log'}, qr/session for remote/, 'the app\'s log');
 like($log{'fake-wechat.log'}, qr{POST /_fake/scan 200}, 'the fake\'s log');

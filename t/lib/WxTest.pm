@@ -714,7 +714,8 @@ sub start_process {
 # accounts => [{ appid, secret, token, aes_key, mode, callback,
 # original_id }], or one account's keys given directly; token_ttl and
 # token_overlap are in seconds, push_timeout in milliseconds, ticket_quota
-# the jsapi_ticket fetches an account may make; log the file of its output
+# the jsapi_ticket fetches an account may make, locked 'yes' for a control
+# API that browsers reach (README); log the file of its output
 # (by default in a temporary directory).  Returns a
 # WxTest::Fake: { url, port, pid, log } with helpers for the control API.
 sub start_fake_wechat {
@@ -725,14 +726,15 @@ sub start_fake_wechat {
     my @accounts = @{ $opt{accounts} // [ \%opt ] };
     $_->{appid} //= 'wxfakeapp' for @accounts;
     my @args = ('--port', $port);
-    for my $global (qw(token_ttl token_overlap push_timeout ticket_quota)) {
+    for my $global (qw(token_ttl token_overlap push_timeout ticket_quota
+                        locked)) {
         (my $flag = $global) =~ tr/_/-/;
         push @args, "--$flag", $opt{$global} if defined $opt{$global};
     }
     for my $a (@accounts) {
         push @args, '--appid', $a->{appid};
         for my $key (qw(secret token aes_key mode callback original_id
-                        open_platform kind)) {
+                        open_platform kind oauth_domain)) {
             (my $flag = $key) =~ tr/_/-/;
             push @args, "--$flag", $a->{$key} if defined $a->{$key};
         }

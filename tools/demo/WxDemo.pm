@@ -61,7 +61,7 @@ sub http_block {
 
     # the simulated phone for every browser that reaches the demo
     if (!loopback($host)) {
-        $http =~ s{(location\ /_fake/\ \{\n)
+        $http =~ s{(location\ \~\ \^/_fake/\S*\ \{\n)
                    \s*allow\ 127\.0\.0\.1;\n\s*deny\ all;\n}{$1}x
             or die "demo.conf: /_fake/ is not for 127.0.0.1 alone\n";
     }
@@ -129,9 +129,13 @@ sub start {
 
     my $redis = start_redis(port => $port{redis},
                             $opt{logs} ? (log => "$logs/redis.log") : ());
-    my $fake = start_fake_wechat(port => $port{fake},
+    # locked: browsers reach its control API through nginx (/_fake/)
+    my $fake = start_fake_wechat(port => $port{fake}, locked => 'yes',
         $opt{logs} ? (log => "$logs/fake-wechat.log") : (), accounts => [
-        { %ACCOUNT, callback => "$local_url/wechat" }, \%WEBSITE ]);
+        # its authorize pages send browsers back to this site only
+        { %ACCOUNT, callback => "$local_url/wechat",
+          oauth_domain => $url_host },
+        { %WEBSITE, oauth_domain => $url_host } ]);
     start_process(name => 'demo app', port => $port{app},
                   log => "$logs/app.log",
                   cmd => [ $ENV{NODE} // 'node', "$ROOT/tools/demo/app.js",

@@ -57,6 +57,10 @@ const sessions = new Map();   // session id -> site user
 // registration id -> { openid, expires }: only openids the edge vouched for
 // (a signed link, a redeemed code)
 const registrations = new Map();
+// names being registered: the look-up and the bind of one registration
+// are not interleaved with another's of the same name, which PUT would
+// let replace the binding the first made
+const registering = new Set();
 
 function log(line) {
   process.stderr.write(`${new Date().toISOString()} app: ${line}\n`);
@@ -253,10 +257,17 @@ const ROUTES = {
     if (typeof name !== 'string' || !NAME.test(name)) {
       return send(res, 400, { error: 'name: 1 to 32 letters, digits, _ . -' });
     }
-    const taken = await nginx('GET', `/internal/binding?user=${encodeURIComponent(name)}`);
-    if (taken.status === 200) return send(res, 409, { error: 'name taken' });
-    const bound = await nginx('PUT', `/internal/binding?user=${encodeURIComponent(name)}`
-      + `&openid=${encodeURIComponent(offer.openid)}`);
+    if (registering.has(name)) return send(res, 409, { error: 'name taken' });
+    registering.add(name);
+    let bound;
+    try {
+      const taken = await nginx('GET', `/internal/binding?user=${encodeURIComponent(name)}`);
+      if (taken.status === 200) return send(res, 409, { error: 'name taken' });
+      bound = await nginx('PUT', `/internal/binding?user=${encodeURIComponent(name)}`
+        + `&openid=${encodeURIComponent(offer.openid)}`);
+    } finally {
+      registering.delete(name);
+    }
     if (bound.status !== 200) {
       return send(res, bound.status === 409 ? 409 : 502,
         { error: bound.status === 409 ? 'this WeChat is bound already' : 'register failed' });

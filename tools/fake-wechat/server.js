@@ -68,12 +68,14 @@ function parseArgs(argv) {
     '--token-overlap': (v) => { config.tokenOverlap = Number(v); },
     '--push-timeout': (v) => { config.pushTimeout = Number(v); },
     '--ticket-quota': (v) => { config.ticketQuota = Number(v); },
+    '--locked': (v) => { config.locked = v === 'yes'; },
   };
   // account options apply to the account the last --appid started
   const perAccount = {
     '--secret': 'secret', '--token': 'token', '--aes-key': 'aes_key',
     '--mode': 'mode', '--callback': 'callback', '--original-id': 'original_id',
     '--open-platform': 'open_platform', '--kind': 'kind',
+    '--oauth-domain': 'oauth_domain',
   };
   for (let i = 0; i < argv.length; i += 2) {
     const [name, value] = [argv[i], argv[i + 1]];
@@ -115,6 +117,10 @@ function makeAccount(spec, previous = {}) {
       : previous.openPlatform,
     // an Open Platform Website App (网站应用) logs users in by qrconnect
     kind,
+    // the host a redirect_uri must have (网页授权域名, a Website App's
+    // 授权回调域); any without it
+    oauthDomain: merged.oauth_domain !== undefined ? merged.oauth_domain
+      : previous.oauthDomain,
   };
 }
 
@@ -541,7 +547,9 @@ function authorizePage(req, res, url) {
   const problem = !account ? 'appid 参数错误 (unknown appid)'
     : q.get('response_type') !== 'code' ? 'response_type 参数错误'
       : !page.scopes.includes(scope) ? 'scope 参数错误或没有 scope 权限'
-        : !target || !/^https?:$/.test(target.protocol) ? 'redirect_uri 参数错误' : null;
+        : !target || !/^https?:$/.test(target.protocol) ? 'redirect_uri 参数错误'
+          : account.oauthDomain && target.hostname !== account.oauthDomain
+            ? 'redirect_uri 域名与后台配置不一致 (10003)' : null;
   if (problem) {
     count(url.pathname, undefined, 400);
     return sendHtml(res, 400, `<!DOCTYPE html><meta charset="utf-8"><p>${htmlEscape(problem)}</p>`);
@@ -918,23 +926,30 @@ function expireTokens(res, body) {
   return sendJson(res, 200, { ok: true, expired });
 }
 
-// An account's public settings: what a demo page shows of it.
+// An account's public settings, what a demo page shows of it: never its
+// secret, token or key.
+function publicAccount({ appid, mode, kind, originalId }) {
+  return { appid, mode, kind, original_id: originalId };
+}
+
 function showAccount(res, url) {
   const account = accountOrFail(res, url.searchParams.get('appid') || undefined);
   if (!account) return undefined;
-  const { appid, mode, kind, originalId } = account;
-  return sendJson(res, 200, { appid, mode, kind, original_id: originalId });
+  return sendJson(res, 200, publicAccount(account));
 }
 
 function upsertAccount(res, body) {
   if (!body.appid) return sendJson(res, 400, { error: 'needs "appid"' });
+  if (config.locked && (!accounts.has(body.appid)
+      || Object.keys(body).some((k) => k !== 'appid' && k !== 'mode'))) {
+    return sendJson(res, 403, { error: 'locked: an account\'s mode only' });
+  }
   try {
     accounts.set(body.appid, makeAccount(body, accounts.get(body.appid)));
   } catch (e) {
     return sendJson(res, 400, { error: e.message });
   }
-  const { secret, ...shown } = accounts.get(body.appid);
-  return sendJson(res, 200, { ok: true, account: shown });
+  return sendJson(res, 200, { ok: true, account: publicAccount(accounts.get(body.appid)) });
 }
 
 function upsertUser(res, body) {
@@ -998,6 +1013,9 @@ async function handleControl(req, res, url) {
   const text = await readBody(req);
   const body = text ? parseJson(text) : {};
   if (!body) return sendJson(res, 400, { error: 'body is not a JSON object' });
+  if (config.locked && body.callback !== undefined) {
+    return sendJson(res, 403, { error: 'locked: pushes go to the account\'s callback' });
+  }
   return handler(res, body, url);
 }
 
